@@ -1,0 +1,60 @@
+# canary.istio — every target sets up what it needs (virtualenv, lab binaries, collection path).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | md5sum | cut -c1-8)
+COLLECTIONS := build/collections
+SANITY_DIR := build/sanity/ansible_collections/canary/istio
+LAB_DIR ?= .lab/default
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup venv binaries collection test test-unit lint sanity lab-up lab-down demo bench build clean
+
+setup: venv binaries collection
+
+venv: $(STAMP)
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -U pip
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+binaries: venv
+	$(PY) -m lab provision
+
+collection: venv
+	@$(PY) -m tests.helpers.collection >/dev/null
+
+test: setup
+	$(PY) -m pytest
+
+test-unit: venv collection
+	$(PY) -m pytest -m unit
+
+lint: setup sanity
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ansible-lint --offline
+
+# ansible-test needs a real ansible_collections/<ns>/<name> tree (it resolves symlinks) and
+# an offline get-pip (see tools/get_pip_offline.py).
+sanity: venv
+	@mkdir -p ~/.ansible/test/cache
+	@for v in 24_2 24_3 25_0 25_1; do cp tools/get_pip_offline.py ~/.ansible/test/cache/get_pip_$$v.py; done
+	@rm -rf $(SANITY_DIR) && mkdir -p $(SANITY_DIR)
+	@git ls-files -co --exclude-standard | grep -v '^build/' | rsync -a --files-from=- . $(SANITY_DIR)/
+	cd $(SANITY_DIR) && $(CURDIR)/$(VENV)/bin/ansible-test sanity --local --python 3.11 --color no
+
+lab-up: setup
+	$(PY) -m lab --dir $(LAB_DIR) up --dataplane
+
+lab-down: venv
+	$(PY) -m lab --dir $(LAB_DIR) down
+
+build: venv
+	@mkdir -p build/dist
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path build/dist
+
+clean:
+	rm -rf build

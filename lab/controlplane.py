@@ -1,0 +1,468 @@
+"""The lab's control plane: a real etcd and kube-apiserver on loopback.
+
+One lab lives in one directory (``lab.json`` there is its state). Two labs in two directories
+run side by side on their own free ports. Every process a lab starts is recorded with its pid
+and command line, so ``down`` stops exactly those and nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lab.kube import KubeClient, KubeError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = REPO_ROOT / ".lab" / "default"
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "canary-istio-lab"
+CRD_FILE = Path(__file__).resolve().parent / "crds" / "istio-networking.yaml"
+BINARIES = ("etcd", "kube-apiserver")
+
+# Static token users. "viewer" may read (get/list/watch) but not write; "nobody" has no
+# permission beyond what every authenticated user gets; "dataplane" is the lab's own data plane
+# (a separate name so the audit log can tell its requests from a test's).
+TOKEN_USERS = {
+    "admin": ("lab:admin", "system:masters"),
+    "dataplane": ("lab:dataplane", "system:masters"),
+    "viewer": ("lab:viewer", ""),
+    "nobody": ("lab:nobody", ""),
+}
+
+
+class LabError(RuntimeError):
+    """The lab could not do what was asked; the message says why."""
+
+
+def say(message: str) -> None:
+    print(f"[lab] {message}", file=sys.stderr, flush=True)
+
+
+# --- binaries ---------------------------------------------------------------------------------
+
+def _binary_version(path: str) -> str:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=20, check=False)
+    except OSError as exc:
+        return f"unknown ({exc})"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0] if text else "unknown"
+
+
+def find_binaries(provision: bool = True) -> dict[str, str]:
+    """Finds etcd and kube-apiserver: KUBEBUILDER_ASSETS, then PATH, then the cache, else builds them."""
+    found: dict[str, str] = {}
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    cache_bin = CACHE_DIR / "bin"
+    for name in BINARIES:
+        candidates = []
+        if assets:
+            candidates.append(Path(assets) / name)
+        on_path = shutil.which(name)
+        if on_path and name != "etcd":
+            candidates.append(Path(on_path))
+        candidates.append(cache_bin / name)
+        if on_path and name == "etcd":
+            # Debian's etcd is fine; the cache holds a copy of it once provisioned.
+            candidates.append(Path(on_path))
+        for candidate in candidates:
+            if candidate.is_file() and os.access(candidate, os.X_OK) and candidate.stat().st_size > 0:
+                found[name] = str(candidate)
+                break
+    missing = [name for name in BINARIES if name not in found]
+    if missing and provision:
+        say(f"{', '.join(missing)} not found in KUBEBUILDER_ASSETS, PATH or {cache_bin}; "
+            "building from Debian's packages (first time only, about 10 minutes)")
+        script = Path(__file__).resolve().parent / "provision.sh"
+        result = subprocess.run(["bash", str(script), str(cache_bin)], check=False)
+        if result.returncode != 0:
+            raise LabError(f"provisioning {', '.join(missing)} failed (exit {result.returncode}); "
+                           f"see the output of {script} above")
+        return find_binaries(provision=False)
+    if missing:
+        raise LabError(f"missing lab binaries: {', '.join(missing)} (looked in KUBEBUILDER_ASSETS, "
+                       f"PATH and {cache_bin})")
+    return found
+
+
+# --- certificates and credentials -------------------------------------------------------------
+
+def _write_pki(pki: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    import ipaddress
+
+    pki.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def write_key(path: Path, key: Any) -> None:
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+        path.chmod(0o600)
+
+    def name(common: str, org: str | None = None) -> x509.Name:
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common)]
+        if org:
+            attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+        return x509.Name(attrs)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = name(f"canary-istio-lab-ca-{secrets.token_hex(4)}")
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=365))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    write_key(pki / "ca.key", ca_key)
+    (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+
+    def leaf(common: str, org: str | None, server: bool) -> tuple[Any, Any]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (x509.CertificateBuilder().subject_name(name(common, org)).issuer_name(ca_name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=365))
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+        if server:
+            builder = builder.add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        else:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        return key, builder.sign(ca_key, hashes.SHA256())
+
+    for stem, common, org, server in (("apiserver", "kube-apiserver", None, True),
+                                      ("admin-client", "lab:cert-admin", "system:masters", False)):
+        key, cert = leaf(common, org, server)
+        write_key(pki / f"{stem}.key", key)
+        (pki / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    write_key(pki / "sa.key", sa_key)
+    (pki / "sa.pub").write_bytes(sa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        # The apiserver's own loopback client and health probes are noise for request counting.
+        {"level": "None", "users": ["system:apiserver"]},
+        {"level": "None", "nonResourceURLs": ["/healthz*", "/readyz*", "/livez*"]},
+        {"level": "Metadata"},
+    ],
+}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# --- state ------------------------------------------------------------------------------------
+
+def state_path(lab_dir: Path) -> Path:
+    return Path(lab_dir) / "lab.json"
+
+
+def load_state(lab_dir: Path | str = DEFAULT_DIR) -> dict[str, Any]:
+    path = state_path(Path(lab_dir))
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabError(f"no lab in {lab_dir} (run: python -m lab up --dir {lab_dir})") from None
+
+
+def _save_state(state: dict[str, Any]) -> None:
+    path = state_path(Path(state["dir"]))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def process_alive(record: dict[str, Any]) -> bool:
+    """True when the recorded pid still runs the recorded command (pids are reused)."""
+    pid = record.get("pid")
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False
+    return record.get("marker", "") in _cmdline(pid)
+
+
+def stop_process(record: dict[str, Any], timeout: float = 10.0) -> None:
+    if not process_alive(record):
+        return
+    pid = record["pid"]
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig) if record.get("group") else os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return
+            except ChildProcessError:
+                pass
+            if not process_alive(record):
+                return
+            time.sleep(0.05)
+
+
+# --- up / down --------------------------------------------------------------------------------
+
+class Lab:
+    """Starts and stops one lab in one directory."""
+
+    def __init__(self, lab_dir: Path | str = DEFAULT_DIR, name: str | None = None):
+        self.dir = Path(lab_dir).resolve()
+        self.name = name or self.dir.name
+
+    # Each process's command line carries the lab directory, so a reused pid is never mistaken
+    # for ours.
+    def _spawn(self, state: dict[str, Any], key: str, argv: list[str], log: Path) -> dict[str, Any]:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, cwd=self.dir)
+        record = {"pid": proc.pid, "marker": str(self.dir), "log": str(log), "argv": argv[0], "group": True}
+        state["processes"][key] = record
+        _save_state(state)
+        return record
+
+    def _wait_port(self, record: dict[str, Any], port: int, what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not process_alive(record):
+                raise LabError(f"{what} ({record['argv']}) exited during start-up; last lines of "
+                               f"{record['log']}:\n{_tail(Path(record['log']))}")
+            if _port_open(port):
+                return
+            time.sleep(0.1)
+        raise LabError(f"{what} ({record['argv']}) did not listen on 127.0.0.1:{port} within {timeout:.0f}s; "
+                       f"last lines of {record['log']}:\n{_tail(Path(record['log']))}")
+
+    def up(self, provision: bool = True, timeout: float = 120.0) -> dict[str, Any]:
+        if state_path(self.dir).exists():
+            existing = json.loads(state_path(self.dir).read_text())
+            if all(process_alive(p) for k, p in existing.get("processes", {}).items() if k in ("etcd", "apiserver")):
+                say(f"lab {self.name} already up in {self.dir}")
+                return existing
+            self.down(quiet=True)
+        binaries = find_binaries(provision=provision)
+        started = time.monotonic()
+        if self.dir.exists():
+            for sub in ("etcd", "pki", "logs"):
+                shutil.rmtree(self.dir / sub, ignore_errors=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        pki = self.dir / "pki"
+        _write_pki(pki)
+        tokens = {user: secrets.token_hex(24) for user in TOKEN_USERS}
+        token_file = pki / "tokens.csv"
+        token_file.write_text("".join(
+            f'{tokens[key]},{username},{username},"{groups}"\n' for key, (username, groups) in TOKEN_USERS.items()))
+        token_file.chmod(0o600)
+        policy = self.dir / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump(AUDIT_POLICY))
+        ports = {"etcd_client": _free_port(), "etcd_peer": _free_port(), "apiserver": _free_port()}
+        state: dict[str, Any] = {
+            "name": self.name, "dir": str(self.dir), "server": f"https://127.0.0.1:{ports['apiserver']}",
+            "ca_file": str(pki / "ca.crt"), "kubeconfig": str(self.dir / "kubeconfig"), "tokens": tokens,
+            "client_cert": str(pki / "admin-client.crt"), "client_key": str(pki / "admin-client.key"),
+            "audit_log": str(self.dir / "audit.log"), "ports": ports, "processes": {},
+            "binaries": binaries,
+            "versions": {name: _binary_version(path) for name, path in binaries.items()},
+        }
+        _save_state(state)
+        try:
+            self._start(state, binaries, ports, pki, token_file, policy, timeout)
+        except BaseException:
+            self.down(quiet=True)
+            raise
+        state["started_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        state["startup_seconds"] = round(time.monotonic() - started, 2)
+        _save_state(state)
+        say(f"lab {self.name} up in {state['startup_seconds']}s: {state['server']} "
+            f"(KUBECONFIG={state['kubeconfig']})")
+        return state
+
+    def _start(self, state: dict[str, Any], binaries: dict[str, str], ports: dict[str, int], pki: Path,
+               token_file: Path, policy: Path, timeout: float) -> None:
+        logs = self.dir / "logs"
+        etcd_url = f"http://127.0.0.1:{ports['etcd_client']}"
+        peer_url = f"http://127.0.0.1:{ports['etcd_peer']}"
+        etcd = self._spawn(state, "etcd", [
+            binaries["etcd"], "--name", "lab", "--data-dir", str(self.dir / "etcd"),
+            "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+            "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+            "--initial-cluster", f"lab={peer_url}", "--initial-cluster-state", "new",
+            "--log-level", "warn", "--logger", "zap",
+        ], logs / "etcd.log")
+        self._wait_port(etcd, ports["etcd_client"], "etcd", 30)
+        apiserver = self._spawn(state, "apiserver", [
+            binaries["kube-apiserver"],
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            f"--secure-port={ports['apiserver']}", "--insecure-port=0",
+            f"--cert-dir={pki}", f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}", f"--client-ca-file={pki / 'ca.crt'}",
+            f"--token-auth-file={token_file}", "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/24", "--endpoint-reconciler-type=none",
+            f"--audit-log-path={state['audit_log']}", f"--audit-policy-file={policy}",
+            "--audit-log-mode=blocking", "--audit-log-maxsize=0",
+            "--enable-priority-and-fairness=false",
+            "--v=0",
+        ], logs / "kube-apiserver.log")
+        self._wait_port(apiserver, ports["apiserver"], "kube-apiserver", 60)
+        self._write_kubeconfig(state)
+        client = KubeClient.from_state(state, timeout=10)
+        deadline = time.monotonic() + timeout
+        self._wait(lambda: client.request("GET", "/readyz") is not None, deadline, apiserver, "/readyz ok")
+        state["versions"]["apiserver_reported"] = client.get("/version").get("gitVersion")
+        self._install_crds(client, deadline, apiserver)
+        self._install_rbac(client)
+        self._wait(lambda: client.get("/api/v1/namespaces/default"), deadline, apiserver,
+                   "the default namespace")
+
+    def _wait(self, probe: Any, deadline: float, record: dict[str, Any], what: str) -> Any:
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if not process_alive(record):
+                raise LabError(f"kube-apiserver exited while waiting for {what}; last lines of "
+                               f"{record['log']}:\n{_tail(Path(record['log']))}")
+            try:
+                result = probe()
+                if result:
+                    return result
+            except (KubeError, OSError) as exc:
+                last = exc
+            time.sleep(0.2)
+        raise LabError(f"timed out waiting for {what} (last error: {last}); last lines of "
+                       f"{record['log']}:\n{_tail(Path(record['log']))}")
+
+    def _install_crds(self, client: KubeClient, deadline: float, record: dict[str, Any]) -> None:
+        docs = [d for d in yaml.safe_load_all(CRD_FILE.read_text()) if d]
+        base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+        for doc in docs:
+            self._wait(lambda doc=doc: client.create(base, doc), deadline, record,
+                       f"creating CRD {doc['metadata']['name']}")
+
+        def established(name: str) -> bool:
+            crd = client.get(f"{base}/{name}")
+            return any(c.get("type") == "Established" and c.get("status") == "True"
+                       for c in (crd.get("status") or {}).get("conditions") or [])
+
+        for doc in docs:
+            name = doc["metadata"]["name"]
+            self._wait(lambda name=name: established(name), deadline, record, f"CRD {name} Established")
+        # Discovery lags Established by a moment; wait until the group is served.
+        self._wait(lambda: client.get("/apis/networking.istio.io/v1/virtualservices"), deadline, record,
+                   "networking.istio.io/v1 to be served")
+
+    def _install_rbac(self, client: KubeClient) -> None:
+        role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                "metadata": {"name": "lab-viewer"},
+                "rules": [{"apiGroups": ["", "apps", "networking.istio.io"],
+                           "resources": ["*"], "verbs": ["get", "list", "watch"]}]}
+        binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                   "metadata": {"name": "lab-viewer"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "lab-viewer"},
+                   "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "lab:viewer"}]}
+        client.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
+        client.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
+
+    def _write_kubeconfig(self, state: dict[str, Any]) -> None:
+        users = [{"name": f"lab-{key}", "user": {"token": state["tokens"][key]}} for key in TOKEN_USERS]
+        users.append({"name": "lab-cert-admin",
+                      "user": {"client-certificate": state["client_cert"], "client-key": state["client_key"]}})
+        contexts = [{"name": "lab" if key == "admin" else f"lab-{key}",
+                     "context": {"cluster": "lab", "user": f"lab-{key}", "namespace": "default"}}
+                    for key in TOKEN_USERS]
+        contexts.append({"name": "lab-cert", "context": {"cluster": "lab", "user": "lab-cert-admin"}})
+        config = {"apiVersion": "v1", "kind": "Config", "current-context": "lab", "preferences": {},
+                  "clusters": [{"name": "lab", "cluster": {"server": state["server"],
+                                                           "certificate-authority": state["ca_file"]}}],
+                  "users": users, "contexts": contexts}
+        path = Path(state["kubeconfig"])
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path.chmod(0o600)
+
+    def down(self, quiet: bool = False) -> bool:
+        path = state_path(self.dir)
+        if not path.exists():
+            if not quiet:
+                say(f"no lab in {self.dir}")
+            return False
+        state = json.loads(path.read_text())
+        if "dataplane" in state.get("processes", {}) or (self.dir / "dataplane.json").exists():
+            try:
+                from lab import dataplane
+                dataplane.stop(self.dir)
+            except Exception as exc:  # noqa: BLE001 - the control plane must still go down
+                say(f"stopping the data plane: {exc}")
+        # Reverse start order: the apiserver before its etcd.
+        for key in reversed(list(state.get("processes", {}))):
+            stop_process(state["processes"][key])
+        path.unlink()
+        if not quiet:
+            say(f"lab {state.get('name')} down ({self.dir})")
+        return True
+
+    def status(self) -> dict[str, Any]:
+        state = load_state(self.dir)
+        processes = {key: {"pid": rec["pid"], "running": process_alive(rec)}
+                     for key, rec in state["processes"].items()}
+        return {"name": state["name"], "dir": state["dir"], "server": state["server"],
+                "kubeconfig": state["kubeconfig"], "ports": state["ports"], "versions": state["versions"],
+                "processes": processes,
+                "up": all(p["running"] for k, p in processes.items() if k in ("etcd", "apiserver"))}

@@ -1,0 +1,164 @@
+"""The lab's control plane is real: versions, schema, RBAC, audit, two labs side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.controlplane import find_binaries, process_alive
+from lab.kube import KubeClient, KubeError
+from tests.helpers.collection import REPO_ROOT
+
+pytestmark = pytest.mark.lab
+
+VS_PATH = "/apis/networking.istio.io/{version}/namespaces/{ns}/virtualservices"
+
+
+def _reviews_vs(name: str, weight: Any = 100, version: str = "v1") -> dict[str, Any]:
+    return {
+        "apiVersion": f"networking.istio.io/{version}", "kind": "VirtualService",
+        "metadata": {"name": name},
+        "spec": {"hosts": ["reviews"],
+                 "http": [{"route": [{"destination": {"host": "reviews", "subset": "v1"}, "weight": weight}],
+                           "someFutureField": {"kept": True}}]},
+    }
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_virtual_service_created_at_v1alpha3_reads_back_at_v1_and_v1beta1(kube: KubeClient, namespace: str):
+    kube.create(VS_PATH.format(version="v1alpha3", ns=namespace), _reviews_vs("reviews", version="v1alpha3"))
+    for version in ("v1", "v1beta1", "v1alpha3"):
+        got = kube.get(VS_PATH.format(version=version, ns=namespace) + "/reviews")
+        assert got["apiVersion"] == f"networking.istio.io/{version}"
+        assert got["spec"]["http"][0]["route"][0]["destination"]["subset"] == "v1"
+        # Fields our schema does not type are kept, as on a cluster with Istio's CRDs.
+        assert got["spec"]["http"][0]["someFutureField"] == {"kept": True}
+
+
+def test_schema_rejects_a_string_weight_with_422_naming_the_field(kube: KubeClient, namespace: str):
+    with pytest.raises(KubeError) as caught:
+        kube.create(VS_PATH.format(version="v1", ns=namespace), _reviews_vs("bad", weight="abc"))
+    assert caught.value.status == 422
+    # Kubernetes 1.20 names the field without list indices.
+    assert "spec.http.route.weight" in str(caught.value)
+    assert "must be of type integer" in str(caught.value)
+    with pytest.raises(KubeError) as missing:
+        kube.get(VS_PATH.format(version="v1", ns=namespace) + "/bad")
+    assert missing.value.status == 404
+
+
+def test_rbac_unprivileged_token_cannot_patch_admin_can(lab_state: dict[str, Any], kube: KubeClient, namespace: str):
+    path = VS_PATH.format(version="v1", ns=namespace)
+    kube.create(path, _reviews_vs("reviews"))
+    patch = [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 100}]
+    for user in ("viewer", "nobody"):
+        client = KubeClient.from_state(lab_state, user=user)
+        with pytest.raises(KubeError) as caught:
+            client.json_patch(f"{path}/reviews", patch)
+        assert caught.value.status == 403
+        assert f'User "lab:{user}" cannot patch resource "virtualservices"' in str(caught.value)
+    # The viewer may read, nobody may not.
+    assert KubeClient.from_state(lab_state, user="viewer").get(f"{path}/reviews")["metadata"]["name"] == "reviews"
+    with pytest.raises(KubeError) as denied:
+        KubeClient.from_state(lab_state, user="nobody").get(f"{path}/reviews")
+    assert denied.value.status == 403
+    patched = kube.json_patch(f"{path}/reviews", [{"op": "add", "path": "/metadata/labels", "value": {"a": "b"}}])
+    assert patched["metadata"]["labels"] == {"a": "b"}
+
+
+def test_tls_is_verified_against_the_lab_ca(lab_state: dict[str, Any], tmp_path: Path):
+    wrong_ca = tmp_path / "other-ca.crt"
+    wrong_ca.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text()
+                        if Path("/etc/ssl/certs/ca-certificates.crt").exists() else "")
+    import ssl
+    client = KubeClient(lab_state["server"], lab_state["tokens"]["admin"], str(wrong_ca))
+    with pytest.raises(ssl.SSLError):
+        client.get("/version")
+
+
+def test_audit_helper_counts_exactly_the_requests_made(audit, kube: KubeClient, namespace: str):
+    path = VS_PATH.format(version="v1", ns=namespace)
+    window = audit()
+    kube.create(path, _reviews_vs("counted"))
+    kube.get(f"{path}/counted")
+    kube.get(path)
+    kube.json_patch(f"{path}/counted", [{"op": "replace", "path": "/spec/hosts", "value": ["reviews"]}])
+    made = window.requests(user="lab:admin")
+    assert [(e["verb"], e["objectRef"]["resource"]) for e in made] == [
+        ("create", "virtualservices"), ("get", "virtualservices"), ("list", "virtualservices"),
+        ("patch", "virtualservices")]
+    assert len(window.writes(user="lab:admin")) == 2
+
+
+def _run_lab(lab_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lab", "--dir", str(lab_dir), *args], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.slow
+def test_second_lab_starts_from_nothing_side_by_side_and_down_leaves_nothing(
+        tmp_path: Path, lab_state: dict[str, Any], kube: KubeClient, namespace: str):
+    second_dir = tmp_path / "second"
+    up = _run_lab(second_dir, "up", "--no-provision")
+    assert up.returncode == 0, up.stderr
+    try:
+        status = _run_lab(second_dir, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        info = json.loads(status.stdout)
+        assert info["up"] is True
+        assert info["versions"]["apiserver_reported"] == "v1.20.2"
+        assert "3.4" in info["versions"]["etcd"]
+        ports = info["ports"]
+        assert set(ports.values()).isdisjoint(lab_state["ports"].values())
+        second = json.loads((second_dir / "lab.json").read_text())
+        other = KubeClient.from_state(second)
+        # Each lab holds its own objects.
+        kube.create(VS_PATH.format(version="v1", ns=namespace), _reviews_vs("only-in-first"))
+        other.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+        other.create(VS_PATH.format(version="v1", ns=namespace), _reviews_vs("only-in-second"))
+        assert [i["metadata"]["name"] for i in other.get(VS_PATH.format(version="v1", ns=namespace))["items"]] \
+            == ["only-in-second"]
+        assert [i["metadata"]["name"] for i in kube.get(VS_PATH.format(version="v1", ns=namespace))["items"]] \
+            == ["only-in-first"]
+        records = list(second["processes"].values())
+    finally:
+        down = _run_lab(second_dir, "down")
+    assert down.returncode == 0, down.stderr
+    assert not any(process_alive(r) for r in records)
+    assert not any(_listening(p) for p in ports.values())
+    assert not (second_dir / "lab.json").exists()
+    # The session's lab is untouched.
+    assert kube.get("/version")["gitVersion"] == "v1.20.2"
+
+
+def test_a_lab_that_cannot_start_says_why_and_leaves_no_process(tmp_path: Path):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    real = find_binaries(provision=False)
+    (fake_bin / "etcd").symlink_to(real["etcd"])
+    broken = fake_bin / "kube-apiserver"
+    broken.write_text("#!/bin/sh\necho 'kube-apiserver: cannot start: simulated failure' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    lab_dir = tmp_path / "broken"
+    result = subprocess.run([sys.executable, "-m", "lab", "--dir", str(lab_dir), "up", "--no-provision"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
+                            env={**os.environ, "KUBEBUILDER_ASSETS": str(fake_bin)})
+    assert result.returncode == 1
+    assert "kube-apiserver" in result.stderr
+    assert "simulated failure" in result.stderr
+    assert str(broken) in result.stderr
+    # No etcd left behind from the failed start.
+    leftovers = subprocess.run(["pgrep", "-f", str(lab_dir)], capture_output=True, text=True, check=False)
+    assert leftovers.stdout.strip() == ""

@@ -107,7 +107,7 @@ def _integer_in_range(value: Any, what: str, low: int, high: int, hint: str) -> 
 
 def _require_text(value: Any, what: str, hint: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise CanaryInputError(f"{what} {_show(value)} is not a non-empty string; {hint}")
+        raise CanaryInputError(f"{what} {_show(value)} is not a non-blank string; {hint}")
     return value
 
 
@@ -299,8 +299,11 @@ def same_host(first: Any, second: Any) -> bool:
     return longer[: len(shorter)] == shorter
 
 
-def _spec_of(resource: Any) -> Mapping:
-    """The spec of a VirtualService given either the whole object or its spec."""
+def virtual_service_spec(resource: Any) -> Mapping:
+    """The spec of a VirtualService given either the whole object or its spec.
+
+    An object is recognised by a ``spec`` mapping next to no ``http``/``tcp``/``tls`` key.
+    """
     hint = "pass the VirtualService object or its spec"
     _require_mapping(resource, "VirtualService", hint)
     spec = resource.get("spec")
@@ -310,7 +313,7 @@ def _spec_of(resource: Any) -> Mapping:
 
 
 def _http_list(spec: Any) -> list:
-    spec = _spec_of(spec)
+    spec = virtual_service_spec(spec)
     http = spec.get("http")
     if http is None:
         return []
@@ -376,17 +379,19 @@ def _default_route_indexes(http: list, host: str) -> list[int]:
     ]
 
 
-def find_http_route(spec: Any, host: Any, route_name: Any = None) -> int:
+def find_http_route(spec: Any, host: Any = None, route_name: Any = None) -> int:
     """Index in ``spec.http`` of the route a canary step changes.
 
     With ``route_name``: the route carrying that name (missing or duplicated names raise,
     listing the routes present). Without it: the host's default route, i.e. the one route
     without ``match`` (or with an empty one) whose destinations all go to ``host``
     (:func:`same_host`). None or several raise, asking for a route name.
-    ``spec`` may be the VirtualService object or its spec.
+    ``spec`` may be the VirtualService object or its spec; ``host`` may be ``None`` when
+    ``route_name`` is given.
     """
     hint = "pass the service host the VirtualService routes to, e.g. 'reviews'"
-    _require_text(host, "host", hint)
+    if host is not None or route_name is None:
+        _require_text(host, "host", hint)
     http = _http_list(spec)
     if route_name is not None:
         _require_text(route_name, "route name", "pass the 'name' of an http route, or omit it")
@@ -928,7 +933,7 @@ def referenced_subsets(vs_spec: Any, host: Any) -> set[str]:
     Make-before-break: a subset in this set must not be removed from the DestinationRule.
     """
     _require_text(host, "host", "pass the service host, e.g. 'reviews'")
-    spec = _spec_of(vs_spec)
+    spec = virtual_service_spec(vs_spec)
     result = set()
     for _where, target in _iter_destinations(spec):
         subset = target.get("subset")
@@ -966,7 +971,7 @@ def check_invariant(vs_spec: Any, existing_subsets_by_host: Any) -> list[str]:
             _require_text(name, f"subset name of host {known_host!r}", hint)
         existing[known_host] = set(names)
 
-    spec = _spec_of(vs_spec)
+    spec = virtual_service_spec(vs_spec)
     problems = []
     for section in _ROUTE_SECTIONS:
         routes = spec.get(section)
@@ -982,6 +987,12 @@ def check_invariant(vs_spec: Any, existing_subsets_by_host: Any) -> list[str]:
         if subset is None:
             continue
         host = target.get("host")
+        if not isinstance(subset, str) or not isinstance(host, str):
+            problems.append(
+                f"{where} has a destination with host {_show(host)} and subset {_show(subset)}, "
+                "which are not both strings"
+            )
+            continue
         defined = _subsets_for_host(existing, host)
         if defined is None:
             continue

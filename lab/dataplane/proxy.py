@@ -1,0 +1,343 @@
+"""The HTTP side of the mesh router: the ingress gateway port, the mesh port and the admin port."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import random
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from lab.dataplane.metrics import Metrics
+from lab.dataplane.routing import NO_HEALTHY_UPSTREAM, Decision, Request, ServiceEntry, Snapshot, Target
+
+log = logging.getLogger("lab.dataplane.proxy")
+
+GATEWAY_WORKLOAD = "istio-ingressgateway"
+GATEWAY_NAMESPACE = "istio-system"
+SOURCE_WORKLOAD_HEADER = "x-source-workload"
+SOURCE_NAMESPACE_HEADER = "x-source-namespace"
+DEFAULT_UPSTREAM_TIMEOUT = 60.0
+# Envoy retries a failed connection twice by default in Istio (connect-failure, reset, 503).
+CONNECT_RETRIES = 2
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+              "content-length"}
+
+
+class UpstreamPool:
+    """Idle keep-alive connections to workloads, per port."""
+
+    def __init__(self, per_port: int = 64):
+        self.per_port = per_port
+        self._idle: dict[int, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, port: int, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        with self._lock:
+            idle = self._idle.get(port)
+            conn = idle.pop() if idle else None
+        if conn is None:
+            return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout), False
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn, True
+
+    def release(self, port: int, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(port, [])
+            if len(idle) < self.per_port:
+                idle.append(conn)
+                return
+        conn.close()
+
+
+class UpstreamError(Exception):
+    def __init__(self, status: int, body: str, flags: str):
+        super().__init__(body)
+        self.status, self.body, self.flags = status, body, flags
+
+
+class Router:
+    """Holds the current snapshot; turns requests into upstream calls and metrics."""
+
+    def __init__(self, metrics: Metrics, gateway_port: int = 80):
+        self.metrics = metrics
+        self.snapshot = Snapshot()
+        self.generation = 0
+        self.pool = UpstreamPool()
+        self.gateway_port = gateway_port
+        self.mirrors = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mirror")
+        self._rng = threading.local()
+
+    def rng(self) -> random.Random:
+        rng = getattr(self._rng, "value", None)
+        if rng is None:
+            rng = self._rng.value = random.Random()
+        return rng
+
+    def install(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.generation += 1
+
+    # ---- forwarding
+
+    def send(self, target: Target, method: str, path: str, headers: Mapping[str, str], body: bytes,
+             timeout: float, snapshot: Snapshot, subset_retry: bool = True
+             ) -> tuple[int, list[tuple[str, str]], bytes, Target]:
+        attempts = 1 + (CONNECT_RETRIES if subset_retry else 0)
+        last = "connection failure"
+        for attempt in range(attempts):
+            if attempt:
+                # The workload may have just been replaced: choose again from the current snapshot.
+                snapshot = self.snapshot
+                found = snapshot.resolve(target.service, target.subset, self.rng())
+                if not isinstance(found, Target):
+                    raise UpstreamError(503, NO_HEALTHY_UPSTREAM, "UH")
+                target = found
+            port = target.endpoint.port
+            for fresh_try in (False, True):
+                conn, reused = self.pool.acquire(port, timeout)
+                try:
+                    conn.request(method, path, body=body or None, headers=dict(headers))
+                    response = conn.getresponse()
+                    payload = response.read()
+                except TimeoutError:
+                    conn.close()
+                    raise UpstreamError(504, "upstream request timeout", "UT") from None
+                except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine,
+                        OSError) as exc:
+                    conn.close()
+                    last = f"{exc.__class__.__name__}"
+                    if reused and not fresh_try:
+                        continue  # a stale kept-alive connection: try once on a new one
+                    break
+                if response.will_close:
+                    conn.close()
+                else:
+                    self.pool.release(port, conn)
+                return response.status, response.getheaders(), payload, target
+        raise UpstreamError(503, "upstream connect error or disconnect/reset before headers. "
+                                 f"reset reason: connection failure ({last})", "UF")
+
+    def mirror(self, target: Target, method: str, path: str, headers: dict[str, str], body: bytes,
+               record: Callable[[Target, int, float], None]) -> None:
+        def run() -> None:
+            started = time.perf_counter()
+            try:
+                status, _, _, _ = self.send(target, method, path, headers, body, 10.0, self.snapshot,
+                                            subset_retry=False)
+            except UpstreamError as exc:
+                status = exc.status
+            record(target, status, (time.perf_counter() - started) * 1000)
+        try:
+            self.mirrors.submit(run)
+        except RuntimeError:  # shutting down
+            pass
+
+
+def _apply_header_ops(headers: dict[str, str], ops: Mapping[str, Any]) -> None:
+    for name, value in (ops.get("set") or {}).items():
+        headers[str(name).lower()] = str(value)
+    for name, value in (ops.get("add") or {}).items():
+        key = str(name).lower()
+        headers[key] = f"{headers[key]},{value}" if key in headers else str(value)
+    for name in ops.get("remove") or []:
+        headers.pop(str(name).lower(), None)
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "istio-envoy"
+    sys_version = ""
+    router: Router
+    gateway: bool = False
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: thousands of requests a second
+        pass
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def handle_any(self) -> None:
+        started = time.perf_counter()
+        router = self.router
+        snapshot = router.snapshot
+        body = self._read_body()
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        if "x-request-id" not in headers:
+            headers["x-request-id"] = str(uuid.uuid4())
+        authority = headers.get("host", "")
+        if self.gateway:
+            source, source_namespace = GATEWAY_WORKLOAD, GATEWAY_NAMESPACE
+        else:
+            source = headers.get(SOURCE_WORKLOAD_HEADER, "unknown")
+            source_namespace = headers.get(SOURCE_NAMESPACE_HEADER, "default")
+        source_labels = snapshot.workload_labels.get((source_namespace, source))
+        request = Request(method=self.command, path=self.path, authority=authority, headers=headers,
+                          source_workload=source, source_namespace=source_namespace,
+                          source_labels=source_labels)
+        rng = router.rng()
+        if self.gateway:
+            decision = snapshot.route_gateway(request, rng, router.gateway_port)
+        else:
+            decision = snapshot.route_mesh(request, rng)
+        if decision.delay_seconds > 0:
+            time.sleep(decision.delay_seconds)
+
+        source_info = {"source_workload": source, "source_workload_namespace": source_namespace,
+                       "source_app": (source_labels or {}).get("app", GATEWAY_WORKLOAD if self.gateway else "unknown"),
+                       "source_version": (source_labels or {}).get("version", "unknown")}
+        known_source = self.gateway or source_labels is not None
+
+        if decision.target is None:
+            status = decision.status or 503
+            response_headers: list[tuple[str, str]] = [("content-type", "text/plain")]
+            if decision.redirect:
+                response_headers.append(("location", decision.redirect))
+            self._respond(status, response_headers, decision.body.encode())
+            if known_source:
+                self._record("source", source_info, decision.service, None, status, decision.flags, started)
+            return
+
+        target = decision.target
+        upstream_headers = {k: v for k, v in headers.items() if k not in HOP_BY_HOP}
+        upstream_headers["host"] = decision.authority or authority
+        upstream_headers.setdefault("x-forwarded-proto", "http")
+        _apply_header_ops(upstream_headers, decision.request_headers)
+        path = decision.path or self.path
+        if decision.mirror is not None:
+            shadow = dict(upstream_headers)
+            shadow["host"] = f"{shadow['host']}-shadow"
+            mirror_started = time.perf_counter()
+
+            def record_mirror(mirror_target: Target, status: int, _elapsed: float) -> None:
+                self._record("destination", source_info, mirror_target.service, mirror_target, status, "-",
+                             mirror_started)
+            router.mirror(decision.mirror, self.command, path, shadow, body, record_mirror)
+        upstream_started = time.perf_counter()
+        try:
+            status, upstream_response_headers, payload, target = router.send(
+                target, self.command, path, upstream_headers, body,
+                decision.timeout_seconds or DEFAULT_UPSTREAM_TIMEOUT, snapshot)
+        except UpstreamError as exc:
+            self._respond(exc.status, [("content-type", "text/plain")], exc.body.encode())
+            if known_source:
+                self._record("source", source_info, target.service, target if exc.flags == "UT" else None,
+                             exc.status, exc.flags, started)
+            return
+        service_ms = int((time.perf_counter() - upstream_started) * 1000)
+        out = [(k, v) for k, v in upstream_response_headers if k.lower() not in HOP_BY_HOP]
+        out.append(("x-envoy-upstream-service-time", str(service_ms)))
+        if decision.response_headers:
+            as_dict = {k.lower(): v for k, v in out}
+            _apply_header_ops(as_dict, decision.response_headers)
+            out = list(as_dict.items())
+        self._respond(status, out, payload)
+        self._record("destination", source_info, target.service, target, status, "-", started)
+        if known_source:
+            self._record("source", source_info, target.service, target, status, "-", started)
+
+    def _record(self, reporter: str, source_info: Mapping[str, str], service: ServiceEntry | None,
+                target: Target | None, status: int, flags: str, started: float) -> None:
+        labels = dict(source_info)
+        labels.update({
+            "reporter": reporter,
+            "destination_service": service.fqdn if service else "unknown",
+            "destination_service_name": service.name if service else "unknown",
+            "destination_service_namespace": service.namespace if service else "unknown",
+            "destination_workload": target.endpoint.workload if target else "unknown",
+            "destination_workload_namespace": target.endpoint.namespace if target else "unknown",
+            "destination_app": target.endpoint.labels.get("app", "unknown") if target else "unknown",
+            "destination_version": target.endpoint.version if target else "unknown",
+            "request_protocol": "http",
+            "response_code": str(status),
+            "response_flags": flags,
+        })
+        self.router.metrics.record(labels, (time.perf_counter() - started) * 1000)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
+
+
+class AdminHandler(BaseHTTPRequestHandler):
+    """``/metrics`` for Prometheus, ``/debug/*`` for tests and people, ``/healthz``."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "lab-dataplane"
+    sys_version = ""
+    describe: Callable[[str], Any]
+    metrics: Metrics
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/metrics":
+            body, kind = self.metrics.render().encode(), "text/plain; version=0.0.4"
+        elif path == "/healthz":
+            body, kind = b"ok\n", "text/plain"
+        elif path.startswith("/debug/"):
+            answer = self.describe(path[len("/debug/"):])
+            if answer is None:
+                self.send_error(404)
+                return
+            body, kind = json.dumps(answer, indent=1, sort_keys=True).encode(), "application/json"
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512
+
+
+def serve(handler: type[BaseHTTPRequestHandler], port: int, **attributes: Any) -> Server:
+    bound = type(handler.__name__, (handler,), attributes)
+    server = Server(("127.0.0.1", port), bound)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                     name=f"serve-{handler.__name__}", daemon=True).start()
+    return server
+
+
+def describe_decision(decision: Decision) -> dict[str, Any]:
+    """A JSON view of a routing decision (for ``/debug/route``)."""
+    return {"status": decision.status, "flags": decision.flags,
+            "target": None if decision.target is None else decision.target.endpoint.workload,
+            "virtual_service": decision.virtual_service}

@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Istio networking resources over the API: version negotiation, reads and guarded writes.
+
+Version negotiation costs no request in the common case: the best version (v1) is tried first,
+and only when the server says it does not serve that resource type (a 404 that names no object)
+is the group discovered, with one request, and the best served version used from then on.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, KubeClient
+
+GROUP = "networking.istio.io"
+PREFERRED_VERSIONS = ("v1", "v1beta1", "v1alpha3")
+KINDS = {
+    "VirtualService": "virtualservices",
+    "DestinationRule": "destinationrules",
+    "Gateway": "gateways",
+}
+FIELD_MANAGER = "canary.istio"
+
+ISTIO_ARG_SPEC: dict[str, dict[str, Any]] = {
+    "api_version": {"type": "str", "choices": ["auto", "v1", "v1beta1", "v1alpha3"], "default": "auto"},
+}
+
+
+class IstioMissing(Exception):
+    """The cluster does not serve Istio's networking API."""
+
+
+class Istio:
+    """Access to networking.istio.io resources with the best API version the cluster serves."""
+
+    def __init__(self, client: KubeClient, api_version: str = "auto"):
+        self.client = client
+        self.forced = api_version not in (None, "", "auto")
+        self.version: str = api_version if self.forced else PREFERRED_VERSIONS[0]
+        self.discovered = self.forced
+        self.discovery_requests = 0
+
+    @property
+    def api_version(self) -> str:
+        return f"{GROUP}/{self.version}"
+
+    def discover(self) -> str:
+        """One discovery request for the group; picks the best served version."""
+        self.discovery_requests += 1
+        self.discovered = True
+        try:
+            group = self.client.get(f"/apis/{GROUP}")
+        except ApiError as exc:
+            if exc.status == 404:
+                raise IstioMissing(
+                    f"the cluster at {self.client.settings.server} does not serve {GROUP}: Istio's CRDs "
+                    "(VirtualService, DestinationRule) are missing. Install Istio (or its CRDs) first") from None
+            raise
+        served = [v.get("version") for v in (group or {}).get("versions", [])]
+        for version in PREFERRED_VERSIONS:
+            if version in served:
+                self.version = version
+                return version
+        raise IstioMissing(f"{GROUP} is served only at {', '.join(map(str, served)) or 'no version'}; "
+                           f"this collection needs one of {', '.join(PREFERRED_VERSIONS)}")
+
+    def path(self, kind: str, namespace: str, name: str | None = None) -> str:
+        base = f"/apis/{GROUP}/{self.version}/namespaces/{namespace}/{KINDS[kind]}"
+        return f"{base}/{name}" if name else base
+
+    def call(self, method: str, kind: str, namespace: str, name: str | None = None, **kwargs: Any) -> Any:
+        """A request, retried once at the discovered version when the first guess is not served."""
+        try:
+            return self.client.request(method, self.path(kind, namespace, name), **kwargs)
+        except ApiError as exc:
+            type_not_served = exc.status == 404 and not exc.object_missing and "namespaces" not in exc.message
+            if type_not_served and not self.discovered:
+                self.discover()
+                return self.client.request(method, self.path(kind, namespace, name), **kwargs)
+            if type_not_served and self.forced:
+                raise IstioMissing(f"the cluster does not serve {KINDS[kind]} at {self.api_version} "
+                                   "(api_version); use api_version: auto or a version the cluster serves") from None
+            raise
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist (a missing namespace also reads as None)."""
+        try:
+            return self.call("GET", kind, namespace, name)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        if namespace:
+            result = self.call("GET", kind, namespace, query=query)
+        else:
+            try:
+                result = self.client.request("GET", f"/apis/{GROUP}/{self.version}/{KINDS[kind]}", query=query)
+            except ApiError as exc:
+                if exc.status == 404 and not self.discovered:
+                    self.discover()
+                    result = self.client.request("GET", f"/apis/{GROUP}/{self.version}/{KINDS[kind]}",
+                                                 query=query)
+                else:
+                    raise
+        items = (result or {}).get("items") or []
+        for item in items:
+            # List items carry no kind/apiVersion; fill them so results look like single reads.
+            item.setdefault("apiVersion", self.api_version)
+            item.setdefault("kind", kind)
+        return items
+
+    def create(self, kind: str, namespace: str, body: dict[str, Any], dry_run: bool = False) -> Any:
+        body = dict(body, apiVersion=self.api_version, kind=kind)
+        return self.call("POST", kind, namespace, body=body, query=_write_query(dry_run))
+
+    def replace(self, kind: str, namespace: str, name: str, body: dict[str, Any], dry_run: bool = False) -> Any:
+        body = dict(body, apiVersion=self.api_version, kind=kind)
+        return self.call("PUT", kind, namespace, name, body=body, query=_write_query(dry_run))
+
+    def json_patch(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]],
+                   dry_run: bool = False) -> Any:
+        return self.call("PATCH", kind, namespace, name, body=ops, query=_write_query(dry_run),
+                         content_type="application/json-patch+json")
+
+    def delete(self, kind: str, namespace: str, name: str, dry_run: bool = False,
+               resource_version: str | None = None) -> Any:
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if dry_run:
+            body["dryRun"] = ["All"]
+        if resource_version:
+            body["preconditions"] = {"resourceVersion": resource_version}
+        return self.call("DELETE", kind, namespace, name, body=body)
+
+
+def _write_query(dry_run: bool) -> dict[str, Any]:
+    query: dict[str, Any] = {"fieldManager": FIELD_MANAGER}
+    if dry_run:
+        query["dryRun"] = "All"
+    return query
+
+
+SERVER_FIELDS = ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields", "selfLink")
+
+
+def comparable(obj: dict[str, Any] | None) -> dict[str, Any]:
+    """What a user owns of an object: spec, labels, annotations (server-set fields dropped)."""
+    if not obj:
+        return {}
+    metadata = obj.get("metadata") or {}
+    return {
+        "metadata": {"name": metadata.get("name"), "namespace": metadata.get("namespace"),
+                     "labels": dict(metadata.get("labels") or {}),
+                     "annotations": dict(metadata.get("annotations") or {})},
+        "spec": copy.deepcopy(obj.get("spec") or {}),
+    }
+
+
+def strip_server_fields(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The object as returned to users: without managedFields (noise), everything else kept."""
+    if obj is None:
+        return None
+    result = copy.deepcopy(obj)
+    (result.get("metadata") or {}).pop("managedFields", None)
+    return result

@@ -1,0 +1,96 @@
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Ansible glue shared by the modules: argument specs and the one failure path."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._client import (
+    AUTH_ARG_SPEC,
+    ApiError,
+    ConnectionFailed,
+    KubeClient,
+    KubeConfigError,
+    connect,
+    describe_error,
+)
+from ansible_collections.canary.istio.plugins.module_utils._istio import ISTIO_ARG_SPEC, Istio, IstioMissing
+
+
+class ModuleFailure(Exception):
+    """A failure whose message is ready for the user; extra keys go into the result."""
+
+    def __init__(self, msg: str, **result: Any):
+        super().__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
+def build_module(argument_spec: dict[str, Any], istio: bool = True, **kwargs: Any) -> AnsibleModule:
+    # _client stays free of Ansible imports; its fallbacks name the environment as ("env", [...]).
+    spec = {name: dict(option, fallback=(env_fallback, option["fallback"][1])) if "fallback" in option else option
+            for name, option in AUTH_ARG_SPEC.items()}
+    if istio:
+        spec.update(ISTIO_ARG_SPEC)
+    spec.update(argument_spec)
+    kwargs.setdefault("supports_check_mode", True)
+    return AnsibleModule(argument_spec=spec, **kwargs)
+
+
+class Context:
+    """What a module run needs: the client, Istio access, and where an error happened."""
+
+    def __init__(self, module: AnsibleModule):
+        self.module = module
+        self.check_mode = module.check_mode
+        self.diff_mode = module._diff
+        self.client: KubeClient = connect(module.params)
+        self.istio = Istio(self.client, module.params.get("api_version") or "auto")
+        # What the module was doing, for the error message of an API failure.
+        self.doing: tuple[str, str, str | None, str | None, str] = ("access", "virtualservices", None, None,
+                                                                    "networking.istio.io")
+
+    def at(self, verb: str, resource: str, name: str | None, namespace: str | None,
+           api_group: str = "networking.istio.io") -> Context:
+        self.doing = (verb, resource, name, namespace, api_group)
+        return self
+
+    @property
+    def default_namespace(self) -> str:
+        return self.client.namespace
+
+
+def run(module: AnsibleModule, body: Callable[[Context], dict[str, Any]]) -> None:
+    """Runs a module body and turns every expected failure into one clear ``fail_json``."""
+    context: Context | None = None
+    try:
+        context = Context(module)
+        result = body(context)
+    except ModuleFailure as exc:
+        module.fail_json(msg=exc.msg, **exc.result)
+    except CanaryInputError as exc:
+        module.fail_json(msg=str(exc))
+    except (KubeConfigError, ConnectionFailed, IstioMissing) as exc:
+        module.fail_json(msg=str(exc))
+    except ApiError as exc:
+        verb, resource, name, namespace, group = context.doing if context else ("access", "resource", None, None, "")
+        module.fail_json(msg=describe_error(exc, verb, resource, name, namespace, group), status=exc.status,
+                         reason=exc.reason)
+    except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for -vvv
+        module.fail_json(msg=f"unexpected error in canary.istio: {type(exc).__name__}: {exc}",
+                         exception=traceback.format_exc())
+    else:
+        if context is not None:
+            result.setdefault("api_requests", context.client.requests_made)
+        module.exit_json(**result)
+    finally:
+        if context is not None:
+            context.client.close()

@@ -1,0 +1,89 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: virtual_service_info
+short_description: Read Istio VirtualServices
+version_added: 0.1.0
+description:
+  - Returns one C(VirtualService) by name, or the VirtualServices of a namespace (or of all namespaces) that match label selectors.
+author:
+  - canary.istio contributors
+extends_documentation_fragment:
+  - canary.istio.auth
+  - canary.istio.auth.ISTIO
+  - canary.istio.attributes
+  - canary.istio.attributes.INFO
+options:
+  name:
+    description:
+      - Name of one VirtualService to read. Without it, every VirtualService of the namespace is listed.
+    type: str
+  namespace:
+    description:
+      - Namespace to read from. Defaults to the kubeconfig context's namespace, else V(default).
+    type: str
+  all_namespaces:
+    description:
+      - List across all namespaces (needs cluster-wide list permission).
+    type: bool
+    default: false
+  label_selectors:
+    description:
+      - Label selectors such as C(app=reviews) or C(tier in (backend)); all must match.
+    type: list
+    elements: str
+    default: []
+seealso:
+  - module: canary.istio.virtual_service
+  - module: canary.istio.destination_rule_info
+  - module: canary.istio.canary_info
+"""
+
+EXAMPLES = r"""
+- name: Read the reviews VirtualService
+  canary.istio.virtual_service_info:
+    name: reviews
+    namespace: bookinfo
+  register: found
+
+- name: List the VirtualServices of the app
+  canary.istio.virtual_service_info:
+    namespace: bookinfo
+    label_selectors:
+      - app.kubernetes.io/part-of=bookinfo
+"""
+
+RETURN = r"""
+resources:
+  description: The VirtualServices found (empty when none match or the named one does not exist).
+  returned: always
+  type: list
+  elements: dict
+api_version:
+  description: The C(networking.istio.io) version used.
+  returned: always
+  type: str
+  sample: networking.istio.io/v1
+api_requests:
+  description: Number of API requests the task made.
+  returned: always
+  type: int
+  sample: 1
+"""
+
+from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._resource import INFO_ARG_SPEC, read_info
+
+
+def main() -> None:
+    module = build_module(INFO_ARG_SPEC)
+    run(module, lambda ctx: read_info(ctx, "VirtualService", "virtualservices", module.params))
+
+
+if __name__ == "__main__":
+    main()

@@ -27,7 +27,7 @@ SOURCE_NAMESPACE_HEADER = "x-source-namespace"
 DEFAULT_UPSTREAM_TIMEOUT = 60.0
 # Envoy retries a failed connection twice by default in Istio (connect-failure, reset, 503).
 CONNECT_RETRIES = 2
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+HOP_BY_HOP = {"connection", "keep-alive", "server", "date", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
               "content-length"}
 
 

@@ -1,0 +1,235 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: manifest
+short_description: Apply or delete Kubernetes manifests with server-side apply, and wait for Deployments
+version_added: 0.1.0
+description:
+  - Applies the objects of YAML files, directories of them, or inline definitions (multi-document
+    YAML included) with server-side apply under the field manager C(canary.istio).
+  - Kinds are resolved by asking only about the group-versions the manifests use (one request
+    each), never by discovering the whole cluster.
+  - With O(wait=true), waits until every applied Deployment is rolled out and available
+    (observedGeneration caught up, updated, ready and available replicas equal to spec, condition
+    C(Available)), and names what is not ready when O(wait_timeout) runs out.
+author:
+  - canary.istio contributors
+extends_documentation_fragment:
+  - canary.istio.auth
+  - canary.istio.attributes
+  - canary.istio.attributes.WRITE
+options:
+  src:
+    description:
+      - Manifest files, or directories whose C(.yaml), C(.yml) and C(.json) files are applied in name order.
+      - Paths are read on the host the module runs on.
+    type: list
+    elements: path
+    default: []
+  definition:
+    description:
+      - Objects to apply inline; a dictionary, a list of them, or YAML text (multi-document allowed).
+    type: raw
+  namespace:
+    description:
+      - Namespace for namespaced objects; overrides the manifests' own C(metadata.namespace).
+      - Defaults to the manifests' namespace, then the kubeconfig context's namespace, then V(default).
+    type: str
+  state:
+    description:
+      - V(present) applies the objects; V(absent) deletes them (in reverse order).
+    type: str
+    choices: [present, absent]
+    default: present
+  force_conflicts:
+    description:
+      - Take over fields another field manager owns (server-side apply C(force)). When V(false),
+        such a conflict fails the task and names the fields.
+    type: bool
+    default: true
+  wait:
+    description:
+      - Wait for the applied Deployments to be available (not in check mode).
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - Seconds to wait for Deployments before failing.
+    type: int
+    default: 120
+seealso:
+  - module: canary.istio.destination_rule
+  - module: canary.istio.virtual_service
+"""
+
+EXAMPLES = r"""
+- name: Deploy Bookinfo v1 and wait for it
+  canary.istio.manifest:
+    src:
+      - bookinfo/platform/kube/bookinfo-reviews-v1.yaml
+    namespace: bookinfo
+    wait: true
+
+- name: Deploy the canary workload
+  canary.istio.manifest:
+    src: [bookinfo/platform/kube/bookinfo-reviews-v2.yaml]
+    namespace: bookinfo
+    wait: true
+    wait_timeout: 300
+
+- name: Remove the old version's Deployment
+  canary.istio.manifest:
+    definition:
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {name: reviews-v1}
+    namespace: bookinfo
+    state: absent
+"""
+
+RETURN = r"""
+objects:
+  description: One entry per object, in the order handled.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind: {description: Kind of the object., type: str, returned: always, sample: Deployment}
+    api_version: {description: apiVersion of the object., type: str, returned: always, sample: apps/v1}
+    name: {description: Name., type: str, returned: always, sample: reviews-v2}
+    namespace: {description: Namespace (empty for cluster-scoped kinds)., type: str, returned: always, sample: bookinfo}
+    source: {description: File or definition the object came from., type: str, returned: always}
+    changed: {description: Whether this object changed., type: bool, returned: always}
+    method: {description: created, updated, unchanged, deleted., type: str, returned: always, sample: created}
+    diff: {description: Before and after of this object, in diff mode., type: dict, returned: in diff mode}
+not_ready:
+  description: Deployments that were not ready when waiting ended, with what is missing.
+  returned: when O(wait=true)
+  type: dict
+  sample: {"bookinfo/reviews-v2": ["availableReplicas 0/1"]}
+discovery_requests:
+  description: Discovery requests made (one per group-version the manifests use).
+  returned: always
+  type: int
+  sample: 2
+api_requests:
+  description: Number of API requests the task made.
+  returned: always
+  type: int
+  sample: 9
+"""
+
+import json
+
+from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
+from ansible_collections.canary.istio.plugins.module_utils._manifest import (
+    FIELD_MANAGER,
+    Discovery,
+    comparable,
+    load_documents,
+    object_path,
+    ordered,
+    with_protocol_defaults,
+    wait_for_deployments,
+)
+from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
+
+
+def main() -> None:
+    module = build_module({
+        "src": {"type": "list", "elements": "path", "default": []},
+        "definition": {"type": "raw"},
+        "namespace": {"type": "str"},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "force_conflicts": {"type": "bool", "default": True},
+        "wait": {"type": "bool", "default": False},
+        "wait_timeout": {"type": "int", "default": 120},
+    }, istio=False)
+
+    def body(ctx):
+        params = module.params
+        client = ctx.client
+        docs = load_documents(params["src"], params["definition"])
+        override = validate_name(params["namespace"], "namespace") if params["namespace"] else None
+        discovery = Discovery(client)
+        absent = params["state"] == "absent"
+        results = []
+        deployments = []
+        for source, doc in ordered(docs, reverse=absent):
+            api_version, kind, name = doc["apiVersion"], doc["kind"], doc["metadata"]["name"]
+            group = api_version.split("/")[0] if "/" in api_version else ""
+            ctx.at("get", kind, None, None, group)
+            resource = discovery.resource(api_version, kind)
+            namespace = None
+            if resource.get("namespaced"):
+                namespace = override or doc["metadata"].get("namespace") or ctx.default_namespace
+            path = object_path(api_version, resource, namespace, name)
+            ctx.at("get", resource["name"], name, namespace, group)
+            try:
+                before = client.get(path)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                before = None
+            entry = {"kind": kind, "api_version": api_version, "name": name, "namespace": namespace or "",
+                     "source": source}
+            after = None
+            if absent:
+                if before is not None:
+                    ctx.at("delete", resource["name"], name, namespace, group)
+                    query = {"dryRun": "All"} if ctx.check_mode else None
+                    client.request("DELETE", path, body={"kind": "DeleteOptions", "apiVersion": "v1",
+                                                         "propagationPolicy": "Background"}, query=query)
+                entry.update(changed=before is not None, method="deleted" if before is not None else "unchanged")
+            else:
+                body_doc = with_protocol_defaults(doc)
+                if namespace:
+                    body_doc["metadata"]["namespace"] = namespace
+                else:
+                    body_doc["metadata"].pop("namespace", None)
+                query = {"fieldManager": FIELD_MANAGER, "force": "true" if params["force_conflicts"] else None,
+                         "dryRun": "All" if ctx.check_mode else None}
+                ctx.at("patch", resource["name"], name, namespace, group)
+                try:
+                    after = client.request("PATCH", path, body=json.dumps(body_doc), query=query,
+                                           content_type="application/apply-patch+yaml")
+                except ApiError as exc:
+                    if exc.status == 409:
+                        fields = ", ".join(c.get("field", "") for c in exc.causes) or exc.message
+                        raise ModuleFailure(f"{kind} {namespace + '/' if namespace else ''}{name}: fields owned by "
+                                            f"another manager: {fields}; set force_conflicts: true to take them "
+                                            "over") from None
+                    raise
+                changed = before is None or comparable(before) != comparable(after)
+                entry.update(changed=changed, method="created" if before is None else
+                             ("updated" if changed else "unchanged"))
+                if kind == "Deployment" and group == "apps":
+                    deployments.append((namespace, name, resource, api_version))
+            if ctx.diff_mode:
+                entry["diff"] = {"before": comparable(before), "after": comparable(after)}
+            results.append(entry)
+        result = {"changed": any(r["changed"] for r in results), "objects": results,
+                  "discovery_requests": discovery.requests}
+        if params["wait"] and deployments and not ctx.check_mode and not absent:
+            paths = {(ns, name): object_path(api_version, resource, ns, name)
+                     for ns, name, resource, api_version in deployments}
+            ctx.at("get", "deployments", None, None, "apps")
+            not_ready = wait_for_deployments(lambda ns, name: client.get(paths[(ns, name)]),
+                                             list(paths), float(params["wait_timeout"]))
+            result["not_ready"] = not_ready
+            if not_ready:
+                detail = "; ".join(f"{key}: {', '.join(problems)}" for key, problems in sorted(not_ready.items()))
+                raise ModuleFailure(f"Deployments not ready after {params['wait_timeout']}s: {detail}", **result)
+        return result
+
+    run(module, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -134,7 +134,13 @@ class Handler(BaseHTTPRequestHandler):
     identity: Identity
     downstream: Downstream
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; without this, Nagle's algorithm and the
+        # peer's delayed ACK add 40 ms to every keep-alive request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:
         if os.environ.get("BOOKINFO_ACCESS_LOG"):
             sys.stderr.write(f"{self.identity.workload} {self.address_string()} {format % args}\n")
 
@@ -148,9 +154,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in (extra_headers or {}).items():
             self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        if self.command != "HEAD" and body:
+            self._headers_buffer.append(b"\r\n" + body)  # head and body in one write
+            self.flush_headers()
+        else:
+            self.end_headers()
 
     def send_json(self, status: int, payload: Any) -> None:
         self.send_body(status, json.dumps(payload).encode(), "application/json")

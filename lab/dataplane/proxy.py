@@ -6,6 +6,7 @@ import http.client
 import json
 import logging
 import random
+import socket
 import threading
 import time
 import urllib.parse
@@ -159,6 +160,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
     router: Router
     gateway: bool = False
 
+    def setup(self) -> None:
+        super().setup()
+        # Without this, Nagle's algorithm and delayed ACKs add 40 ms per keep-alive request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:  # quiet: thousands of requests a second
         pass
 
@@ -182,9 +188,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
         for name, value in headers:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
         if self.command != "HEAD" and body:
-            self.wfile.write(body)
+            # One write for head and body: one packet for small answers.
+            self._headers_buffer.append(b"\r\n" + body)
+            self.flush_headers()
+        else:
+            self.end_headers()
 
     def handle_any(self) -> None:
         started = time.perf_counter()

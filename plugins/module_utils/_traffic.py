@@ -1,0 +1,257 @@
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Moving traffic: plan a weight change on one VirtualService, write it with one guarded JSON
+Patch, retry on conflicts, and put it back when a lockstep move fails later.
+
+Requests for one VirtualService: GET of the VirtualService, GET of its DestinationRule, one
+PATCH. A conflict (someone wrote in between; the patch's ``test`` ops fail) costs a re-read and
+a re-plan, never a blind overwrite.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from ansible_collections.canary.istio.plugins.module_utils._canary import (
+    HISTORY_ANNOTATION,
+    STATE_ANNOTATION,
+    CanaryInputError,
+    append_history,
+    build_annotation_ops,
+    build_http_list_patch,
+    build_route_patch,
+    encode_canary_state,
+    find_http_route,
+    plan_header_route,
+    plan_route_weights,
+    read_canary_state,
+    remove_header_route,
+    route_weights,
+    same_host,
+)
+from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
+from ansible_collections.canary.istio.plugins.module_utils._module import Context, ModuleFailure
+
+UTC = timezone.utc  # noqa: UP017 - modules also run on Python 3.9 targets
+
+
+def is_patch_conflict(error: ApiError) -> bool:
+    """A failed JSON Patch ``test`` op (the object changed since it was read), or a 409."""
+    if error.status == 409:
+        return True
+    return error.status == 422 and not error.causes and "error in our request" in error.message
+
+
+class Target:
+    """One VirtualService to move, and what was read and planned for it."""
+
+    def __init__(self, name: str, namespace: str, host: str | None = None, route_name: str | None = None,
+                 destination_rule: str | None = None, weights: dict[str, int] | None = None):
+        self.name = name
+        self.namespace = namespace
+        self.host = host
+        self.route_name = route_name
+        self.destination_rule = destination_rule
+        self.weights = weights or {}
+        self.vs: dict[str, Any] | None = None
+        self.rule: dict[str, Any] | None = None
+        self.route_index = -1
+        self.before: dict[str, int] = {}
+        self.after: dict[str, int] = {}
+        self.patch: list[dict[str, Any]] = []
+        self.written: dict[str, Any] | None = None
+        self.rolled_back = False
+        self.error: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def report(self) -> dict[str, Any]:
+        return {"name": self.name, "namespace": self.namespace, "host": self.host,
+                "route": self.route_label(), "before": self.before, "after": self.after,
+                "changed": bool(self.patch), "moved": self.written is not None and not self.rolled_back,
+                "rolled_back": self.rolled_back, "error": self.error,
+                "destination_rule": (self.rule or {}).get("metadata", {}).get("name")}
+
+    def route_label(self) -> str | None:
+        if self.vs is None or self.route_index < 0:
+            return self.route_name
+        route = self.vs["spec"]["http"][self.route_index]
+        return route.get("name") or f"http[{self.route_index}]"
+
+
+def service_host(vs: dict[str, Any], given: str | None) -> str:
+    if given:
+        return given
+    hosts = (vs.get("spec") or {}).get("hosts") or []
+    if len(hosts) == 1 and isinstance(hosts[0], str):
+        return hosts[0]
+    name = vs["metadata"]["name"]
+    for host in hosts:
+        if isinstance(host, str) and same_host(host, name):
+            return host
+    raise CanaryInputError(f"VirtualService {vs['metadata'].get('namespace')}/{name} has hosts {hosts!r}; "
+                           "say which service to move with host")
+
+
+def read_destination_rule(ctx: Context, target: Target, host: str) -> dict[str, Any] | None:
+    """The DestinationRule for the host: by name when given, else named like the host, else by spec.host."""
+    istio = ctx.istio
+    if target.destination_rule:
+        ctx.at("get", "destinationrules", target.destination_rule, target.namespace)
+        return istio.get("DestinationRule", target.namespace, target.destination_rule)
+    short = host.split(".")[0]
+    ctx.at("get", "destinationrules", short, target.namespace)
+    rule = istio.get("DestinationRule", target.namespace, short)
+    if rule is not None and same_host((rule.get("spec") or {}).get("host"), host):
+        return rule
+    ctx.at("list", "destinationrules", None, target.namespace)
+    for candidate in istio.list("DestinationRule", target.namespace):
+        if same_host((candidate.get("spec") or {}).get("host"), host):
+            return candidate
+    return None
+
+
+def subsets_of(rule: dict[str, Any] | None) -> list[str]:
+    return [s.get("name") for s in ((rule or {}).get("spec") or {}).get("subsets") or [] if isinstance(s, dict)]
+
+
+def choose_roles(state: dict[str, Any], before: dict[str, int], after: dict[str, int],
+                 base: str | None, canary: str | None) -> tuple[str, str]:
+    """Which subset is the base and which the canary, for the recorded state."""
+    if base and canary:
+        return base, canary
+    names = list(after)
+    if state.get("base") in after and state.get("canary") in after and state["base"] != state["canary"]:
+        return state["base"], state["canary"]
+    ranked = sorted(names, key=lambda n: (-before.get(n, 0), names.index(n)))
+    if len(ranked) == 1:
+        return ranked[0], ranked[0]
+    return ranked[0], ranked[-1]
+
+
+def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor: str, history_limit: int,
+         base: str | None = None, canary: str | None = None) -> None:
+    """Reads the VirtualService and DestinationRule and builds the guarded patch (no write)."""
+    ctx.at("get", "virtualservices", target.name, target.namespace)
+    vs = ctx.istio.get("VirtualService", target.namespace, target.name)
+    if vs is None:
+        raise ModuleFailure(f"VirtualService {target.label} not found; create it first "
+                            "(canary.istio.virtual_service or the base_release role)")
+    target.vs = vs
+    host = service_host(vs, target.host)
+    target.host = host
+    target.route_index = find_http_route(vs.get("spec") or {}, host, target.route_name)
+    route = vs["spec"]["http"][target.route_index]
+    target.before = route_weights(route)
+    new_route = plan_route_weights(route, host, target.weights, remove_unnamed=remove_unnamed)
+    target.after = route_weights(new_route)
+    routed = [subset for subset, weight in target.weights.items() if weight > 0]
+    rule = read_destination_rule(ctx, target, host)
+    target.rule = rule
+    if routed:
+        if rule is None:
+            where = f"named {target.destination_rule!r}" if target.destination_rule else f"for host {host!r}"
+            raise ModuleFailure(
+                f"refusing to route {target.label} to subset(s) {', '.join(routed)}: there is no DestinationRule "
+                f"{where} in namespace {target.namespace!r}, so no subset exists. Create it first "
+                "(canary.istio.destination_rule)")
+        defined = subsets_of(rule)
+        missing = [subset for subset in routed if subset not in defined]
+        if missing:
+            raise ModuleFailure(
+                f"refusing to route {target.label} to subset(s) {', '.join(missing)}: DestinationRule "
+                f"{target.namespace}/{rule['metadata']['name']} (host {rule['spec'].get('host')!r}) defines only "
+                f"{', '.join(defined) or 'no subsets'}. Add the subset first (canary.istio.destination_rule)")
+    patch = build_route_patch(vs, target.route_index, new_route)
+    if patch and record:
+        state = read_canary_state(vs)
+        base_name, canary_name = choose_roles(state, target.before, target.after, base, canary)
+        annotations = {
+            STATE_ANNOTATION: encode_canary_state(base_name, canary_name, target.after.get(canary_name, 0),
+                                                  route.get("name")),
+            HISTORY_ANNOTATION: append_history(vs, target.before, target.after, actor, datetime.now(UTC),
+                                               limit=history_limit),
+        }
+        patch = patch + build_annotation_ops(vs, annotations)
+    target.patch = patch
+
+
+def write(ctx: Context, target: Target, replan: Callable[[], None], retries: int) -> None:
+    """The guarded PATCH; on a conflict, re-read, re-plan and try again up to ``retries`` times."""
+    for attempt in range(retries + 1):
+        if not target.patch:
+            return
+        ctx.at("patch", "virtualservices", target.name, target.namespace)
+        try:
+            target.written = ctx.istio.json_patch("VirtualService", target.namespace, target.name, target.patch,
+                                                  dry_run=ctx.check_mode)
+            return
+        except ApiError as exc:
+            if not is_patch_conflict(exc):
+                raise
+            if attempt == retries:
+                raise ModuleFailure(
+                    f"VirtualService {target.label} kept changing while we tried to move traffic "
+                    f"({retries + 1} attempts, each refused because someone else wrote first); nothing of theirs "
+                    "was overwritten. Re-run the task") from None
+            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+            replan()
+
+
+def rollback(ctx: Context, target: Target) -> None:
+    """Puts the weights and the recorded state of a moved VirtualService back as they were."""
+    assert target.vs is not None and target.written is not None
+    original_route = target.vs["spec"]["http"][target.route_index]
+    now = target.written
+    ops = build_route_patch(now, target.route_index, original_route)
+    old_annotations = (target.vs.get("metadata") or {}).get("annotations") or {}
+    ops += build_annotation_ops(now, {key: old_annotations.get(key) for key in (STATE_ANNOTATION, HISTORY_ANNOTATION)})
+    if ops:
+        ctx.at("patch", "virtualservices", target.name, target.namespace)
+        ctx.istio.json_patch("VirtualService", target.namespace, target.name, ops, dry_run=ctx.check_mode)
+    target.rolled_back = True
+
+
+def plan_header(ctx: Context, target: Target, route: str, match: list[dict[str, Any]] | None, subset: str | None,
+                present: bool) -> None:
+    """Reads the VirtualService (and the DestinationRule when routing) and builds the http-list patch."""
+    ctx.at("get", "virtualservices", target.name, target.namespace)
+    vs = ctx.istio.get("VirtualService", target.namespace, target.name)
+    if vs is None:
+        raise ModuleFailure(f"VirtualService {target.label} not found; create it first")
+    target.vs = vs
+    spec = vs.get("spec") or {}
+    host = service_host(vs, target.host)
+    target.host = host
+    old_http = spec.get("http")
+    if not present:
+        new_http = remove_header_route(spec, route)
+    else:
+        assert subset is not None and match is not None
+        port = None
+        for item in spec.get("http") or []:
+            for destination in (item or {}).get("route") or []:
+                target_port = ((destination or {}).get("destination") or {}).get("port")
+                if port is None and same_host(((destination or {}).get("destination") or {}).get("host"), host) \
+                        and isinstance(target_port, dict) and isinstance(target_port.get("number"), int):
+                    port = target_port["number"]
+        new_http = plan_header_route(spec, route, host, match, subset, port=port)
+        rule = read_destination_rule(ctx, target, host)
+        target.rule = rule
+        if rule is None or subset not in subsets_of(rule):
+            where = (f"DestinationRule {target.namespace}/{rule['metadata']['name']} defines only "
+                     f"{', '.join(subsets_of(rule)) or 'no subsets'}") if rule else \
+                f"there is no DestinationRule for host {host!r} in namespace {target.namespace!r}"
+            raise ModuleFailure(f"refusing to route {target.label} route {route!r} to subset {subset!r}: {where}. "
+                                "Add the subset first (canary.istio.destination_rule)")
+    target.patch = build_http_list_patch(vs, old_http, new_http)
+    target.before = {"routes": [r.get("name") or f"http[{i}]" for i, r in enumerate(old_http or [])]}
+    target.after = {"routes": [r.get("name") or f"http[{i}]" for i, r in enumerate(new_http)]}

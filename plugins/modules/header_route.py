@@ -1,0 +1,202 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: header_route
+short_description: Send matching requests (a header, a cookie) to one subset, above the default route
+version_added: 0.1.0
+description:
+  - Ensures a named http route of a VirtualService sends requests that match O(match) (or
+    O(headers)) to O(subset), for example testers with header C(end-user=jason) to C(v2).
+  - Istio uses the first route that matches, so the route is placed just above the default route
+    for the host (moved there when it sits below it). Other routes keep their order and content.
+  - With O(state=absent) only that route is removed.
+  - The subset must exist in the DestinationRule for the host; the write is one JSON Patch guarded
+    by the resourceVersion and the route list as read, retried after re-reading on a conflict.
+author:
+  - canary.istio contributors
+extends_documentation_fragment:
+  - canary.istio.auth
+  - canary.istio.auth.ISTIO
+  - canary.istio.attributes
+  - canary.istio.attributes.WRITE
+options:
+  name:
+    description: Name of the VirtualService.
+    type: str
+    required: true
+  namespace:
+    description:
+      - Namespace of the VirtualService. Defaults to the kubeconfig context's namespace, else V(default).
+    type: str
+  route:
+    description: Name of the http route this module owns.
+    type: str
+    required: true
+  state:
+    description: V(present) ensures the route; V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  match:
+    description:
+      - Istio HTTPMatchRequest list, for example C([{headers: {end-user: {exact: jason}}}]) or a
+        cookie regex C([{headers: {cookie: {regex: "^(.*?;)?(user=jason)(;.*)?$"}}}]).
+      - Mutually exclusive with O(headers).
+    type: list
+    elements: dict
+  headers:
+    description:
+      - Shorthand for one match on headers. A plain string value means an exact match; a
+        dictionary is an Istio StringMatch (C(exact), C(prefix) or C(regex)).
+    type: dict
+  subset:
+    description: Subset that matching requests go to. Required with O(state=present).
+    type: str
+  host:
+    description: The service host. Defaults to the VirtualService's only host.
+    type: str
+  destination_rule:
+    description:
+      - Name of the DestinationRule that defines the subset (default - named like the host, else found by host).
+    type: str
+  max_retries:
+    description: How many times to re-read and retry after another writer changed the VirtualService.
+    type: int
+    default: 5
+seealso:
+  - module: canary.istio.traffic_split
+  - module: canary.istio.canary_info
+"""
+
+EXAMPLES = r"""
+- name: Testers signed in as jason see reviews v2
+  canary.istio.header_route:
+    name: reviews
+    namespace: bookinfo
+    route: testers
+    headers:
+      end-user: jason
+    subset: v2
+
+- name: A cookie picks the canary
+  canary.istio.header_route:
+    name: reviews
+    namespace: bookinfo
+    route: canary-cookie
+    match:
+      - headers:
+          cookie:
+            regex: "^(.*?;)?(canary=always)(;.*)?$"
+    subset: v2
+
+- name: Remove the tester route
+  canary.istio.header_route:
+    name: reviews
+    namespace: bookinfo
+    route: testers
+    state: absent
+"""
+
+RETURN = r"""
+routes:
+  description: Names of the http routes in order after the change (C(http[N]) for unnamed ones).
+  returned: always
+  type: list
+  elements: str
+  sample: [testers, http[1]]
+result:
+  description: The VirtualService as stored after the change (as the dry run would store it in check mode).
+  returned: always
+  type: dict
+api_version:
+  description: The C(networking.istio.io) version used.
+  returned: always
+  type: str
+  sample: networking.istio.io/v1
+api_requests:
+  description: Number of API requests the task made.
+  returned: always
+  type: int
+  sample: 3
+diff:
+  description: The http routes before and after, in diff mode.
+  returned: when diff mode is on
+  type: dict
+"""
+
+from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._istio import strip_server_fields
+from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan_header, write
+
+
+def _match(params):
+    if params.get("match") is not None and params.get("headers") is not None:
+        raise CanaryInputError("give match or headers, not both")
+    if params.get("headers") is not None:
+        headers = {}
+        for key, value in params["headers"].items():
+            if isinstance(value, str):
+                headers[key] = {"exact": value}
+            elif isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("exact", "prefix", "regex"):
+                headers[key] = value
+            else:
+                raise CanaryInputError(f"headers.{key} {value!r} must be a string (exact match) or one of "
+                                       "{exact: ...}, {prefix: ...}, {regex: ...}")
+        if not headers:
+            raise CanaryInputError("headers is empty; an empty match would send all traffic to the subset")
+        return [{"headers": headers}]
+    return params.get("match")
+
+
+def main() -> None:
+    module = build_module({
+        "name": {"type": "str", "required": True},
+        "namespace": {"type": "str"},
+        "route": {"type": "str", "required": True},
+        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+        "match": {"type": "list", "elements": "dict"},
+        "headers": {"type": "dict"},
+        "subset": {"type": "str"},
+        "host": {"type": "str"},
+        "destination_rule": {"type": "str"},
+        "max_retries": {"type": "int", "default": 5},
+    })
+
+    def body(ctx):
+        params = module.params
+        present = params["state"] == "present"
+        name = validate_name(params["name"], "name")
+        namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")
+        match = _match(params) if present else None
+        if present and (match is None or not params.get("subset")):
+            raise CanaryInputError("state=present needs subset and match (or headers)")
+        if not 0 <= params["max_retries"] <= 50:
+            raise CanaryInputError(f"max_retries {params['max_retries']} must be between 0 and 50")
+        target = Target(name, namespace, params.get("host"), None, params.get("destination_rule"))
+
+        def replan():
+            plan_header(ctx, target, params["route"], match, params.get("subset"), present)
+
+        replan()
+        write(ctx, target, replan, params["max_retries"])
+        stored = target.written if target.written is not None else target.vs
+        result = {"changed": bool(target.patch), "routes": target.after["routes"],
+                  "result": strip_server_fields(stored), "api_version": ctx.istio.api_version}
+        if ctx.diff_mode:
+            before_http = ((target.vs or {}).get("spec") or {}).get("http") or []
+            after_http = ((stored or {}).get("spec") or {}).get("http") or []
+            result["diff"] = {"before": {"http": before_http}, "after": {"http": after_http}}
+        return result
+
+    run(module, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,352 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: traffic_split
+short_description: Move a share of traffic between subsets of one or many VirtualServices, safely
+version_added: 0.1.0
+description:
+  - Sets the weights of named subsets in one http route of a VirtualService, for example
+    70% to C(v1) and 30% to C(v2). Everything else is kept as it is: other routes and their
+    order, match rules, retries, timeouts, fault injection, mirrors, headers, ports, fields this
+    module does not know, labels and annotations.
+  - The route is the one named O(route_name), or else the single default route (no C(match))
+    for the service host. An ambiguous or missing route is an error.
+  - Before any write, every subset that gets a weight above 0 must exist in the DestinationRule
+    for the host; otherwise the task fails, naming the subset and the rule, and nothing changes.
+  - One guarded write per VirtualService, a JSON Patch whose C(test) operations pin the
+    resourceVersion and the route as read. When someone else wrote in between, the object is
+    read again and the change planned again, up to O(max_retries) times; their change is kept.
+  - O(services) moves several VirtualServices as one step (lockstep). All are read and validated
+    before the first write; when a later write fails, the ones already moved are put back, and
+    the result says so for each service.
+  - Each step is recorded on the VirtualService in annotations with the prefix C(canary.istio/):
+    C(canary.istio/state) (base, canary, weight) and C(canary.istio/history) (the last O(history_limit)
+    steps with time, weights before and after, and actor).
+author:
+  - canary.istio contributors
+extends_documentation_fragment:
+  - canary.istio.auth
+  - canary.istio.auth.ISTIO
+  - canary.istio.attributes
+  - canary.istio.attributes.WRITE
+options:
+  name:
+    description:
+      - Name of the VirtualService. Required unless O(services) is given.
+    type: str
+  namespace:
+    description:
+      - Namespace of the VirtualService(s). Defaults to the kubeconfig context's namespace, else V(default).
+    type: str
+  host:
+    description:
+      - The service host whose traffic moves. Defaults to the VirtualService's only host.
+    type: str
+  route_name:
+    description:
+      - Name of the http route to change. Without it, the single http route with no C(match) that
+        sends only to O(host) is used.
+    type: str
+  destination_rule:
+    description:
+      - Name of the DestinationRule that defines the subsets. Without it, the rule named like the
+        host is used, else the rule in the namespace whose C(spec.host) is the host.
+    type: str
+  weights:
+    description:
+      - Weight per subset, integers from 0 to 100 summing to 100, for example C({v1: 70, v2: 30}).
+      - Subsets not yet in the route are added with the host and port of the route's other
+        destinations. Weight 0 keeps a destination in the route.
+      - Mutually exclusive with O(base), O(canary) and O(canary_weight).
+    type: dict
+  base:
+    description:
+      - Shorthand with O(canary) and O(canary_weight) - the base subset, which gets C(100 - canary_weight).
+    type: str
+  canary:
+    description:
+      - The canary subset, which gets O(canary_weight).
+    type: str
+  canary_weight:
+    description:
+      - Percentage of traffic for the canary subset, an integer from 0 to 100.
+    type: raw
+  remove_unnamed:
+    description:
+      - Drop destinations of the route that the weights do not name. Without it, such a destination
+        is an error, so traffic is never moved away from a subset by accident.
+    type: bool
+    default: false
+  services:
+    description:
+      - Several VirtualServices to move in lockstep with the same weights. Each item has C(name) and
+        optionally C(namespace), C(host), C(route_name), C(destination_rule) and its own C(weights).
+    type: list
+    elements: dict
+  actor:
+    description:
+      - Who made the change, recorded in the history (roles fill it from AWX job data or the local user).
+      - Defaults to the user the module runs as.
+    type: str
+  record:
+    description:
+      - Record the canary state and history in annotations.
+    type: bool
+    default: true
+  history_limit:
+    description:
+      - Number of steps kept in the C(canary.istio/history) annotation.
+    type: int
+    default: 20
+  max_retries:
+    description:
+      - How many times to re-read and retry when another writer changed the VirtualService in between.
+    type: int
+    default: 5
+seealso:
+  - module: canary.istio.canary_info
+  - module: canary.istio.header_route
+  - module: canary.istio.destination_rule
+  - role: canary.istio.canary_release
+"""
+
+EXAMPLES = r"""
+- name: Send 30% of reviews traffic to v2
+  canary.istio.traffic_split:
+    name: reviews
+    namespace: bookinfo
+    base: v1
+    canary: v2
+    canary_weight: 30
+
+- name: Explicit weights on a named route
+  canary.istio.traffic_split:
+    name: reviews
+    namespace: bookinfo
+    route_name: primary
+    weights: {v1: 50, v2: 50}
+
+- name: Move three services in lockstep (all or none)
+  canary.istio.traffic_split:
+    namespace: shop
+    services:
+      - name: cart
+      - name: checkout
+      - name: payments
+        route_name: default
+    weights: {stable: 90, canary: 10}
+    actor: "{{ awx_user_name | default(lookup('ansible.builtin.env', 'USER')) }}"
+
+- name: Promote fully and drop the old destination from the route
+  canary.istio.traffic_split:
+    name: reviews
+    namespace: bookinfo
+    weights: {v2: 100}
+    remove_unnamed: true
+"""
+
+RETURN = r"""
+before:
+  description: Weights per subset before the change (of the first service with O(services)).
+  returned: always
+  type: dict
+  sample: {v1: 100, v2: 0}
+after:
+  description: Weights per subset after the change (of the first service with O(services)).
+  returned: always
+  type: dict
+  sample: {v1: 70, v2: 30}
+route:
+  description: Name of the route changed, or C(http[N]) for an unnamed one.
+  returned: always
+  type: str
+  sample: primary
+services:
+  description: One entry per VirtualService, with what happened to it.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: VirtualService name., type: str, returned: always}
+    namespace: {description: Namespace., type: str, returned: always}
+    host: {description: Service host moved., type: str, returned: always}
+    route: {description: Route changed., type: str, returned: always}
+    before: {description: Weights before., type: dict, returned: always}
+    after: {description: Weights after., type: dict, returned: always}
+    changed: {description: Whether the weights differ from before., type: bool, returned: always}
+    moved: {description: Whether the change is stored now., type: bool, returned: always}
+    rolled_back: {description: Whether the change was written and then put back because another service failed., type: bool, returned: always}
+    error: {description: Why this service failed, if it did., type: str, returned: always}
+    destination_rule: {description: Name of the DestinationRule whose subsets were checked., type: str, returned: always}
+api_version:
+  description: The C(networking.istio.io) version used.
+  returned: always
+  type: str
+  sample: networking.istio.io/v1
+api_requests:
+  description: Number of API requests the task made.
+  returned: always
+  type: int
+  sample: 3
+diff:
+  description: Route weights before and after per VirtualService, in diff mode.
+  returned: when diff mode is on
+  type: dict
+"""
+
+import getpass
+
+from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError, canary_weights, validate_weights
+from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, describe_error
+from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan, rollback, write
+
+SERVICE_KEYS = {"name", "namespace", "host", "route_name", "destination_rule", "weights"}
+
+
+def _weights(params):
+    shorthand = [params.get(k) is not None for k in ("base", "canary", "canary_weight")]
+    if params.get("weights") is not None:
+        if any(shorthand):
+            raise CanaryInputError("give either weights or base/canary/canary_weight, not both")
+        return validate_weights(params["weights"])
+    if not all(shorthand):
+        if any(shorthand):
+            missing = [k for k, given in zip(("base", "canary", "canary_weight"), shorthand) if not given]
+            raise CanaryInputError(f"base, canary and canary_weight go together; missing {', '.join(missing)}")
+        return None
+    split = canary_weights(params["canary_weight"], params["base"], params["canary"])
+    return validate_weights(split)
+
+
+def _targets(params, default_namespace, weights):
+    items = params.get("services")
+    if items is None:
+        if not params.get("name"):
+            raise CanaryInputError("name (the VirtualService) or services is required")
+        items = [{"name": params["name"]}]
+    elif params.get("name"):
+        raise CanaryInputError("give name or services, not both")
+    if not items:
+        raise CanaryInputError("services is empty; list at least one VirtualService")
+    targets = []
+    seen = set()
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise CanaryInputError(f"services[{index}] {item!r} must be a mapping with at least a name")
+        unknown = sorted(set(item) - SERVICE_KEYS)
+        if unknown:
+            raise CanaryInputError(f"services[{index}] has unknown keys {unknown}; allowed: {sorted(SERVICE_KEYS)}")
+        name = validate_name(item.get("name"), f"services[{index}].name" if params.get("services") else "name")
+        namespace = validate_name(item.get("namespace") or params.get("namespace") or default_namespace, "namespace")
+        if (namespace, name) in seen:
+            raise CanaryInputError(f"VirtualService {namespace}/{name} is listed twice in services")
+        seen.add((namespace, name))
+        own = validate_weights(item["weights"]) if item.get("weights") is not None else weights
+        if own is None:
+            raise CanaryInputError("no weights given: set weights, or base + canary + canary_weight")
+        targets.append(Target(name, namespace, item.get("host") or params.get("host"),
+                              item.get("route_name") or params.get("route_name"),
+                              item.get("destination_rule") or params.get("destination_rule"), own))
+    return targets
+
+
+def main() -> None:
+    module = build_module({
+        "name": {"type": "str"},
+        "namespace": {"type": "str"},
+        "host": {"type": "str"},
+        "route_name": {"type": "str"},
+        "destination_rule": {"type": "str"},
+        "weights": {"type": "dict"},
+        "base": {"type": "str"},
+        "canary": {"type": "str"},
+        "canary_weight": {"type": "raw"},
+        "remove_unnamed": {"type": "bool", "default": False},
+        "services": {"type": "list", "elements": "dict"},
+        "actor": {"type": "str"},
+        "record": {"type": "bool", "default": True},
+        "history_limit": {"type": "int", "default": 20},
+        "max_retries": {"type": "int", "default": 5},
+    })
+
+    def body(ctx):
+        params = module.params
+        weights = _weights(params)
+        targets = _targets(params, ctx.default_namespace, weights)
+        if not 1 <= params["history_limit"] <= 1000:
+            raise CanaryInputError(f"history_limit {params['history_limit']} must be between 1 and 1000")
+        if not 0 <= params["max_retries"] <= 50:
+            raise CanaryInputError(f"max_retries {params['max_retries']} must be between 0 and 50")
+        actor = params.get("actor") or _local_user()
+        options = dict(remove_unnamed=params["remove_unnamed"], record=params["record"], actor=actor,
+                       history_limit=params["history_limit"], base=params.get("base"), canary=params.get("canary"))
+
+        # 1. Read and validate everything before the first write.
+        for target in targets:
+            try:
+                plan(ctx, target, **options)
+            except (ModuleFailure, CanaryInputError, ApiError) as exc:
+                target.error = _message(ctx, exc)
+                raise ModuleFailure(
+                    f"{target.label}: {target.error}" + (" (no VirtualService was changed)" if len(targets) > 1 else ""),
+                    changed=False, services=[t.report() for t in targets]) from None
+
+        # 2. Write in order; on a failure put back what already moved.
+        moved = []
+        for target in targets:
+            try:
+                write(ctx, target, lambda target=target: plan(ctx, target, **options), params["max_retries"])
+            except (ModuleFailure, CanaryInputError, ApiError) as exc:
+                target.error = _message(ctx, exc)
+                restored, failed = [], []
+                for done in reversed(moved):
+                    try:
+                        rollback(ctx, done)
+                        restored.append(done.label)
+                    except Exception as undo_error:  # report every service, never stop half way
+                        done.error = f"could not put back: {_message(ctx, undo_error)}"
+                        failed.append(done.label)
+                summary = f"{target.label}: {target.error}"
+                if restored:
+                    summary += f"; put back the services already moved: {', '.join(reversed(restored))}"
+                if failed:
+                    summary += f"; COULD NOT put back {', '.join(failed)}: check them now"
+                raise ModuleFailure(summary, changed=bool(failed), services=[t.report() for t in targets]) from None
+            if target.written is not None:
+                moved.append(target)
+
+        first = targets[0]
+        result = {"changed": any(t.patch for t in targets), "before": first.before, "after": first.after,
+                  "route": first.route_label(), "services": [t.report() for t in targets],
+                  "api_version": ctx.istio.api_version}
+        if ctx.diff_mode:
+            result["diff"] = {"before": {t.label: t.before for t in targets},
+                              "after": {t.label: t.after for t in targets}}
+        return result
+
+    run(module, body)
+
+
+def _message(ctx, error):
+    if isinstance(error, ApiError):
+        verb, resource, name, namespace, group = ctx.doing
+        return describe_error(error, verb, resource, name, namespace, group)
+    return getattr(error, "msg", None) or str(error)
+
+
+def _local_user():
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+if __name__ == "__main__":
+    main()

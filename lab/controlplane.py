@@ -99,14 +99,15 @@ def find_binaries(provision: bool = True) -> dict[str, str]:
 # --- certificates and credentials -------------------------------------------------------------
 
 def _write_pki(pki: Path) -> None:
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-    import ipaddress
 
     pki.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def write_key(path: Path, key: Any) -> None:
         path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -326,7 +327,7 @@ class Lab:
         except BaseException:
             self.down(quiet=True)
             raise
-        state["started_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        state["started_at"] = datetime.datetime.now(datetime.UTC).isoformat()
         state["startup_seconds"] = round(time.monotonic() - started, 2)
         _save_state(state)
         say(f"lab {self.name} up in {state['startup_seconds']}s: {state['server']} "
@@ -448,7 +449,7 @@ class Lab:
             try:
                 from lab import dataplane
                 dataplane.stop(self.dir)
-            except Exception as exc:  # noqa: BLE001 - the control plane must still go down
+            except Exception as exc:
                 say(f"stopping the data plane: {exc}")
         # Reverse start order: the apiserver before its etcd.
         for key in reversed(list(state.get("processes", {}))):

@@ -18,9 +18,9 @@ if str(COLLECTIONS_ROOT) not in sys.path:
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from lab.audit import AuditWindow  # noqa: E402
-from lab.controlplane import Lab, load_state, process_alive  # noqa: E402
-from lab.kube import KubeClient  # noqa: E402
+from lab.audit import AuditWindow
+from lab.controlplane import Lab, load_state, process_alive
+from lab.kube import KubeClient
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

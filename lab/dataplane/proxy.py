@@ -28,8 +28,9 @@ SOURCE_NAMESPACE_HEADER = "x-source-namespace"
 DEFAULT_UPSTREAM_TIMEOUT = 60.0
 # Envoy retries a failed connection twice by default in Istio (connect-failure, reset, 503).
 CONNECT_RETRIES = 2
-HOP_BY_HOP = {"connection", "keep-alive", "server", "date", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-              "content-length"}
+# Not forwarded: hop-by-hop headers, and those the proxy writes itself.
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+              "content-length", "server", "date"}
 
 
 class UpstreamPool:
@@ -234,9 +235,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
             response_headers: list[tuple[str, str]] = [("content-type", "text/plain")]
             if decision.redirect:
                 response_headers.append(("location", decision.redirect))
-            self._respond(status, response_headers, decision.body.encode())
+            # Recorded before answering, so that whoever got the answer also finds it counted.
             if known_source:
                 self._record("source", source_info, decision.service, None, status, decision.flags, started)
+            self._respond(status, response_headers, decision.body.encode())
             return
 
         target = decision.target
@@ -245,25 +247,25 @@ class ProxyHandler(BaseHTTPRequestHandler):
         upstream_headers.setdefault("x-forwarded-proto", "http")
         _apply_header_ops(upstream_headers, decision.request_headers)
         path = decision.path or self.path
-        if decision.mirror is not None:
+        for mirror_target in decision.mirrors:
             shadow = dict(upstream_headers)
+            # Envoy marks mirrored requests by appending -shadow to the authority.
             shadow["host"] = f"{shadow['host']}-shadow"
             mirror_started = time.perf_counter()
 
-            def record_mirror(mirror_target: Target, status: int, _elapsed: float) -> None:
-                self._record("destination", source_info, mirror_target.service, mirror_target, status, "-",
-                             mirror_started)
-            router.mirror(decision.mirror, self.command, path, shadow, body, record_mirror)
+            def record_mirror(target_: Target, status: int, _elapsed: float, begun: float = mirror_started) -> None:
+                self._record("destination", source_info, target_.service, target_, status, "-", begun)
+            router.mirror(mirror_target, self.command, path, shadow, body, record_mirror)
         upstream_started = time.perf_counter()
         try:
             status, upstream_response_headers, payload, target = router.send(
                 target, self.command, path, upstream_headers, body,
                 decision.timeout_seconds or DEFAULT_UPSTREAM_TIMEOUT, snapshot)
         except UpstreamError as exc:
-            self._respond(exc.status, [("content-type", "text/plain")], exc.body.encode())
             if known_source:
                 self._record("source", source_info, target.service, target if exc.flags == "UT" else None,
                              exc.status, exc.flags, started)
+            self._respond(exc.status, [("content-type", "text/plain")], exc.body.encode())
             return
         service_ms = int((time.perf_counter() - upstream_started) * 1000)
         out = [(k, v) for k, v in upstream_response_headers if k.lower() not in HOP_BY_HOP]
@@ -272,10 +274,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
             as_dict = {k.lower(): v for k, v in out}
             _apply_header_ops(as_dict, decision.response_headers)
             out = list(as_dict.items())
-        self._respond(status, out, payload)
         self._record("destination", source_info, target.service, target, status, "-", started)
         if known_source:
             self._record("source", source_info, target.service, target, status, "-", started)
+        self._respond(status, out, payload)
 
     def _record(self, reporter: str, source_info: Mapping[str, str], service: ServiceEntry | None,
                 target: Target | None, status: int, flags: str, started: float) -> None:

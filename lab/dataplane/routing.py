@@ -103,7 +103,7 @@ class Decision:
     authority: str | None = None
     delay_seconds: float = 0.0
     timeout_seconds: float | None = None
-    mirror: Target | None = None
+    mirrors: list[Target] = field(default_factory=list)
     request_headers: dict[str, Any] = field(default_factory=dict)
     response_headers: dict[str, Any] = field(default_factory=dict)
     redirect: str | None = None
@@ -150,7 +150,7 @@ def expand_request_host(host: str, namespace: str) -> str:
 
 def host_matches(pattern: str, host: str) -> bool:
     """Istio host matching: exact, ``*`` for all, ``*.suffix`` for any name ending in ``.suffix``."""
-    if pattern == "*" or pattern == host:
+    if pattern in ("*", host):
         return True
     if pattern.startswith("*."):
         return host.endswith(pattern[1:])
@@ -324,10 +324,9 @@ class Snapshot:
     @staticmethod
     def _gateway_serves(gateway: Mapping[str, Any], host: str, port: int) -> bool:
         for server in gateway.get("spec", {}).get("servers") or []:
-            for pattern in server.get("hosts") or []:
+            for written in server.get("hosts") or []:
                 # Gateway hosts may carry a namespace prefix ("*/name", "./name").
-                pattern = str(pattern).rpartition("/")[2].lower()
-                if host_matches(pattern, host):
+                if host_matches(str(written).rpartition("/")[2].lower(), host):
                     return True
         return False
 
@@ -483,14 +482,20 @@ class Snapshot:
                                                          chosen["headers"].get("request") or {})
             decision.response_headers = _merge_header_ops(decision.response_headers,
                                                           chosen["headers"].get("response") or {})
-        mirror = route.get("mirror")
-        if mirror and _chance(_mirror_percent(route), rng):
-            mirror_fqdn = expand_config_host(str(mirror.get("host", "")), namespace)
-            mirror_service = self.service_for(mirror_fqdn)
+        # ``mirror`` (+ ``mirrorPercentage``, all traffic when absent) and the newer ``mirrors`` list.
+        wanted = []
+        if route.get("mirror"):
+            wanted.append((route["mirror"], _mirror_percent(route)))
+        for entry in route.get("mirrors") or []:
+            wanted.append(((entry or {}).get("destination") or {}, percentage_of(entry or {}, 100.0)))
+        for mirror, percent in wanted:
+            if not _chance(percent, rng):
+                continue
+            mirror_service = self.service_for(expand_config_host(str(mirror.get("host", "")), namespace))
             if mirror_service is not None:
                 found = self.resolve(mirror_service, mirror.get("subset"), rng)
                 if isinstance(found, Target):
-                    decision.mirror = found
+                    decision.mirrors.append(found)
         if service is None:
             decision.status = 503
             decision.body = NO_HEALTHY_UPSTREAM

@@ -20,7 +20,8 @@ attributes:
 options: {}
 attributes:
   check_mode:
-    description: Can run in check mode; the API server validates the change with a server-side dry run and nothing is stored.
+    description:
+      - Can run in check mode; the API server validates the change with a server-side dry run and nothing is stored.
     support: full
   diff_mode:
     description: Returns before and after (spec, labels, annotations) in diff mode.

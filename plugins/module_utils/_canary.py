@@ -44,7 +44,7 @@ _DECIMAL_TEXT_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 _MAX_NUMBER_DIGITS = 30
 _SHOW_LIMIT = 120
 # datetime.UTC exists from Python 3.11 only; modules also run on older targets.
-_UTC = timezone.utc  # noqa: UP017
+_UTC = timezone.utc
 
 
 class CanaryInputError(ValueError):

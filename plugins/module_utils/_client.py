@@ -20,10 +20,8 @@ import base64
 import http.client
 import json
 import os
-import socket
 import ssl
 import tempfile
-import time
 import urllib.parse
 from typing import Any
 
@@ -97,7 +95,7 @@ def _load_yaml(text: bytes, source: str) -> Any:
     try:
         import yaml  # PyYAML comes with ansible-core
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        return yaml.load(text, Loader=loader)
     except Exception as exc:  # the YAML library's errors have no common base worth naming
         raise KubeConfigError(f"kubeconfig {source} is not valid YAML: {exc}") from None
 
@@ -142,7 +140,8 @@ def _delegate_to_kubernetes(config_file: str | None, config_dict: dict[str, Any]
                             context: str | None, settings: Settings) -> None:
     """exec plugins and auth providers: let the kubernetes package produce a token."""
     try:
-        from kubernetes import client as k8s_client, config as k8s_config
+        from kubernetes import client as k8s_client
+        from kubernetes import config as k8s_config
     except ImportError:
         raise KubeConfigError("this kubeconfig user needs an exec plugin or auth provider, which requires "
                               "the Python package 'kubernetes' (pip install kubernetes)") from None
@@ -290,7 +289,6 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
                 key = os.path.join(tmp, "client.key")
                 with os.fdopen(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as handle:
                     handle.write(settings.key_data)
-            assert cert is not None and key is not None
             _read_file(cert, "client certificate")
             _read_file(key, "client key")
             try:
@@ -381,7 +379,7 @@ class KubeClient:
                     f"TLS verification of {self.settings.server} failed: {exc.verify_message or exc}; "
                     "check ca_cert (or the kubeconfig's certificate-authority), or set validate_certs: false "
                     "only for a test cluster") from None
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 self.close()
                 raise ConnectionFailed(
                     f"the API server at {self.settings.server} did not answer {method} {path} within "
@@ -436,5 +434,3 @@ def describe_error(error: ApiError, verb: str, resource: str, name: str | None, 
         detail = "; ".join(fields) if fields else error.message
         return f"the API server rejected {what}{where} as invalid (422): {detail}"
     return f"{verb} {what}{where} failed: {error.status} {error.reason}: {error.message}"
-
-

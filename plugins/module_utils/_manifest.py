@@ -31,7 +31,7 @@ def _parse_documents(text: str, source: str) -> list[dict[str, Any]]:
     import yaml
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        docs = list(yaml.load_all(text, Loader=loader))  # noqa: S506 - a safe loader
+        docs = list(yaml.load_all(text, Loader=loader))
     except yaml.YAMLError as exc:
         raise CanaryInputError(f"{source} is not valid YAML: {exc}") from None
     result = []

@@ -168,7 +168,8 @@ def ensure(ctx: Context, kind: str, resource: str, namespace: str, name: str, st
                     return _result(ctx, False, "unchanged", None, None)
                 raise
             return _result(ctx, True, "deleted", existing, None)
-        assert desired is not None
+        if desired is None:
+            raise ValueError("state=present needs a desired object")
         wanted = desired(copy.deepcopy(existing) if existing else None)
         if existing is not None and comparable(existing) == comparable(wanted):
             return _result(ctx, False, "unchanged", existing, existing)
@@ -273,7 +274,7 @@ def read_info(ctx: Context, kind: str, resource: str, params: dict[str, Any]) ->
         params.get("namespace") or ctx.default_namespace, "namespace")
     if name:
         validate_name(name, "name")
-        assert namespace is not None
+
         ctx.at("get", resource, name, namespace)
         found = ctx.istio.get(kind, namespace, name)
         items = [found] if found else []

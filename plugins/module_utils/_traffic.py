@@ -38,7 +38,7 @@ from ansible_collections.canary.istio.plugins.module_utils._canary import (
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._module import Context, ModuleFailure
 
-UTC = timezone.utc  # noqa: UP017 - modules also run on Python 3.9 targets
+UTC = timezone.utc
 
 
 def is_patch_conflict(error: ApiError) -> bool:
@@ -107,7 +107,7 @@ def read_destination_rule(ctx: Context, target: Target, host: str) -> dict[str, 
     if target.destination_rule:
         ctx.at("get", "destinationrules", target.destination_rule, target.namespace)
         return istio.get("DestinationRule", target.namespace, target.destination_rule)
-    short = host.split(".")[0]
+    short = host.split(".", maxsplit=1)[0]
     ctx.at("get", "destinationrules", short, target.namespace)
     rule = istio.get("DestinationRule", target.namespace, short)
     if rule is not None and same_host((rule.get("spec") or {}).get("host"), host):
@@ -208,7 +208,8 @@ def write(ctx: Context, target: Target, replan: Callable[[], None], retries: int
 
 def rollback(ctx: Context, target: Target) -> None:
     """Puts the weights and the recorded state of a moved VirtualService back as they were."""
-    assert target.vs is not None and target.written is not None
+    if target.vs is None or target.written is None:
+        return
     original_route = target.vs["spec"]["http"][target.route_index]
     now = target.written
     ops = build_route_patch(now, target.route_index, original_route)
@@ -235,7 +236,7 @@ def plan_header(ctx: Context, target: Target, route: str, match: list[dict[str, 
     if not present:
         new_http = remove_header_route(spec, route)
     else:
-        assert subset is not None and match is not None
+
         port = None
         for item in spec.get("http") or []:
             for destination in (item or {}).get("route") or []:

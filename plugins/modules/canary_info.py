@@ -15,7 +15,7 @@ description:
     match the Service selector and the subset's labels), and the canary state and history that
     M(canary.istio.traffic_split) recorded.
 author:
-  - canary.istio contributors
+  - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.auth
   - canary.istio.auth.ISTIO
@@ -113,7 +113,11 @@ from ansible_collections.canary.istio.plugins.module_utils._canary import (
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
 from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
-from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, read_destination_rule, service_host
+from ansible_collections.canary.istio.plugins.module_utils._traffic import (
+    Target,
+    read_destination_rule,
+    service_host,
+)
 
 
 def _labels_match(selector, labels):

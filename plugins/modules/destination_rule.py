@@ -17,7 +17,7 @@ description:
     while a VirtualService in the namespace still routes to it (make before break), unless O(force=true).
   - Writes carry the resourceVersion that was read; a concurrent change is re-read, never overwritten.
 author:
-  - canary.istio contributors
+  - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.auth
   - canary.istio.auth.ISTIO
@@ -85,6 +85,7 @@ seealso:
   - module: canary.istio.destination_rule_info
   - module: canary.istio.traffic_split
   - name: Istio DestinationRule reference
+    description: The upstream API reference.
     link: https://istio.io/latest/docs/reference/config/networking/destination-rule/
 """
 

@@ -18,7 +18,7 @@ description:
   - The subset must exist in the DestinationRule for the host; the write is one JSON Patch guarded
     by the resourceVersion and the route list as read, retried after re-reading on a conflict.
 author:
-  - canary.istio contributors
+  - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.auth
   - canary.istio.auth.ISTIO
@@ -44,8 +44,8 @@ options:
     default: present
   match:
     description:
-      - Istio HTTPMatchRequest list, for example C([{headers: {end-user: {exact: jason}}}]) or a
-        cookie regex C([{headers: {cookie: {regex: "^(.*?;)?(user=jason)(;.*)?$"}}}]).
+      - "Istio HTTPMatchRequest list, for example C([{headers: {end-user: {exact: jason}}}]) or a
+        cookie regex C([{headers: {cookie: {regex: '^(.*?;)?(user=jason)(;.*)?$'}}}])."
       - Mutually exclusive with O(headers).
     type: list
     elements: dict
@@ -108,7 +108,7 @@ routes:
   returned: always
   type: list
   elements: str
-  sample: [testers, http[1]]
+  sample: [testers, "http[1]"]
 result:
   description: The VirtualService as stored after the change (as the dry run would store it in check mode).
   returned: always

@@ -18,7 +18,7 @@ description:
     (observedGeneration caught up, updated, ready and available replicas equal to spec, condition
     C(Available)), and names what is not ready when O(wait_timeout) runs out.
 author:
-  - canary.istio contributors
+  - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.auth
   - canary.istio.attributes
@@ -134,8 +134,8 @@ from ansible_collections.canary.istio.plugins.module_utils._manifest import (
     load_documents,
     object_path,
     ordered,
-    with_protocol_defaults,
     wait_for_deployments,
+    with_protocol_defaults,
 )
 from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
 from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name

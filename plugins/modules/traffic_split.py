@@ -11,7 +11,7 @@ short_description: Move a share of traffic between subsets of one or many Virtua
 version_added: 0.1.0
 description:
   - Sets the weights of named subsets in one http route of a VirtualService, for example
-    70% to C(v1) and 30% to C(v2). Everything else is kept as it is: other routes and their
+    70% to C(v1) and 30% to C(v2). Everything else is kept as it is - other routes and their
     order, match rules, retries, timeouts, fault injection, mirrors, headers, ports, fields this
     module does not know, labels and annotations.
   - The route is the one named O(route_name), or else the single default route (no C(match))
@@ -28,7 +28,7 @@ description:
     C(canary.istio/state) (base, canary, weight) and C(canary.istio/history) (the last O(history_limit)
     steps with time, weights before and after, and actor).
 author:
-  - canary.istio contributors
+  - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.auth
   - canary.istio.auth.ISTIO
@@ -201,7 +201,11 @@ diff:
 
 import getpass
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError, canary_weights, validate_weights
+from ansible_collections.canary.istio.plugins.module_utils._canary import (
+    CanaryInputError,
+    canary_weights,
+    validate_weights,
+)
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, describe_error
 from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
 from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name

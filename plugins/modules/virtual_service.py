@@ -17,7 +17,7 @@ description:
     blindly; on a conflict the object is read again and the desired state applied to it.
   - To move traffic between subsets without rewriting the whole spec, use M(canary.istio.traffic_split).
 author:
-  - canary.istio contributors
+  - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.auth
   - canary.istio.auth.ISTIO
@@ -41,7 +41,7 @@ options:
   spec:
     description:
       - The VirtualService spec, as in Istio's documentation (C(hosts), C(gateways), C(http), C(tcp), C(tls), ...).
-      - Validated before any request: hosts present, every route has destinations with a host, and
+      - Validated before any request - hosts present, every route has destinations with a host, and
         weighted routes have integer weights from 0 to 100 summing to 100.
       - Required with O(state=present) unless O(definition) holds it.
     type: dict
@@ -62,6 +62,7 @@ seealso:
   - module: canary.istio.virtual_service_info
   - module: canary.istio.traffic_split
   - name: Istio VirtualService reference
+    description: The upstream API reference.
     link: https://istio.io/latest/docs/reference/config/networking/virtual-service/
 """
 

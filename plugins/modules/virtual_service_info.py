@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Returns one C(VirtualService) by name, or the VirtualServices of a namespace (or of all namespaces) that match label selectors.
 author:
-  - canary.istio contributors
+  - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.auth
   - canary.istio.auth.ISTIO

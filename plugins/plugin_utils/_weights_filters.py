@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+
 from ansible_collections.canary.istio.plugins.module_utils._canary import (
     CanaryInputError,
     canary_weights,

@@ -76,47 +76,67 @@ def ansible_env(state: dict[str, Any] | None = None, extra: dict[str, str] | Non
 
 def run_playbook(playbook: str | Path | list[dict[str, Any]], state: dict[str, Any] | None = None,
                  extra_vars: dict[str, Any] | None = None, args: list[str] | None = None,
-                 env: dict[str, str] | None = None, json_output: bool = True,
-                 timeout: float = 600, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """ansible-playbook on localhost; with json_output the result's ``.json`` holds the JSON callback data."""
+                 env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None,
+                 stdin: Any = subprocess.DEVNULL, **_: Any) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook on localhost. stdout is what a person sees; ``.results`` holds every task result."""
     ensure_collection_path()
     tmp = None
     if isinstance(playbook, list):
         tmp = tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False)
-        yaml.safe_dump(playbook, tmp)
+        yaml.safe_dump(playbook, tmp, sort_keys=False)
         tmp.close()
         playbook = tmp.name
     command = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
     if extra_vars:
         command += ["-e", json.dumps(extra_vars)]
     command += args or []
-    run_env = ansible_env(state, env)
-    if json_output:
-        run_env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.json" if False else "json"
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as results_file:
+        results_path = results_file.name
+    run_env = ansible_env(state, {**results_callback_env(results_path), **(env or {})})
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=run_env,
-                              cwd=cwd or REPO_ROOT, check=False, stdin=subprocess.DEVNULL)
+                              cwd=cwd or REPO_ROOT, check=False, stdin=stdin)
+        proc.results = read_results(results_path)  # type: ignore[attr-defined]
     finally:
+        os.unlink(results_path)
         if tmp is not None:
             os.unlink(tmp.name)
-    proc.json = None  # type: ignore[attr-defined]
-    if json_output:
-        try:
-            proc.json = json.loads(proc.stdout)  # type: ignore[attr-defined]
-        except ValueError:
-            pass
     return proc
 
 
+def results_callback_env(path: str) -> dict[str, str]:
+    """Environment that makes ansible-playbook write task results to ``path`` (JSON lines)."""
+    return {"ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).parent / "callback_plugins"),
+            "ANSIBLE_CALLBACKS_ENABLED": "results_file", "CANARY_TEST_RESULTS": path}
+
+
+def read_results(path: str) -> list[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
 def task_results(proc: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
-    """Per-task results for localhost, in order, from the JSON callback output."""
-    data = getattr(proc, "json", None)
-    if not data:
-        raise AssertionError(f"no JSON output:\nstdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}")
+    """Per-task results for localhost, in order: the module result plus ``task`` and ``status``."""
+    records = getattr(proc, "results", None)
+    if records is None or (not records and proc.returncode != 0):
+        raise AssertionError(f"no task results:\nstdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}")
     results = []
-    for play in data["plays"]:
-        for task in play["tasks"]:
-            host = task["hosts"].get("localhost")
-            if host is not None:
-                results.append({"task": task["task"]["name"], **host})
+    for record in records:
+        if record["host"] == "localhost":
+            result = {"task": record["task"], "status": record["status"], "start": record["start"],
+                      "end": record["end"], **record["result"]}
+            result.setdefault("failed", record["status"] == "failed")
+            results.append(result)
     return results
+
+
+def play_recap_changed(proc: subprocess.CompletedProcess[str]) -> int:
+    """``changed=N`` of localhost in the PLAY RECAP of the default output."""
+    import re
+    match = re.search(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)", proc.stdout)
+    if not match:
+        raise AssertionError(f"no PLAY RECAP in output:\n{proc.stdout[-3000:]}")
+    return int(match.group(1))

@@ -17,7 +17,8 @@ from tests.helpers.collection import REPO_ROOT
 pytestmark = pytest.mark.lab
 
 VS_SPEC = {"hosts": ["reviews"],
-           "http": [{"name": "primary", "route": [{"destination": {"host": "reviews", "subset": "v1"}, "weight": 100}]}]}
+           "http": [{"name": "primary",
+                     "route": [{"destination": {"host": "reviews", "subset": "v1"}, "weight": 100}]}]}
 DR_SPEC = {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
                                           {"name": "v3", "labels": {"version": "v3"}}]}
 
@@ -104,14 +105,16 @@ def test_adding_a_subset_keeps_the_ones_not_named(lab_state, kube, namespace):
     # The tutorial's destination-rule-v1-v2.yaml lists only v1 and v2: v3 must survive it.
     tutorial_spec = {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
                                                     {"name": "v2", "labels": {"version": "v2"}}]}
-    result = run_module("destination_rule", {**auth, "name": "reviews", "namespace": namespace, "spec": tutorial_spec})
+    result = run_module("destination_rule", {**auth, "name": "reviews", "namespace": namespace,
+                                             "spec": tutorial_spec})
     assert result["changed"] is True
     assert result["subsets"] == ["v1", "v3", "v2"]
     stored = kube.get(_path("DestinationRule", namespace, "reviews"))
     assert [s["name"] for s in stored["spec"]["subsets"]] == ["v1", "v3", "v2"]
     # The subsets option alone adds/updates in place.
+    canary_subset = {"name": "v2", "labels": {"version": "v2", "track": "canary"}}
     updated = run_module("destination_rule", {**auth, "name": "reviews", "namespace": namespace,
-                                              "subsets": [{"name": "v2", "labels": {"version": "v2", "track": "canary"}}]})
+                                              "subsets": [canary_subset]})
     assert updated["changed"] is True
     stored = kube.get(_path("DestinationRule", namespace, "reviews"))
     assert stored["spec"]["subsets"][2] == {"name": "v2", "labels": {"version": "v2", "track": "canary"}}
@@ -208,7 +211,7 @@ def _reinstall_crds(state: dict[str, Any], versions: list[str]) -> None:
         name = doc["metadata"]["name"]
         try:
             client.delete(f"{base}/{name}")
-        except Exception:  # noqa: BLE001 - absent already
+        except Exception:
             pass
         import time
         deadline = time.monotonic() + 30
@@ -216,19 +219,19 @@ def _reinstall_crds(state: dict[str, Any], versions: list[str]) -> None:
             try:
                 client.get(f"{base}/{name}")
                 time.sleep(0.2)
-            except Exception:  # noqa: BLE001 - gone
+            except Exception:
                 break
         if not versions:
             continue
-        doc = copy.deepcopy(doc)
-        doc["spec"]["versions"] = [dict(v, storage=(v["name"] == versions[0]))
-                                   for v in doc["spec"]["versions"] if v["name"] in versions]
-        client.create(base, doc)
+        narrowed = copy.deepcopy(doc)
+        narrowed["spec"]["versions"] = [dict(v, storage=(v["name"] == versions[0]))
+                                        for v in doc["spec"]["versions"] if v["name"] in versions]
+        client.create(base, narrowed)
         while time.monotonic() < deadline:
             try:
                 client.get(f"/apis/networking.istio.io/{versions[0]}/virtualservices")
                 break
-            except Exception:  # noqa: BLE001 - not served yet
+            except Exception:
                 time.sleep(0.2)
 
 

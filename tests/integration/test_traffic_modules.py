@@ -292,6 +292,11 @@ def _three_services(kube: KubeClient, namespace: str) -> None:
                                                                                 for s in subsets]}})
 
 
+def _add_canary_subset(kube: KubeClient, namespace: str, name: str) -> None:
+    subset = {"name": "canary", "labels": {"track": "canary"}}
+    kube.json_patch(f"{DR.format(ns=namespace)}/{name}", [{"op": "add", "path": "/spec/subsets/-", "value": subset}])
+
+
 def _weights_of(kube: KubeClient, namespace: str, name: str) -> dict[str, int]:
     route = get_vs(kube, namespace, name)["spec"]["http"][0]["route"]
     return {d["destination"]["subset"]: d.get("weight", 100) for d in route}
@@ -313,8 +318,7 @@ def test_lockstep_validates_all_before_the_first_write(lab_state, kube, namespac
 
 def test_lockstep_puts_back_what_moved_when_a_later_write_is_forbidden(lab_state, kube, namespace):
     _three_services(kube, namespace)
-    kube.json_patch(f"{DR.format(ns=namespace)}/payments",
-                    [{"op": "add", "path": "/spec/subsets/-", "value": {"name": "canary", "labels": {"track": "canary"}}}])
+    _add_canary_subset(kube, namespace, "payments")
     rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
     kube.create(f"{rbac}/roles", {"metadata": {"name": "split-two"}, "rules": [
         {"apiGroups": ["networking.istio.io"], "resources": ["virtualservices", "destinationrules"],
@@ -343,8 +347,7 @@ def test_lockstep_puts_back_what_moved_when_a_later_write_is_forbidden(lab_state
 
 def test_lockstep_moves_all_together(lab_state, kube, namespace):
     _three_services(kube, namespace)
-    kube.json_patch(f"{DR.format(ns=namespace)}/payments",
-                    [{"op": "add", "path": "/spec/subsets/-", "value": {"name": "canary", "labels": {"track": "canary"}}}])
+    _add_canary_subset(kube, namespace, "payments")
     result = run_module("traffic_split", {**lab_auth(lab_state), "namespace": namespace,
                                           "services": [{"name": "cart"}, {"name": "checkout"}, {"name": "payments"}],
                                           "weights": {"stable": 75, "canary": 25}})

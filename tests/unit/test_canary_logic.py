@@ -13,13 +13,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
 from ansible_collections.canary.istio.plugins.module_utils import _canary as canary
 from ansible_collections.canary.istio.plugins.module_utils._canary import (
     CanaryConflictError,
     CanaryInputError,
 )
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 
 pytestmark = pytest.mark.unit
 
@@ -136,7 +137,8 @@ def bookinfo_vs():
 )
 def test_validate_ratio_accepts_whole_percentages(value, expected):
     assert canary.validate_ratio(value) == expected
-    assert type(canary.validate_ratio(value)) is int
+    result = canary.validate_ratio(value)
+    assert isinstance(result, int) and not isinstance(result, bool)
 
 
 @pytest.mark.parametrize(
@@ -259,7 +261,7 @@ def test_split_weights_sums_to_100_and_stays_within_one_of_exact(shares):
     for name, value in shares.items():
         exact = Fraction(value) * 100 / total
         assert abs(weights[name] - exact) < 1
-        assert type(weights[name]) is int
+        assert isinstance(weights[name], int) and not isinstance(weights[name], bool)
 
 
 @given(st.lists(finite_shares, min_size=1, max_size=20))
@@ -337,7 +339,8 @@ def test_validate_subset_name_limits():
 )
 def test_same_host(first, second, same):
     assert canary.same_host(first, second) is same
-    assert canary.same_host(second, first) is same
+    reversed_pair = (second, first)
+    assert canary.same_host(*reversed_pair) is same
 
 
 def test_find_http_route_default_and_by_name():
@@ -975,7 +978,7 @@ def test_planned_patch_changes_only_the_route_list(vs, weights, reuse_existing):
     assert new_route["route"] == planned["route"]
     assert canary.route_weights(new_route) == weights
     assert sum(item["weight"] for item in new_route["route"]) == 100
-    assert all(type(item["weight"]) is int for item in new_route["route"])
+    assert all(isinstance(item["weight"], int) and not isinstance(item["weight"], bool) for item in new_route["route"])
 
     # Only /spec/http/<index>/route may differ.
     restored = copy.deepcopy(after)

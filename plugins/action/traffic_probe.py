@@ -1,0 +1,40 @@
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Runs canary.istio.traffic_probe on the controller, printing progress while it works."""
+
+from __future__ import annotations
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._probe import (
+    PROBE_ARG_SPEC,
+    probe_from_params,
+    progress_line,
+)
+
+display = Display()
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        validation, params = self.validate_argument_spec(argument_spec=PROBE_ARG_SPEC)
+        del validation
+        try:
+            probe, failure = probe_from_params(params, progress=lambda snap: display.display(progress_line(snap)))
+        except CanaryInputError as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        result.update(probe)
+        result["changed"] = False
+        if failure:
+            result.update(failed=True, msg=failure)
+        return result

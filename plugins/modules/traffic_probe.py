@@ -1,0 +1,178 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: traffic_probe
+short_description: Send requests to a URL and measure which version answered, with confidence intervals
+version_added: 0.1.0
+description:
+  - Sends O(requests) HTTP requests to O(url) with O(concurrency) parallel connections, sorts each
+    answer into a label by the first of O(labels) whose regex is found in the body (for Bookinfo,
+    C(v2) for black stars, C(v3) for red stars), and returns counts, shares and a 95% Wilson score
+    interval per label. Errors (no answer, or HTTP status 400 and above) are counted apart.
+  - O(expect) fails the task when an expected share lies outside its interval, which turns
+    "refresh the page and look" into a check a pipeline can run.
+  - The probe runs on the Ansible controller (an action plugin) and prints a progress line every
+    O(progress_interval) seconds on long probes.
+author:
+  - canary.istio contributors (@canary-istio)
+attributes:
+  check_mode:
+    description: Sends the requests in check mode too; it changes nothing.
+    support: full
+  diff_mode:
+    description: Returns no diff.
+    support: none
+  idempotent:
+    description: Changes nothing.
+    support: full
+  action:
+    description: Runs on the controller as an action plugin.
+    support: full
+options:
+  url:
+    description: The URL to request, for example the ingress gateway's C(/productpage).
+    type: str
+    required: true
+  requests:
+    description: How many requests to send (1 to 1000000).
+    type: int
+    default: 100
+  concurrency:
+    description: Parallel connections (1 to 256), each kept alive.
+    type: int
+    default: 10
+  labels:
+    description:
+      - Label to regex. Each answer gets the first label (in the order given) whose regex is found
+        in its body; answers matching none count as C(unmatched).
+    type: dict
+    required: true
+  headers:
+    description: Request headers, for example C({end-user: jason}).
+    type: dict
+    default: {}
+  cookies:
+    description: Cookies to send, for example C({user: jason}).
+    type: dict
+    default: {}
+  method:
+    description: HTTP method.
+    type: str
+    default: GET
+    choices: [GET, HEAD, POST]
+  timeout:
+    description: Seconds to wait for each answer.
+    type: float
+    default: 10
+  validate_certs:
+    description: Verify the TLS certificate of an https URL.
+    type: bool
+    default: true
+  expect:
+    description:
+      - Expected share per label in percent, for example C({v2: 30}). The task fails when the
+        expected value lies outside the label's 95% interval.
+    type: dict
+  max_errors:
+    description: Fail the task when more requests than this fail. No limit when not set.
+    type: int
+  progress_interval:
+    description: Seconds between progress lines on the controller's output.
+    type: float
+    default: 2
+seealso:
+  - module: canary.istio.traffic_split
+"""
+
+EXAMPLES = r"""
+- name: Measure the reviews split through the gateway
+  canary.istio.traffic_probe:
+    url: "http://{{ gateway }}/productpage"
+    requests: 1000
+    concurrency: 20
+    labels:
+      v3: 'color="red"'
+      v2: 'color="black"'
+      v1: 'class="reviews"'
+    expect:
+      v2: 30
+    max_errors: 0
+
+- name: Signed in as jason, every page comes from the tester route
+  canary.istio.traffic_probe:
+    url: "http://{{ gateway }}/productpage"
+    requests: 50
+    cookies: {user: jason}
+    labels: {v3: 'color="red"'}
+    expect: {v3: 100}
+"""
+
+RETURN = r"""
+counts:
+  description: Answers per label (including C(unmatched)); errors are not included.
+  returned: always
+  type: dict
+  sample: {v1: 702, v2: 298, unmatched: 0}
+shares:
+  description: Share per label in percent of the answered requests.
+  returned: always
+  type: dict
+  sample: {v1: 70.2, v2: 29.8, unmatched: 0.0}
+intervals:
+  description: 95% Wilson score interval per label, as C([low, high]) percentages.
+  returned: always
+  type: dict
+  sample: {v2: [27.0, 32.7]}
+ok:
+  description: Requests that got an answer with status below 400.
+  returned: always
+  type: int
+errors:
+  description: Requests that failed (no answer, or status 400 and above).
+  returned: always
+  type: int
+error_kinds:
+  description: Failed requests by HTTP status or error type.
+  returned: always
+  type: dict
+  sample: {"503": 2}
+duration:
+  description: Seconds the probe took.
+  returned: always
+  type: float
+requests_per_second:
+  description: Achieved request rate.
+  returned: always
+  type: float
+unexpected:
+  description: Labels whose expected share lies outside the interval.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._probe import PROBE_ARG_SPEC, probe_from_params
+
+
+def main() -> None:
+    # Normally the action plugin of the same name runs the probe on the controller; this module
+    # runs it where the task runs when called directly.
+    module = AnsibleModule(argument_spec=PROBE_ARG_SPEC, supports_check_mode=True)
+    try:
+        result, failure = probe_from_params(module.params)
+    except CanaryInputError as exc:
+        module.fail_json(msg=str(exc))
+    if failure:
+        module.fail_json(msg=failure, **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -68,7 +68,7 @@ def validate_expect(expect: Any, labels: list[tuple[str, re.Pattern[str]]]) -> d
         return {}
     if not isinstance(expect, dict):
         raise CanaryInputError(f"expect {expect!r} must be a mapping of label to expected percentage")
-    known = {name for name, _ in labels} | {UNMATCHED}
+    known = {name for name, _pattern in labels} | {UNMATCHED}
     result = {}
     for name, value in expect.items():
         if name not in known:
@@ -151,7 +151,7 @@ def run_probe(url: str, count: int, concurrency: int, labels: Any, headers: dict
     if cookies:
         all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
     prober = Prober(url, all_headers, timeout, validate_certs, method)
-    counts: dict[str, int] = {name: 0 for name, _ in compiled}
+    counts: dict[str, int] = {name: 0 for name, _pattern in compiled}
     counts[UNMATCHED] = 0
     errors: dict[str, int] = {}
     lock = threading.Lock()
@@ -164,11 +164,11 @@ def run_probe(url: str, count: int, concurrency: int, labels: Any, headers: dict
         return {"done": done[0], "total": count, "ok": ok, "errors": sum(errors.values()),
                 "shares": {k: round(100 * v / ok, 1) if ok else 0.0 for k, v in counts.items()}}
 
-    def work(_: int) -> None:
+    def work(_index: int) -> None:
         status, body, error = prober.one()
         with lock:
             if error is not None or status >= 400:
-                key = error.split(":")[0] if error else str(status)
+                key = error.split(":", maxsplit=1)[0] if error else str(status)
                 errors[key] = errors.get(key, 0) + 1
             else:
                 counts[classify(body, compiled)] += 1

@@ -105,8 +105,8 @@ objects:
     namespace: {description: Namespace (empty for cluster-scoped kinds)., type: str, returned: always, sample: bookinfo}
     source: {description: File or definition the object came from., type: str, returned: always}
     changed: {description: Whether this object changed., type: bool, returned: always}
-    method: {description: created, updated, unchanged, deleted., type: str, returned: always, sample: created}
-    diff: {description: Before and after of this object, in diff mode., type: dict, returned: in diff mode}
+    method: {description: 'What was done: created, updated, unchanged or deleted.', type: str, returned: always, sample: created}
+    diff: {description: Before and after of this object., type: dict, returned: in diff mode}
 not_ready:
   description: Deployments that were not ready when waiting ended, with what is missing.
   returned: when O(wait=true)

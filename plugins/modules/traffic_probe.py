@@ -53,11 +53,11 @@ options:
     type: dict
     required: true
   headers:
-    description: Request headers, for example C({end-user: jason}).
+    description: "Request headers, for example C({end-user: jason})."
     type: dict
     default: {}
   cookies:
-    description: Cookies to send, for example C({user: jason}).
+    description: "Cookies to send, for example C({user: jason})."
     type: dict
     default: {}
   method:
@@ -75,8 +75,8 @@ options:
     default: true
   expect:
     description:
-      - Expected share per label in percent, for example C({v2: 30}). The task fails when the
-        expected value lies outside the label's 95% interval.
+      - "Expected share per label in percent, for example C({v2: 30}). The task fails when the
+        expected value lies outside the label's 95% interval."
     type: dict
   max_errors:
     description: Fail the task when more requests than this fail. No limit when not set.

@@ -24,7 +24,7 @@ description:
   - O(services) moves several VirtualServices as one step (lockstep). All are read and validated
     before the first write; when a later write fails, the ones already moved are put back, and
     the result says so for each service.
-  - Each step is recorded on the VirtualService in annotations with the prefix C(canary.istio/):
+  - Each step is recorded on the VirtualService in annotations with the prefix C(canary.istio/),
     C(canary.istio/state) (base, canary, weight) and C(canary.istio/history) (the last O(history_limit)
     steps with time, weights before and after, and actor).
 author:
@@ -59,7 +59,7 @@ options:
     type: str
   weights:
     description:
-      - Weight per subset, integers from 0 to 100 summing to 100, for example C({v1: 70, v2: 30}).
+      - "Weight per subset, integers from 0 to 100 summing to 100, for example C({v1: 70, v2: 30})."
       - Subsets not yet in the route are added with the host and port of the route's other
         destinations. Weight 0 keeps a destination in the route.
       - Mutually exclusive with O(base), O(canary) and O(canary_weight).
@@ -112,7 +112,6 @@ seealso:
   - module: canary.istio.canary_info
   - module: canary.istio.header_route
   - module: canary.istio.destination_rule
-  - role: canary.istio.canary_release
 """
 
 EXAMPLES = r"""
@@ -180,8 +179,8 @@ services:
     after: {description: Weights after., type: dict, returned: always}
     changed: {description: Whether the weights differ from before., type: bool, returned: always}
     moved: {description: Whether the change is stored now., type: bool, returned: always}
-    rolled_back: {description: Whether the change was written and then put back because another service failed., type: bool, returned: always}
-    error: {description: Why this service failed, if it did., type: str, returned: always}
+    rolled_back: {description: 'Whether the change was written, then put back because another service failed.', type: bool, returned: always}
+    error: {description: 'Why this service failed (null when it did not).', type: str, returned: always}
     destination_rule: {description: Name of the DestinationRule whose subsets were checked., type: str, returned: always}
 api_version:
   description: The C(networking.istio.io) version used.

@@ -274,8 +274,8 @@ def test_concurrent_writer_and_fifty_splits_both_survive(lab_state, kube, bookin
     names = [r.get("name") for r in stored["spec"]["http"]]
     assert added and all(name in names for name in added)
     primary = next(r for r in stored["spec"]["http"] if r.get("name") == "primary")
-    assert {d["destination"]["subset"]: d["weight"] for d in primary["route"]} == {"v1": 100 - weights[-1],
-                                                                                 "v2": weights[-1]}
+    expected = {"v1": 100 - weights[-1], "v2": weights[-1]}
+    assert {d["destination"]["subset"]: d["weight"] for d in primary["route"]} == expected
     assert names[-3:] == ["testers", "faulty-path", "primary"]
 
 
@@ -286,10 +286,9 @@ def _three_services(kube: KubeClient, namespace: str) -> None:
                                                             "weight": 100}]}]}}
         kube.create(VS.format(ns=namespace), vs)
         subsets = ["stable", "canary"] if name != "payments" else ["stable"]
-        kube.create(DR.format(ns=namespace), {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-                                             "metadata": {"name": name},
-                                             "spec": {"host": name, "subsets": [{"name": s, "labels": {"track": s}}
-                                                                                for s in subsets]}})
+        rule = {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": name},
+                "spec": {"host": name, "subsets": [{"name": s, "labels": {"track": s}} for s in subsets]}}
+        kube.create(DR.format(ns=namespace), rule)
 
 
 def _add_canary_subset(kube: KubeClient, namespace: str, name: str) -> None:
@@ -390,8 +389,8 @@ def test_canary_info_reports_routes_subsets_deployments_and_history(lab_state, k
     info = run_module("canary_info", {**lab_auth(lab_state), "name": "reviews", "namespace": bookinfo}, check=True)
     assert info["exists"] is True and info["weights"] == {"v1": 70, "v2": 30}
     assert [r["name"] for r in info["routes"]] == ["testers", "faulty-path", "primary"]
-    assert {s["name"]: s["deployments"] for s in info["subsets"]} == {"v1": ["reviews-v1"], "v2": ["reviews-v2"],
-                                                                     "v3": []}
+    backing = {s["name"]: s["deployments"] for s in info["subsets"]}
+    assert backing == {"v1": ["reviews-v1"], "v2": ["reviews-v2"], "v3": []}
     assert {s["name"]: s["routed"] for s in info["subsets"]} == {"v1": True, "v2": True, "v3": True}
     assert info["state"] == {"base": "v1", "canary": "v2", "weight": 30, "route": "primary"}
     assert info["history"][-1]["actor"] == "ops" and info["history"][-1]["to"] == {"v1": 70, "v2": 30}

@@ -339,8 +339,8 @@ def test_validate_subset_name_limits():
 )
 def test_same_host(first, second, same):
     assert canary.same_host(first, second) is same
-    reversed_pair = (second, first)
-    assert canary.same_host(*reversed_pair) is same
+    left, right = second, first
+    assert canary.same_host(left, right) is same
 
 
 def test_find_http_route_default_and_by_name():

@@ -1,0 +1,149 @@
+"""Items 1 and 2 of the benchmark: one weight change, and many services in one step.
+
+Every variant runs once untimed first (the "cold" run: kubernetes.core fills its discovery cache
+then, which is what a first run on a fresh controller pays), then ``runs`` timed rounds. In a round
+every variant runs once, in an order rotated from round to round, and each changes the weights to
+a value it did not have before, so every timed task really writes.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from typing import Any
+
+from bench.env import say
+from bench.objects import Objects, virtual_service
+from bench.runner import PlaybookRunner, RunResult
+
+TaskFactory = Callable[[int], list[dict[str, Any]]]
+
+
+def canary_weight(step: int) -> int:
+    """10, 20, ... 90, 10, ...: never the same twice in a row."""
+    return (step % 9 + 1) * 10
+
+
+def json_patch_ops(weight: int) -> list[dict[str, Any]]:
+    return [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 100 - weight},
+            {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": weight}]
+
+
+def summarize_run(result: RunResult) -> dict[str, Any]:
+    return {"task_s": result.task_time, "wall_s": result.wall, "peak_rss_mb": result.peak_rss_mb,
+            "module_processes": len(result.modules), "module_s": result.module_seconds,
+            "requests": result.request_summary(), "changed": [t["changed"] for t in result.tasks],
+            "module_api_requests": result.tasks[-1].get("api_requests") if result.tasks else None,
+            "failures": result.failures}
+
+
+def median(values: list[float]) -> float:
+    values = [v for v in values if v == v]  # drop NaN
+    return statistics.median(values) if values else float("nan")
+
+
+def measure(runner: PlaybookRunner, variants: dict[str, TaskFactory], runs: int, label: str,
+            steps: dict[str, int]) -> dict[str, Any]:
+    """Runs each variant once cold, then ``runs`` rounds; returns per-variant runs and medians."""
+    out: dict[str, Any] = {name: {"cold": None, "runs": []} for name in variants}
+    names = list(variants)
+    for round_index in range(-1, runs):
+        order = names[round_index % len(names):] + names[:round_index % len(names)] if round_index >= 0 else names
+        for name in order:
+            step = steps[name] = steps.get(name, 0) + 1
+            result = runner.run(variants[name](step))
+            summary = summarize_run(result)
+            if result.failures:
+                say(f"{label} {name}: FAILED: {'; '.join(result.failures)[:1500]}")
+            if round_index < 0:
+                out[name]["cold"] = summary
+            else:
+                out[name]["runs"].append(summary)
+        if round_index >= 0:
+            say(f"{label}: round {round_index + 1}/{runs} " + ", ".join(
+                f"{n} {out[n]['runs'][-1]['task_s']:.2f}s" for n in names))
+    for name in names:
+        measured = out[name]["runs"]
+        out[name]["median"] = {
+            "task_s": median([r["task_s"] for r in measured]),
+            "wall_s": median([r["wall_s"] for r in measured]),
+            "peak_rss_mb": median([r["peak_rss_mb"] for r in measured]),
+            "module_s": median([r["module_s"] for r in measured]),
+            "requests": median([r["requests"]["total"] for r in measured]),
+            "discovery": median([r["requests"]["discovery"] for r in measured]),
+        }
+    return out
+
+
+def ratios(result: dict[str, Any], numerator: str, denominator: str, key: str) -> dict[str, Any]:
+    """``numerator/denominator`` of ``key`` taken run by run (same round), then the median."""
+    pairs = [a[key] / b[key] for a, b in zip(result[numerator]["runs"], result[denominator]["runs"], strict=True)
+             if b[key]]
+    return {"per_run": pairs, "median": median(pairs)}
+
+
+def one_change(runner: PlaybookRunner, objects: Objects, namespace: str, runs: int) -> dict[str, Any]:
+    for name in ("one-ts", "one-jp", "one-k8s"):
+        objects.service_pair(name, namespace)
+
+    variants: dict[str, TaskFactory] = {
+        "debug": lambda step: [{"name": "debug only", "ansible.builtin.debug": {"msg": f"step {step}"}}],
+        "traffic_split": lambda step: [{"name": "traffic_split", "canary.istio.traffic_split": {
+            "name": "one-ts", "namespace": namespace, "base": "v1", "canary": "v2",
+            "canary_weight": canary_weight(step)}}],
+        "k8s_json_patch": lambda step: [{"name": "k8s_json_patch", "kubernetes.core.k8s_json_patch": {
+            "api_version": "networking.istio.io/v1", "kind": "VirtualService", "name": "one-jp",
+            "namespace": namespace, "patch": json_patch_ops(canary_weight(step))}}],
+        "k8s": lambda step: [{"name": "k8s apply", "kubernetes.core.k8s": {
+            "state": "present", "definition": virtual_service("one-k8s", namespace, canary_weight(step))}}],
+    }
+    result = measure(runner, variants, runs, "one change", {})
+    result["ratios"] = {
+        "task_traffic_split_over_k8s_json_patch": ratios(result, "traffic_split", "k8s_json_patch", "task_s"),
+        "task_traffic_split_over_k8s": ratios(result, "traffic_split", "k8s", "task_s"),
+        "wall_traffic_split_over_k8s_json_patch": ratios(result, "traffic_split", "k8s_json_patch", "wall_s"),
+        "wall_traffic_split_over_k8s": ratios(result, "traffic_split", "k8s", "wall_s"),
+        "rss_traffic_split_over_k8s_json_patch": ratios(result, "traffic_split", "k8s_json_patch", "peak_rss_mb"),
+    }
+    # The weights really moved: what the API server holds now is what the last round asked for.
+    result["final_weights"] = {name: objects.weights(name, namespace) for name in ("one-ts", "one-jp", "one-k8s")}
+    return result
+
+
+def many_services(runner: PlaybookRunner, objects: Objects, namespace: str, runs: int,
+                  sizes: tuple[int, ...] = (1, 10, 100), runs_largest: int = 3) -> dict[str, Any]:
+    largest = max(sizes)
+    say(f"creating {largest} VirtualServices and DestinationRules for each tool")
+    for index in range(largest):
+        objects.service_pair(f"ts-{index:03d}", namespace)
+        objects.service_pair(f"kc-{index:03d}", namespace)
+    steps: dict[str, int] = {}
+    out: dict[str, Any] = {}
+    for size in sizes:
+        ts_names = [f"ts-{i:03d}" for i in range(size)]
+        kc_names = [f"kc-{i:03d}" for i in range(size)]
+
+        def ours(step: int, names: list[str] = ts_names) -> list[dict[str, Any]]:
+            weight = canary_weight(step)
+            return [{"name": "traffic_split lockstep", "canary.istio.traffic_split": {
+                "namespace": namespace, "services": [{"name": n} for n in names],
+                "weights": {"v1": 100 - weight, "v2": weight}}}]
+
+        def loop(step: int, names: list[str] = kc_names) -> list[dict[str, Any]]:
+            return [{"name": "k8s_json_patch loop", "kubernetes.core.k8s_json_patch": {
+                "api_version": "networking.istio.io/v1", "kind": "VirtualService", "name": "{{ item }}",
+                "namespace": namespace, "patch": json_patch_ops(canary_weight(step))}, "loop": names}]
+
+        # Both tools share a step counter per tool across sizes, so every run changes weights.
+        size_runs = runs if size < largest else min(runs, runs_largest)
+        result = measure(runner, {"traffic_split": ours, "k8s_json_patch_loop": loop}, size_runs,
+                         f"{size} services", steps)
+        result["ratios"] = {
+            "task_loop_over_traffic_split": ratios(result, "k8s_json_patch_loop", "traffic_split", "task_s"),
+            "wall_loop_over_traffic_split": ratios(result, "k8s_json_patch_loop", "traffic_split", "wall_s"),
+        }
+        for name in ("traffic_split", "k8s_json_patch_loop"):
+            med = result[name]["median"]
+            med["requests_per_service"] = med["requests"] / size
+        out[str(size)] = result
+    return out

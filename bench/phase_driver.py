@@ -1,0 +1,90 @@
+"""Times a module's connection steps in a fresh process: ``phase_driver.py ours|kubernetes KUBECONFIG NS``.
+
+``ours``: the collection's own connection code (``module_utils._client``), as its modules use it:
+settings from the kubeconfig, the TLS context, then the requests of one ``traffic_split`` (GET of
+the VirtualService, GET of the DestinationRule) on one kept-alive connection.
+``kubernetes``: what kubernetes.core does before its first request: import the ``kubernetes``
+package and its dynamic client, load the kubeconfig.
+
+Prints one JSON line of seconds per step. Reads only; writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+STARTED = time.perf_counter()
+
+
+def ours(kubeconfig: str, namespace: str) -> dict[str, float]:
+    marks = {}
+    last = time.perf_counter()
+
+    def mark(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        marks[name] = now - last
+        last = now
+
+    from ansible.module_utils import basic  # noqa: F401 - the import is what is measured
+    mark("import_ansible_basic")
+    from ansible_collections.canary.istio.plugins.module_utils import _client, _istio, _traffic  # noqa: F401
+    mark("import_collection")
+    settings = _client.resolve_settings({"kubeconfig": kubeconfig, "context": None})
+    mark("kubeconfig")
+    client = _client.KubeClient(settings)
+    mark("tls_context")
+    istio = _istio.Istio(client)
+    istio.get("VirtualService", namespace, "one-ts")
+    mark("first_request")
+    istio.get("DestinationRule", namespace, "one-ts")
+    mark("second_request")
+    istio.get("VirtualService", namespace, "one-ts")
+    mark("third_request")
+    client.close()
+    return marks
+
+
+def kubernetes(kubeconfig: str, namespace: str) -> dict[str, float]:
+    marks = {}
+    last = time.perf_counter()
+
+    def mark(name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        marks[name] = now - last
+        last = now
+
+    from ansible.module_utils import basic  # noqa: F401
+    mark("import_ansible_basic")
+    import kubernetes  # noqa: F401
+    from kubernetes import client, config
+    from kubernetes.dynamic import DynamicClient  # noqa: F401
+    mark("import_kubernetes")
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    mark("kubeconfig")
+    api = client.ApiClient(configuration)
+    request = api.param_serialize("GET", f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/one-ts",
+                                  header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+    api.call_api(*request).read()
+    mark("first_request")
+    request = api.param_serialize("GET", f"/apis/networking.istio.io/v1/namespaces/{namespace}/destinationrules/one-ts",
+                                  header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+    api.call_api(*request).read()
+    mark("second_request")
+    return marks
+
+
+def main() -> int:
+    mode, kubeconfig, namespace = sys.argv[1:4]
+    marks = ours(kubeconfig, namespace) if mode == "ours" else kubernetes(kubeconfig, namespace)
+    marks["total"] = time.perf_counter() - STARTED
+    print(json.dumps(marks))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -55,6 +55,12 @@ lab-up: setup
 lab-down: venv
 	$(PY) -m lab --dir $(LAB_DIR) down
 
+# Benchmarks against kubernetes.core on a lab of their own (build/bench-lab); kubernetes.core comes
+# from PyPI's ansible package in ~/.cache/canary-istio-lab/bench-venv, made here when missing.
+# Prints a table and writes docs/performance.md and docs/performance.zh-CN.md. BENCH_RUNS=N for fewer rounds.
+bench: setup
+	$(PY) -m bench
+
 build: venv
 	@mkdir -p build/dist
 	$(VENV)/bin/ansible-galaxy collection build --force --output-path build/dist

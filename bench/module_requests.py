@@ -14,7 +14,7 @@ import tempfile
 from typing import Any
 
 from bench.env import REPO_ROOT, WORK_DIR, bench_python, say
-from bench.runner import AUDIT_USER, is_discovery
+from bench.runner import AUDIT_USER, discovery_group, is_discovery
 from lab.audit import AuditWindow
 from tests.helpers.collection import COLLECTION_DIR, COLLECTIONS_ROOT
 
@@ -91,11 +91,16 @@ def per_module(lab_state: dict[str, Any], namespace: str) -> list[dict[str, Any]
         result = run_module(lab_state, module, args, check)
         events = window.requests(user=AUDIT_USER)
         verbs: dict[str, int] = {}
+        discovery_groups: dict[str, int] = {}
         for event in events:
+            if is_discovery(event):
+                group = discovery_group(event.get("requestURI", ""))
+                discovery_groups[group] = discovery_groups.get(group, 0) + 1
             verb = "discovery" if is_discovery(event) else event.get("verb", "?")
             verbs[verb] = verbs.get(verb, 0) + 1
         row = {"module": module, "operation": what, "requests": len(events), "by_verb": verbs,
-               "discovery": verbs.get("discovery", 0), "reported": result.get("api_requests"),
+               "discovery": verbs.get("discovery", 0), "discovery_groups": discovery_groups,
+               "reported": result.get("api_requests"),
                "changed": result.get("changed"), "failed": bool(result.get("failed")),
                "msg": str(result.get("msg", ""))[:300] if result.get("failed") else ""}
         if row["failed"]:

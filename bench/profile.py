@@ -117,8 +117,8 @@ def module_imports(module: str) -> list[Path]:
         if path in seen:
             continue
         seen.append(path)
-        for line in path.read_text().splitlines():
-            line = line.strip()
+        for raw in path.read_text().splitlines():
+            line = raw.strip()
             if line.startswith("from ansible_collections.canary.istio.plugins.module_utils."):
                 name = line.split()[1].rsplit(".", 1)[1]
                 queue.append(COLLECTION_SOURCES / "module_utils" / f"{name}.py")

@@ -35,8 +35,18 @@ def is_discovery(event: dict[str, Any]) -> bool:
     if event.get("verb") != "get" or not DISCOVERY.match(uri):
         return False
     # /api/v1/namespaces is a resource, /apis/<g>/<v> is discovery: tell them apart by depth.
-    parts = uri.split("?")[0].strip("/").split("/")
+    parts = uri.split("?", maxsplit=1)[0].strip("/").split("/")
     return parts[0] != "api" or len(parts) <= 2
+
+
+def discovery_group(uri: str) -> str:
+    """The API group a discovery request is about ("" for the core group, "*" for /apis itself)."""
+    parts = uri.split("?", maxsplit=1)[0].strip("/").split("/")
+    if parts[0] == "api":
+        return ""
+    if parts[0] == "apis" and len(parts) > 1:
+        return parts[1]
+    return "*"
 
 
 @dataclass
@@ -63,11 +73,16 @@ class RunResult:
         return sum(m["elapsed"] for m in self.modules)
 
     def request_summary(self) -> dict[str, int]:
-        summary = {"total": len(self.requests), "discovery": 0, "get": 0, "list": 0, "write": 0}
+        summary = {"total": len(self.requests), "discovery": 0, "get": 0, "list": 0, "write": 0,
+                   "discovery_max_per_group": 0}
+        groups: dict[str, int] = {}
         for event in self.requests:
             verb = event.get("verb")
             if is_discovery(event):
                 summary["discovery"] += 1
+                group = discovery_group(event.get("requestURI", ""))
+                groups[group] = groups.get(group, 0) + 1
+                summary["discovery_max_per_group"] = max(groups.values())
             elif verb in ("get", "list", "watch"):
                 summary["get" if verb == "get" else "list"] += 1
             else:
@@ -111,7 +126,8 @@ class PlaybookRunner:
         for cache in self.tmp.glob("k8srcp-*.json"):
             cache.unlink()
 
-    def run(self, tasks: list[dict[str, Any]], timeout: float = 900) -> RunResult:
+    def run(self, tasks: list[dict[str, Any]], timeout: float = 900, extra_env: dict[str, str] | None = None
+            ) -> RunResult:
         play = [{"name": "bench", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
         with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=self.tmp, delete=False) as handle:
             yaml.safe_dump(play, handle, sort_keys=False)
@@ -120,7 +136,8 @@ class PlaybookRunner:
         command = [str(BENCH_VENV / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
         window = AuditWindow(self.state)
         started = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=self.env(rss_file),
+        env = {**self.env(rss_file), **(extra_env or {})}
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
                               cwd=str(self.tmp), stdin=subprocess.DEVNULL, check=False)
         wall = time.perf_counter() - started
         requests = window.requests(user=AUDIT_USER)
@@ -136,7 +153,8 @@ class PlaybookRunner:
         try:
             data = json.loads(proc.stdout)
         except ValueError:
-            result.failures.append(f"no JSON output (rc {proc.returncode}): {proc.stdout[-1500:]} {proc.stderr[-1500:]}")
+            result.failures.append(f"no JSON output (rc {proc.returncode}): "
+                                   f"{proc.stdout[-1500:]} {proc.stderr[-1500:]}")
             return result
         for play_data in data.get("plays", []):
             for task in play_data.get("tasks", []):

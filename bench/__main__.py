@@ -1,0 +1,105 @@
+"""``python -m bench``: runs the whole benchmark on a lab of its own and writes docs/performance*.md."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench import changes, module_requests, profile, report, router
+from bench.env import REPO_ROOT, WORK_DIR, ensure_bench_venv, interpreter_wrapper, machine, say
+from bench.objects import Objects
+from bench.runner import PlaybookRunner
+from lab.controlplane import Lab, load_state, process_alive
+from lab.kube import KubeClient
+
+RESULTS = WORK_DIR / "results.json"
+DOCS = {report.EN: REPO_ROOT / "docs" / "performance.md", report.ZH: REPO_ROOT / "docs" / "performance.zh-CN.md"}
+
+
+def _lab_running(directory: Path) -> bool:
+    try:
+        state = load_state(directory)
+    except Exception:
+        return False
+    return all(process_alive(state["processes"].get(k, {})) for k in ("etcd", "apiserver"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "5")),
+                        help="timed rounds per measurement (default %(default)s; env BENCH_RUNS)")
+    parser.add_argument("--runs-largest", type=int, default=int(os.environ.get("BENCH_RUNS_LARGEST", "3")),
+                        help="rounds for 100 services (the kubernetes.core loop takes a minute a round)")
+    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1,10,100"),
+                        help="numbers of services for item 2 (default %(default)s)")
+    parser.add_argument("--lab-dir", default=str(REPO_ROOT / "build" / "bench-lab"))
+    parser.add_argument("--keep-lab", action="store_true", help="leave the lab running at the end")
+    parser.add_argument("--only", default="profile,one,many,modules,router",
+                        help="comma-separated parts to run (default: all)")
+    parser.add_argument("--report-only", action="store_true",
+                        help=f"re-render the table and docs from {RESULTS.relative_to(REPO_ROOT)}")
+    parser.add_argument("--no-docs", action="store_true", help="print the table, do not write docs/")
+    args = parser.parse_args(argv)
+
+    if args.report_only:
+        results = json.loads(RESULTS.read_text())
+    else:
+        results = run(args)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=1, default=str))
+    print(report.console(results))
+    if not args.no_docs:
+        for lang, path in DOCS.items():
+            path.write_text(report.render(results, lang))
+        say(f"wrote {', '.join(str(p.relative_to(REPO_ROOT)) for p in DOCS.values())}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict:
+    started = time.monotonic()
+    parts = set(args.only.split(","))
+    ensure_bench_venv()
+    lab_dir = Path(args.lab_dir).resolve()
+    was_running = _lab_running(lab_dir)
+    lab = Lab(lab_dir)
+    state = lab.up()
+    results: dict = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                     "settings": {"runs": args.runs, "runs_largest": args.runs_largest, "sizes": args.sizes}}
+    try:
+        results["machine"] = machine(state)
+        say(f"kubernetes.core {results['machine']['kubernetes_core']} (ansible {results['machine']['ansible']}, "
+            f"ansible-core {results['machine']['ansible_core']})")
+        objects = Objects(KubeClient.from_state(state, user="admin"))
+        namespace = objects.namespace("bench")
+        runner = PlaybookRunner(state, interpreter_wrapper())
+        if "profile" in parts:
+            for name in ("one-ts", "one-jp"):
+                objects.service_pair(name, namespace)
+            results["profile"] = profile.where_time_goes(state, namespace, args.runs)
+        if "one" in parts:
+            results["one_change"] = changes.one_change(runner, objects, namespace, args.runs)
+        if "many" in parts:
+            sizes = tuple(int(n) for n in args.sizes.split(",") if n)
+            results["many"] = changes.many_services(runner, objects, namespace, args.runs, sizes,
+                                                    args.runs_largest)
+        if "modules" in parts:
+            say("API requests per module operation")
+            results["modules"] = module_requests.per_module(state, objects.namespace("bench-mods"))
+        if "router" in parts:
+            results["router"] = router.router_bench(lab_dir, state, objects.namespace("bench-router"))
+    finally:
+        if not was_running and not args.keep_lab:
+            lab.down(quiet=True)
+    results = {k: v for k, v in results.items() if v is not None}
+    results["settings"]["seconds"] = round(time.monotonic() - started)
+    say(f"benchmark took {results['settings']['seconds']} s")
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -222,6 +222,22 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _pids_with_marker(marker: str, executables: set[str]) -> list[int]:
+    """Pids of the lab's own binaries (etcd, kube-apiserver) whose arguments name this lab's directory."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv if a]
+        if args and args[0] in executables and any(marker + "/" in arg for arg in args[1:]):
+            pids.append(int(entry.name))
+    return pids
+
+
 def process_alive(record: dict[str, Any]) -> bool:
     """True when the recorded pid still runs the recorded command (pids are reused)."""
     pid = record.get("pid")
@@ -454,6 +470,10 @@ class Lab:
         # Reverse start order: the apiserver before its etcd.
         for key in reversed(list(state.get("processes", {}))):
             stop_process(state["processes"][key])
+        # Anything else still running with this lab's directory on its command line is ours too
+        # (a start interrupted between spawning a process and recording it).
+        for pid in _pids_with_marker(str(self.dir), set(state.get("binaries", {}).values())):
+            stop_process({"pid": pid, "marker": str(self.dir), "group": False})
         path.unlink()
         if not quiet:
             say(f"lab {state.get('name')} down ({self.dir})")

@@ -328,21 +328,30 @@ class Lab:
         token_file.chmod(0o600)
         policy = self.dir / "audit-policy.yaml"
         policy.write_text(yaml.safe_dump(AUDIT_POLICY))
-        ports = {"etcd_client": _free_port(), "etcd_peer": _free_port(), "apiserver": _free_port()}
-        state: dict[str, Any] = {
-            "name": self.name, "dir": str(self.dir), "server": f"https://127.0.0.1:{ports['apiserver']}",
-            "ca_file": str(pki / "ca.crt"), "kubeconfig": str(self.dir / "kubeconfig"), "tokens": tokens,
-            "client_cert": str(pki / "admin-client.crt"), "client_key": str(pki / "admin-client.key"),
-            "audit_log": str(self.dir / "audit.log"), "ports": ports, "processes": {},
-            "binaries": binaries,
-            "versions": {name: _binary_version(path) for name, path in binaries.items()},
-        }
-        _save_state(state)
-        try:
-            self._start(state, binaries, ports, pki, token_file, policy, timeout)
-        except BaseException:
-            self.down(quiet=True)
-            raise
+        for attempt in (1, 2, 3):
+            ports = {"etcd_client": _free_port(), "etcd_peer": _free_port(), "apiserver": _free_port()}
+            state: dict[str, Any] = {
+                "name": self.name, "dir": str(self.dir), "server": f"https://127.0.0.1:{ports['apiserver']}",
+                "ca_file": str(pki / "ca.crt"), "kubeconfig": str(self.dir / "kubeconfig"), "tokens": tokens,
+                "client_cert": str(pki / "admin-client.crt"), "client_key": str(pki / "admin-client.key"),
+                "audit_log": str(self.dir / "audit.log"), "ports": ports, "processes": {},
+                "binaries": binaries,
+                "versions": {name: _binary_version(path) for name, path in binaries.items()},
+            }
+            _save_state(state)
+            try:
+                self._start(state, binaries, ports, pki, token_file, policy, timeout)
+                break
+            except LabError as exc:
+                self.down(quiet=True)
+                # A free port picked by another process between our check and the bind: pick again.
+                if "address already in use" not in str(exc) or attempt == 3:
+                    raise
+                say(f"a port was taken meanwhile ({exc.args[0].splitlines()[0]}); retrying with other ports")
+                shutil.rmtree(self.dir / "etcd", ignore_errors=True)
+            except BaseException:
+                self.down(quiet=True)
+                raise
         state["started_at"] = datetime.datetime.now(datetime.UTC).isoformat()
         state["startup_seconds"] = round(time.monotonic() - started, 2)
         _save_state(state)

@@ -58,5 +58,5 @@ def test_screenshot_shows_the_stars_the_probe_counted(traffic_lab: TrafficLab, b
     # Keep the pictures for people: build/screenshots/ (not in git).
     keep = Path(__file__).resolve().parents[2] / "build" / "screenshots"
     keep.mkdir(parents=True, exist_ok=True)
-    for version, path in shots.items():
+    for path in shots.values():
         shutil.copy(path, keep / path.name)

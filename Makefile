@@ -1,5 +1,6 @@
 # canary.istio — every target sets up what it needs (virtualenv, lab binaries, collection path).
 SHELL := /bin/bash
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,9 +14,16 @@ LAB_DIR ?= .lab/default
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup venv binaries collection test test-unit lint sanity lab-up lab-down demo bench build clean
 
-setup: venv binaries collection
+.PHONY: system-deps setup venv binaries collection test test-unit lint sanity lab-up lab-down demo bench build clean
+
+setup: venv binaries collection system-deps
+
+# Debian's Chromium for the screenshot test (the only system package the tests need beyond
+# what lab/provision.sh installs).
+system-deps:
+	@command -v chromium >/dev/null || { echo "[setup] installing Debian's chromium"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt

@@ -210,6 +210,7 @@ from ansible_collections.canary.istio.plugins.module_utils._module import Module
 from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan, rollback, write
 
+MAX_SERVICES = 500
 SERVICE_KEYS = {"name", "namespace", "host", "route_name", "destination_rule", "weights"}
 
 
@@ -238,6 +239,9 @@ def _targets(params, default_namespace, weights):
         raise CanaryInputError("give name or services, not both")
     if not items:
         raise CanaryInputError("services is empty; list at least one VirtualService")
+    if len(items) > MAX_SERVICES:
+        raise CanaryInputError(f"services lists {len(items)} VirtualServices; at most {MAX_SERVICES} move in one "
+                               "step (split the list over several tasks)")
     targets = []
     seen = set()
     for index, item in enumerate(items):

@@ -1,0 +1,118 @@
+"""Bad input everywhere: every module refuses it with a clear message, no traceback and no write.
+
+Each row is (module, arguments, a fragment the message must contain). The lab holds a valid
+Bookinfo reviews VirtualService and DestinationRule, so a row fails only because of its bad value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.helpers.ansible import lab_auth, run_module
+
+pytestmark = pytest.mark.lab
+
+UNICODE = "评论-v2-ü"
+HUGE = [{"name": f"svc-{i}"} for i in range(600)]
+VS_SPEC = {"hosts": ["reviews"], "http": [{"name": "primary", "route": [
+    {"destination": {"host": "reviews", "subset": "v1"}, "weight": 100}]}]}
+
+ROWS: list[tuple[str, dict[str, Any], str]] = [
+    # traffic_split
+    ("traffic_split", {"name": "reviews", "base": "v1", "canary": "v2", "canary_weight": 150}, "150 is not an integer"),
+    ("traffic_split", {"name": "reviews", "base": "v1", "canary": "v2", "canary_weight": "abc"}, "'abc' is not"),
+    ("traffic_split", {"name": "reviews", "base": "v1", "canary": "v2", "canary_weight": ""}, "'' is not"),
+    ("traffic_split", {"name": "reviews", "base": "v1", "canary": "v2", "canary_weight": [30]}, "[30] is not"),
+    ("traffic_split", {"name": "reviews", "base": "v1", "canary": "v1", "canary_weight": 30}, "v1"),
+    ("traffic_split", {"name": "reviews", "base": "v1", "canary_weight": 30}, "missing canary"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 50, "v2": "fifty"}}, "'fifty'"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 101, "v2": -1}}, "101"),
+    ("traffic_split", {"name": "reviews", "weights": {}}, "weights"),
+    ("traffic_split", {"name": "reviews", "weights": {UNICODE: 100}}, "not a valid subset name"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "route_name": UNICODE}, UNICODE),
+    ("traffic_split", {"name": "Reviews!", "weights": {"v1": 100}}, "not a valid Kubernetes name"),
+    ("traffic_split", {"name": "", "weights": {"v1": 100}}, "name"),
+    ("traffic_split", {"name": "reviews", "namespace": "UPPER", "weights": {"v1": 100}}, "'UPPER' is not a valid"),
+    ("traffic_split", {"services": HUGE, "weights": {"v1": 100}}, "at most 500"),
+    ("traffic_split", {"services": [], "weights": {"v1": 100}}, "services is empty"),
+    ("traffic_split", {"services": ["reviews"], "weights": {"v1": 100}}, "unable to convert to dict"),
+    ("traffic_split", {"services": [{"name": "reviews", "colour": "x"}], "weights": {"v1": 100}}, "unknown keys"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "history_limit": 0}, "history_limit 0"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "max_retries": 999}, "max_retries 999"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "api_version": "v2"}, "api_version"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "request_timeout": "soon"}, "request_timeout"),
+    # header_route
+    ("header_route", {"name": "reviews", "route": "t", "headers": {}, "subset": "v2"}, "headers is empty"),
+    ("header_route", {"name": "reviews", "route": "t", "headers": {"end-user": ["x"]}, "subset": "v2"},
+     "must be a string"),
+    ("header_route", {"name": "reviews", "route": "t", "match": [], "subset": "v2"}, "match"),
+    ("header_route", {"name": "reviews", "route": "t", "headers": {"a": "b"}, "subset": UNICODE},
+     "not a valid subset name"),
+    ("header_route", {"name": "reviews", "route": "t", "headers": {"a": "b"}}, "needs subset"),
+    ("header_route", {"name": "reviews", "route": "primary", "headers": {"a": "b"}, "subset": "v1"}, "primary"),
+    # virtual_service / destination_rule
+    ("virtual_service", {"name": "reviews", "spec": {"hosts": []}}, "non-empty list"),
+    ("virtual_service", {"name": "reviews", "spec": {"hosts": ["r"], "http": "all"}}, "must be a list"),
+    ("virtual_service", {"name": "reviews", "spec": {"hosts": ["r"], "http": [{"route": []}]}}, "non-empty list"),
+    ("virtual_service", {"name": "reviews", "spec": {"hosts": ["r"], "http": [{"route": [{"weight": 100}]}]}},
+     "destination.host"),
+    ("virtual_service", {"name": "reviews", "spec": {"hosts": ["r"], "http": [{"route": [
+        {"destination": {"host": "r", "subset": "a"}, "weight": 50.5},
+        {"destination": {"host": "r", "subset": "b"}, "weight": 49.5}]}]}}, "50.5"),
+    ("virtual_service", {"name": "reviews"}, "needs spec"),
+    ("virtual_service", {"name": "reviews", "definition": {"kind": "Deployment"}}, "kind 'Deployment'"),
+    ("virtual_service", {"name": "reviews", "spec": VS_SPEC, "labels": {"a": 1}}, "must be strings"),
+    ("virtual_service", {"name": "x" * 300, "spec": VS_SPEC}, "not a valid Kubernetes name"),
+    ("destination_rule", {"name": "reviews", "spec": {"subsets": []}}, "spec.host"),
+    ("destination_rule", {"name": "reviews", "spec": {"host": "reviews", "subsets": [{"labels": {}}]}},
+     "needs a name"),
+    ("destination_rule", {"name": "reviews", "spec": {"host": "reviews", "subsets": [
+        {"name": "v1", "labels": {"version": "v1"}}, {"name": "v1", "labels": {"version": "v1"}}]}}, "two subsets"),
+    ("destination_rule", {"name": "reviews", "subsets": [{"name": "v9"}]}, "labels"),
+    ("destination_rule", {"name": "reviews", "subsets": [{"name": "v9", "labels": {"version": 9}}]}, "9"),
+    ("destination_rule", {"name": "reviews", "remove_subsets": ["v1"]}, "still routed"),
+    ("destination_rule_info", {"name": "reviews", "all_namespaces": True}, "exclude each other"),
+    ("virtual_service_info", {"name": UNICODE}, "not a valid Kubernetes name"),
+    # manifest, canary_info, release_lock
+    ("manifest", {}, "no manifest given"),
+    ("manifest", {"definition": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}]}, "metadata.name"),
+    ("manifest", {"definition": "a: [b"}, "not valid YAML"),
+    ("manifest", {"src": ["/definitely/missing.yaml"]}, "does not exist"),
+    ("canary_info", {"name": "reviews", "route_name": "nope"}, "'nope'"),
+    ("release_lock", {"name": "lock", "holder": "   "}, "holder"),
+    ("release_lock", {"name": "lock", "holder": "me", "ttl": 0}, "ttl 0"),
+]
+
+
+@pytest.fixture(scope="module")
+def bookinfo_rules(lab_state) -> str:
+    import uuid
+    from lab.kube import KubeClient
+    kube = KubeClient.from_state(lab_state)
+    namespace = f"bad-{uuid.uuid4().hex[:8]}"
+    kube.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+    auth = {**lab_auth(lab_state), "namespace": namespace}
+    run_module("destination_rule", {**auth, "name": "reviews", "spec": {
+        "host": "reviews", "subsets": [{"name": s, "labels": {"version": s}} for s in ("v1", "v2", "v3")]}})
+    run_module("virtual_service", {**auth, "name": "reviews", "spec": VS_SPEC})
+    return namespace
+
+
+@pytest.mark.parametrize("module,args,fragment", ROWS, ids=[f"{i}-{r[0]}" for i, r in enumerate(ROWS)])
+def test_bad_input_is_refused_clearly_without_a_write(lab_state, bookinfo_rules, audit, module, args, fragment):
+    window = audit()
+    result = run_module(module, {**lab_auth(lab_state), "namespace": bookinfo_rules, **args})
+    assert result.get("failed") is True, result
+    message = result["msg"]
+    assert fragment in message, message
+    assert "Traceback" not in message and "Traceback" not in result["_stderr"]
+    assert "unexpected error in canary.istio" not in message
+    assert window.writes() == [], [e["requestURI"] for e in window.writes()]
+
+
+def test_every_module_appears_in_the_table():
+    from tests.helpers.collection import REPO_ROOT
+    modules = {p.stem for p in (REPO_ROOT / "plugins" / "modules").glob("*.py")} - {"traffic_probe"}
+    assert modules <= {row[0] for row in ROWS}

@@ -89,6 +89,7 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
 @pytest.fixture(scope="module")
 def bookinfo_rules(lab_state) -> str:
     import uuid
+
     from lab.kube import KubeClient
     kube = KubeClient.from_state(lab_state)
     namespace = f"bad-{uuid.uuid4().hex[:8]}"

@@ -15,7 +15,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 
-.PHONY: system-deps setup venv binaries collection test test-unit lint sanity lab-up lab-down demo bench build clean
+.PHONY: demo system-deps setup venv binaries collection test test-unit lint sanity lab-up lab-down demo bench build clean
 
 setup: venv binaries collection system-deps
 
@@ -56,6 +56,10 @@ sanity: venv
 	@rm -rf $(SANITY_DIR) && mkdir -p $(SANITY_DIR)
 	@git ls-files -co --exclude-standard | grep -vE '$(NOT_COLLECTION)' | rsync -a --files-from=- . $(SANITY_DIR)/
 	cd $(SANITY_DIR) && $(CURDIR)/$(VENV)/bin/ansible-test sanity --local --python 3.11 --color no $(SANITY_ARGS)
+
+# The canary on the local lab, end to end (DEMO_INTERACTIVE=1 asks at the prompts; DEMO_RATIO=N).
+demo: setup
+	$(PY) -m lab.demo
 
 lab-up: setup
 	$(PY) -m lab --dir $(LAB_DIR) up --dataplane

@@ -27,8 +27,8 @@ def test_demo_measures_the_split_and_leaves_the_lab_up(tmp_path: Path):
         out = proc.stdout
         assert re.search(r"Open the product page: http://127\.0\.0\.1:\d+/productpage", out)
         base = re.search(r"base release\s+200 answers, 0 errors: .*v1 100\.0%", out)
-        canary = re.search(r"canary at 50%\s+1000 answers, 0 errors: .*v2 ([\d.]+)%.*\(v2 95% interval ([\d.]+)-([\d.]+)%\)",
-                           out)
+        canary = re.search(r"canary at 50%\s+1000 answers, 0 errors: .*v2 ([\d.]+)%.*"
+                           r"\(v2 95% interval ([\d.]+)-([\d.]+)%\)", out)
         after = re.search(r"after\s+200 answers, 0 errors: .*v2 100\.0%", out)
         assert base and canary and after, out[-3000:]
         assert float(canary.group(2)) <= 50 <= float(canary.group(3))

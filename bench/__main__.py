@@ -29,6 +29,13 @@ def _lab_running(directory: Path) -> bool:
     return all(process_alive(state["processes"].get(k, {})) for k in ("etcd", "apiserver"))
 
 
+def _load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "5")),
@@ -72,6 +79,7 @@ def run(args: argparse.Namespace) -> dict:
                      "settings": {"runs": args.runs, "runs_largest": args.runs_largest, "sizes": args.sizes}}
     try:
         results["machine"] = machine(state)
+        results["machine"]["load_start"] = _load()
         say(f"kubernetes.core {results['machine']['kubernetes_core']} (ansible {results['machine']['ansible']}, "
             f"ansible-core {results['machine']['ansible_core']})")
         objects = Objects(KubeClient.from_state(state, user="admin"))
@@ -95,6 +103,8 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         if not was_running and not args.keep_lab:
             lab.down(quiet=True)
+    if "machine" in results:
+        results["machine"]["load_end"] = _load()
     results = {k: v for k, v in results.items() if v is not None}
     results["settings"]["seconds"] = round(time.monotonic() - started)
     say(f"benchmark took {results['settings']['seconds']} s")

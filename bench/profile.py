@@ -32,7 +32,8 @@ COLLECTION_SOURCES = REPO_ROOT / "plugins"
 
 
 def parse_importtime(stderr: str) -> dict[str, Any]:
-    """Top-level imports (cumulative µs) and the whole import time of one ``-X importtime`` run."""
+    """Top-level imports (cumulative ms), the whole import time of one ``-X importtime`` run, and the
+    self time of the collections' own modules (``ansible_collections.*``)."""
     top: dict[str, int] = {}
     own_self = 0
     for line in stderr.splitlines():
@@ -42,7 +43,7 @@ def parse_importtime(stderr: str) -> dict[str, Any]:
         self_us, cumulative, name_field = parts[0].split(":")[1], parts[1], parts[2]
         name = name_field.strip()
         level = (len(name_field) - len(name_field.lstrip(" ")) - 1) // 2
-        if name.startswith("ansible_collections.canary"):
+        if name.startswith("ansible_collections."):
             own_self += int(self_us)
         if level == 0:
             top[name] = top.get(name, 0) + int(cumulative)

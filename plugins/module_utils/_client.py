@@ -262,7 +262,12 @@ def resolve_settings(params: dict[str, Any]) -> Settings:
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
-    context = ssl.create_default_context()
+    if settings.verify and (settings.ca_file or settings.ca_data):
+        # Trust only the cluster's CA, as kubectl does; also skips loading the system's CA store
+        # (about 20 ms of every module run).
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        context = ssl.create_default_context()
     if not settings.verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -34,26 +34,31 @@ class ModuleFailure(Exception):
         self.result = result
 
 
-def build_module(argument_spec: dict[str, Any], istio: bool = True, **kwargs: Any) -> AnsibleModule:
+def full_argument_spec(argument_spec: dict[str, Any], istio: bool = True) -> dict[str, Any]:
+    """The module's own options plus the connection options (and api_version for Istio modules)."""
     # _client stays free of Ansible imports; its fallbacks name the environment as ("env", [...]).
     spec = {name: dict(option, fallback=(env_fallback, option["fallback"][1])) if "fallback" in option else option
             for name, option in AUTH_ARG_SPEC.items()}
     if istio:
         spec.update(ISTIO_ARG_SPEC)
     spec.update(argument_spec)
+    return spec
+
+
+def build_module(argument_spec: dict[str, Any], istio: bool = True, **kwargs: Any) -> AnsibleModule:
     kwargs.setdefault("supports_check_mode", True)
-    return AnsibleModule(argument_spec=spec, **kwargs)
+    return AnsibleModule(argument_spec=full_argument_spec(argument_spec, istio), **kwargs)
 
 
 class Context:
-    """What a module run needs: the client, Istio access, and where an error happened."""
+    """What a module run needs: its parameters, the client, Istio access, and where an error happened."""
 
-    def __init__(self, module: AnsibleModule):
-        self.module = module
-        self.check_mode = module.check_mode
-        self.diff_mode = module._diff
-        self.client: KubeClient = connect(module.params)
-        self.istio = Istio(self.client, module.params.get("api_version") or "auto")
+    def __init__(self, params: dict[str, Any], check_mode: bool, diff_mode: bool):
+        self.params = params
+        self.check_mode = check_mode
+        self.diff_mode = diff_mode
+        self.client: KubeClient = connect(params)
+        self.istio = Istio(self.client, params.get("api_version") or "auto")
         # What the module was doing, for the error message of an API failure.
         self.doing: tuple[str, str, str | None, str | None, str] = ("access", "virtualservices", None, None,
                                                                     "networking.istio.io")
@@ -68,29 +73,36 @@ class Context:
         return self.client.namespace
 
 
-def run(module: AnsibleModule, body: Callable[[Context], dict[str, Any]]) -> None:
-    """Runs a module body and turns every expected failure into one clear ``fail_json``."""
+def execute(params: dict[str, Any], check_mode: bool, diff_mode: bool,
+            body: Callable[[Context], dict[str, Any]]) -> dict[str, Any]:
+    """Runs a module body; every expected failure becomes ``failed: true`` with one clear ``msg``."""
     context: Context | None = None
     try:
-        context = Context(module)
+        context = Context(params, check_mode, diff_mode)
         result = body(context)
     except ModuleFailure as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
-    except CanaryInputError as exc:
-        module.fail_json(msg=str(exc))
-    except (KubeConfigError, ConnectionFailed, IstioMissing) as exc:
-        module.fail_json(msg=str(exc))
+        result = {**exc.result, "failed": True, "msg": exc.msg}
+    except (CanaryInputError, KubeConfigError, ConnectionFailed, IstioMissing) as exc:
+        result = {"failed": True, "msg": str(exc)}
     except ApiError as exc:
         verb, resource, name, namespace, group = context.doing if context else ("access", "resource", None, None, "")
-        module.fail_json(msg=describe_error(exc, verb, resource, name, namespace, group), status=exc.status,
-                         reason=exc.reason)
+        result = {"failed": True, "msg": describe_error(exc, verb, resource, name, namespace, group),
+                  "status": exc.status, "reason": exc.reason}
     except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for -vvv
-        module.fail_json(msg=f"unexpected error in canary.istio: {type(exc).__name__}: {exc}",
-                         exception=traceback.format_exc())
-    else:
-        if context is not None:
-            result.setdefault("api_requests", context.client.requests_made)
-        module.exit_json(**result)
+        result = {"failed": True, "msg": f"unexpected error in canary.istio: {type(exc).__name__}: {exc}",
+                  "exception": traceback.format_exc()}
     finally:
         if context is not None:
             context.client.close()
+    result.setdefault("changed", False)
+    if context is not None:
+        result.setdefault("api_requests", context.client.requests_made)
+    return result
+
+
+def run(module: AnsibleModule, body: Callable[[Context], dict[str, Any]]) -> None:
+    """Module entry point: runs the body and exits through the one fail_json/exit_json path."""
+    result = execute(module.params, module.check_mode, module._diff, body)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)

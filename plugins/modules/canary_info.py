@@ -124,78 +124,81 @@ def _labels_match(selector, labels):
     return all(labels.get(key) == value for key, value in (selector or {}).items())
 
 
-def main() -> None:
-    module = build_module({
-        "name": {"type": "str", "required": True},
-        "namespace": {"type": "str"},
-        "host": {"type": "str"},
-        "destination_rule": {"type": "str"},
-        "route_name": {"type": "str"},
-    })
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "required": True},
+    "namespace": {"type": "str"},
+    "host": {"type": "str"},
+    "destination_rule": {"type": "str"},
+    "route_name": {"type": "str"},
+}
+USES_ISTIO = True
 
-    def body(ctx):
-        params = module.params
-        name = validate_name(params["name"], "name")
-        namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")
-        ctx.at("get", "virtualservices", name, namespace)
-        vs = ctx.istio.get("VirtualService", namespace, name)
-        result = {"changed": False, "exists": vs is not None, "weights": {}, "routes": [], "subsets": [],
-                  "destination_rule": "", "state": {"base": None, "canary": None, "weight": None, "route": None},
-                  "history": [], "api_version": ctx.istio.api_version}
-        if vs is None:
-            return result
-        spec = vs.get("spec") or {}
-        host = service_host(vs, params.get("host"))
-        for index, route in enumerate(spec.get("http") or []):
-            try:
-                weights = route_weights(route)
-            except CanaryInputError:
-                weights = {}
-            result["routes"].append({"index": index, "name": route.get("name"), "match": route.get("match") or [],
-                                     "weights": weights})
-        try:
-            index = find_http_route(spec, host, params.get("route_name"))
-            result["weights"] = result["routes"][index]["weights"]
-        except CanaryInputError:
-            if params.get("route_name"):
-                raise
-        recorded = read_canary_state(vs)
-        result["history"] = recorded.pop("history")
-        result["state"] = recorded
-        target = Target(name, namespace, host, None, params.get("destination_rule"))
-        rule = read_destination_rule(ctx, target, host)
-        if rule is not None:
-            result["destination_rule"] = rule["metadata"]["name"]
-            short = host.split(".")[0]
-            selector = None
-            ctx.at("get", "services", short, namespace, "")
-            try:
-                service = ctx.client.get(f"/api/v1/namespaces/{namespace}/services/{short}")
-                selector = (service.get("spec") or {}).get("selector")
-            except ApiError as exc:
-                if exc.status not in (403, 404):
-                    raise
-            selector = selector or {"app": short}
-            ctx.at("list", "deployments", None, namespace, "apps")
-            deployments = ctx.client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments").get("items") or []
-            routed = referenced_subsets(spec, host)
-            for subset in (rule.get("spec") or {}).get("subsets") or []:
-                labels = subset.get("labels") or {}
-                backing = []
-                for deployment in deployments:
-                    template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
-                    pod_labels = template.get("labels") or {}
-                    if _labels_match(selector, pod_labels) and _labels_match(labels, pod_labels):
-                        status = deployment.get("status") or {}
-                        backing.append({"name": deployment["metadata"]["name"],
-                                        "replicas": (deployment.get("spec") or {}).get("replicas", 1),
-                                        "available_replicas": status.get("availableReplicas", 0)})
-                result["subsets"].append({"name": subset.get("name"), "labels": labels,
-                                          "deployments": [d["name"] for d in backing], "workloads": backing,
-                                          "routed": subset.get("name") in routed})
+
+def execute(ctx):
+    params = ctx.params
+    name = validate_name(params["name"], "name")
+    namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")
+    ctx.at("get", "virtualservices", name, namespace)
+    vs = ctx.istio.get("VirtualService", namespace, name)
+    result = {"changed": False, "exists": vs is not None, "weights": {}, "routes": [], "subsets": [],
+              "destination_rule": "", "state": {"base": None, "canary": None, "weight": None, "route": None},
+              "history": [], "api_version": ctx.istio.api_version}
+    if vs is None:
         return result
+    spec = vs.get("spec") or {}
+    host = service_host(vs, params.get("host"))
+    for index, route in enumerate(spec.get("http") or []):
+        try:
+            weights = route_weights(route)
+        except CanaryInputError:
+            weights = {}
+        result["routes"].append({"index": index, "name": route.get("name"), "match": route.get("match") or [],
+                                 "weights": weights})
+    try:
+        index = find_http_route(spec, host, params.get("route_name"))
+        result["weights"] = result["routes"][index]["weights"]
+    except CanaryInputError:
+        if params.get("route_name"):
+            raise
+    recorded = read_canary_state(vs)
+    result["history"] = recorded.pop("history")
+    result["state"] = recorded
+    target = Target(name, namespace, host, None, params.get("destination_rule"))
+    rule = read_destination_rule(ctx, target, host)
+    if rule is not None:
+        result["destination_rule"] = rule["metadata"]["name"]
+        short = host.split(".")[0]
+        selector = None
+        ctx.at("get", "services", short, namespace, "")
+        try:
+            service = ctx.client.get(f"/api/v1/namespaces/{namespace}/services/{short}")
+            selector = (service.get("spec") or {}).get("selector")
+        except ApiError as exc:
+            if exc.status not in (403, 404):
+                raise
+        selector = selector or {"app": short}
+        ctx.at("list", "deployments", None, namespace, "apps")
+        deployments = ctx.client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments").get("items") or []
+        routed = referenced_subsets(spec, host)
+        for subset in (rule.get("spec") or {}).get("subsets") or []:
+            labels = subset.get("labels") or {}
+            backing = []
+            for deployment in deployments:
+                template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
+                pod_labels = template.get("labels") or {}
+                if _labels_match(selector, pod_labels) and _labels_match(labels, pod_labels):
+                    status = deployment.get("status") or {}
+                    backing.append({"name": deployment["metadata"]["name"],
+                                    "replicas": (deployment.get("spec") or {}).get("replicas", 1),
+                                    "available_replicas": status.get("availableReplicas", 0)})
+            result["subsets"].append({"name": subset.get("name"), "labels": labels,
+                                      "deployments": [d["name"] for d in backing], "workloads": backing,
+                                      "routed": subset.get("name") in routed})
+    return result
 
-    run(module, body)
+
+def main() -> None:
+    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
 
 
 if __name__ == "__main__":

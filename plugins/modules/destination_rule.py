@@ -174,67 +174,70 @@ from ansible_collections.canary.istio.plugins.module_utils._resource import (
 KIND = "DestinationRule"
 
 
+ARGUMENT_SPEC = {
+    "name": {"type": "str"},
+    "namespace": {"type": "str"},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "spec": {"type": "dict"},
+    "definition": {"type": "dict"},
+    "subsets": {"type": "list", "elements": "dict", "default": []},
+    "remove_subsets": {"type": "list", "elements": "str", "default": []},
+    "keep_subsets": {"type": "bool", "default": True},
+    "force": {"type": "bool", "default": False},
+    "labels": {"type": "dict"},
+    "annotations": {"type": "dict"},
+}
+USES_ISTIO = True
+
+
+def execute(ctx):
+    params = ctx.params
+    name, namespace, spec, labels, annotations = from_definition(params, KIND)
+    validate_name(name, "name")
+    namespace = validate_name(namespace or ctx.default_namespace, "namespace")
+    labels = validate_string_map(labels, "labels")
+    annotations = validate_string_map(annotations, "annotations")
+    if spec is not None:
+        validate_destination_rule_spec(spec)
+    removed: list[str] = []
+
+    def refuse_if_routed(host, names, what):
+        if params["force"] or not names:
+            return
+        users = routes_to_subsets(ctx, namespace, host, names)
+        if users:
+            detail = "; ".join(f"subset {subset!r} by VirtualService {', '.join(vs)}"
+                               for subset, vs in sorted(users.items()))
+            raise ModuleFailure(
+                f"refusing to {what} of DestinationRule {namespace}/{name}: still routed to ({detail}). "
+                "Move traffic off it first (canary.istio.traffic_split), or set force: true")
+
+    def desired(existing):
+        if existing is None and spec is None:
+            raise ModuleFailure(f"DestinationRule {namespace}/{name} does not exist; give spec to create it")
+        existing_spec = (existing or {}).get("spec")
+        new_spec = plan_destination_rule_spec(existing_spec, spec, params["subsets"], params["remove_subsets"],
+                                              params["keep_subsets"])
+        validate_destination_rule_spec(new_spec)
+        removed[:] = removed_subsets(existing_spec, new_spec)
+        if removed:
+            refuse_if_routed(new_spec["host"], removed, f"remove subset(s) {', '.join(removed)}")
+        return merged_object(existing, name, namespace, new_spec, labels, annotations)
+
+    def before_delete(existing):
+        names = [s.get("name") for s in (existing.get("spec") or {}).get("subsets") or []]
+        refuse_if_routed((existing.get("spec") or {}).get("host", ""), names, "delete every subset")
+        removed[:] = names
+
+    result = ensure(ctx, KIND, "destinationrules", namespace, name, params["state"],
+                    desired if params["state"] == "present" else None, before_delete)
+    result["subsets"] = [s.get("name") for s in (result["result"].get("spec") or {}).get("subsets") or []]
+    result["removed_subsets"] = removed if result["changed"] else []
+    return result
+
+
 def main() -> None:
-    module = build_module({
-        "name": {"type": "str"},
-        "namespace": {"type": "str"},
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        "spec": {"type": "dict"},
-        "definition": {"type": "dict"},
-        "subsets": {"type": "list", "elements": "dict", "default": []},
-        "remove_subsets": {"type": "list", "elements": "str", "default": []},
-        "keep_subsets": {"type": "bool", "default": True},
-        "force": {"type": "bool", "default": False},
-        "labels": {"type": "dict"},
-        "annotations": {"type": "dict"},
-    })
-
-    def body(ctx):
-        params = module.params
-        name, namespace, spec, labels, annotations = from_definition(params, KIND)
-        validate_name(name, "name")
-        namespace = validate_name(namespace or ctx.default_namespace, "namespace")
-        labels = validate_string_map(labels, "labels")
-        annotations = validate_string_map(annotations, "annotations")
-        if spec is not None:
-            validate_destination_rule_spec(spec)
-        removed: list[str] = []
-
-        def refuse_if_routed(host, names, what):
-            if params["force"] or not names:
-                return
-            users = routes_to_subsets(ctx, namespace, host, names)
-            if users:
-                detail = "; ".join(f"subset {subset!r} by VirtualService {', '.join(vs)}"
-                                   for subset, vs in sorted(users.items()))
-                raise ModuleFailure(
-                    f"refusing to {what} of DestinationRule {namespace}/{name}: still routed to ({detail}). "
-                    "Move traffic off it first (canary.istio.traffic_split), or set force: true")
-
-        def desired(existing):
-            if existing is None and spec is None:
-                raise ModuleFailure(f"DestinationRule {namespace}/{name} does not exist; give spec to create it")
-            existing_spec = (existing or {}).get("spec")
-            new_spec = plan_destination_rule_spec(existing_spec, spec, params["subsets"], params["remove_subsets"],
-                                                  params["keep_subsets"])
-            validate_destination_rule_spec(new_spec)
-            removed[:] = removed_subsets(existing_spec, new_spec)
-            if removed:
-                refuse_if_routed(new_spec["host"], removed, f"remove subset(s) {', '.join(removed)}")
-            return merged_object(existing, name, namespace, new_spec, labels, annotations)
-
-        def before_delete(existing):
-            names = [s.get("name") for s in (existing.get("spec") or {}).get("subsets") or []]
-            refuse_if_routed((existing.get("spec") or {}).get("host", ""), names, "delete every subset")
-            removed[:] = names
-
-        result = ensure(ctx, KIND, "destinationrules", namespace, name, params["state"],
-                        desired if params["state"] == "present" else None, before_delete)
-        result["subsets"] = [s.get("name") for s in (result["result"].get("spec") or {}).get("subsets") or []]
-        result["removed_subsets"] = removed if result["changed"] else []
-        return result
-
-    run(module, body)
+    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
 
 
 if __name__ == "__main__":

@@ -80,9 +80,16 @@ from ansible_collections.canary.istio.plugins.module_utils._module import build_
 from ansible_collections.canary.istio.plugins.module_utils._resource import INFO_ARG_SPEC, read_info
 
 
+ARGUMENT_SPEC = INFO_ARG_SPEC
+USES_ISTIO = True
+
+
+def execute(ctx):
+    return read_info(ctx, "DestinationRule", "destinationrules", ctx.params)
+
+
 def main() -> None:
-    module = build_module(INFO_ARG_SPEC)
-    run(module, lambda ctx: read_info(ctx, "DestinationRule", "destinationrules", module.params))
+    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
 
 
 if __name__ == "__main__":

@@ -155,47 +155,50 @@ def _match(params):
     return params.get("match")
 
 
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "required": True},
+    "namespace": {"type": "str"},
+    "route": {"type": "str", "required": True},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "match": {"type": "list", "elements": "dict"},
+    "headers": {"type": "dict"},
+    "subset": {"type": "str"},
+    "host": {"type": "str"},
+    "destination_rule": {"type": "str"},
+    "max_retries": {"type": "int", "default": 5},
+}
+USES_ISTIO = True
+
+
+def execute(ctx):
+    params = ctx.params
+    present = params["state"] == "present"
+    name = validate_name(params["name"], "name")
+    namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")
+    match = _match(params) if present else None
+    if present and (match is None or not params.get("subset")):
+        raise CanaryInputError("state=present needs subset and match (or headers)")
+    if not 0 <= params["max_retries"] <= 50:
+        raise CanaryInputError(f"max_retries {params['max_retries']} must be between 0 and 50")
+    target = Target(name, namespace, params.get("host"), None, params.get("destination_rule"))
+
+    def replan():
+        plan_header(ctx, target, params["route"], match, params.get("subset"), present)
+
+    replan()
+    write(ctx, target, replan, params["max_retries"])
+    stored = target.written if target.written is not None else target.vs
+    result = {"changed": bool(target.patch), "routes": target.after["routes"],
+              "result": strip_server_fields(stored), "api_version": ctx.istio.api_version}
+    if ctx.diff_mode:
+        before_http = ((target.vs or {}).get("spec") or {}).get("http") or []
+        after_http = ((stored or {}).get("spec") or {}).get("http") or []
+        result["diff"] = {"before": {"http": before_http}, "after": {"http": after_http}}
+    return result
+
+
 def main() -> None:
-    module = build_module({
-        "name": {"type": "str", "required": True},
-        "namespace": {"type": "str"},
-        "route": {"type": "str", "required": True},
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        "match": {"type": "list", "elements": "dict"},
-        "headers": {"type": "dict"},
-        "subset": {"type": "str"},
-        "host": {"type": "str"},
-        "destination_rule": {"type": "str"},
-        "max_retries": {"type": "int", "default": 5},
-    })
-
-    def body(ctx):
-        params = module.params
-        present = params["state"] == "present"
-        name = validate_name(params["name"], "name")
-        namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")
-        match = _match(params) if present else None
-        if present and (match is None or not params.get("subset")):
-            raise CanaryInputError("state=present needs subset and match (or headers)")
-        if not 0 <= params["max_retries"] <= 50:
-            raise CanaryInputError(f"max_retries {params['max_retries']} must be between 0 and 50")
-        target = Target(name, namespace, params.get("host"), None, params.get("destination_rule"))
-
-        def replan():
-            plan_header(ctx, target, params["route"], match, params.get("subset"), present)
-
-        replan()
-        write(ctx, target, replan, params["max_retries"])
-        stored = target.written if target.written is not None else target.vs
-        result = {"changed": bool(target.patch), "routes": target.after["routes"],
-                  "result": strip_server_fields(stored), "api_version": ctx.istio.api_version}
-        if ctx.diff_mode:
-            before_http = ((target.vs or {}).get("spec") or {}).get("http") or []
-            after_http = ((stored or {}).get("spec") or {}).get("http") or []
-            result["diff"] = {"before": {"http": before_http}, "after": {"http": after_http}}
-        return result
-
-    run(module, body)
+    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
 
 
 if __name__ == "__main__":

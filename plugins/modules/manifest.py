@@ -141,94 +141,97 @@ from ansible_collections.canary.istio.plugins.module_utils._module import Module
 from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
 
 
-def main() -> None:
-    module = build_module({
-        "src": {"type": "list", "elements": "path", "default": []},
-        "definition": {"type": "raw"},
-        "namespace": {"type": "str"},
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        "force_conflicts": {"type": "bool", "default": True},
-        "wait": {"type": "bool", "default": False},
-        "wait_timeout": {"type": "int", "default": 120},
-    }, istio=False)
+ARGUMENT_SPEC = {
+    "src": {"type": "list", "elements": "path", "default": []},
+    "definition": {"type": "raw"},
+    "namespace": {"type": "str"},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "force_conflicts": {"type": "bool", "default": True},
+    "wait": {"type": "bool", "default": False},
+    "wait_timeout": {"type": "int", "default": 120},
+}
+USES_ISTIO = False
 
-    def body(ctx):
-        params = module.params
-        client = ctx.client
-        docs = load_documents(params["src"], params["definition"])
-        override = validate_name(params["namespace"], "namespace") if params["namespace"] else None
-        discovery = Discovery(client)
-        absent = params["state"] == "absent"
-        results = []
-        deployments = []
-        for source, doc in ordered(docs, reverse=absent):
-            api_version, kind, name = doc["apiVersion"], doc["kind"], doc["metadata"]["name"]
-            group = api_version.split("/")[0] if "/" in api_version else ""
-            ctx.at("get", kind, None, None, group)
-            resource = discovery.resource(api_version, kind)
-            namespace = None
-            if resource.get("namespaced"):
-                namespace = override or doc["metadata"].get("namespace") or ctx.default_namespace
-            path = object_path(api_version, resource, namespace, name)
-            ctx.at("get", resource["name"], name, namespace, group)
-            try:
-                before = client.get(path)
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
-                before = None
-            entry = {"kind": kind, "api_version": api_version, "name": name, "namespace": namespace or "",
-                     "source": source}
-            after = None
-            if absent:
-                if before is not None:
-                    ctx.at("delete", resource["name"], name, namespace, group)
-                    query = {"dryRun": "All"} if ctx.check_mode else None
-                    client.request("DELETE", path, body={"kind": "DeleteOptions", "apiVersion": "v1",
-                                                         "propagationPolicy": "Background"}, query=query)
-                entry.update(changed=before is not None, method="deleted" if before is not None else "unchanged")
+
+def execute(ctx):
+    params = ctx.params
+    client = ctx.client
+    docs = load_documents(params["src"], params["definition"])
+    override = validate_name(params["namespace"], "namespace") if params["namespace"] else None
+    discovery = Discovery(client)
+    absent = params["state"] == "absent"
+    results = []
+    deployments = []
+    for source, doc in ordered(docs, reverse=absent):
+        api_version, kind, name = doc["apiVersion"], doc["kind"], doc["metadata"]["name"]
+        group = api_version.split("/")[0] if "/" in api_version else ""
+        ctx.at("get", kind, None, None, group)
+        resource = discovery.resource(api_version, kind)
+        namespace = None
+        if resource.get("namespaced"):
+            namespace = override or doc["metadata"].get("namespace") or ctx.default_namespace
+        path = object_path(api_version, resource, namespace, name)
+        ctx.at("get", resource["name"], name, namespace, group)
+        try:
+            before = client.get(path)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            before = None
+        entry = {"kind": kind, "api_version": api_version, "name": name, "namespace": namespace or "",
+                 "source": source}
+        after = None
+        if absent:
+            if before is not None:
+                ctx.at("delete", resource["name"], name, namespace, group)
+                query = {"dryRun": "All"} if ctx.check_mode else None
+                client.request("DELETE", path, body={"kind": "DeleteOptions", "apiVersion": "v1",
+                                                     "propagationPolicy": "Background"}, query=query)
+            entry.update(changed=before is not None, method="deleted" if before is not None else "unchanged")
+        else:
+            body_doc = with_protocol_defaults(doc)
+            if namespace:
+                body_doc["metadata"]["namespace"] = namespace
             else:
-                body_doc = with_protocol_defaults(doc)
-                if namespace:
-                    body_doc["metadata"]["namespace"] = namespace
-                else:
-                    body_doc["metadata"].pop("namespace", None)
-                query = {"fieldManager": FIELD_MANAGER, "force": "true" if params["force_conflicts"] else None,
-                         "dryRun": "All" if ctx.check_mode else None}
-                ctx.at("patch", resource["name"], name, namespace, group)
-                try:
-                    after = client.request("PATCH", path, body=json.dumps(body_doc), query=query,
-                                           content_type="application/apply-patch+yaml")
-                except ApiError as exc:
-                    if exc.status == 409:
-                        fields = ", ".join(c.get("field", "") for c in exc.causes) or exc.message
-                        raise ModuleFailure(f"{kind} {namespace + '/' if namespace else ''}{name}: fields owned by "
-                                            f"another manager: {fields}; set force_conflicts: true to take them "
-                                            "over") from None
-                    raise
-                changed = before is None or comparable(before) != comparable(after)
-                entry.update(changed=changed, method="created" if before is None else
-                             ("updated" if changed else "unchanged"))
-                if kind == "Deployment" and group == "apps":
-                    deployments.append((namespace, name, resource, api_version))
-            if ctx.diff_mode:
-                entry["diff"] = {"before": comparable(before), "after": comparable(after)}
-            results.append(entry)
-        result = {"changed": any(r["changed"] for r in results), "objects": results,
-                  "discovery_requests": discovery.requests}
-        if params["wait"] and deployments and not ctx.check_mode and not absent:
-            paths = {(ns, name): object_path(api_version, resource, ns, name)
-                     for ns, name, resource, api_version in deployments}
-            ctx.at("get", "deployments", None, None, "apps")
-            not_ready = wait_for_deployments(lambda ns, name: client.get(paths[(ns, name)]),
-                                             list(paths), float(params["wait_timeout"]))
-            result["not_ready"] = not_ready
-            if not_ready:
-                detail = "; ".join(f"{key}: {', '.join(problems)}" for key, problems in sorted(not_ready.items()))
-                raise ModuleFailure(f"Deployments not ready after {params['wait_timeout']}s: {detail}", **result)
-        return result
+                body_doc["metadata"].pop("namespace", None)
+            query = {"fieldManager": FIELD_MANAGER, "force": "true" if params["force_conflicts"] else None,
+                     "dryRun": "All" if ctx.check_mode else None}
+            ctx.at("patch", resource["name"], name, namespace, group)
+            try:
+                after = client.request("PATCH", path, body=json.dumps(body_doc), query=query,
+                                       content_type="application/apply-patch+yaml")
+            except ApiError as exc:
+                if exc.status == 409:
+                    fields = ", ".join(c.get("field", "") for c in exc.causes) or exc.message
+                    raise ModuleFailure(f"{kind} {namespace + '/' if namespace else ''}{name}: fields owned by "
+                                        f"another manager: {fields}; set force_conflicts: true to take them "
+                                        "over") from None
+                raise
+            changed = before is None or comparable(before) != comparable(after)
+            entry.update(changed=changed, method="created" if before is None else
+                         ("updated" if changed else "unchanged"))
+            if kind == "Deployment" and group == "apps":
+                deployments.append((namespace, name, resource, api_version))
+        if ctx.diff_mode:
+            entry["diff"] = {"before": comparable(before), "after": comparable(after)}
+        results.append(entry)
+    result = {"changed": any(r["changed"] for r in results), "objects": results,
+              "discovery_requests": discovery.requests}
+    if params["wait"] and deployments and not ctx.check_mode and not absent:
+        paths = {(ns, name): object_path(api_version, resource, ns, name)
+                 for ns, name, resource, api_version in deployments}
+        ctx.at("get", "deployments", None, None, "apps")
+        not_ready = wait_for_deployments(lambda ns, name: client.get(paths[(ns, name)]),
+                                         list(paths), float(params["wait_timeout"]))
+        result["not_ready"] = not_ready
+        if not_ready:
+            detail = "; ".join(f"{key}: {', '.join(problems)}" for key, problems in sorted(not_ready.items()))
+            raise ModuleFailure(f"Deployments not ready after {params['wait_timeout']}s: {detail}", **result)
+    return result
 
-    run(module, body)
+
+def main() -> None:
+    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
 
 
 if __name__ == "__main__":

@@ -114,88 +114,91 @@ def _parse(text):
         return None
 
 
-def main() -> None:
-    module = build_module({
-        "name": {"type": "str", "required": True},
-        "namespace": {"type": "str"},
-        "holder": {"type": "str", "required": True},
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        "ttl": {"type": "int", "default": 3600},
-        "force": {"type": "bool", "default": False},
-    }, istio=False)
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "required": True},
+    "namespace": {"type": "str"},
+    "holder": {"type": "str", "required": True},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "ttl": {"type": "int", "default": 3600},
+    "force": {"type": "bool", "default": False},
+}
+USES_ISTIO = False
 
-    def body(ctx):
-        params = module.params
-        name = validate_name(params["name"], "name")
-        namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")
-        holder = params["holder"].strip()
-        if not holder or len(holder) > 253:
-            raise CanaryInputError(f"holder {params['holder']!r} must be a non-empty string of at most 253 characters")
-        if not 1 <= params["ttl"] <= 7 * 24 * 3600:
-            raise CanaryInputError(f"ttl {params['ttl']} must be between 1 second and 7 days")
-        base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
-        query = {"dryRun": "All"} if ctx.check_mode else None
-        client = ctx.client
-        for _attempt in range(3):
-            ctx.at("get", "leases", name, namespace, "coordination.k8s.io")
+
+def execute(ctx):
+    params = ctx.params
+    name = validate_name(params["name"], "name")
+    namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")
+    holder = params["holder"].strip()
+    if not holder or len(holder) > 253:
+        raise CanaryInputError(f"holder {params['holder']!r} must be a non-empty string of at most 253 characters")
+    if not 1 <= params["ttl"] <= 7 * 24 * 3600:
+        raise CanaryInputError(f"ttl {params['ttl']} must be between 1 second and 7 days")
+    base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+    query = {"dryRun": "All"} if ctx.check_mode else None
+    client = ctx.client
+    for _attempt in range(3):
+        ctx.at("get", "leases", name, namespace, "coordination.k8s.io")
+        try:
+            lease = client.get(f"{base}/{name}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            lease = None
+        spec = (lease or {}).get("spec") or {}
+        current = spec.get("holderIdentity") or ""
+        renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
+        duration = spec.get("leaseDurationSeconds") or params["ttl"]
+        expires = renewed + datetime.timedelta(seconds=duration) if renewed else None
+        abandoned = bool(current) and (expires is None or expires < _now())
+        if params["state"] == "absent":
+            if lease is None or not current:
+                return {"changed": False, "holder": "", "acquired": ""}
+            if current != holder and not params["force"]:
+                return {"changed": False, "holder": current, "acquired": spec.get("acquireTime", ""),
+                        "msg": f"lock {namespace}/{name} is held by {current!r}, not by {holder!r}; left alone"}
+            ctx.at("delete", "leases", name, namespace, "coordination.k8s.io")
             try:
-                lease = client.get(f"{base}/{name}")
+                client.request("DELETE", f"{base}/{name}", query=query, body={
+                    "apiVersion": "v1", "kind": "DeleteOptions",
+                    "preconditions": {"resourceVersion": lease["metadata"]["resourceVersion"]}})
             except ApiError as exc:
-                if exc.status != 404:
-                    raise
-                lease = None
-            spec = (lease or {}).get("spec") or {}
-            current = spec.get("holderIdentity") or ""
-            renewed = _parse(spec.get("renewTime")) or _parse(spec.get("acquireTime"))
-            duration = spec.get("leaseDurationSeconds") or params["ttl"]
-            expires = renewed + datetime.timedelta(seconds=duration) if renewed else None
-            abandoned = bool(current) and (expires is None or expires < _now())
-            if params["state"] == "absent":
-                if lease is None or not current:
-                    return {"changed": False, "holder": "", "acquired": ""}
-                if current != holder and not params["force"]:
-                    return {"changed": False, "holder": current, "acquired": spec.get("acquireTime", ""),
-                            "msg": f"lock {namespace}/{name} is held by {current!r}, not by {holder!r}; left alone"}
-                ctx.at("delete", "leases", name, namespace, "coordination.k8s.io")
-                try:
-                    client.request("DELETE", f"{base}/{name}", query=query, body={
-                        "apiVersion": "v1", "kind": "DeleteOptions",
-                        "preconditions": {"resourceVersion": lease["metadata"]["resourceVersion"]}})
-                except ApiError as exc:
-                    if exc.status in (404, 409):
-                        continue
-                    raise
-                return {"changed": True, "holder": "", "acquired": ""}
-            moment = _format(_now())
-            if lease is not None and current and current != holder and not abandoned and not params["force"]:
-                raise ModuleFailure(
-                    f"another canary run holds the lock {namespace}/{name}: holder {current!r} since "
-                    f"{spec.get('acquireTime', '?')}, valid until {_format(expires) if expires else '?'}. "
-                    "Wait for it to finish; if it is gone, re-run with force after checking the service")
-            wanted = {"holderIdentity": holder, "leaseDurationSeconds": params["ttl"], "renewTime": moment,
-                      "acquireTime": spec.get("acquireTime") if current == holder and spec.get("acquireTime")
-                      else moment}
-            ctx.at("create" if lease is None else "update", "leases", name, namespace, "coordination.k8s.io")
-            try:
-                if lease is None:
-                    client.request("POST", base, query=query, body={
-                        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                        "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "canary.istio"}},
-                        "spec": wanted})
-                else:
-                    client.request("PUT", f"{base}/{name}", query=query, body=dict(lease, spec={**spec, **wanted}))
-            except ApiError as exc:
-                if exc.status == 409:  # someone else created or changed it meanwhile: look again
+                if exc.status in (404, 409):
                     continue
                 raise
-            result = {"changed": current != holder, "holder": holder, "acquired": wanted["acquireTime"]}
-            if current and current != holder:
-                result["taken_over_from"] = current
-            return result
-        raise ModuleFailure(f"lock {namespace}/{name} kept changing while we tried to take it; another run is "
-                            "competing for it. Try again later")
+            return {"changed": True, "holder": "", "acquired": ""}
+        moment = _format(_now())
+        if lease is not None and current and current != holder and not abandoned and not params["force"]:
+            raise ModuleFailure(
+                f"another canary run holds the lock {namespace}/{name}: holder {current!r} since "
+                f"{spec.get('acquireTime', '?')}, valid until {_format(expires) if expires else '?'}. "
+                "Wait for it to finish; if it is gone, re-run with force after checking the service")
+        wanted = {"holderIdentity": holder, "leaseDurationSeconds": params["ttl"], "renewTime": moment,
+                  "acquireTime": spec.get("acquireTime") if current == holder and spec.get("acquireTime")
+                  else moment}
+        ctx.at("create" if lease is None else "update", "leases", name, namespace, "coordination.k8s.io")
+        try:
+            if lease is None:
+                client.request("POST", base, query=query, body={
+                    "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "canary.istio"}},
+                    "spec": wanted})
+            else:
+                client.request("PUT", f"{base}/{name}", query=query, body=dict(lease, spec={**spec, **wanted}))
+        except ApiError as exc:
+            if exc.status == 409:  # someone else created or changed it meanwhile: look again
+                continue
+            raise
+        result = {"changed": current != holder, "holder": holder, "acquired": wanted["acquireTime"]}
+        if current and current != holder:
+            result["taken_over_from"] = current
+        return result
+    raise ModuleFailure(f"lock {namespace}/{name} kept changing while we tried to take it; another run is "
+                        "competing for it. Try again later")
 
-    run(module, body)
+
+def main() -> None:
+    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
 
 
 if __name__ == "__main__":

@@ -264,81 +264,89 @@ def _targets(params, default_namespace, weights):
     return targets
 
 
+ARGUMENT_SPEC = {
+    "name": {"type": "str"},
+    "namespace": {"type": "str"},
+    "host": {"type": "str"},
+    "route_name": {"type": "str"},
+    "destination_rule": {"type": "str"},
+    "weights": {"type": "dict"},
+    "base": {"type": "str"},
+    "canary": {"type": "str"},
+    "canary_weight": {"type": "raw"},
+    "remove_unnamed": {"type": "bool", "default": False},
+    "services": {"type": "list", "elements": "dict"},
+    "actor": {"type": "str"},
+    "record": {"type": "bool", "default": True},
+    "history_limit": {"type": "int", "default": 20},
+    "max_retries": {"type": "int", "default": 5},
+}
+USES_ISTIO = True
+
+
+def execute(ctx):
+    params = ctx.params
+    weights = _weights(params)
+    targets = _targets(params, ctx.default_namespace, weights)
+    if not 1 <= params["history_limit"] <= 1000:
+        raise CanaryInputError(f"history_limit {params['history_limit']} must be between 1 and 1000")
+    if not 0 <= params["max_retries"] <= 50:
+        raise CanaryInputError(f"max_retries {params['max_retries']} must be between 0 and 50")
+    actor = params.get("actor") or _local_user()
+    options = dict(remove_unnamed=params["remove_unnamed"], record=params["record"], actor=actor,
+                   history_limit=params["history_limit"], base=params.get("base"), canary=params.get("canary"))
+
+    # 1. Read and validate everything before the first write.
+    for target in targets:
+        try:
+            plan(ctx, target, **options)
+        except (ModuleFailure, CanaryInputError, ApiError) as exc:
+            target.error = _message(ctx, exc)
+            raise ModuleFailure(
+                _about(target) + (" (no VirtualService was changed)" if len(targets) > 1 else ""),
+                changed=False, services=[t.report() for t in targets]) from None
+
+    # 2. Write in order; on a failure put back what already moved.
+    moved = []
+    for target in targets:
+        try:
+            write(ctx, target, lambda target=target: plan(ctx, target, **options), params["max_retries"])
+        except (ModuleFailure, CanaryInputError, ApiError) as exc:
+            target.error = _message(ctx, exc)
+            restored, failed = [], []
+            for done in reversed(moved):
+                try:
+                    rollback(ctx, done)
+                    restored.append(done.label)
+                except Exception as undo_error:  # report every service, never stop half way
+                    done.error = f"could not put back: {_message(ctx, undo_error)}"
+                    failed.append(done.label)
+            summary = _about(target)
+            if restored:
+                summary += f"; put back the services already moved: {', '.join(reversed(restored))}"
+            if failed:
+                summary += f"; COULD NOT put back {', '.join(failed)}: check them now"
+            raise ModuleFailure(summary, changed=bool(failed), services=[t.report() for t in targets]) from None
+        if target.written is not None:
+            moved.append(target)
+
+    first = targets[0]
+    result = {"changed": any(t.patch for t in targets), "before": first.before, "after": first.after,
+              "route": first.route_label(), "services": [t.report() for t in targets],
+              "api_version": ctx.istio.api_version}
+    if ctx.diff_mode:
+        result["diff"] = {"before": {t.label: t.before for t in targets},
+                          "after": {t.label: t.after for t in targets}}
+    return result
+
+
 def main() -> None:
-    module = build_module({
-        "name": {"type": "str"},
-        "namespace": {"type": "str"},
-        "host": {"type": "str"},
-        "route_name": {"type": "str"},
-        "destination_rule": {"type": "str"},
-        "weights": {"type": "dict"},
-        "base": {"type": "str"},
-        "canary": {"type": "str"},
-        "canary_weight": {"type": "raw"},
-        "remove_unnamed": {"type": "bool", "default": False},
-        "services": {"type": "list", "elements": "dict"},
-        "actor": {"type": "str"},
-        "record": {"type": "bool", "default": True},
-        "history_limit": {"type": "int", "default": 20},
-        "max_retries": {"type": "int", "default": 5},
-    })
+    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
 
-    def body(ctx):
-        params = module.params
-        weights = _weights(params)
-        targets = _targets(params, ctx.default_namespace, weights)
-        if not 1 <= params["history_limit"] <= 1000:
-            raise CanaryInputError(f"history_limit {params['history_limit']} must be between 1 and 1000")
-        if not 0 <= params["max_retries"] <= 50:
-            raise CanaryInputError(f"max_retries {params['max_retries']} must be between 0 and 50")
-        actor = params.get("actor") or _local_user()
-        options = dict(remove_unnamed=params["remove_unnamed"], record=params["record"], actor=actor,
-                       history_limit=params["history_limit"], base=params.get("base"), canary=params.get("canary"))
 
-        # 1. Read and validate everything before the first write.
-        for target in targets:
-            try:
-                plan(ctx, target, **options)
-            except (ModuleFailure, CanaryInputError, ApiError) as exc:
-                target.error = _message(ctx, exc)
-                raise ModuleFailure(
-                    f"{target.label}: {target.error}" + (" (no VirtualService was changed)" if len(targets) > 1 else ""),
-                    changed=False, services=[t.report() for t in targets]) from None
-
-        # 2. Write in order; on a failure put back what already moved.
-        moved = []
-        for target in targets:
-            try:
-                write(ctx, target, lambda target=target: plan(ctx, target, **options), params["max_retries"])
-            except (ModuleFailure, CanaryInputError, ApiError) as exc:
-                target.error = _message(ctx, exc)
-                restored, failed = [], []
-                for done in reversed(moved):
-                    try:
-                        rollback(ctx, done)
-                        restored.append(done.label)
-                    except Exception as undo_error:  # report every service, never stop half way
-                        done.error = f"could not put back: {_message(ctx, undo_error)}"
-                        failed.append(done.label)
-                summary = f"{target.label}: {target.error}"
-                if restored:
-                    summary += f"; put back the services already moved: {', '.join(reversed(restored))}"
-                if failed:
-                    summary += f"; COULD NOT put back {', '.join(failed)}: check them now"
-                raise ModuleFailure(summary, changed=bool(failed), services=[t.report() for t in targets]) from None
-            if target.written is not None:
-                moved.append(target)
-
-        first = targets[0]
-        result = {"changed": any(t.patch for t in targets), "before": first.before, "after": first.after,
-                  "route": first.route_label(), "services": [t.report() for t in targets],
-                  "api_version": ctx.istio.api_version}
-        if ctx.diff_mode:
-            result["diff"] = {"before": {t.label: t.before for t in targets},
-                              "after": {t.label: t.after for t in targets}}
-        return result
-
-    run(module, body)
+def _about(target):
+    """The error of one service, naming it once."""
+    return target.error if target.label in target.error else f"{target.label}: {target.error}"
 
 
 def _message(ctx, error):

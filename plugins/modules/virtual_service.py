@@ -138,32 +138,35 @@ from ansible_collections.canary.istio.plugins.module_utils._resource import (
 KIND = "VirtualService"
 
 
+ARGUMENT_SPEC = {
+    "name": {"type": "str"},
+    "namespace": {"type": "str"},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "spec": {"type": "dict"},
+    "definition": {"type": "dict"},
+    "labels": {"type": "dict"},
+    "annotations": {"type": "dict"},
+}
+USES_ISTIO = True
+
+
+def execute(ctx):
+    params = ctx.params
+    name, namespace, spec, labels, annotations = from_definition(params, KIND)
+    validate_name(name, "name")
+    namespace = validate_name(namespace or ctx.default_namespace, "namespace")
+    labels = validate_string_map(labels, "labels")
+    annotations = validate_string_map(annotations, "annotations")
+    if params["state"] == "present":
+        if spec is None:
+            raise ModuleFailure("state=present needs spec (or a definition with a spec)")
+        validate_virtual_service_spec(spec)
+    return ensure(ctx, KIND, "virtualservices", namespace, name, params["state"],
+                  lambda existing: merged_object(existing, name, namespace, spec, labels, annotations))
+
+
 def main() -> None:
-    module = build_module({
-        "name": {"type": "str"},
-        "namespace": {"type": "str"},
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-        "spec": {"type": "dict"},
-        "definition": {"type": "dict"},
-        "labels": {"type": "dict"},
-        "annotations": {"type": "dict"},
-    })
-
-    def body(ctx):
-        params = module.params
-        name, namespace, spec, labels, annotations = from_definition(params, KIND)
-        validate_name(name, "name")
-        namespace = validate_name(namespace or ctx.default_namespace, "namespace")
-        labels = validate_string_map(labels, "labels")
-        annotations = validate_string_map(annotations, "annotations")
-        if params["state"] == "present":
-            if spec is None:
-                raise ModuleFailure("state=present needs spec (or a definition with a spec)")
-            validate_virtual_service_spec(spec)
-        return ensure(ctx, KIND, "virtualservices", namespace, name, params["state"],
-                      lambda existing: merged_object(existing, name, namespace, spec, labels, annotations))
-
-    run(module, body)
+    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 # Copyright: canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Runs canary.istio.traffic_split in the controller process on local connections (see plugin_utils/_in_process.py)."""
+"""canary.istio.traffic_split runs in the controller process on local connections.
+
+See plugins/plugin_utils/_in_process.py.
+"""
 
 from __future__ import annotations
 

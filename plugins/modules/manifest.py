@@ -140,7 +140,6 @@ from ansible_collections.canary.istio.plugins.module_utils._manifest import (
 from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
 from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
 
-
 ARGUMENT_SPEC = {
     "src": {"type": "list", "elements": "path", "default": []},
     "definition": {"type": "raw"},

@@ -79,7 +79,6 @@ api_requests:
 from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
 from ansible_collections.canary.istio.plugins.module_utils._resource import INFO_ARG_SPEC, read_info
 
-
 ARGUMENT_SPEC = INFO_ARG_SPEC
 USES_ISTIO = True
 

@@ -11,23 +11,24 @@ from tests.helpers.ansible import run_playbook, task_results
 pytestmark = pytest.mark.lab
 
 
+def _split(weights: dict, **extra) -> dict:
+    return {"canary.istio.traffic_split": {"name": "reviews", "weights": weights, **extra}}
+
+
 def _play(namespace: str, kubeconfig: str) -> list[dict]:
     auth = {"kubeconfig": kubeconfig, "context": "lab", "namespace": namespace}
+    route = [{"destination": {"host": "reviews", "subset": "v1"}}]
     return [{"hosts": "localhost", "gather_facts": False, "module_defaults": {"group/canary.istio.istio": auth},
              "tasks": [
                  {"name": "rule", "canary.istio.destination_rule": {"name": "reviews", "spec": {
                      "host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
                                                     {"name": "v2", "labels": {"version": "v2"}}]}}},
                  {"name": "service", "canary.istio.virtual_service": {"name": "reviews", "spec": {
-                     "hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}}},
-                 {"name": "split", "canary.istio.traffic_split": {"name": "reviews", "weights": {"v1": 70, "v2": 30},
-                                                                  "actor": "test"}},
-                 {"name": "split check", "canary.istio.traffic_split": {"name": "reviews", "weights": {"v1": 10, "v2": 90}},
-                  "check_mode": True, "diff": True},
-                 {"name": "bad", "canary.istio.traffic_split": {"name": "reviews", "weights": {"v1": 70, "v2": 0, "v9": 30}},
-                  "ignore_errors": True},
-                 {"name": "bad type", "canary.istio.traffic_split": {"name": "reviews", "weights": {"v1": 100},
-                                                                     "max_retries": "many"}, "ignore_errors": True},
+                     "hosts": ["reviews"], "http": [{"route": route}]}}},
+                 {"name": "split", **_split({"v1": 70, "v2": 30}, actor="test")},
+                 {"name": "split check", **_split({"v1": 10, "v2": 90}), "check_mode": True, "diff": True},
+                 {"name": "bad", **_split({"v1": 70, "v2": 0, "v9": 30}), "ignore_errors": True},
+                 {"name": "bad type", **_split({"v1": 100}, max_retries="many"), "ignore_errors": True},
              ]}]
 
 

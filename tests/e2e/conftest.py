@@ -49,6 +49,13 @@ def lab_state() -> Any:
         lab.down(quiet=True)
 
 
+@pytest.fixture(scope="session")
+def kube(lab_state: dict[str, Any]) -> KubeClient:
+    """Overrides the shared fixture too: a session fixture built here binds to the e2e lab, and the
+    shared one stays bound to the shared lab (pytest caches session fixtures per definition)."""
+    return KubeClient.from_state(lab_state, user="admin")
+
+
 @pytest.fixture
 def bookinfo_namespace(kube: KubeClient) -> str:
     """A fresh namespace name; base_release creates it (the lab never deletes namespaces)."""

@@ -41,10 +41,12 @@ def test_survey_agrees_with_argument_spec(survey_file):
     assert survey["spec"], survey_file
     for question in survey["spec"]:
         name = question["variable"]
-        assert name in options, f"{survey_file}: {name} is not an option of the role's {ENTRY_POINT[survey_file]} entry point"
+        entry_point = ENTRY_POINT[survey_file]
+        assert name in options, f"{survey_file}: {name} is not an option of the role's {entry_point} entry point"
         option = options[name]
         assert SURVEY_TYPES[question["type"]] == option["type"], (survey_file, name)
-        description = " ".join(option["description"]) if isinstance(option["description"], list) else option["description"]
+        description = option["description"]
+        description = " ".join(description) if isinstance(description, list) else description
         if question["type"] == "multiplechoice":
             assert sorted(_choices(question)) == sorted(option["choices"]), (survey_file, name)
             assert question["default"] in option["choices"]

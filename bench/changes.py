@@ -4,6 +4,12 @@ Every variant runs once untimed first (the "cold" run: kubernetes.core fills its
 then, which is what a first run on a fresh controller pays), then ``runs`` timed rounds. In a round
 every variant runs once, in an order rotated from round to round, and each changes the weights to
 a value it did not have before, so every timed task really writes.
+
+Our modules run two ways, both measured: by default, on a local connection, inside the
+controller's task worker through their action plugins (no module process), and with
+``CANARY_ISTIO_IN_PROCESS=0`` in ``ansible-playbook``'s environment as a module process, the way
+every module runs on a remote host or with become, task ``environment`` or async. Each run records
+how many module processes it started, so a path that did not run as intended shows.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from bench.objects import Objects, virtual_service
 from bench.runner import PlaybookRunner, RunResult
 
 TaskFactory = Callable[[int], list[dict[str, Any]]]
+# What turns the in-process path off (plugins/plugin_utils/_in_process.py).
+MODULE_PROCESS = {"CANARY_ISTIO_IN_PROCESS": "0"}
 
 
 def canary_weight(step: int) -> int:
@@ -32,6 +40,7 @@ def json_patch_ops(weight: int) -> list[dict[str, Any]]:
 
 def summarize_run(result: RunResult) -> dict[str, Any]:
     return {"task_s": result.task_time, "wall_s": result.wall, "peak_rss_mb": result.peak_rss_mb,
+            "worker_rss_mb": result.worker_peak_rss_mb, "workers": len(result.workers),
             "module_processes": len(result.modules), "module_s": result.module_seconds,
             "requests": result.request_summary(), "changed": [t["changed"] for t in result.tasks],
             "module_api_requests": result.tasks[-1].get("api_requests") if result.tasks else None,
@@ -70,11 +79,32 @@ def measure(runner: PlaybookRunner, variants: dict[str, TaskFactory], runs: int,
             "task_s": median([r["task_s"] for r in measured]),
             "wall_s": median([r["wall_s"] for r in measured]),
             "peak_rss_mb": median([r["peak_rss_mb"] for r in measured]),
+            "worker_rss_mb": median([r["worker_rss_mb"] for r in measured]),
+            "module_processes": median([r["module_processes"] for r in measured]),
             "module_s": median([r["module_s"] for r in measured]),
             "requests": median([r["requests"]["total"] for r in measured]),
             "discovery": median([r["requests"]["discovery"] for r in measured]),
         }
     return out
+
+
+def check_paths(result: dict[str, Any], in_process: list[str], module_process: list[str]) -> list[str]:
+    """Runs whose path was not the intended one: module processes where none should run, or none
+    where one (or one per loop item) should."""
+    problems = []
+    for name in in_process:
+        runs = [r for r in [result[name]["cold"], *result[name]["runs"]] if r]
+        bad = [r["module_processes"] for r in runs if r["module_processes"]]
+        if bad:
+            problems.append(f"{name}: {len(bad)} of {len(runs)} runs started module processes ({bad[0]})")
+    for name in module_process:
+        runs = [r for r in [result[name]["cold"], *result[name]["runs"]] if r]
+        bad = [r for r in runs if not r["module_processes"]]
+        if bad:
+            problems.append(f"{name}: {len(bad)} of {len(runs)} runs started no module process")
+    for problem in problems:
+        say(f"path check: {problem}")
+    return problems
 
 
 def ratios(result: dict[str, Any], numerator: str, denominator: str, key: str) -> dict[str, Any]:
@@ -84,8 +114,11 @@ def ratios(result: dict[str, Any], numerator: str, denominator: str, key: str) -
     return {"per_run": pairs, "median": median(pairs)}
 
 
+ONE_CHANGE_OBJECTS = ("one-ts", "one-tm", "one-jp", "one-k8s", "one-ts-p", "one-jp-p")
+
+
 def one_change(runner: PlaybookRunner, objects: Objects, namespace: str, runs: int) -> dict[str, Any]:
-    for name in ("one-ts", "one-jp", "one-k8s", "one-ts-p", "one-jp-p"):
+    for name in ONE_CHANGE_OBJECTS:
         objects.service_pair(name, namespace)
 
     def ours(vs: str) -> TaskFactory:
@@ -99,43 +132,54 @@ def one_change(runner: PlaybookRunner, objects: Objects, namespace: str, runs: i
 
     variants: dict[str, TaskFactory] = {
         "debug": lambda step: [{"name": "debug only", "ansible.builtin.debug": {"msg": f"step {step}"}}],
-        "traffic_split": ours("one-ts"),
+        "traffic_split": ours("one-ts"),  # the default: in the controller's worker
+        "traffic_split module process": ours("one-tm"),  # CANARY_ISTIO_IN_PROCESS=0
         "k8s_json_patch": json_patch("one-jp"),
         "k8s": lambda step: [{"name": "k8s apply", "kubernetes.core.k8s": {
             "state": "present", "definition": virtual_service("one-k8s", namespace, canary_weight(step))}}],
-        # The same two tasks with Ansible's pipelining on (no temp dir, no file transfer per task):
-        # shows how much of a task is Ansible's own machinery.
+        # The same two tasks as module processes with Ansible's pipelining on (no temp dir, no file
+        # transfer per task): shows how much of a task is Ansible's own machinery. Ours runs as a
+        # module process here, since pipelining means nothing to the in-process path.
         "traffic_split pipelining": ours("one-ts-p"),
         "k8s_json_patch pipelining": json_patch("one-jp-p"),
     }
     pipelining = {"ANSIBLE_PIPELINING": "1"}
     result = measure(runner, variants, runs, "one change", {},
-                     envs={"traffic_split pipelining": pipelining, "k8s_json_patch pipelining": pipelining})
+                     envs={"traffic_split module process": MODULE_PROCESS,
+                           "traffic_split pipelining": {**pipelining, **MODULE_PROCESS},
+                           "k8s_json_patch pipelining": pipelining})
+    module = "traffic_split module process"
     result["ratios"] = {
         "task_traffic_split_over_k8s_json_patch": ratios(result, "traffic_split", "k8s_json_patch", "task_s"),
         "task_traffic_split_over_k8s": ratios(result, "traffic_split", "k8s", "task_s"),
         "wall_traffic_split_over_k8s_json_patch": ratios(result, "traffic_split", "k8s_json_patch", "wall_s"),
         "wall_traffic_split_over_k8s": ratios(result, "traffic_split", "k8s", "wall_s"),
-        "rss_traffic_split_over_k8s_json_patch": ratios(result, "traffic_split", "k8s_json_patch", "peak_rss_mb"),
+        "task_module_process_over_k8s_json_patch": ratios(result, module, "k8s_json_patch", "task_s"),
+        "wall_module_process_over_k8s_json_patch": ratios(result, module, "k8s_json_patch", "wall_s"),
+        "task_in_process_over_module_process": ratios(result, "traffic_split", module, "task_s"),
+        "rss_traffic_split_over_k8s_json_patch": ratios(result, module, "k8s_json_patch", "peak_rss_mb"),
         "task_pipelining": ratios(result, "traffic_split pipelining", "k8s_json_patch pipelining", "task_s"),
     }
+    result["path_problems"] = check_paths(result, ["debug", "traffic_split"],
+                                          [module, "traffic_split pipelining", "k8s_json_patch", "k8s",
+                                           "k8s_json_patch pipelining"])
     # The weights really moved: what the API server holds now is what the last round asked for.
-    result["final_weights"] = {name: objects.weights(name, namespace)
-                               for name in ("one-ts", "one-jp", "one-k8s", "one-ts-p", "one-jp-p")}
+    result["final_weights"] = {name: objects.weights(name, namespace) for name in ONE_CHANGE_OBJECTS}
     return result
 
 
 def many_services(runner: PlaybookRunner, objects: Objects, namespace: str, runs: int,
                   sizes: tuple[int, ...] = (1, 10, 100), runs_largest: int = 3) -> dict[str, Any]:
     largest = max(sizes)
-    say(f"creating {largest} VirtualServices and DestinationRules for each tool")
+    say(f"creating {largest} VirtualServices and DestinationRules for each variant")
     for index in range(largest):
-        objects.service_pair(f"ts-{index:03d}", namespace)
-        objects.service_pair(f"kc-{index:03d}", namespace)
+        for prefix in ("ts", "tm", "kc"):
+            objects.service_pair(f"{prefix}-{index:03d}", namespace)
     steps: dict[str, int] = {}
     out: dict[str, Any] = {}
     for size in sizes:
         ts_names = [f"ts-{i:03d}" for i in range(size)]
+        tm_names = [f"tm-{i:03d}" for i in range(size)]
         kc_names = [f"kc-{i:03d}" for i in range(size)]
 
         def ours(step: int, names: list[str] = ts_names) -> list[dict[str, Any]]:
@@ -144,20 +188,27 @@ def many_services(runner: PlaybookRunner, objects: Objects, namespace: str, runs
                 "namespace": namespace, "services": [{"name": n} for n in names],
                 "weights": {"v1": 100 - weight, "v2": weight}}}]
 
+        def ours_module(step: int, names: list[str] = tm_names) -> list[dict[str, Any]]:
+            return ours(step, names)
+
         def loop(step: int, names: list[str] = kc_names) -> list[dict[str, Any]]:
             return [{"name": "k8s_json_patch loop", "kubernetes.core.k8s_json_patch": {
                 "api_version": "networking.istio.io/v1", "kind": "VirtualService", "name": "{{ item }}",
                 "namespace": namespace, "patch": json_patch_ops(canary_weight(step))}, "loop": names}]
 
-        # Both tools share a step counter per tool across sizes, so every run changes weights.
+        # Every variant keeps one step counter across sizes, so every run changes weights.
         size_runs = runs if size < largest else min(runs, runs_largest)
-        result = measure(runner, {"traffic_split": ours, "k8s_json_patch_loop": loop}, size_runs,
-                         f"{size} services", steps)
+        module = "traffic_split module process"
+        result = measure(runner, {"traffic_split": ours, module: ours_module, "k8s_json_patch_loop": loop},
+                         size_runs, f"{size} services", steps, envs={module: MODULE_PROCESS})
         result["ratios"] = {
             "task_loop_over_traffic_split": ratios(result, "k8s_json_patch_loop", "traffic_split", "task_s"),
             "wall_loop_over_traffic_split": ratios(result, "k8s_json_patch_loop", "traffic_split", "wall_s"),
+            "task_loop_over_module_process": ratios(result, "k8s_json_patch_loop", module, "task_s"),
+            "wall_loop_over_module_process": ratios(result, "k8s_json_patch_loop", module, "wall_s"),
         }
-        for name in ("traffic_split", "k8s_json_patch_loop"):
+        result["path_problems"] = check_paths(result, ["traffic_split"], [module, "k8s_json_patch_loop"])
+        for name in ("traffic_split", module, "k8s_json_patch_loop"):
             med = result[name]["median"]
             med["requests_per_service"] = med["requests"] / size
         out[str(size)] = result

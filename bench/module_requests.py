@@ -14,7 +14,7 @@ import tempfile
 from typing import Any
 
 from bench.env import REPO_ROOT, WORK_DIR, bench_python, say
-from bench.runner import AUDIT_USER, discovery_group, is_discovery
+from bench.runner import AUDIT_USER, DROPPED_ENV, discovery_group, is_discovery
 from lab.audit import AuditWindow
 from tests.helpers.collection import COLLECTION_DIR, COLLECTIONS_ROOT
 
@@ -25,8 +25,7 @@ def run_module(lab_state: dict[str, Any], module: str, args: dict[str, Any], che
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=WORK_DIR, delete=False) as handle:
         json.dump(payload, handle)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ANSIBLE_", "K8S_AUTH_", "KUBECONFIG", "PYTHON", "VIRTUAL_ENV"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED_ENV)}
     env.update({"PYTHONPATH": str(COLLECTIONS_ROOT), "K8S_AUTH_KUBECONFIG": lab_state["kubeconfig"]})
     try:
         proc = subprocess.run([str(bench_python()), str(COLLECTION_DIR / "plugins" / "modules" / f"{module}.py"),

@@ -2,8 +2,10 @@
 
 Per run: the playbook's wall time (around ``ansible-playbook``), each task's time from the
 ``ansible.posix.json`` callback (its ``duration.start``/``duration.end``), the peak RSS and wall
-time of every module process (the interpreter wrapper of ``bench.env``), and the API requests
-the run made, read from the apiserver's audit log between two markers.
+time of every module process (the interpreter wrapper of ``bench.env``; none when our modules run
+inside the controller's worker), the peak RSS of every task worker ``ansible-playbook`` forked
+(``bench/worker_probe/sitecustomize.py``), and the API requests the run made, read from the
+apiserver's audit log between two markers.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from tests.helpers.collection import COLLECTIONS_ROOT, ensure_collection_path
 
 DISCOVERY = re.compile(r"^/(api|apis|version|openapi)(/[^/?]+){0,2}/?(\?.*)?$")
 AUDIT_USER = "lab:admin"
+WORKER_PROBE = Path(__file__).resolve().parent / "worker_probe"
+# Environment a user's shell may carry that would change what is measured.
+DROPPED_ENV = ("ANSIBLE_", "K8S_AUTH_", "KUBECONFIG", "PYTHON", "VIRTUAL_ENV", "CANARY_ISTIO_")
 
 
 def is_discovery(event: dict[str, Any]) -> bool:
@@ -58,6 +63,7 @@ class RunResult:
     rc: int
     stderr: str = ""
     failures: list[str] = field(default_factory=list)
+    workers: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def task_time(self) -> float:
@@ -66,11 +72,17 @@ class RunResult:
 
     @property
     def peak_rss_mb(self) -> float:
-        return max((m["rss_kb"] for m in self.modules), default=0) / 1024
+        """The largest peak RSS of the module processes (nan when no module process ran)."""
+        return max((m["rss_kb"] for m in self.modules), default=float("nan")) / 1024
 
     @property
     def module_seconds(self) -> float:
         return sum(m["elapsed"] for m in self.modules)
+
+    @property
+    def worker_peak_rss_mb(self) -> float:
+        """The largest peak RSS of the controller's task workers (nan when none was recorded)."""
+        return max((w["rss_kb"] for w in self.workers), default=float("nan")) / 1024
 
     def request_summary(self) -> dict[str, int]:
         summary = {"total": len(self.requests), "discovery": 0, "get": 0, "list": 0, "write": 0,
@@ -102,9 +114,8 @@ class PlaybookRunner:
         self.tmp = WORK_DIR / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
 
-    def env(self, rss_file: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("ANSIBLE_", "K8S_AUTH_", "KUBECONFIG", "PYTHON", "VIRTUAL_ENV"))}
+    def env(self, rss_file: Path, worker_file: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(DROPPED_ENV)}
         env.update({
             "PATH": f"{BENCH_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}",
             "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT),
@@ -119,6 +130,9 @@ class PlaybookRunner:
             # kubernetes.core keeps its discovery cache in the temp dir: ours, so "cold" is controlled.
             "TMPDIR": str(self.tmp),
             "BENCH_RSS_FILE": str(rss_file),
+            # For ansible-playbook only: its sitecustomize takes itself off PYTHONPATH at once.
+            "PYTHONPATH": str(WORKER_PROBE),
+            "BENCH_WORKER_RSS_FILE": str(worker_file),
         })
         return env
 
@@ -133,10 +147,11 @@ class PlaybookRunner:
             yaml.safe_dump(play, handle, sort_keys=False)
             playbook = Path(handle.name)
         rss_file = playbook.with_suffix(".rss")
+        worker_file = playbook.with_suffix(".workers")
         command = [str(BENCH_VENV / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
         window = AuditWindow(self.state)
         started = time.perf_counter()
-        env = {**self.env(rss_file), **(extra_env or {})}
+        env = {**self.env(rss_file, worker_file), **(extra_env or {})}
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env,
                               cwd=str(self.tmp), stdin=subprocess.DEVNULL, check=False)
         wall = time.perf_counter() - started
@@ -148,8 +163,9 @@ class PlaybookRunner:
                 if "rss_kb" in fields:
                     modules.append({"rss_kb": float(fields["rss_kb"]), "elapsed": float(fields.get("elapsed", 0))})
             rss_file.unlink()
+        workers = read_workers(worker_file)
         playbook.unlink()
-        result = RunResult(wall, [], modules, requests, proc.returncode, proc.stderr[-2000:])
+        result = RunResult(wall, [], modules, requests, proc.returncode, proc.stderr[-2000:], workers=workers)
         try:
             data = json.loads(proc.stdout)
         except ValueError:
@@ -171,6 +187,27 @@ class PlaybookRunner:
         if proc.returncode != 0 and not result.failures:
             result.failures.append(f"ansible-playbook exited {proc.returncode}: {proc.stderr[-1500:]}")
         return result
+
+
+def read_workers(path: Path, wait: float = 3.0) -> list[dict[str, float]]:
+    """Peak RSS of each worker that started. ansible-playbook terminates a worker still alive when
+    it ends, and the worker writes its peak from its SIGTERM handler, possibly after ansible-playbook
+    has exited: wait (a few ms, up to ``wait`` s) until every started worker has written."""
+    deadline = time.monotonic() + wait
+    while True:
+        started, peaks = set(), {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+                if line.startswith("started"):
+                    started.add(fields.get("pid"))
+                elif "worker_rss_kb" in fields:
+                    peaks[fields.get("pid")] = float(fields["worker_rss_kb"])
+        if started <= set(peaks) or time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
+    path.unlink(missing_ok=True)
+    return [{"pid": float(pid or 0), "rss_kb": rss} for pid, rss in peaks.items()]
 
 
 def repo_relative(path: Path) -> str:

@@ -7,6 +7,7 @@ and command line, so ``down`` stops exactly those and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -289,7 +290,8 @@ class Lab:
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True, cwd=self.dir)
-        record = {"pid": proc.pid, "marker": str(self.dir), "log": str(log), "argv": argv[0], "group": True}
+        record = {"pid": proc.pid, "marker": str(self.dir), "log": str(log), "argv": argv[0], "group": True,
+                  "command": argv}
         state["processes"][key] = record
         _save_state(state)
         return record
@@ -487,6 +489,34 @@ class Lab:
         if not quiet:
             say(f"lab {state.get('name')} down ({self.dir})")
         return True
+
+    # --- faults, for the reliability tests -------------------------------------------------
+
+    def kill(self, key: str) -> None:
+        """Kills one component ("etcd" or "apiserver") abruptly, as a crash would."""
+        state = load_state(self.dir)
+        record = state["processes"][key]
+        if process_alive(record):
+            os.killpg(record["pid"], signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while process_alive(record) and time.monotonic() < deadline:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(record["pid"], os.WNOHANG)
+                time.sleep(0.05)
+
+    def start_again(self, key: str, timeout: float = 60.0) -> None:
+        """Starts a killed component again with the same ports, certificates and data."""
+        state = load_state(self.dir)
+        record = state["processes"][key]
+        if process_alive(record):
+            return
+        port = state["ports"]["apiserver" if key == "apiserver" else "etcd_client"]
+        fresh = self._spawn(state, key, record["command"], Path(record["log"]))
+        self._wait_port(fresh, port, key, timeout)
+        if key == "apiserver":
+            client = KubeClient.from_state(state, timeout=10)
+            self._wait(lambda: client.request("GET", "/readyz") is not None, time.monotonic() + timeout, fresh,
+                       "/readyz ok after restart")
 
     def status(self) -> dict[str, Any]:
         state = load_state(self.dir)

@@ -438,4 +438,7 @@ def describe_error(error: ApiError, verb: str, resource: str, name: str | None, 
         fields = [f"{c.get('field')}: {c.get('message')}" for c in error.causes if c.get("field")]
         detail = "; ".join(fields) if fields else error.message
         return f"the API server rejected {what}{where} as invalid (422): {detail}"
+    if error.status >= 500:
+        return (f"the API server could not {verb} {what}{where}: {error.status} {error.reason}: {error.message}. "
+                "It may be restarting or overloaded; re-run when it answers again")
     return f"{verb} {what}{where} failed: {error.status} {error.reason}: {error.message}"

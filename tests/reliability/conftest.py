@@ -36,8 +36,9 @@ class FaultLab:
         results = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False)
         results.close()
         env = ansible_env(self.state, results_callback_env(results.name))
+        extra_vars = json.dumps({"canary_kubeconfig": self.state["kubeconfig"], **extra})
         command = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                   str(PLAYBOOKS / playbook), "-e", json.dumps({"canary_kubeconfig": self.state["kubeconfig"], **extra})]
+                   str(PLAYBOOKS / playbook), "-e", extra_vars]
         if verbosity:
             command.append(verbosity)
         proc = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -10,7 +10,7 @@ name: interactive
 short_description: Whether a person can answer a prompt on the controller right now
 version_added: 0.1.0
 author:
-  - canary.istio developers
+  - canary.istio contributors (@canary-istio)
 description:
   - Returns V(true) when C(ansible-playbook) reads its standard input from a terminal, runs in
     the foreground of that terminal, and is not run by AWX, Tower or ansible-runner; V(false) otherwise.

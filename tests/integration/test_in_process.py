@@ -28,8 +28,7 @@ def _play(namespace: str, kubeconfig: str) -> list[dict]:
                  {"name": "split", **_split({"v1": 70, "v2": 30}, actor="test")},
                  {"name": "split check", **_split({"v1": 10, "v2": 90}), "check_mode": True, "diff": True},
                  {"name": "bad", **_split({"v1": 70, "v2": 0, "v9": 30}), "ignore_errors": True},
-                 {"name": "bad type", **_split({"v1": 100}, max_retries="many"), "ignore_errors": True},
-             ]}]
+                 {"name": "bad type", **_split({"v1": 100}, max_retries="many"), "ignore_errors": True}]}]
 
 
 def _comparable(results: list[dict], namespace: str) -> list[tuple]:

@@ -92,7 +92,7 @@ class Load:
 
     def __enter__(self) -> Load:
         self.started = time.monotonic()
-        for _ in range(self.workers):
+        for _worker in range(self.workers):
             thread = threading.Thread(target=self._run, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -106,11 +106,11 @@ class Load:
 
     def first_after(self, moment: float, version: str) -> float | None:
         """Seconds from ``moment`` to the first answer by ``version``."""
-        times = [t for t, v, _ in self.records if t >= moment and v == version]
+        times = [t for t, v, _status in self.records if t >= moment and v == version]
         return min(times) - moment if times else None
 
     def last_of(self, version: str, after: float) -> float | None:
-        times = [t for t, v, _ in self.records if t >= after and v == version]
+        times = [t for t, v, _status in self.records if t >= after and v == version]
         return max(times) - after if times else None
 
     @property

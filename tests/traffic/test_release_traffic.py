@@ -126,7 +126,7 @@ def test_whole_release_under_load_has_zero_failed_requests(traffic_lab, bookinfo
     assert load.rate_achieved >= 50
     assert load.failures == []
     assert last_v1 is None, "no answer from v1 after the promotion's clean-up"
-    assert all(load.first_after(m, v) is not None and load.first_after(m, v) < 2.0 for _, m, v in moments)
+    assert all(load.first_after(m, v) is not None and load.first_after(m, v) < 2.0 for _label, m, v in moments)
 
 
 def test_rollback_under_load_has_zero_failed_requests(traffic_lab, bookinfo_ns, capsys):
@@ -153,4 +153,4 @@ def test_rollback_under_load_has_zero_failed_requests(traffic_lab, bookinfo_ns, 
     assert load.rate_achieved >= 50
     assert load.failures == []
     assert load.last_of("v3", settled) is None
-    assert sum(1 for _, v, _ in load.records if v == "v3") > 0, "the canary did serve before the rollback"
+    assert sum(1 for _time, v, _status in load.records if v == "v3") > 0, "the canary did serve before the rollback"

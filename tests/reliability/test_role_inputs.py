@@ -1,0 +1,76 @@
+"""Bad input to the roles: a clear message, no Python traceback, and nothing written (audit log).
+
+And the whole canary flow run with a token bound only to the shipped least-privilege Role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from lab.audit import AuditWindow
+from tests.helpers.collection import REPO_ROOT
+from tests.reliability.conftest import FaultLab
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+GOOD = {"canary_release_ratio": 30, "canary_release_decision": "hold"}
+ROWS: list[tuple[str, dict[str, Any], str]] = [
+    ("canary.yml", {"canary_release_ratio": 150}, "canary_release_ratio must be a whole number from 0 to 100"),
+    ("canary.yml", {"canary_release_ratio": "abc"}, "argument 'canary_release_ratio' is of type str"),
+    ("canary.yml", {"canary_release_ratio": ""}, "canary_release_ratio"),
+    ("canary.yml", {"canary_release_ratio": -5}, "canary_release_ratio"),
+    ("canary.yml", {"canary_release_ratio": 50.5}, "canary_release_ratio"),
+    ("canary.yml", {"canary_release_decision": "ship-it"}, "ship-it"),
+    ("canary.yml", {"canary_release_canary_version": "v1"}, "must be two different"),
+    ("canary.yml", {"canary_release_steps": [50, 10]}, "increasing order"),
+    ("canary.yml", {"canary_release_steps": [10, 500]}, "from 0 to 100"),
+    ("canary.yml", {"canary_release_service": "nosuchservice"}, "nosuchservice"),
+    ("canary.yml", {"canary_release_prompt_attempts": 0}, "canary_release_prompt_attempts"),
+    ("canary.yml", {"canary_release_wait_timeout": 0}, "canary_release_wait_timeout"),
+    ("canary.yml", {"canary_release_after_promote": "explode"}, "explode"),
+    ("canary.yml", {"canary_release_namespace": "Not_A_Namespace"}, "Not_A_Namespace"),
+    ("set_ratio.yml", {"canary_release_ratio": 101}, "canary_release_ratio"),
+    ("set_ratio.yml", {"canary_release_ratio": "ten"}, "ten"),
+    ("promote.yml", {"canary_release_canary_version": "v9"}, "v9"),
+    ("canary.yml", {"canary_release_manifests": []}, "canary_release_manifests"),
+]
+
+
+@pytest.mark.parametrize("playbook,args,fragment", ROWS, ids=[f"{i}-{r[0]}" for i, r in enumerate(ROWS)])
+def test_bad_role_input_is_refused_without_a_write(fault_lab: FaultLab, base_namespace: str, playbook, args,
+                                                   fragment):
+    window = AuditWindow(fault_lab.state)
+    rc, out, results = fault_lab.run(playbook, {"canary_namespace": base_namespace, **GOOD, **args})
+    assert rc != 0, out[-2000:]
+    failed = [r for r in results if r["status"] == "failed"]
+    message = " ".join(str(r["result"].get("msg", "")) for r in failed) or out
+    assert fragment in message, message[:2000]
+    assert "Traceback" not in out
+    writes = window.writes(user="lab:admin")
+    assert writes == [], [(e["verb"], e["requestURI"]) for e in writes]
+
+
+def test_canary_flow_with_only_the_release_role(fault_lab: FaultLab, base_namespace: str):
+    ns = base_namespace
+    role = yaml.safe_load((REPO_ROOT / "rbac" / "canary-release-role.yaml").read_text())
+    rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}"
+    fault_lab.kube.create(f"{rbac}/roles", role)
+    fault_lab.kube.create(f"{rbac}/rolebindings", {
+        "metadata": {"name": "canary"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                    "name": role["metadata"]["name"]},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "lab:nobody"}]})
+    extra = {"canary_namespace": ns, "canary_context": "lab-nobody", "canary_release_ratio": 40,
+             "canary_release_decision": "promote"}
+    rc, out, _ = fault_lab.run("canary.yml", extra)
+    assert rc == 0, out[-4000:]
+    vs = fault_lab.get(f"/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/reviews")
+    assert vs["spec"]["http"][-1]["route"][0]["destination"]["subset"] == "v2"
+    # Without the binding, the same user is told exactly what to grant.
+    fault_lab.kube.delete(f"{rbac}/rolebindings/canary")
+    rc, out, results = fault_lab.run("status.yml", {"canary_namespace": ns, "canary_context": "lab-nobody"})
+    assert rc != 0
+    message = " ".join(str(r["result"].get("msg", "")) for r in results if r["status"] == "failed")
+    assert "Grant verb 'get' on resource 'virtualservices'" in message, message

@@ -15,7 +15,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 
-.PHONY: demo system-deps setup venv binaries collection test test-unit lint sanity lab-up lab-down demo bench build clean
+.PHONY: reliability-report demo system-deps setup venv binaries collection test test-unit lint sanity lab-up lab-down demo bench build clean
 
 setup: venv binaries collection system-deps
 
@@ -60,6 +60,10 @@ sanity: venv
 # The canary on the local lab, end to end (DEMO_INTERACTIVE=1 asks at the prompts; DEMO_RATIO=N).
 demo: setup
 	$(PY) -m lab.demo
+
+# Re-measures the figures in docs/reliability.md (and .zh-CN.md) from a real test run.
+reliability-report: setup
+	$(PY) -m tests.reliability.report
 
 lab-up: setup
 	$(PY) -m lab --dir $(LAB_DIR) up --dataplane

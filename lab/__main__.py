@@ -15,15 +15,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     parser.add_argument("--dir", default=os.environ.get("LAB_DIR", str(DEFAULT_DIR)),
                         help="lab directory (default: %(default)s; env LAB_DIR)")
+    # --dir is accepted after the subcommand too ("python -m lab up --dir X").
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dir", default=argparse.SUPPRESS, help="lab directory")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start etcd + kube-apiserver (and optionally the data plane)")
+    up = sub.add_parser("up", parents=[common], help="start etcd + kube-apiserver (and optionally the data plane)")
     up.add_argument("--dataplane", action="store_true", help="also start the data plane (Bookinfo runner, router)")
     up.add_argument("--no-provision", action="store_true", help="fail instead of building missing binaries")
-    sub.add_parser("down", help="stop every process this lab started")
-    status = sub.add_parser("status", help="versions, ports and processes")
+    sub.add_parser("down", parents=[common], help="stop every process this lab started")
+    status = sub.add_parser("status", parents=[common], help="versions, ports and processes")
     status.add_argument("--json", action="store_true")
-    sub.add_parser("env", help="print shell exports (KUBECONFIG, K8S_AUTH_KUBECONFIG)")
-    sub.add_parser("provision", help="find or build etcd and kube-apiserver, and print their paths")
+    sub.add_parser("env", parents=[common], help="print shell exports (KUBECONFIG, K8S_AUTH_KUBECONFIG)")
+    sub.add_parser("provision", parents=[common], help="find or build etcd and kube-apiserver, and print their paths")
     args = parser.parse_args(argv)
     lab = Lab(args.dir)
     try:

@@ -11,6 +11,7 @@ import pytest
 
 from lab.kube import KubeClient, KubeError
 from tests.helpers.ansible import lab_auth, run_module
+from tests.helpers.invariant import invariant_problems
 
 pytestmark = pytest.mark.lab
 
@@ -164,21 +165,6 @@ def test_unknown_subset_message_names_subset_and_rule(lab_state, kube, namespace
     assert "defines only v1, v3" in result["msg"]
 
 
-def _routes_ok(vs: dict[str, Any], subsets: set[str]) -> list[str]:
-    """Independent check of invariant 1 (not the collection's own code)."""
-    problems = []
-    for route in vs["spec"].get("http", []):
-        destinations = route.get("route", [])
-        for d in destinations:
-            if d["destination"].get("subset") not in subsets:
-                problems.append(f"rv {vs['metadata']['resourceVersion']}: routes to {d['destination'].get('subset')}")
-        if len(destinations) > 1 or any("weight" in d for d in destinations):
-            weights = [d.get("weight", 0) for d in destinations]
-            if sum(weights) != 100 or any(not isinstance(w, int) or not 0 <= w <= 100 for w in weights):
-                problems.append(f"rv {vs['metadata']['resourceVersion']}: weights {weights}")
-    return problems
-
-
 def test_invariant_holds_in_every_stored_version(lab_state, kube, namespace):
     vs = reviews_vs()
     vs["spec"]["http"] = vs["spec"]["http"][2:]  # only the primary route
@@ -233,7 +219,7 @@ def test_invariant_holds_in_every_stored_version(lab_state, kube, namespace):
         if kind == "dr":
             subsets = {s["name"] for s in obj["spec"].get("subsets", [])}
         else:
-            problems += _routes_ok(obj, subsets)
+            problems += invariant_problems(obj, subsets)
             checked += 1
     assert problems == []
     assert checked >= 5  # every traffic step was seen

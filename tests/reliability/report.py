@@ -30,8 +30,9 @@ SUITES = {
     "bad input": ["tests/integration/test_bad_input.py", "tests/reliability/test_role_inputs.py",
                   "tests/unit/test_canary_logic.py", "tests/unit/test_filters.py", "tests/unit/test_probe.py"],
     "least privilege": ["tests/integration/test_least_privilege.py"],
-    "secrets and TLS": ["tests/integration/test_collection.py"],
-    "concurrency": ["tests/integration/test_release_lock.py", "tests/integration/test_traffic_modules.py"],
+    "secrets and TLS": ["tests/integration/test_collection.py", "tests/reliability/test_secrets.py"],
+    "concurrency": ["tests/integration/test_release_lock.py", "tests/integration/test_traffic_modules.py",
+                    "tests/reliability/test_concurrency.py"],
 }
 
 
@@ -72,8 +73,8 @@ def count_requests() -> list[tuple[str, int, str]]:
             ("traffic_split: 30% to v2", "traffic_split", {"name": "reviews", "weights": {"v1": 70, "v2": 30}}),
             ("traffic_split: same again (no change)", "traffic_split", {"name": "reviews",
                                                                         "weights": {"v1": 70, "v2": 30}}),
-            ("traffic_split: refused (unknown subset)", "traffic_split", {"name": "reviews",
-                                                                          "weights": {"v1": 70, "v9": 30}}),
+            ("traffic_split: refused (unknown subset)", "traffic_split", {
+                "name": "reviews", "weights": {"v1": 70, "v2": 0, "v9": 30}}),
             ("header_route: add tester route", "header_route", {"name": "reviews", "route": "testers",
                                                                 "headers": {"end-user": "jason"}, "subset": "v2"}),
             ("canary_info", "canary_info", {"name": "reviews"}),
@@ -99,7 +100,8 @@ def suite_of(case: dict[str, Any]) -> str:
             if suite == "concurrency" and case["file"].endswith("test_traffic_modules.py") and \
                     not any(word in case["name"] for word in ("concurrent", "lockstep")):
                 return ""
-            if suite == "secrets and TLS" and not any(w in case["name"] for w in ("secret", "tls", "certificate")):
+            if suite == "secrets and TLS" and case["file"].endswith("test_collection.py") and \
+                    not any(w in case["name"] for w in ("secret", "tls", "certificate")):
                 return ""
             return suite
     return ""
@@ -112,8 +114,6 @@ def write_docs(cases: list[dict[str, Any]], requests: list[tuple[str, int, str]]
         suite = suite_of(case)
         if suite:
             by_suite.setdefault(suite, []).append(case)
-    # The concurrency suite also counts the two-runs-at-once fault test.
-    by_suite.setdefault("concurrency", []).extend(c for c in cases if "two_runs_at_once" in c["name"])
     bad_rows = sum(1 for c in cases if c["file"] in ("tests/integration/test_bad_input.py",
                                                      "tests/reliability/test_role_inputs.py")
                    and c["name"].startswith("test_bad"))

@@ -193,13 +193,18 @@ TEXT = {
 }
 
 
+AREA_NAMES = {"zh-CN": {"faults": "故障", "bad input": "错误输入", "least privilege": "最小权限",
+                       "secrets and TLS": "密钥与 TLS", "concurrency": "并发"}}
+
+
 def render(language, stamp, summary, totals, by_suite, requests, table) -> list[str]:
     text = TEXT[language]
+    names = AREA_NAMES.get(language, {})
     lines = [text["title"], "", text["other"], "", text["generated"].format(stamp=stamp), "", text["promised"], ""]
     lines += [f"{i}. {promise}" for i, promise in enumerate(PROMISES[language], 1)]
     lines += ["", text["figures"], "", text["faults"].format(**totals), text["rows"].format(**totals), "",
               text["suite"], "| --- | --- |"]
-    lines += [f"| {suite} | {passed} / {total} |" for suite, passed, total in summary]
+    lines += [f"| {names.get(suite, suite)} | {passed} / {total} |" for suite, passed, total in summary]
     lines += ["", text["requests"], "", text["requests_note"], "", text["req_head"], "| --- | --- | --- |"]
     lines += [f"| {label} | {count} | {verbs} |" for label, count, verbs in requests]
     lines += ["", text["details"], ""]

@@ -190,16 +190,16 @@ def many_table(results: dict[str, Any], lang: str) -> str:
     return table(header, rows)
 
 
-def path_problems(results: dict[str, Any]) -> list[str]:
+def path_problems(results: dict[str, Any], parts: tuple[str, ...] = ("one", "many")) -> list[str]:
     """Runs that did not take the path their row names (see ``bench.changes.check_paths``)."""
-    problems = list((results.get("one_change") or {}).get("path_problems") or [])
-    for size, item in (results.get("many") or {}).items():
+    problems = list((results.get("one_change") or {}).get("path_problems") or []) if "one" in parts else []
+    for size, item in (results.get("many") or {}).items() if "many" in parts else ():
         problems += [f"{size} services, {p}" for p in item.get("path_problems") or []]
     return problems
 
 
-def _path_note(results: dict[str, Any], lang: str) -> str:
-    problems = path_problems(results)
+def _path_note(results: dict[str, Any], lang: str, parts: tuple[str, ...] = ("one", "many")) -> str:
+    problems = path_problems(results, parts)
     if not problems:
         return _t(lang, "Path check: every in-process run started no module process, every module-process run "
                         "started its module processes.",
@@ -384,6 +384,8 @@ def _findings(results: dict[str, Any]) -> dict[str, str]:
             "in_task": s(_med(one, "traffic_split", "task_s"), 3),
             "module_task": s(_med(one, MODULE, "task_s"), 3),
             "debug_task": s(_med(one, "debug", "task_s"), 3),
+            "in_task_ms": s((_med(one, "traffic_split", "task_s") or math.nan) * 1000, 0),
+            "debug_task_ms": s((_med(one, "debug", "task_s") or math.nan) * 1000, 0),
             "in_ratio": s((ratios.get("task_traffic_split_over_k8s_json_patch") or {}).get("median")),
             "module_ratio": s(module_ratio),
             "module_verdict_en": "–" if module_ratio is None else
@@ -478,7 +480,7 @@ def render_en(results: dict[str, Any]) -> str:
         f"running the module there adds about {f['worker_added']} MiB, where the module-process path starts "
         f"a {f['module_rss']} MiB process.",
         "",
-        _path_note(results, EN),
+        _path_note(results, EN, ("one",)),
         "",
         "## 2. Many services in one step",
         "",
@@ -489,7 +491,7 @@ def render_en(results: dict[str, Any]) -> str:
         "",
         many_table(results, EN),
         "",
-        _path_note(results, EN),
+        _path_note(results, EN, ("many",)),
         "",
         "## 3. API requests per operation",
         "",
@@ -539,8 +541,8 @@ def render_en(results: dict[str, Any]) -> str:
         "",
         "What is left, and where it goes:",
         "",
-        f"- **Default path** — {f['in_task']} s per task, of which Ansible's own per-task work (forking the "
-        f"worker, templating, the callback), as the `debug` row shows, is about {f['debug_task']} s. Ours on "
+        f"- **Default path** — {f['in_task_ms']} ms per task, of which Ansible's own per-task work (forking the "
+        f"worker, templating, the callback), as the `debug` row shows, is about {f['debug_task_ms']} ms. Ours on "
         f"top: importing the module into the fresh worker, validating arguments, kubeconfig "
         f"({f['kubeconfig']} ms; PyYAML is loaded already), TLS context ({f['tls']} ms), the first request "
         f"with its TLS handshake "
@@ -632,7 +634,7 @@ def render_zh(results: dict[str, Any]) -> str:
         f"`debug` 任务的 worker 为 {f['debug_worker_rss']} MiB，即在 worker 内运行模块约增加 {f['worker_added']} MiB，"
         f"而模块进程方式要启动一个 {f['module_rss']} MiB 的进程。",
         "",
-        _path_note(results, ZH),
+        _path_note(results, ZH, ("one",)),
         "",
         "## 2. 一步切换多个服务",
         "",
@@ -641,7 +643,7 @@ def render_zh(results: dict[str, Any]) -> str:
         "",
         many_table(results, ZH),
         "",
-        _path_note(results, ZH),
+        _path_note(results, ZH, ("many",)),
         "",
         "## 3. 每个操作的 API 请求数",
         "",
@@ -678,8 +680,8 @@ def render_zh(results: dict[str, Any]) -> str:
         "",
         "剩余开销：",
         "",
-        f"- **默认方式**：每个任务 {f['in_task']} 秒，其中 Ansible 自身的每任务开销（fork worker、模板、回调）"
-        f"按 `debug` 行约 {f['debug_task']} 秒；其余为把模块导入新 worker、校验参数、"
+        f"- **默认方式**：每个任务 {f['in_task_ms']} 毫秒，其中 Ansible 自身的每任务开销（fork worker、模板、回调）"
+        f"按 `debug` 行约 {f['debug_task_ms']} 毫秒；其余为把模块导入新 worker、校验参数、"
         f"读取 kubeconfig（{f['kubeconfig']} 毫秒，PyYAML 已导入）、"
         f"TLS 上下文（{f['tls']} 毫秒）、首个请求含 TLS 握手（{f['first_request']} 毫秒）及后续每个请求"
         f"（{f['further_request']} 毫秒）。",

@@ -610,7 +610,7 @@ def render_zh(results: dict[str, Any]) -> str:
         "没有模块进程；控制端环境中设置 `CANARY_ISTIO_IN_PROCESS=0`（以及远程主机、become、任务 `environment:`、"
         "async）时作为普通模块进程运行。每次运行都统计启动的模块进程数，走错方式的运行会在表下注明。",
         "- 任务耗时取自 `ansible.posix.json` 回调的 `duration.start/end`；模块进程的峰值内存与耗时由解释器"
-        "包装脚本（GNU time）记录，进程内方式没有模块进程，这两列写作“无”。",
+        "包装脚本（GNU time）记录，进程内方式没有模块进程，这两列写作「无」。",
         "- 控制端 worker 峰值内存：只给 `ansible-playbook` 的 `PYTHONPATH` 加上 `bench/worker_probe/` 中的 "
         "`sitecustomize`（启动后立即从 `PYTHONPATH` 移除，模块进程不会加载），记录每个 fork 出的 worker 的"
         "峰值 RSS（`getrusage`）。fork 出的 worker 的 RSS 包含与 `ansible-playbook` 共享的页，"
@@ -639,7 +639,7 @@ def render_zh(results: dict[str, Any]) -> str:
         "## 2. 一步切换多个服务",
         "",
         "N 个 VirtualService 切到相同权重：一个带 `services:` 的 `traffic_split` 任务（两种方式各一行）对比一个带 "
-        "`loop:` 的 `k8s_json_patch` 任务；“循环 / 本行”为循环任务耗时除以该行任务耗时（逐对计算）。",
+        "`loop:` 的 `k8s_json_patch` 任务；「循环 / 本行」为循环任务耗时除以该行任务耗时（逐对计算）。",
         "",
         many_table(results, ZH),
         "",

@@ -47,7 +47,7 @@ class FaultLab:
         return proc
 
     def finish(self, proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, list[dict[str, Any]]]:
-        out, _ = proc.communicate(timeout=timeout)
+        out, _stderr = proc.communicate(timeout=timeout)
         results = read_results(proc.results_path)  # type: ignore[attr-defined]
         os.unlink(proc.results_path)  # type: ignore[attr-defined]
         return proc.returncode, out, results
@@ -85,7 +85,7 @@ def fault_lab(tmp_path_factory) -> Iterator[FaultLab]:
 @pytest.fixture
 def base_namespace(fault_lab: FaultLab) -> str:
     namespace = f"rel-{uuid.uuid4().hex[:8]}"
-    rc, out, _ = fault_lab.run("deploy_base.yml", {"canary_namespace": namespace})
+    rc, out, _results = fault_lab.run("deploy_base.yml", {"canary_namespace": namespace})
     assert rc == 0, out[-3000:]
     return namespace
 

@@ -171,9 +171,9 @@ TEXT = {
                         "(`python -m tests.reliability.report`), which runs the tests against the lab and "
                         "rewrites this page.",
            "promised": "## What is promised", "figures": "## Figures",
-           "suite": "| area | tests passed |", "faults": "- Faults survived: **{faults_survived} of {faults}** "
-                                                        "(crashes of the API server and etcd mid-canary, a slow "
-                                                        "API server).",
+           "suite": "| area | tests passed |",
+           "faults": "- Faults survived: **{faults_survived} of {faults}** (crashes of the API server and etcd "
+                     "mid-canary, a slow API server).",
            "rows": "- Bad inputs tried against modules and roles (table rows): **{bad_rows}**, plus property-based "
                    "tests of the weight and patch logic (hypothesis) over arbitrary VirtualService specs.",
            "requests": "## API requests per operation",
@@ -193,8 +193,10 @@ TEXT = {
 }
 
 
-AREA_NAMES = {"zh-CN": {"faults": "故障", "bad input": "错误输入", "least privilege": "最小权限",
-                       "secrets and TLS": "密钥与 TLS", "concurrency": "并发"}}
+AREA_NAMES = {
+    "zh-CN": {"faults": "故障", "bad input": "错误输入", "least privilege": "最小权限",
+              "secrets and TLS": "密钥与 TLS", "concurrency": "并发"},
+}
 
 
 def render(language, stamp, summary, totals, by_suite, requests, table) -> list[str]:

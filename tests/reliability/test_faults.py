@@ -31,8 +31,8 @@ CANARY = {"canary_release_steps": [10, 50], "canary_release_step_interval": 4, "
 
 
 @pytest.mark.parametrize("component,down_seconds", [("apiserver", 3), ("etcd", 8)])
-def test_crash_in_the_middle_then_rerun_finishes(fault_lab: FaultLab, base_namespace: str, component: str,
-                                                down_seconds: float, capsys):
+def test_crash_in_the_middle_then_rerun_finishes(
+        fault_lab: FaultLab, base_namespace: str, component: str, down_seconds: float, capsys):
     ns = base_namespace
     extra = {"canary_namespace": ns, **CANARY}
     run = fault_lab.start_playbook("canary.yml", extra)
@@ -58,7 +58,7 @@ def test_crash_in_the_middle_then_rerun_finishes(fault_lab: FaultLab, base_names
     dr = fault_lab.get(DR.format(ns=ns))
     assert invariant_problems(vs, {s["name"] for s in dr["spec"].get("subsets", [])}) == []
     # Re-running the same playbook finishes the job.
-    rc, out, _ = fault_lab.run("canary.yml", extra)
+    rc, out, _results = fault_lab.run("canary.yml", extra)
     assert rc == 0, out[-4000:]
     assert weights(fault_lab.get(VS.format(ns=ns))) == {"v2": 100}
     assert [s["name"] for s in fault_lab.get(DR.format(ns=ns))["spec"]["subsets"]] == ["v2"]

@@ -64,7 +64,7 @@ def test_canary_flow_with_only_the_release_role(fault_lab: FaultLab, base_namesp
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "lab:nobody"}]})
     extra = {"canary_namespace": ns, "canary_context": "lab-nobody", "canary_release_ratio": 40,
              "canary_release_decision": "promote"}
-    rc, out, _ = fault_lab.run("canary.yml", extra)
+    rc, out, _results = fault_lab.run("canary.yml", extra)
     assert rc == 0, out[-4000:]
     vs = fault_lab.get(f"/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/reviews")
     assert vs["spec"]["http"][-1]["route"][0]["destination"]["subset"] == "v2"

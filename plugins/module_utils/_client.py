@@ -303,6 +303,20 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection whose TLS server name (SNI and certificate check) may differ from the
+    address dialled: the kubeconfig's ``tls-server-name``."""
+
+    def __init__(self, *args: Any, server_name: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)  # TCP, and the proxy tunnel when there is one
+        server_hostname = self._server_name or self._tunnel_host or self.host
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=server_hostname)
+
+
 class KubeClient:
     """JSON over one kept-alive HTTPS connection to the API server."""
 
@@ -340,13 +354,8 @@ class KubeClient:
             tunnel = (self.host, self.port)
             host, port = proxy.hostname or "", proxy.port or 3128
         if self.scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                host, port, context=self.context, timeout=self.timeout)
-            if self.settings.tls_server_name and not tunnel:
-                # SNI and certificate name differ from the address we dial.
-                conn = http.client.HTTPSConnection(self.settings.tls_server_name, port, context=self.context,
-                                                   timeout=self.timeout)
-                conn.host = host
+            conn: http.client.HTTPConnection = _HTTPSConnection(
+                host, port, context=self.context, timeout=self.timeout, server_name=self.settings.tls_server_name)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         if tunnel:

@@ -68,11 +68,13 @@ class Istio:
         raise IstioMissing(f"{GROUP} is served only at {', '.join(map(str, served)) or 'no version'}; "
                            f"this collection needs one of {', '.join(PREFERRED_VERSIONS)}")
 
-    def path(self, kind: str, namespace: str, name: str | None = None) -> str:
-        base = f"/apis/{GROUP}/{self.version}/namespaces/{namespace}/{KINDS[kind]}"
+    def path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
+        """The object's path, or its collection's; all namespaces when ``namespace`` is None."""
+        scope = f"namespaces/{namespace}/" if namespace else ""
+        base = f"/apis/{GROUP}/{self.version}/{scope}{KINDS[kind]}"
         return f"{base}/{name}" if name else base
 
-    def call(self, method: str, kind: str, namespace: str, name: str | None = None, **kwargs: Any) -> Any:
+    def call(self, method: str, kind: str, namespace: str | None, name: str | None = None, **kwargs: Any) -> Any:
         """A request, retried once at the discovered version when the first guess is not served."""
         try:
             return self.client.request(method, self.path(kind, namespace, name), **kwargs)
@@ -97,18 +99,7 @@ class Istio:
 
     def list(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         query = {"labelSelector": label_selector} if label_selector else None
-        if namespace:
-            result = self.call("GET", kind, namespace, query=query)
-        else:
-            try:
-                result = self.client.request("GET", f"/apis/{GROUP}/{self.version}/{KINDS[kind]}", query=query)
-            except ApiError as exc:
-                if exc.status == 404 and not self.discovered:
-                    self.discover()
-                    result = self.client.request("GET", f"/apis/{GROUP}/{self.version}/{KINDS[kind]}",
-                                                 query=query)
-                else:
-                    raise
+        result = self.call("GET", kind, namespace, query=query)
         items = (result or {}).get("items") or []
         for item in items:
             # List items carry no kind/apiVersion; fill them so results look like single reads.

@@ -129,3 +129,17 @@ def test_secrets_are_not_logged(lab_state, namespace):
     assert token not in proc.stdout and token not in proc.stderr
     assert token not in json.dumps(proc.results)  # type: ignore[attr-defined]
     assert os.environ.get("K8S_AUTH_API_KEY") is None
+
+
+def test_kubeconfig_tls_server_name_is_used_for_verification(lab_state, namespace, tmp_path: Path):
+    import yaml
+    config = yaml.safe_load(Path(lab_state["kubeconfig"]).read_text())
+    for name, ok in (("localhost", True), ("wrong.example", False)):
+        config["clusters"][0]["cluster"]["tls-server-name"] = name
+        path = tmp_path / f"kubeconfig-{name}"
+        path.write_text(yaml.safe_dump(config))
+        result = run_module("virtual_service_info", {"kubeconfig": str(path), "context": "lab", "namespace": namespace})
+        if ok:
+            assert not result.get("failed"), result
+        else:
+            assert result.get("failed") is True and "TLS verification" in result["msg"], result

@@ -19,11 +19,13 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 setup: venv binaries collection system-deps
 
-# Debian's Chromium for the screenshot test (the only system package the tests need beyond
-# what lab/provision.sh installs).
+# Debian packages the tests and lint need beyond what lab/provision.sh installs: Chromium for the
+# screenshot test, rsync for the sanity copy.
 system-deps:
-	@command -v chromium >/dev/null || { echo "[setup] installing Debian's chromium"; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v rsync >/dev/null || missing="$$missing rsync"; \
+	  if [ -n "$$missing" ]; then echo "[setup] installing Debian packages:$$missing"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
 
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt
@@ -50,7 +52,7 @@ lint: setup sanity
 
 # ansible-test needs a real ansible_collections/<ns>/<name> tree (it resolves symlinks) and
 # an offline get-pip (see tools/get_pip_offline.py).
-sanity: venv
+sanity: venv system-deps
 	@mkdir -p ~/.ansible/test/cache
 	@for v in 24_2 24_3 25_0 25_1; do cp tools/get_pip_offline.py ~/.ansible/test/cache/get_pip_$$v.py; done
 	@rm -rf $(SANITY_DIR) && mkdir -p $(SANITY_DIR)

@@ -92,8 +92,8 @@ def test_definition_from_a_file_and_info_modules(lab_state, kube, namespace):
     assert all(r["kind"] == "VirtualService" for r in listed["resources"])
     selected = run_module("virtual_service_info", {**auth, "namespace": namespace, "label_selectors": ["app=ratings"]})
     assert [r["metadata"]["name"] for r in selected["resources"]] == ["ratings"]
-    everywhere = run_module("virtual_service_info", {**auth, "all_namespaces": True,
-                                                      "label_selectors": ["app=ratings"]})
+    across = {**auth, "all_namespaces": True, "label_selectors": ["app=ratings"]}
+    everywhere = run_module("virtual_service_info", across)
     found = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in everywhere["resources"]}
     assert (namespace, "ratings") in found
     missing = run_module("virtual_service_info", {**auth, "name": "nope", "namespace": namespace})

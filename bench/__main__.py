@@ -36,6 +36,9 @@ def _load() -> str:
         return "?"
 
 
+ALL_PARTS = ("profile", "one", "many", "modules", "router")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=int(os.environ.get("BENCH_RUNS", "5")),
@@ -46,21 +49,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="numbers of services for item 2 (default %(default)s)")
     parser.add_argument("--lab-dir", default=str(REPO_ROOT / "build" / "bench-lab"))
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab running at the end")
-    parser.add_argument("--only", default="profile,one,many,modules,router",
+    parser.add_argument("--only", default=",".join(ALL_PARTS),
                         help="comma-separated parts to run (default: all)")
     parser.add_argument("--report-only", action="store_true",
                         help=f"re-render the table and docs from {RESULTS.relative_to(REPO_ROOT)}")
     parser.add_argument("--no-docs", action="store_true", help="print the table, do not write docs/")
     args = parser.parse_args(argv)
 
+    # The documents need every section: a run of some sections (--only) keeps its numbers apart and
+    # leaves the full results and docs/ as they are.
+    partial = not args.report_only and set(args.only.split(",")) != set(ALL_PARTS)
     if args.report_only:
         results = json.loads(RESULTS.read_text())
     else:
         results = run(args)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=1, default=str))
+        saved = RESULTS.with_name("results-partial.json") if partial else RESULTS
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(results, indent=1, default=str))
     print(report.console(results))
-    if not args.no_docs:
+    if partial:
+        say(f"partial run (--only {args.only}): numbers in {saved.relative_to(REPO_ROOT)}; docs/ left as they are")
+    elif not args.no_docs:
         for lang, path in DOCS.items():
             path.write_text(report.render(results, lang))
         say(f"wrote {', '.join(str(p.relative_to(REPO_ROOT)) for p in DOCS.values())}")

@@ -20,15 +20,21 @@ import time
 STARTED = time.perf_counter()
 
 
-def ours(kubeconfig: str, namespace: str) -> dict[str, float]:
-    marks = {}
-    last = time.perf_counter()
+def _stopwatch(marks: dict[str, float]):
+    """``mark(name)`` records the seconds since the previous mark (or since the call) under ``name``."""
+    last = [time.perf_counter()]
 
     def mark(name: str) -> None:
-        nonlocal last
         now = time.perf_counter()
-        marks[name] = now - last
-        last = now
+        marks[name] = now - last[0]
+        last[0] = now
+
+    return mark
+
+
+def ours(kubeconfig: str, namespace: str) -> dict[str, float]:
+    marks: dict[str, float] = {}
+    mark = _stopwatch(marks)
 
     from ansible.module_utils import basic  # noqa: F401 - the import is what is measured
     mark("import_ansible_basic")
@@ -53,21 +59,15 @@ def ours(kubeconfig: str, namespace: str) -> dict[str, float]:
     # For comparison, what the TLS context cost before it trusted only the cluster's CA: the
     # system's whole CA store (``ssl.create_default_context``). Timed last, so it changes nothing above.
     import ssl
-    last = time.perf_counter()
+    mark = _stopwatch(marks)
     ssl.create_default_context()
     mark("system_ca_context")
     return marks
 
 
 def kubernetes(kubeconfig: str, namespace: str) -> dict[str, float]:
-    marks = {}
-    last = time.perf_counter()
-
-    def mark(name: str) -> None:
-        nonlocal last
-        now = time.perf_counter()
-        marks[name] = now - last
-        last = now
+    marks: dict[str, float] = {}
+    mark = _stopwatch(marks)
 
     from ansible.module_utils import basic  # noqa: F401
     mark("import_ansible_basic")

@@ -64,6 +64,16 @@ def _send(conn: http.client.HTTPConnection, target: Target) -> int:
     return response.status
 
 
+def _send_or_reconnect(conn: http.client.HTTPConnection, target: Target
+                       ) -> tuple[int, http.client.HTTPConnection]:
+    """One request; on a broken connection, status 0 and a fresh connection for the next one."""
+    try:
+        return _send(conn, target), conn
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        return 0, target.connection()
+
+
 def paced(target: Target, rate: float, seconds: float, threads: int = 8) -> dict[str, Any]:
     """``rate`` requests a second for ``seconds``; latency of each from its send."""
     total = int(rate * seconds)
@@ -85,12 +95,7 @@ def paced(target: Target, rate: float, seconds: float, threads: int = 8) -> dict
             if delay > 0:
                 time.sleep(delay)
             began = time.perf_counter()
-            try:
-                status = _send(conn, target)
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = target.connection()
-                status = 0
+            status, conn = _send_or_reconnect(conn, target)
             elapsed = time.perf_counter() - began
             with lock:
                 latencies.append(elapsed)
@@ -122,12 +127,7 @@ def closed_loop(target: Target, connections: int, seconds: float) -> dict[str, A
         conn = target.connection()
         while time.perf_counter() < stop:
             began = time.perf_counter()
-            try:
-                status = _send(conn, target)
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = target.connection()
-                status = 0
+            status, conn = _send_or_reconnect(conn, target)
             latencies[slot].append(time.perf_counter() - began)
             counts[slot] += 1
             if status != 200:

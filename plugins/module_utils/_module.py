@@ -41,6 +41,11 @@ def full_argument_spec(argument_spec: dict[str, Any], istio: bool = True) -> dic
             for name, option in AUTH_ARG_SPEC.items()}
     if istio:
         spec.update(ISTIO_ARG_SPEC)
+    # One name, one meaning: a module option that reused a connection option's name would silently
+    # replace it (``host`` once meant both the API server and the service host).
+    clashes = sorted(set(spec) & set(argument_spec))
+    if clashes:
+        raise ValueError(f"module options {clashes} reuse the names of shared connection options; rename them")
     spec.update(argument_spec)
     return spec
 

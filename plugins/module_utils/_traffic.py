@@ -74,7 +74,7 @@ class Target:
         return f"{self.namespace}/{self.name}"
 
     def report(self) -> dict[str, Any]:
-        return {"name": self.name, "namespace": self.namespace, "host": self.host,
+        return {"name": self.name, "namespace": self.namespace, "service_host": self.host,
                 "route": self.route_label(), "before": self.before, "after": self.after,
                 "changed": bool(self.patch), "moved": self.written is not None and not self.rolled_back,
                 "rolled_back": self.rolled_back, "error": self.error,
@@ -98,7 +98,7 @@ def service_host(vs: dict[str, Any], given: str | None) -> str:
         if isinstance(host, str) and same_host(host, name):
             return host
     raise CanaryInputError(f"VirtualService {vs['metadata'].get('namespace')}/{name} has hosts {hosts!r}; "
-                           "say which service to move with host")
+                           "say which service to move with service_host")
 
 
 def read_destination_rule(ctx: Context, target: Target, host: str) -> dict[str, Any] | None:

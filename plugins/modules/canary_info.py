@@ -30,8 +30,10 @@ options:
     description:
       - Namespace. Defaults to the kubeconfig context's namespace, else V(default).
     type: str
-  host:
-    description: The service host. Defaults to the VirtualService's only host.
+  service_host:
+    description:
+      - The service host. Defaults to the VirtualService's only host.
+      - The API server is O(host).
     type: str
   destination_rule:
     description:
@@ -127,7 +129,7 @@ def _labels_match(selector, labels):
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
     "namespace": {"type": "str"},
-    "host": {"type": "str"},
+    "service_host": {"type": "str"},
     "destination_rule": {"type": "str"},
     "route_name": {"type": "str"},
 }
@@ -146,7 +148,7 @@ def execute(ctx):
     if vs is None:
         return result
     spec = vs.get("spec") or {}
-    host = service_host(vs, params.get("host"))
+    host = service_host(vs, params.get("service_host"))
     for index, route in enumerate(spec.get("http") or []):
         try:
             weights = route_weights(route)

@@ -57,8 +57,10 @@ options:
   subset:
     description: Subset that matching requests go to. Required with O(state=present).
     type: str
-  host:
-    description: The service host. Defaults to the VirtualService's only host.
+  service_host:
+    description:
+      - The service host. Defaults to the VirtualService's only host.
+      - The API server is O(host).
     type: str
   destination_rule:
     description:
@@ -163,7 +165,7 @@ ARGUMENT_SPEC = {
     "match": {"type": "list", "elements": "dict"},
     "headers": {"type": "dict"},
     "subset": {"type": "str"},
-    "host": {"type": "str"},
+    "service_host": {"type": "str"},
     "destination_rule": {"type": "str"},
     "max_retries": {"type": "int", "default": 5},
 }
@@ -180,7 +182,7 @@ def execute(ctx):
         raise CanaryInputError("state=present needs subset and match (or headers)")
     if not 0 <= params["max_retries"] <= 50:
         raise CanaryInputError(f"max_retries {params['max_retries']} must be between 0 and 50")
-    target = Target(name, namespace, params.get("host"), None, params.get("destination_rule"))
+    target = Target(name, namespace, params.get("service_host"), None, params.get("destination_rule"))
 
     def replan():
         plan_header(ctx, target, params["route"], match, params.get("subset"), present)

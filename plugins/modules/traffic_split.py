@@ -43,14 +43,15 @@ options:
     description:
       - Namespace of the VirtualService(s). Defaults to the kubeconfig context's namespace, else V(default).
     type: str
-  host:
+  service_host:
     description:
       - The service host whose traffic moves. Defaults to the VirtualService's only host.
+      - The API server is O(host); this option names the mesh service the VirtualService routes to.
     type: str
   route_name:
     description:
       - Name of the http route to change. Without it, the single http route with no C(match) that
-        sends only to O(host) is used.
+        sends only to O(service_host) is used.
     type: str
   destination_rule:
     description:
@@ -85,7 +86,7 @@ options:
   services:
     description:
       - Several VirtualServices to move in lockstep with the same weights. Each item has C(name) and
-        optionally C(namespace), C(host), C(route_name), C(destination_rule) and its own C(weights).
+        optionally C(namespace), C(service_host), C(route_name), C(destination_rule) and its own C(weights).
     type: list
     elements: dict
   actor:
@@ -173,7 +174,7 @@ services:
   contains:
     name: {description: VirtualService name., type: str, returned: always}
     namespace: {description: Namespace., type: str, returned: always}
-    host: {description: Service host moved., type: str, returned: always}
+    service_host: {description: Service host moved., type: str, returned: always}
     route: {description: Route changed., type: str, returned: always}
     before: {description: Weights before., type: dict, returned: always}
     after: {description: Weights after., type: dict, returned: always}
@@ -211,7 +212,7 @@ from ansible_collections.canary.istio.plugins.module_utils._resource import vali
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan, rollback, write
 
 MAX_SERVICES = 500
-SERVICE_KEYS = {"name", "namespace", "host", "route_name", "destination_rule", "weights"}
+SERVICE_KEYS = {"name", "namespace", "service_host", "route_name", "destination_rule", "weights"}
 
 
 def _weights(params):
@@ -258,7 +259,7 @@ def _targets(params, default_namespace, weights):
         own = validate_weights(item["weights"]) if item.get("weights") is not None else weights
         if own is None:
             raise CanaryInputError("no weights given: set weights, or base + canary + canary_weight")
-        targets.append(Target(name, namespace, item.get("host") or params.get("host"),
+        targets.append(Target(name, namespace, item.get("service_host") or params.get("service_host"),
                               item.get("route_name") or params.get("route_name"),
                               item.get("destination_rule") or params.get("destination_rule"), own))
     return targets
@@ -267,7 +268,7 @@ def _targets(params, default_namespace, weights):
 ARGUMENT_SPEC = {
     "name": {"type": "str"},
     "namespace": {"type": "str"},
-    "host": {"type": "str"},
+    "service_host": {"type": "str"},
     "route_name": {"type": "str"},
     "destination_rule": {"type": "str"},
     "weights": {"type": "dict"},

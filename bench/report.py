@@ -220,7 +220,8 @@ def router_context(results: dict[str, Any]) -> dict[str, Any]:
     for name, item in router["paced"].items():
         added = router["added"].get(name, {}).get("p50_ms")
         paced.append({"name": name, "rate": s(item["rate"], 0), "p50": s(item["p50_ms"], 3),
-                      "p90": s(item["p90_ms"], 3), "p99": s(item["p99_ms"], 3), "added": s(added, 3) if added is not None else "–",
+                      "p90": s(item["p90_ms"], 3), "p99": s(item["p99_ms"], 3),
+                      "added": s(added, 3) if added is not None else "–",
                       "errors": str(item["errors"]), "late": str(item["late"])})
     throughput = [{"connections": connections, "name": name, "rate": s(item["rate"], 0), "p50": s(item["p50_ms"], 2),
                    "p99": s(item["p99_ms"], 2), "errors": str(item["errors"])}

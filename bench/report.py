@@ -11,6 +11,7 @@ document shows, the other shows too.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -311,6 +312,7 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
 
 # --- rendering --------------------------------------------------------------------------------
 
+@functools.cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,

@@ -14,6 +14,7 @@ from ansible_collections.canary.istio.plugins.module_utils._probe import (
     PROBE_ARG_SPEC,
     probe_from_params,
     progress_line,
+    summary_line,
 )
 
 display = Display()
@@ -33,6 +34,7 @@ class ActionModule(ActionBase):
         except CanaryInputError as exc:
             result.update(failed=True, msg=str(exc))
             return result
+        display.display(summary_line(probe))
         result.update(probe)
         result["changed"] = False
         if failure:

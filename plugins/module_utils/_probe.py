@@ -4,8 +4,12 @@
 
 """Traffic probe: send N requests, sort each answer into a label by regex, and measure the shares.
 
-"Refresh the page and look at the stars" turned into numbers: counts, shares and a 95% Wilson
-score interval per label, with errors counted apart so they never dilute or inflate a share.
+"Refresh the page and look at the stars" turned into numbers: counts, shares and a Wilson score
+interval per label at a chosen confidence (95% unless told), with errors counted apart so they
+never dilute or inflate a share.
+
+A correct router fails an expectation with probability about ``1 - confidence``: at 0.95 one
+correct split in twenty is reported as wrong, which is why the collection's own tests use 0.9999.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import math
 import re
 import socket
 import ssl
+import statistics
 import threading
 import time
 import urllib.parse
@@ -24,19 +29,47 @@ from typing import Any
 
 from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
 
-Z_95 = 1.959963984540054
+DEFAULT_CONFIDENCE = 0.95
 UNMATCHED = "unmatched"
 
 
-def wilson_interval(successes: int, total: int, z: float = Z_95) -> tuple[float, float]:
-    """95% Wilson score interval for a share, as percentages (0..100)."""
+def validate_confidence(confidence: Any) -> float:
+    """A two-sided confidence level as a fraction, e.g. 0.95 or 0.9999."""
+    try:
+        number = float(confidence)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(confidence, bool) or not 0.5 <= number < 1:
+        hint = f" (a fraction: {number / 100:g}, not {confidence!r})" if 50 <= number < 100 else ""
+        raise CanaryInputError(f"confidence {confidence!r} must be a fraction from 0.5 up to, not including, 1, "
+                               f"e.g. 0.95 or 0.9999{hint}")
+    return number
+
+
+def z_value(confidence: float) -> float:
+    """The standard normal quantile that leaves (1 - confidence) / 2 in each tail."""
+    return statistics.NormalDist().inv_cdf((1 + confidence) / 2)
+
+
+def percent(confidence: float) -> str:
+    """0.9999 -> '99.99%' (as many digits as the level has, no float noise)."""
+    return f"{round(confidence * 100, 6):g}%"
+
+
+def wilson_interval(successes: int, total: int, confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval for a share at a two-sided ``confidence``, as percentages (0..100).
+
+    The bounds are rounded outwards to two decimals, so the interval shown is the one checked
+    and rounding never turns an expected share that lies inside into one that lies outside.
+    """
     if total <= 0:
         return (0.0, 100.0)
+    z = z_value(confidence)
     share = successes / total
     denominator = 1 + z * z / total
     center = (share + z * z / (2 * total)) / denominator
     half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / denominator
-    return (round(max(0.0, center - half) * 100, 2), round(min(1.0, center + half) * 100, 2))
+    return (max(0.0, math.floor((center - half) * 10000) / 100), min(100.0, math.ceil((center + half) * 10000) / 100))
 
 
 def compile_labels(labels: Any) -> list[tuple[str, re.Pattern[str]]]:
@@ -68,6 +101,9 @@ def validate_expect(expect: Any, labels: list[tuple[str, re.Pattern[str]]]) -> d
         return {}
     if not isinstance(expect, dict):
         raise CanaryInputError(f"expect {expect!r} must be a mapping of label to expected percentage")
+    if "confidence" in expect and "confidence" not in {name for name, _pattern in labels}:
+        raise CanaryInputError(f"expect.confidence {expect['confidence']!r}: the confidence level is an option "
+                               "of its own, beside expect (confidence: 0.9999); expect holds only label shares")
     known = {name for name, _pattern in labels} | {UNMATCHED}
     result = {}
     for name, value in expect.items():
@@ -140,13 +176,14 @@ class Prober:
 def run_probe(url: str, count: int, concurrency: int, labels: Any, headers: dict[str, str] | None = None,
               cookies: dict[str, str] | None = None, timeout: float = 10.0, validate_certs: bool = True,
               method: str = "GET", expect: Any = None, progress: Callable[[dict[str, Any]], None] | None = None,
-              progress_every: float = 2.0) -> dict[str, Any]:
+              progress_every: float = 2.0, confidence: Any = DEFAULT_CONFIDENCE) -> dict[str, Any]:
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1_000_000:
         raise CanaryInputError(f"requests {count!r} must be an integer between 1 and 1000000")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
         raise CanaryInputError(f"concurrency {concurrency!r} must be an integer between 1 and 256")
     compiled = compile_labels(labels)
     expected = validate_expect(expect, compiled)
+    level = validate_confidence(confidence)
     all_headers = {str(k): str(v) for k, v in (headers or {}).items()}
     if cookies:
         all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
@@ -161,8 +198,13 @@ def run_probe(url: str, count: int, concurrency: int, labels: Any, headers: dict
 
     def snapshot() -> dict[str, Any]:
         ok = sum(counts.values())
+        # The running interval of each expected label (every label when none is expected) shows
+        # how far the measurement still is from a verdict.
+        watched = list(expected) or list(counts)
         return {"done": done[0], "total": count, "ok": ok, "errors": sum(errors.values()),
-                "shares": {k: round(100 * v / ok, 1) if ok else 0.0 for k, v in counts.items()}}
+                "shares": {k: round(100 * v / ok, 1) if ok else 0.0 for k, v in counts.items()},
+                "confidence": level, "expect": expected,
+                "intervals": {k: list(wilson_interval(counts[k], ok, level)) for k in watched}}
 
     def work(_index: int) -> None:
         status, body, error = prober.one()
@@ -186,19 +228,20 @@ def run_probe(url: str, count: int, concurrency: int, labels: Any, headers: dict
     elapsed = time.monotonic() - started
     ok = sum(counts.values())
     shares = {name: round(100.0 * value / ok, 2) if ok else 0.0 for name, value in counts.items()}
-    intervals = {name: list(wilson_interval(value, ok)) for name, value in counts.items()}
+    intervals = {name: list(wilson_interval(value, ok, level)) for name, value in counts.items()}
     outside = {name: {"expected": value, "interval": intervals[name], "share": shares[name]}
                for name, value in expected.items() if not intervals[name][0] <= value <= intervals[name][1]}
     return {
         "requests": count, "ok": ok, "counts": counts, "shares": shares, "intervals": intervals,
         "errors": sum(errors.values()), "error_kinds": errors, "duration": round(elapsed, 3),
         "requests_per_second": round(count / elapsed, 1) if elapsed > 0 else None,
-        "expect": expected, "unexpected": outside,
+        "confidence": level, "expect": expected, "unexpected": outside,
     }
 
 
 def describe_unexpected(result: dict[str, Any]) -> str:
-    parts = [f"{name} share {detail['share']}% (95% interval {detail['interval'][0]}-{detail['interval'][1]}%) "
+    level = percent(result["confidence"])
+    parts = [f"{name} share {detail['share']}% ({level} interval {detail['interval'][0]}-{detail['interval'][1]}%) "
              f"does not include the expected {detail['expected']:g}%"
              for name, detail in sorted(result["unexpected"].items())]
     return f"traffic probe: {'; '.join(parts)} after {result['ok']} answered requests ({result['errors']} errors)"
@@ -215,6 +258,7 @@ PROBE_ARG_SPEC: dict[str, dict[str, Any]] = {
     "timeout": {"type": "float", "default": 10.0},
     "validate_certs": {"type": "bool", "default": True},
     "expect": {"type": "dict"},
+    "confidence": {"type": "float", "default": DEFAULT_CONFIDENCE},
     "max_errors": {"type": "int"},
     "progress_interval": {"type": "float", "default": 2.0},
 }
@@ -226,7 +270,8 @@ def probe_from_params(params: dict[str, Any], progress: Callable[[dict[str, Any]
     result = run_probe(params["url"], params["requests"], params["concurrency"], params["labels"],
                        headers=params.get("headers"), cookies=params.get("cookies"), timeout=params["timeout"],
                        validate_certs=params["validate_certs"], method=params["method"], expect=params.get("expect"),
-                       progress=progress, progress_every=params.get("progress_interval") or 2.0)
+                       progress=progress, progress_every=params.get("progress_interval") or 2.0,
+                       confidence=params.get("confidence", DEFAULT_CONFIDENCE))
     if result["unexpected"]:
         return result, describe_unexpected(result)
     if params.get("max_errors") is not None and result["errors"] > params["max_errors"]:
@@ -235,6 +280,28 @@ def probe_from_params(params: dict[str, Any], progress: Callable[[dict[str, Any]
     return result, None
 
 
+def _interval_parts(intervals: dict[str, list[float]], expect: dict[str, float]) -> str:
+    return ", ".join(f"{name} {low}-{high}%" + (f" (expected {expect[name]:g}%)" if name in expect else "")
+                     for name, (low, high) in intervals.items())
+
+
 def progress_line(snapshot: dict[str, Any]) -> str:
     shares = ", ".join(f"{k} {v}%" for k, v in snapshot["shares"].items())
-    return f"traffic_probe: {snapshot['done']}/{snapshot['total']} requests, {snapshot['errors']} errors; {shares}"
+    line = f"traffic_probe: {snapshot['done']}/{snapshot['total']} requests, {snapshot['errors']} errors; {shares}"
+    if "intervals" in snapshot:
+        line += (f"; {percent(snapshot['confidence'])} intervals: "
+                 f"{_interval_parts(snapshot['intervals'], snapshot.get('expect') or {})}")
+    return line
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """The verdict printed when the probe ends: shares, and the interval of each expected label."""
+    shares = ", ".join(f"{k} {v}%" for k, v in result["shares"].items())
+    line = f"traffic_probe: {result['ok']} answers, {result['errors']} errors; {shares}"
+    if result["expect"]:
+        watched = {name: result["intervals"][name] for name in result["expect"]}
+        outside = sorted(result["unexpected"])
+        verdict = f"outside for {', '.join(outside)}" if outside else "every expected share inside"
+        line += (f"; {percent(result['confidence'])} intervals: {_interval_parts(watched, result['expect'])}"
+                 f" - {verdict}")
+    return line

@@ -12,12 +12,15 @@ version_added: 0.1.0
 description:
   - Sends O(requests) HTTP requests to O(url) with O(concurrency) parallel connections, sorts each
     answer into a label by the first of O(labels) whose regex is found in the body (for Bookinfo,
-    C(v2) for black stars, C(v3) for red stars), and returns counts, shares and a 95% Wilson score
-    interval per label. Errors (no answer, or HTTP status 400 and above) are counted apart.
+    C(v2) for black stars, C(v3) for red stars), and returns counts, shares and a Wilson score
+    interval per label at O(confidence) (95% by default). Errors (no answer, or HTTP status 400 and
+    above) are counted apart.
   - O(expect) fails the task when an expected share lies outside its interval, which turns
-    "refresh the page and look" into a check a pipeline can run.
-  - The probe runs on the Ansible controller (an action plugin) and prints a progress line every
-    O(progress_interval) seconds on long probes.
+    "refresh the page and look" into a check a pipeline can run. A correct split fails it with a
+    probability of about 1 - O(confidence), one run in 20 at the default 0.95 and one in 10,000 at 0.9999.
+  - The probe runs on the Ansible controller (an action plugin), prints a progress line every
+    O(progress_interval) seconds on long probes (shares, and the running interval of each expected
+    label at O(confidence)), and a last line with the verdict.
 author:
   - canary.istio contributors (@canary-istio)
 attributes:
@@ -76,8 +79,20 @@ options:
   expect:
     description:
       - "Expected share per label in percent, for example C({v2: 30}). The task fails when the
-        expected value lies outside the label's 95% interval."
+        expected value lies outside the label's interval at O(confidence)."
     type: dict
+  confidence:
+    description:
+      - Two-sided confidence level of the intervals and of the O(expect) check, as a fraction from
+        0.5 up to, not including, 1 (C(0.9999), not C(99.99)).
+      - "The trade-off: a correct split fails O(expect) with a probability of about 1 - O(confidence),
+        and a higher level widens the interval, so a wrong split must be further off to be caught. With
+        1000 answers at 50%, the interval is about +-3.1 points at 0.95 and +-6.1 points at 0.9999."
+      - The default stays 0.95, the usual level for a one-off look. A check that runs unattended
+        many times (a test suite, a pipeline gate) should use a higher level, as this collection's own
+        tests and C(make demo) do with C(0.9999), and send enough requests to keep the interval narrow.
+    type: float
+    default: 0.95
   max_errors:
     description: Fail the task when more requests than this fail. No limit when not set.
     type: int
@@ -103,6 +118,14 @@ EXAMPLES = r"""
       v2: 30
     max_errors: 0
 
+- name: A gate that runs unattended - a correct 50% split fails it once in 10,000 runs
+  canary.istio.traffic_probe:
+    url: "http://{{ gateway }}/productpage"
+    requests: 1000
+    labels: {v2: 'color="black"'}
+    expect: {v2: 50}
+    confidence: 0.9999
+
 - name: Signed in as jason, every page comes from the tester route
   canary.istio.traffic_probe:
     url: "http://{{ gateway }}/productpage"
@@ -124,10 +147,17 @@ shares:
   type: dict
   sample: {v1: 70.2, v2: 29.8, unmatched: 0.0}
 intervals:
-  description: 95% Wilson score interval per label, as C([low, high]) percentages.
+  description:
+    - Wilson score interval per label at RV(confidence), as C([low, high]) percentages, rounded
+      outwards to two decimals (the interval shown is the one O(expect) is checked against).
   returned: always
   type: dict
-  sample: {v2: [27.0, 32.7]}
+  sample: {v2: [27.15, 32.99]}
+confidence:
+  description: The confidence level of RV(intervals) and of the O(expect) check.
+  returned: always
+  type: float
+  sample: 0.95
 ok:
   description: Requests that got an answer with status below 400.
   returned: always

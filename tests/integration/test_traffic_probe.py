@@ -65,6 +65,7 @@ def test_probe_measures_the_split_and_counts_errors_apart(split_server):
     assert result["counts"]["v2"] + result["counts"]["v1"] == 490 and result["counts"]["v3"] == 0
     low, high = result["intervals"]["v2"]
     assert low <= 30 <= high and high - low < 10
+    assert result["confidence"] == 0.95
 
 
 def test_expectation_outside_the_interval_fails_the_task(split_server):
@@ -73,6 +74,25 @@ def test_expectation_outside_the_interval_fails_the_task(split_server):
     result = task_results(proc)[0]
     assert result["failed"] is True
     assert "v2 share" in result["msg"] and "does not include the expected 50%" in result["msg"]
+    assert "(95% interval " in result["msg"]
+
+
+def test_confidence_sets_the_interval_and_is_stated(split_server):
+    # 150 of 490 answers are v2 (30.6%): 36% lies outside the 95% interval, inside the 99.99% one.
+    loose = run_playbook(_probe(split_server, expect={"v2": 36}))
+    assert loose.returncode != 0
+    assert "(95% interval " in task_results(loose)[0]["msg"]
+    strict = run_playbook(_probe(split_server, expect={"v2": 36}, confidence=0.9999), args=["-v"])
+    result = task_results(strict)[0]
+    assert strict.returncode == 0, result.get("msg")
+    assert result["confidence"] == 0.9999
+    low, high = result["intervals"]["v2"]
+    assert low <= 36 <= high and high - low > 14
+    # Progress lines and the verdict name the level and the expected share.
+    assert "99.99% intervals: v2 " in strict.stdout and "(expected 36%)" in strict.stdout
+    assert "every expected share inside" in strict.stdout
+    wrong = run_playbook(_probe(split_server, expect={"v2": 36}, confidence=99.99))
+    assert wrong.returncode != 0 and "a fraction: 0.9999, not 99.99" in task_results(wrong)[0]["msg"]
 
 
 def test_cookies_and_max_errors(split_server):

@@ -14,10 +14,23 @@ import urllib.parse
 
 import pytest
 
+from ansible_collections.canary.istio.plugins.module_utils._probe import wilson_interval
 from tests.helpers.ansible import run_module
+from tests.helpers.split_checks import MAX_FALSE_FAILURE, false_failure_rate, no_answer_rate
 from tests.traffic.conftest import BOOKINFO, LABELS, Load, TrafficLab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# Checks of a random split are set so that a correct router fails them at most once in 10,000 runs
+# (tests/helpers/split_checks.py; the last tests of this file compute it).
+CONFIDENCE = 0.9999
+SPLIT_REQUESTS, SPLIT_WEIGHT = 1000, 30
+# Under load, each canary step lasts STEP_SECONDS, and its first answer from the canary must come
+# within it. The least canary share is 10%; the router follows a write within PROPAGATION_BOUND
+# seconds (test_lab's own bound) and the load runs at no less than MIN_RATE requests/s (asserted).
+STEP_SECONDS, PROPAGATION_BOUND, MIN_RATE = 3.0, 1.0, 50
+# The rollback test holds the canary at 50% this long before rolling back, and checks it served.
+ROLLBACK_HOLD = 2.0
 
 
 def add_version(lab: TrafficLab, namespace: str, version: str) -> None:
@@ -27,9 +40,9 @@ def add_version(lab: TrafficLab, namespace: str, version: str) -> None:
                subsets=[{"name": version, "labels": {"version": version}}])
 
 
-def probe(lab: TrafficLab, requests: int = 1000, **extra):
+def probe(lab: TrafficLab, requests: int = SPLIT_REQUESTS, **extra):
     return run_module("traffic_probe", {"url": f"{lab.gateway}/productpage", "requests": requests,
-                                        "concurrency": 16, "labels": LABELS, **extra})
+                                        "concurrency": 16, "labels": LABELS, "confidence": CONFIDENCE, **extra})
 
 
 def istio_requests(metrics: str, reporter: str = "destination", service: str = "reviews") -> dict[str, float]:
@@ -49,14 +62,15 @@ def test_split_at_30_measured_and_counted_by_metrics(traffic_lab, bookinfo_ns):
     lab, ns = traffic_lab, bookinfo_ns
     add_version(lab, ns, "v2")
     before = istio_requests(lab.metrics())
-    lab.module("traffic_split", ns, name="reviews", base="v1", canary="v2", canary_weight=30)
+    lab.module("traffic_split", ns, name="reviews", base="v1", canary="v2", canary_weight=SPLIT_WEIGHT)
     # Config reaches the router within a second of the watch event.
     time.sleep(1.0)
-    result = probe(lab, 1000, expect={"v2": 30}, max_errors=0)
+    result = probe(lab, SPLIT_REQUESTS, expect={"v2": SPLIT_WEIGHT}, max_errors=0)
     assert not result.get("failed"), result.get("msg")
+    assert result["confidence"] == CONFIDENCE
     low, high = result["intervals"]["v2"]
-    assert low <= 30 <= high
-    assert result["counts"]["v1"] + result["counts"]["v2"] == 1000 and result["counts"]["v3"] == 0
+    assert low <= SPLIT_WEIGHT <= high
+    assert result["counts"]["v1"] + result["counts"]["v2"] == SPLIT_REQUESTS and result["counts"]["v3"] == 0
     after = istio_requests(lab.metrics())
     delta = {version: after.get(version, 0) - before.get(version, 0) for version in after}
     # The router's own counters agree with what the probe saw, request for request.
@@ -109,7 +123,7 @@ def test_whole_release_under_load_has_zero_failed_requests(traffic_lab, bookinfo
         for weight in (10, 50, 100):
             lab.module("traffic_split", ns, name="reviews", base="v1", canary="v2", canary_weight=weight)
             moments.append((f"canary {weight}%", time.monotonic(), "v2"))
-            time.sleep(2.0)
+            time.sleep(STEP_SECONDS)
         # Clean-up after promotion: route, then subset, then the old Deployment (make before break).
         lab.module("traffic_split", ns, name="reviews", weights={"v2": 100}, remove_unnamed=True)
         promoted = time.monotonic()
@@ -123,10 +137,11 @@ def test_whole_release_under_load_has_zero_failed_requests(traffic_lab, bookinfo
     with capsys.disabled():
         print(f"\n[zero-downtime release] {len(load.records)} requests at {load.rate_achieved:.0f}/s, "
               f"{len(load.failures)} failed; " + "; ".join(report))
-    assert load.rate_achieved >= 50
+    assert load.rate_achieved >= MIN_RATE
     assert load.failures == []
     assert last_v1 is None, "no answer from v1 after the promotion's clean-up"
-    assert all(load.first_after(m, v) is not None and load.first_after(m, v) < 2.0 for _label, m, v in moments)
+    assert all(load.first_after(m, v) is not None and load.first_after(m, v) < STEP_SECONDS
+               for _label, m, v in moments), report
 
 
 def test_rollback_under_load_has_zero_failed_requests(traffic_lab, bookinfo_ns, capsys):
@@ -136,7 +151,7 @@ def test_rollback_under_load_has_zero_failed_requests(traffic_lab, bookinfo_ns, 
         add_version(lab, ns, "v3")
         lab.module("traffic_split", ns, name="reviews", base="v1", canary="v3", canary_weight=10)
         lab.module("traffic_split", ns, name="reviews", base="v1", canary="v3", canary_weight=50)
-        time.sleep(2.0)
+        time.sleep(ROLLBACK_HOLD)
         rolled = time.monotonic()
         lab.module("traffic_split", ns, name="reviews", weights={"v1": 100}, remove_unnamed=True)
         time.sleep(1.5)
@@ -150,7 +165,27 @@ def test_rollback_under_load_has_zero_failed_requests(traffic_lab, bookinfo_ns, 
         print(f"\n[zero-downtime rollback] {len(load.records)} requests at {load.rate_achieved:.0f}/s, "
               f"{len(load.failures)} failed; last v3 answer "
               f"{'none' if last_v3 is None else f'{last_v3 * 1000:.0f} ms'} after the rollback write")
-    assert load.rate_achieved >= 50
+    assert load.rate_achieved >= MIN_RATE
     assert load.failures == []
     assert load.last_of("v3", settled) is None
     assert sum(1 for _time, v, _status in load.records if v == "v3") > 0, "the canary did serve before the rollback"
+
+
+# ---------------------------------------------------------------- how often these checks fail by chance
+
+
+def test_split_probe_fails_a_correct_router_at_most_once_in_10000_runs():
+    share = SPLIT_WEIGHT / 100
+    rate = false_failure_rate(SPLIT_REQUESTS, {"v2": share, "v1": 1 - share},
+                              lambda k, n: wilson_interval(k, n, CONFIDENCE), {"v2": SPLIT_WEIGHT})
+    assert rate <= MAX_FALSE_FAILURE, rate
+
+
+def test_first_canary_answer_within_a_step_fails_a_correct_router_at_most_once_in_10000_runs():
+    # Worst case: the slowest load allowed, the router taking its whole bound, the smallest step (10%).
+    requests_in_time = MIN_RATE * (STEP_SECONDS - PROPAGATION_BOUND)
+    assert no_answer_rate(requests_in_time, 0.10) <= MAX_FALSE_FAILURE
+
+
+def test_canary_served_before_rollback_fails_a_correct_router_at_most_once_in_10000_runs():
+    assert no_answer_rate(MIN_RATE * (ROLLBACK_HOLD - PROPAGATION_BOUND), 0.50) <= MAX_FALSE_FAILURE

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._probe import (
     classify,
     compile_labels,
+    progress_line,
+    summary_line,
+    validate_confidence,
     validate_expect,
     wilson_interval,
+    z_value,
 )
+from tests.helpers.split_checks import MAX_FALSE_FAILURE, false_failure_rate, no_answer_rate
+
+# Two-sided standard normal quantiles from a published table (e.g. NIST/SEMATECH e-Handbook of
+# Statistical Methods, 1.3.6.7.1), not from the code under test.
+PUBLISHED_Z = {0.95: 1.9600, 0.99: 2.5758, 0.999: 3.2905, 0.9999: 3.8906}
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +69,102 @@ def test_bad_labels(labels, message):
 def test_bad_expect(expect, message):
     with pytest.raises(CanaryInputError, match=message):
         validate_expect(expect, compile_labels({"v2": "x"}))
+
+
+@pytest.mark.parametrize("confidence", sorted(PUBLISHED_Z))
+def test_z_matches_the_published_table_and_the_normal_tail(confidence):
+    z = z_value(confidence)
+    assert z == pytest.approx(PUBLISHED_Z[confidence], abs=5e-5)
+    # The two tails beyond +-z hold 1 - confidence of the normal distribution (erfc, not inv_cdf).
+    assert math.erfc(z / math.sqrt(2)) == pytest.approx(1 - confidence, rel=1e-9)
+
+
+def _score_bounds(successes: int, total: int, z: float) -> tuple[float, float]:
+    """The Wilson interval by its definition, found by bisection: every p with |share - p| <= z*sqrt(p(1-p)/n)."""
+    share = successes / total
+
+    def outside(p: float) -> bool:
+        return (share - p) ** 2 > z * z * p * (1 - p) / total
+
+    def edge(inside: float, out: float) -> float:
+        for _ in range(200):
+            middle = (inside + out) / 2
+            inside, out = (inside, middle) if outside(middle) else (middle, out)
+        return inside
+
+    return edge(share, 0.0) * 100, edge(share, 1.0) * 100
+
+
+@pytest.mark.parametrize("successes,total", [(465, 1000), (300, 1000), (50, 400), (7, 20), (998, 1000)])
+def test_interval_at_9999_matches_the_score_interval_with_the_published_z(successes, total):
+    low, high = wilson_interval(successes, total, 0.9999)
+    want_low, want_high = _score_bounds(successes, total, PUBLISHED_Z[0.9999])
+    # Rounded outwards to two decimals; the table's z has four.
+    assert want_low - 0.02 <= low <= want_low and want_high <= high <= want_high + 0.02
+
+
+def test_the_465_of_1000_that_failed_make_test_no_longer_fails_a_50_percent_expectation():
+    # The flaky run: 465 of 1000 answers from v2 at a 50% split. At 95% the interval excluded 50.
+    low95, high95 = wilson_interval(465, 1000, 0.95)
+    assert (low95, high95) == (pytest.approx(43.42, abs=0.02), pytest.approx(49.61, abs=0.02))
+    assert not low95 <= 50 <= high95
+    low, high = wilson_interval(465, 1000, 0.9999)
+    assert low <= 50 <= high
+    want_low, want_high = _score_bounds(465, 1000, PUBLISHED_Z[0.9999])
+    assert (low, high) == (pytest.approx(want_low, abs=0.02), pytest.approx(want_high, abs=0.02))
+    assert (low, high) == (40.46, 52.65)
+
+
+def test_a_split_far_off_still_fails_at_9999():
+    # A canary stuck at 30% (or a broken route at 0%) is still caught by a 50% expectation.
+    assert not wilson_interval(300, 1000, 0.9999)[1] >= 50
+    assert wilson_interval(0, 1000, 0.9999) == (0.0, pytest.approx(1.49, abs=0.02))
+
+
+def test_every_answer_from_one_label_includes_100():
+    assert wilson_interval(200, 200, 0.9999)[1] == 100.0 and wilson_interval(0, 200, 0.9999)[0] == 0.0
+
+
+def test_false_failure_rate_of_the_demo_check_before_and_after():
+    # 1000 answers at a fair 50% split: the demo's check at 95% failed about one run in 19.
+    def rate(confidence):
+        return false_failure_rate(1000, {"v2": 0.5, "v1": 0.5}, lambda k, n: wilson_interval(k, n, confidence),
+                                  {"v2": 50})
+    assert 0.04 < rate(0.95) < 0.06
+    assert rate(0.9999) <= MAX_FALSE_FAILURE
+
+
+def test_false_failure_rate_by_hand():
+    # Two fair coin flips, a check passing only on one head: fails on HH and TT, probability 1/2.
+    def one_head(k, n):
+        return (0.5, 0.5) if k == 1 else (0.9, 1.0)
+    assert false_failure_rate(2, {"h": 0.5, "t": 0.5}, one_head, {"h": 0.5}) == pytest.approx(0.5)
+    assert no_answer_rate(3, 0.5) == pytest.approx(0.125)
+
+
+@pytest.mark.parametrize("value,message", [
+    (95, r"a fraction: 0.95, not 95"),
+    (99.99, r"a fraction: 0.9999, not 99.99"),
+    (1, "from 0.5 up to, not including, 1"),
+    (0.2, "from 0.5 up to"),
+    ("abc", "from 0.5 up to"),
+    (True, "from 0.5 up to"),
+])
+def test_bad_confidence(value, message):
+    with pytest.raises(CanaryInputError, match=message):
+        validate_confidence(value)
+
+
+def test_confidence_inside_expect_points_to_the_option():
+    with pytest.raises(CanaryInputError, match=r"option of its own, beside expect \(confidence: 0.9999\)"):
+        validate_expect({"v2": 50, "confidence": 0.9999}, compile_labels({"v2": "x"}))
+
+
+def test_progress_and_verdict_lines_state_the_confidence():
+    line = progress_line({"done": 500, "total": 1000, "errors": 0, "shares": {"v2": 46.5, "unmatched": 0.0},
+                          "confidence": 0.9999, "expect": {"v2": 50.0}, "intervals": {"v2": [40.46, 52.65]}})
+    assert line.endswith("; 99.99% intervals: v2 40.46-52.65% (expected 50%)"), line
+    result = {"ok": 1000, "errors": 0, "shares": {"v2": 46.5}, "confidence": 0.9999, "expect": {"v2": 50.0},
+              "intervals": {"v2": [40.46, 52.65]}, "unexpected": {}}
+    assert summary_line(result).endswith("99.99% intervals: v2 40.46-52.65% (expected 50%) - every expected "
+                                         "share inside")

@@ -1,0 +1,86 @@
+"""bench/report.py and its two templates: the English and Chinese performance pages show the same figures."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import report
+
+pytestmark = pytest.mark.unit
+
+RESULTS = Path(__file__).parent / "data" / "bench-results.json"
+NUMBER = re.compile(r"\d+(?:\.\d+)*")
+
+
+def _results() -> dict[str, Any]:
+    return json.loads(RESULTS.read_text())
+
+
+def _figures(text: str) -> set[str]:
+    """Numbers a page shows that its templates do not write themselves (those come from the results)."""
+    static = set()
+    for name in report.TEMPLATE_FILES.values():
+        static |= set(NUMBER.findall((report.TEMPLATES / name).read_text()))
+    return set(NUMBER.findall(text)) - static
+
+
+def _variants() -> dict[str, dict[str, Any]]:
+    full = _results()
+    skipped = copy.deepcopy(full)
+    skipped["router"] = {"skipped": "no data plane in 9.87 s"}
+    skipped["one_change"]["path_problems"] = ["k8s ran 17 module processes"]
+    no_module = copy.deepcopy(full)
+    del no_module["one_change"][report.MODULE], no_module["router"]
+    del no_module["one_change"]["ratios"]["task_module_process_over_k8s_json_patch"]
+    return {"full": full, "router skipped, wrong path": skipped, "no module-process row, no router": no_module}
+
+
+@pytest.mark.parametrize("variant", list(_variants()))
+def test_both_languages_show_the_same_figures(variant):
+    results = _variants()[variant]
+    english = _figures(report.render(copy.deepcopy(results), report.EN))
+    chinese = _figures(report.render(copy.deepcopy(results), report.ZH))
+    assert english == chinese, {"only in English": sorted(english - chinese),
+                                "only in Chinese": sorted(chinese - english)}
+
+
+def test_the_figures_come_from_the_results():
+    # A figure the results hold shows up in both pages (the test above would pass on two empty pages).
+    results = _results()
+    one = results["one_change"]
+    figures = {f"{one['traffic_split']['median']['task_s']:.3f}",
+               f"{results['router']['added']['one hop']['p50_ms']:.3f}",
+               f"{results['profile']['phases_ms']['ours.tls_context']:.1f}", results["machine"]["kernel"]}
+    for lang in (report.EN, report.ZH):
+        page = report.render(copy.deepcopy(results), lang)
+        assert all(figure in page for figure in figures), (lang, figures)
+
+
+def test_a_figure_changed_in_the_results_changes_in_both_pages():
+    results = _results()
+    results["one_change"]["traffic_split"]["median"]["task_s"] = 0.0123
+    for lang in (report.EN, report.ZH):
+        assert "0.012" in report.render(copy.deepcopy(results), lang)
+
+
+def test_console_table_is_the_english_tables():
+    results = _results()
+    text = report.console(copy.deepcopy(results))
+    page = report.render(copy.deepcopy(results), report.EN)
+    tables = [block.strip() for block in re.findall(r"(?:^\|.*\n?)+", text, re.MULTILINE)]
+    assert len(tables) >= 5 and all(block in page for block in tables)
+
+
+def test_the_committed_pages_show_the_same_figures():
+    # docs/performance*.md are written by `make bench`; a hand edit of one language shows up here.
+    docs = report.TEMPLATES.parents[1] / "docs"
+    english = _figures((docs / "performance.md").read_text())
+    chinese = _figures((docs / "performance.zh-CN.md").read_text())
+    assert english == chinese, {"only in English": sorted(english - chinese),
+                                "only in Chinese": sorted(chinese - english)}

@@ -29,6 +29,16 @@ class Sample:
     path: Path
     objects: tuple[dict[str, Any], ...]
 
+    @property
+    def label(self) -> str:
+        """A short test id: ``bookinfo:virtual-service-reviews-90-10``, ``virtual_service:L0067``."""
+        parts = Path(self.id).parts
+        if "bookinfo" in parts:
+            return f"bookinfo:{parts[-1]}"
+        if parts[0] == "api":
+            return f"{parts[-2]}:{parts[-1]}"
+        return f"analyzer:{parts[-1]}"
+
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(o) for o in self.objects if o.get("kind") == kind]
 

@@ -4,7 +4,9 @@ jason samples route (compared as shares per subset, as the oracle computes them,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import Any
 
@@ -56,25 +58,47 @@ def _as_shares(weights: dict[str, Any]) -> dict[str, Fraction] | dict[str, Any]:
     return {key: Fraction(weight, total) for key, weight in weights.items() if weight}
 
 
+def _http_virtual_services(objects: list[dict[str, Any]]) -> list[str]:
+    return [o["metadata"]["name"] for o in objects if o["kind"] == "VirtualService" and o["spec"].get("http")]
+
+
+@pytest.fixture(scope="session")
+def canary_info_runs(request: pytest.FixtureRequest, lab_state, place_upstream) -> dict[tuple[str, str], Any]:
+    """canary_info on every VirtualService the selected tests ask about, two module processes at a time.
+
+    Each run is a separate module process (as Ansible runs it); running them side by side keeps the
+    corpus well under a minute.
+    """
+    wanted = []
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if item.originalname == "test_canary_info_reads_what_istio_routes" and callspec is not None:
+            key, objects = callspec.params["key"], callspec.params["objects"]
+            placed = place_upstream(key, objects)
+            wanted += [(key, placed.namespace, name) for name in _http_virtual_services(objects)
+                       if ("VirtualService", name) not in placed.refused]
+
+    def run(target: tuple[str, str, str]) -> Any:
+        _, namespace, name = target
+        return run_module("canary_info", {**lab_auth(lab_state), "name": name, "namespace": namespace}, check=True)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, wanted))
+    return {(key, name): result for (key, _, name), result in zip(wanted, results, strict=True)}
+
+
 @pytest.mark.parametrize(("key", "objects"), list(_info_cases()))
-def test_canary_info_reads_what_istio_routes(key: str, objects: list[dict[str, Any]], lab_state,
-                                             kube: KubeClient, place_upstream) -> None:
+def test_canary_info_reads_what_istio_routes(key: str, objects: list[dict[str, Any]], kube: KubeClient,
+                                             place_upstream, canary_info_runs) -> None:
     placed = place_upstream(key, objects)
-    checked = 0
-    for obj in objects:
-        if obj["kind"] != "VirtualService" or not obj["spec"].get("http"):
-            continue
-        name = obj["metadata"]["name"]
+    for name in _http_virtual_services(objects):
         if ("VirtualService", name) in placed.refused:
             pytest.fail(f"the lab refused {name}: {placed.refused[('VirtualService', name)]}")
         stored = kube.get(object_path("VirtualService", placed.namespace, name))
-        info = run_module("canary_info", {**lab_auth(lab_state), "name": name, "namespace": placed.namespace},
-                          check=True)
+        info = canary_info_runs[(key, name)]
         assert not info.get("failed"), f"canary_info on {name}: {info.get('msg')}"
         reported = [_as_shares(route["weights"]) for route in info["routes"]]
         assert reported == _expected_weights(stored), f"weights of {name}'s http routes"
-        checked += 1
-    assert checked
 
 
 # ---------------------------------------------------------------- traffic_split / header_route from all-v1
@@ -152,3 +176,38 @@ def test_split_below_istios_jason_route_leaves_jason_alone(lab_state, kube: Kube
     assert oracle.route_request(stored, JASON).shares == oracle.route_request(published, JASON).shares
     assert oracle.route_request(stored, ANYONE).shares == oracle.http_route_shares(
         _reviews("virtual-service-reviews-90-10", namespace))[0]
+
+
+def _in_service_namespace(obj: dict[str, Any], client: str, service: str) -> dict[str, Any]:
+    """An API-reference object with its ``prod`` namespace (the service's) made ``service``."""
+    text = json.dumps(obj).replace(".prod.svc.cluster.local", f".{service}.svc.cluster.local")
+    return corpus.with_namespace(json.loads(text), client)
+
+
+def _reference(label: str) -> dict[str, Any]:
+    return next(s for s in corpus.samples() if s.label == label).objects[0]
+
+
+@pytest.mark.parametrize("rule_host", ["as published (FQDN)", "short, as in the foo example"])
+def test_traffic_split_finds_the_rule_in_the_services_namespace(lab_state, kube: KubeClient, namespace: str,
+                                                               rule_host: str) -> None:
+    """virtual_service.proto's reviews-route (L0067) lives with the client; the service and its
+    DestinationRule (L0099) live in the service's namespace. Istio looks the rule up there (client
+    namespace first, then the service's), so a 25% split must give what L0881 routes."""
+    service = f"{namespace}-svc"
+    kube.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": service}})
+    rule = _in_service_namespace(_reference("virtual_service:L0099"), service, service)
+    if rule_host.startswith("short"):
+        rule["spec"]["host"] = "reviews"  # read in the rule's namespace, as L0284 explains
+    kube.create(object_path("DestinationRule", service), rule)
+    kube.create(object_path("VirtualService", namespace),
+                _in_service_namespace(_reference("virtual_service:L0067"), namespace, service))
+    result = run_module("traffic_split", {**lab_auth(lab_state), "name": "reviews-route", "namespace": namespace,
+                                          "base": "v1", "canary": "v2", "canary_weight": 25})
+    assert not result.get("failed"), result.get("msg")
+    stored = kube.get(object_path("VirtualService", namespace, "reviews-route"))
+    published = _in_service_namespace(_reference("virtual_service:L0881"), namespace, service)
+    assert oracle.route_request(stored, ANYONE).shares == oracle.http_route_shares(published)[0]
+    # The /wpcatalog route of L0067 still sends everything to v2.
+    catalog = Request(path="/wpcatalog")
+    assert oracle.route_request(stored, catalog).shares == {(f"reviews.{service}.svc.cluster.local", "v2"): 1}

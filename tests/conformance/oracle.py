@@ -398,7 +398,7 @@ def _validate_http_route_conflict(route: Mapping[str, Any], route_type: str) -> 
     if route_type == "root":
         if route.get("redirect") is not None:
             errors.append(f"root HTTP route {name} must not specify redirect")
-        if route.get("route") is not None:
+        if route.get("route"):  # an empty list decodes to no routes at all
             errors.append(f"root HTTP route {name} must not specify route")
         return errors
     if route_type == "delegate" and route.get("delegate") is not None:

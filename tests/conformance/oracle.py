@@ -9,9 +9,10 @@ Each function names the upstream function it follows (istio/istio at the commit 
   destinations of a VirtualService by ``pilot/pkg/model/virtualservice.go``
   ``ResolveVirtualServiceShortnames``: a name without a dot is ``name.<namespace of the object
   that names it>.svc.cluster.local``; a name with a dot, ``*`` or an IP address is literal.
-- Weights: ``pilot/pkg/networking/core/route/route.go`` (the end of ``TranslateRoute`` with
-  ``processDestination`` / ``processWeightedDestination``): one destination becomes a plain
-  cluster and takes all traffic whatever its weight; several become Envoy weighted clusters,
+- Weights: ``pilot/pkg/networking/core/route/route.go`` ``applyHTTPRouteDestination`` (called
+  by ``TranslateRoute``) with ``processDestination`` / ``processWeightedDestination``: one
+  destination becomes a plain cluster and takes all traffic whatever its weight; several become
+  Envoy weighted clusters,
   weight-0 entries dropped, the rest sharing traffic in proportion to their weights (relative, not
   percentages; Envoy's ``WeightedCluster`` has no fixed total since total_weight was deprecated).
 - Order: ``BuildHTTPRoutesForVirtualService`` emits one Envoy route per match, in VirtualService
@@ -107,8 +108,9 @@ def destination_shares(route_destinations: Sequence[Mapping[str, Any]] | None,
                        namespace: str) -> dict[Destination, Fraction]:
     """Share of traffic per (fqdn host, subset) that Envoy gets for one route's destinations.
 
-    route.go: a lone destination is a plain cluster (its weight is never read); several become
-    weighted clusters without the weight-0 ones, each taking weight / sum of weights. Several
+    route.go ``applyHTTPRouteDestination``: a lone destination is a plain cluster (its weight is
+    never read); several become weighted clusters without the weight-0 ones, each taking
+    weight / sum of weights. Several
     entries naming the same host and subset add up. Raises ``ValueError`` for what istiod refuses
     (a negative weight; several destinations totalling 0), so no share is ever made up.
     """

@@ -110,9 +110,9 @@ def destination_shares(route_destinations: Sequence[Mapping[str, Any]] | None,
 
     route.go ``applyHTTPRouteDestination``: a lone destination is a plain cluster (its weight is
     never read); several become weighted clusters without the weight-0 ones, each taking
-    weight / sum of weights. Several
-    entries naming the same host and subset add up. Raises ``ValueError`` for what istiod refuses
-    (a negative weight; several destinations totalling 0), so no share is ever made up.
+    weight / sum of weights. Several entries naming the same host and subset add up. Raises
+    ``ValueError`` for what istiod refuses (a negative weight; several destinations totalling 0),
+    so no share is ever made up.
     """
     destinations = list(route_destinations or [])
     if not destinations:

@@ -94,12 +94,13 @@ options:
         type: str
       min:
         description:
-          - Lowest acceptable canary value. For V(request-success-rate) a percentage (default V(99)).
-        type: float
+          - Lowest acceptable canary value, a number. For V(request-success-rate) a percentage (default V(99)).
+        type: raw
       max:
         description:
-          - Highest acceptable canary value. For V(request-duration) the p99 in milliseconds (default V(500)).
-        type: float
+          - Highest acceptable canary value, a number. For V(request-duration) the p99 in milliseconds
+            (default V(500)).
+        type: raw
       compare:
         description: For a built-in check, whether to compare the canary with the base as well (default V(true)).
         type: bool
@@ -109,12 +110,14 @@ options:
             base's (default V(50) - up to 1.5 times the base's rate).
           - For V(request-duration), how much higher the canary's p99 may be, relative to the base's
             (default V(20)).
-        type: float
+          - A number, 0 or more.
+        type: raw
       tolerance_ms:
         description:
           - For V(request-duration), an increase of the p99 that is always allowed, in milliseconds
             (default V(25)); histogram buckets make small p99 differences noise.
-        type: float
+          - A number, 0 or more.
+        type: raw
   prometheus_url:
     description:
       - Prometheus' base URL, for example V(http://prometheus.istio-system:9090).
@@ -287,11 +290,12 @@ from ansible_collections.canary.istio.plugins.module_utils._prometheus import (
 CHECK_OPTIONS = {
     "name": {"type": "str", "required": True},
     "query": {"type": "str"},
-    "min": {"type": "float"},
-    "max": {"type": "float"},
+    # Numbers are checked by the analysis itself, whose message names the check and the value.
+    "min": {"type": "raw"},
+    "max": {"type": "raw"},
     "compare": {"type": "bool"},
-    "tolerance_percent": {"type": "float"},
-    "tolerance_ms": {"type": "float"},
+    "tolerance_percent": {"type": "raw"},
+    "tolerance_ms": {"type": "raw"},
 }
 
 ARGUMENT_SPEC = {

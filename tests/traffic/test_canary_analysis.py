@@ -39,14 +39,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 WINDOW = "30s"
 LOAD_SECONDS = 30.5
-PAGES_PER_SECOND = 12.0  # per namespace; half of them reach the canary
+PAGES_PER_SECOND = 10.0  # per namespace; half of them reach the canary
 MIN_REQUESTS = 50
 CANARIES = {"healthy": "bookinfo-reviews-v2.yaml", "faulty": "bookinfo-reviews-v2-faulty.yaml",
             "slow": "bookinfo-reviews-v2-slow.yaml"}
-# Thresholds for this lab: a shared two-core machine makes Python's p99 noisy, so latency is
-# judged with room to spare; +500 ms is far outside it.
+# Flagger's documented thresholds; a shared two-core machine makes Python's p99 noisy, so the
+# comparison allows 250 ms more than the base's p99. A canary 500 ms slower is far outside both.
 CHECKS = [{"name": "request-success-rate", "min": 99},
-          {"name": "request-duration", "max": 400, "tolerance_ms": 150}]
+          {"name": "request-duration", "max": 500, "tolerance_ms": 250}]
 
 
 @dataclass

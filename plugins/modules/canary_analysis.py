@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: canary_analysis
 short_description: Judge a canary against its base from Istio's metrics in Prometheus
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Queries Prometheus' HTTP API (C(/api/v1/query)) for two versions of a service over a window of
     time - the base and the canary - and returns a verdict, V(pass), V(fail) or V(inconclusive), for

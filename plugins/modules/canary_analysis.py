@@ -278,7 +278,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     validate_name,
     validate_window,
 )
-from ansible_collections.canary.istio.plugins.module_utils._client import AUTH_ARG_SPEC
+from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import (
     PROMETHEUS_TOKEN_ENV,
     PROMETHEUS_URL_ENV,
@@ -321,13 +321,7 @@ ARGUMENT_SPEC = {
 
 def argument_spec():
     """The module's options plus the group's Kubernetes connection options (accepted, unused)."""
-    spec = {name: dict(option, fallback=(env_fallback, option["fallback"][1])) if "fallback" in option else option
-            for name, option in AUTH_ARG_SPEC.items()}
-    clashes = sorted(set(spec) & set(ARGUMENT_SPEC))
-    if clashes:
-        raise ValueError(f"module options {clashes} reuse the names of shared connection options; rename them")
-    spec.update(ARGUMENT_SPEC)
-    return spec
+    return full_argument_spec(ARGUMENT_SPEC, istio=False)
 
 
 def execute(params):

@@ -6,10 +6,12 @@ import argparse
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,6 +52,48 @@ class Identity:
         self.workload = os.environ.get("BOOKINFO_WORKLOAD") or f"{service}-{version}"
         self.namespace = os.environ.get("BOOKINFO_NAMESPACE") or "default"
         self.pod_name = os.environ.get("BOOKINFO_POD_NAME") or f"{self.workload}-{socket.gethostname()}"
+
+
+class Faults:
+    """Misbehaviour asked for in the environment, as upstream Bookinfo's ratings service does.
+
+    ``SERVICE_VERSION=v-faulty`` answers a share of requests with an error status (upstream: half of
+    them, 503); ``SERVICE_VERSION=v-delayed`` answers a share late (upstream: half of them, 7 s).
+    ``FAULT_PERCENT`` (0-100), ``FAULT_STATUS`` (500-599) and ``DELAY_MS`` change the share, the
+    status and the delay.  ``/health`` always answers: the process is up, its answers are bad.
+    """
+
+    def __init__(self, environ: Mapping[str, str]):
+        mode = environ.get("SERVICE_VERSION", "")
+        self.error_share = self.delay_share = 0.0
+        self.status = self._number(environ, "FAULT_STATUS", 503, 500, 599)
+        self.delay_seconds = self._number(environ, "DELAY_MS", 7000, 0, 600000) / 1000.0
+        share = self._number(environ, "FAULT_PERCENT", 50, 0, 100) / 100.0
+        if mode == "v-faulty":
+            self.error_share = share
+        elif mode == "v-delayed":
+            self.delay_share = share
+        self._random = random.Random()
+
+    @staticmethod
+    def _number(environ: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+        raw = environ.get(name)
+        if raw in (None, ""):
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise SystemExit(f"bookinfo: {name} must be a number from {low:g} to {high:g}, got {raw!r}")
+        return value
+
+    def delay(self) -> None:
+        if self.delay_share and self._random.random() < self.delay_share:
+            time.sleep(self.delay_seconds)
+
+    def fail(self) -> bool:
+        return bool(self.error_share) and self._random.random() < self.error_share
 
 
 class DownstreamError(Exception):
@@ -133,6 +177,7 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     identity: Identity
     downstream: Downstream
+    faults: Faults
 
     def setup(self) -> None:
         super().setup()
@@ -181,6 +226,12 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"status": f"{self.identity.service} is healthy",
                                  "version": self.identity.version})
             return
+        self.faults.delay()
+        if self.faults.fail():
+            if self.command == "POST":
+                self.read_body()  # keep the connection usable for the next request
+            self.send_json(self.faults.status, {"error": "Service unavailable"})
+            return
         method(parts.path, query)
 
     def do_GET(self) -> None:
@@ -211,7 +262,7 @@ def parse_args(service: str, argv: list[str] | None, default_version: str = "v1"
 
 def serve(handler: type[Handler], identity: Identity, args: argparse.Namespace) -> None:
     """Listens, writes the ready file, serves until SIGTERM/SIGINT."""
-    attributes = {"identity": identity, "downstream": Downstream(identity)}
+    attributes = {"identity": identity, "downstream": Downstream(identity), "faults": Faults(os.environ)}
     bound = type(f"{identity.service.capitalize()}Handler", (handler,), attributes)
     server = Server((args.host, args.port), bound)
     port = server.server_address[1]

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from lab import prometheus
 from lab.controlplane import DEFAULT_DIR, Lab, LabError, find_binaries, load_state
 
 
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", parents=[common], help="stop every process this lab started")
     status = sub.add_parser("status", parents=[common], help="versions, ports and processes")
     status.add_argument("--json", action="store_true")
-    sub.add_parser("env", parents=[common], help="print shell exports (KUBECONFIG, K8S_AUTH_KUBECONFIG)")
+    sub.add_parser("env", parents=[common],
+                   help="print shell exports (KUBECONFIG, K8S_AUTH_KUBECONFIG, CANARY_ISTIO_PROMETHEUS_URL)")
     sub.add_parser("provision", parents=[common], help="find or build etcd and kube-apiserver, and print their paths")
     args = parser.parse_args(argv)
     lab = Lab(args.dir)
@@ -36,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
                 from lab import dataplane
                 info = dataplane.start(Path(state["dir"]))
                 print(f"gateway: {info.get('gateway_url')}/productpage", file=sys.stderr)
+                metrics = prometheus.info(Path(state["dir"]))
+                if metrics:
+                    print(f"prometheus: {metrics['url']}", file=sys.stderr)
         elif args.command == "down":
             lab.down()
         elif args.command == "status":
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             dataplane_file = Path(args.dir) / "dataplane.json"
             if dataplane_file.exists():
                 info["dataplane"] = json.loads(dataplane_file.read_text())
+            info["prometheus"] = prometheus.info(args.dir)
             if args.json:
                 print(json.dumps(info, indent=2))
             else:
@@ -57,11 +63,16 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  process {key}: pid {proc['pid']} {'running' if proc['running'] else 'stopped'}")
                 if "dataplane" in info:
                     print(f"  gateway:    {info['dataplane'].get('gateway_url')}/productpage")
+                if info["prometheus"]:
+                    print(f"  prometheus: {info['prometheus']['url']}")
             return 0 if info["up"] else 1
         elif args.command == "env":
             state = load_state(args.dir)
             print(f"export KUBECONFIG={state['kubeconfig']}")
             print(f"export K8S_AUTH_KUBECONFIG={state['kubeconfig']}")
+            running = prometheus.info(args.dir)
+            if running:
+                print(f"export {prometheus.URL_ENV}={running['url']}")
         elif args.command == "provision":
             for name, path in find_binaries().items():
                 print(f"{name}: {path}")

@@ -12,6 +12,16 @@ mkdir -p "$cache_dir" "$work_dir"
 
 say() { printf '[lab provision] %s\n' "$*" >&2; }
 
+# Prometheus for metric analysis: Debian's package (nothing starts by itself; the data plane runs
+# it on loopback). Checked on every run, also when the binaries below are already cached.
+if ! command -v prometheus >/dev/null; then
+  say "installing prometheus (Debian's package)"
+  as_root=(); [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || { "${as_root[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq \
+         --no-install-recommends prometheus >/dev/null; }
+fi
+
 if [ -x "$cache_dir/etcd" ] && [ -x "$cache_dir/kube-apiserver" ] && [ -s "$cache_dir/kube-apiserver" ]; then
   say "binaries already cached in $cache_dir"
   exit 0

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lab import prometheus
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFO_FILE = "dataplane.json"
 PID_FILE = "dataplane.pid"
@@ -69,6 +71,7 @@ def start(state_dir: str | os.PathLike[str], gateway_port: int = 0, mesh_port: i
     directory = _state_dir(state_dir)
     running = info(directory)
     if running:
+        prometheus.start_beside_dataplane(directory, running.get("metrics_url"))
         return running
     state_file = directory / "lab.json"
     if not state_file.is_file():
@@ -90,6 +93,8 @@ def start(state_dir: str | os.PathLike[str], gateway_port: int = 0, mesh_port: i
                                f"last lines of {directory / LOG_FILE}:\n{_tail(directory / LOG_FILE)}")
         current = info(directory)
         if current and current.get("pid") == process.pid and current.get("ready"):
+            # Prometheus starts in parallel and is not waited for (lab.prometheus.wait_ready does).
+            prometheus.start_beside_dataplane(directory, current.get("metrics_url"))
             return current
         time.sleep(0.1)
     stop(directory)
@@ -100,6 +105,7 @@ def start(state_dir: str | os.PathLike[str], gateway_port: int = 0, mesh_port: i
 def stop(state_dir: str | os.PathLike[str], timeout: float = 10.0) -> bool:
     """Stops the data plane and every workload it started.  True if something was running."""
     directory = _state_dir(state_dir)
+    prometheus.stop(directory)
     pids = set()
     with contextlib.suppress(OSError, ValueError):
         pids.add(int(json.loads((directory / INFO_FILE).read_text()).get("pid", 0)))

@@ -83,6 +83,11 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
     ("canary_info", {"name": "reviews", "route_name": "nope"}, "'nope'"),
     ("release_lock", {"name": "lock", "holder": "   "}, "holder"),
     ("release_lock", {"name": "lock", "holder": "me", "ttl": 0}, "ttl 0"),
+    # canary_analysis (reads Prometheus only; its full table is in tests/traffic/test_canary_analysis.py)
+    ("canary_analysis", {"service": "reviews", "base": "v1", "canary": "v2", "prometheus_url": "http://127.0.0.1:9",
+                         "checks": [{"name": "error-budget"}]}, "'error-budget' is not a built-in check"),
+    ("canary_analysis", {"service": "reviews", "base": "v1", "canary": "v2", "prometheus_url": ""},
+     "no Prometheus URL"),
 ]
 
 

@@ -284,7 +284,7 @@ def test_socks_proxies_go_to_the_kubernetes_package():
             KubeClient(settings)
     else:
         client = KubeClient(settings)
-        assert client._transport is not None  # noqa: SLF001
+        assert client._transport is not None
         client.close()
 
 

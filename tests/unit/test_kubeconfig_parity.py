@@ -34,13 +34,13 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils import _kubeconfig
-
 # The judge: the kubernetes package (in the project's venv; tests only, never on the module path).
 from kubernetes.client import Configuration
 from kubernetes.client.rest import should_bypass_proxies
 from kubernetes.config import kube_config
 from kubernetes.config.incluster_config import InClusterConfigLoader
+
+from ansible_collections.canary.istio.plugins.module_utils import _kubeconfig
 
 pytestmark = pytest.mark.unit
 
@@ -250,7 +250,7 @@ def package(configuration: Configuration, namespace: str) -> dict[str, Any]:
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for name in PROXY_ENV + ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
+    for name in (*PROXY_ENV, "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

@@ -41,7 +41,6 @@ Rules, and whose they are (tests compare every shape with the ``kubernetes`` pac
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import os
 import urllib.parse
@@ -291,6 +290,8 @@ def bypasses_proxy(server: str, no_proxy: str) -> bool:
     if not host:
         return True
     host_and_port = parsed.netloc.lower().rsplit("@", 1)[-1]
+    import ipaddress  # only when a proxy is in play
+
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import threading
 from typing import Any
@@ -301,3 +302,24 @@ def test_exec_plugins_are_run_by_the_kubernetes_package(tmp_path):
                                                    "command": str(plugin)}}}]}))
     settings = _client.resolve_settings({"kubeconfig": str(kubeconfig)})
     assert settings.token == "from-exec" and settings.delegate is None
+
+
+def test_the_fast_path_does_not_import_the_kubernetes_package(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.helpers.collection import COLLECTIONS_ROOT
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(json.dumps({
+        "current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+        "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:1", "proxy-url": "http://p:3"}}],
+        "users": [{"name": "u", "user": {"token": "t", "as": "x"}}]}))
+    code = ("import sys\n"
+            "from ansible_collections.canary.istio.plugins.module_utils import _client, _module\n"
+            f"client = _client.connect({{'kubeconfig': {str(kubeconfig)!r}, 'no_proxy': 'other'}})\n"
+            "assert client.settings.proxy == 'http://p:3'\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'urllib3')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(COLLECTIONS_ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

@@ -327,7 +327,8 @@ class KubeClient:
                     "only for a test cluster") from None
             except TimeoutError:
                 self.close()
-                raise ConnectionFailed(f"the API server at {server} did not accept a connection within "
+                # Nothing was sent yet (no TCP or TLS handshake completed), so this is a plain failure.
+                raise ConnectionFailed(f"the API server at {server} did not answer {method} {path} within "
                                        f"{self.timeout:g}s (request_timeout)") from None
             except (http.client.HTTPException, OSError) as exc:
                 self.close()

@@ -294,7 +294,7 @@ class KubeClient:
                 payload = payload.encode()
             headers.append(("Content-Type", content_type))
         if self._transport is not None:
-            status, reason, data = self._transport.request(method, url, headers, body, payload)
+            status, reason, data = self._transport.request(method, url, headers, payload)
         else:
             status, reason, data = self._send(method, path, url, headers, payload)
         self.requests_made += 1
@@ -375,16 +375,18 @@ def _without_credentials(url: str | None) -> str:
 
 
 class _KubernetesTransport:
-    """Requests through the kubernetes package's client, for what the standard library cannot do
-    here (SOCKS and HTTPS proxies). Same settings, same single-attempt rule for writes."""
+    """Requests through the kubernetes package's connection pool (urllib3, configured by the package
+    for the proxy and TLS), for what the standard library cannot do here: SOCKS and HTTPS proxies.
+    Our bytes and headers go out unchanged; a write is sent once, as on the fast path."""
 
     def __init__(self, settings: Settings, timeout: float):
         try:
-            from kubernetes import client as k8s_client
+            from kubernetes.client import Configuration
+            from kubernetes.client.rest import RESTClientObject
         except ImportError:
             raise KubeConfigError(f"connecting through {settings.delegate} requires the Python package "
                                   "'kubernetes' (pip install kubernetes)") from None
-        configuration = k8s_client.Configuration()
+        configuration = Configuration()
         configuration.host = settings.server
         configuration.verify_ssl = settings.verify
         configuration.ssl_ca_cert = settings.ca_file
@@ -393,7 +395,6 @@ class _KubernetesTransport:
         configuration.proxy = settings.proxy
         configuration.no_proxy = ""  # already decided by _kubeconfig
         configuration.proxy_headers = dict(settings.proxy_headers) or None
-        configuration.retries = False
         self._tmp = tempfile.TemporaryDirectory(prefix="canary-istio-")
         for attribute, data, name in (("cert_file", settings.cert_data, "client.crt"),
                                       ("key_file", settings.key_data, "client.key")):
@@ -404,36 +405,40 @@ class _KubernetesTransport:
                     handle.write(data)
             setattr(configuration, attribute, path)
         try:
-            self._client = k8s_client.ApiClient(configuration)
-        except Exception as exc:  # e.g. urllib3 without PySocks for a socks proxy
+            self._pool = RESTClientObject(configuration).pool_manager
+        except Exception as exc:  # e.g. urllib3 without PySocks for a SOCKS proxy
+            self._tmp.cleanup()
             raise KubeConfigError(f"connecting through {settings.delegate} failed to set up: {exc}") from None
         self._server = settings.server
         self._timeout = timeout
 
-    def request(self, method: str, url: str, headers: list[tuple[str, str]], body: Any,
+    def request(self, method: str, url: str, headers: list[tuple[str, str]],
                 payload: bytes | None) -> tuple[int, str, bytes]:
         import urllib3  # comes with kubernetes
 
-        header_params = urllib3.HTTPHeaderDict()
+        header_dict = urllib3.HTTPHeaderDict()
         for name, value in headers:
-            header_params.add(name, value)  # Impersonate-Group may repeat
+            header_dict.add(name, value)  # Impersonate-Group may repeat
         try:
-            # The package serialises JSON bodies itself.
-            content = body if body is not None and not isinstance(body, (bytes, str)) else payload
-            response = self._client.call_api(method, self._server + url, header_params=header_params,
-                                             body=content, _request_timeout=self._timeout)
-            return response.status, response.reason or "", response.read() or b""
+            response = self._pool.request(method, self._server + url, body=payload, headers=header_dict,
+                                          retries=False, timeout=urllib3.Timeout(total=self._timeout))
+            return response.status, response.reason or "", response.data or b""
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            connect_error = isinstance(exc, (urllib3.exceptions.NewConnectionError,
-                                             urllib3.exceptions.ConnectTimeoutError))
-            if method not in SAFE_METHODS and not connect_error:
+            not_sent = isinstance(exc, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+                                        urllib3.exceptions.ProxyError, urllib3.exceptions.SSLError))
+            if method not in SAFE_METHODS and not not_sent:
                 raise RequestOutcomeUnknown(
                     f"the API server at {self._server} did not answer {method} {url}: {exc}; the request may or "
                     "may not have been applied (it was not sent again)", method, url) from None
-            raise ConnectionFailed(f"cannot reach the API server at {self._server}: {exc}") from None
+            raise ConnectionFailed(f"cannot reach the API server at {self._server} through the proxy "
+                                   f"{_without_credentials(self.proxy_url)}: {exc}") from None
+
+    @property
+    def proxy_url(self) -> str:
+        return str(getattr(getattr(self._pool, "proxy", None), "url", "") or "")
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.clear()
         self._tmp.cleanup()
 
 

@@ -113,9 +113,14 @@ def test_a_kubeconfig_list_is_merged_as_kubectl_merges_it(lab_state, kube, tmp_p
 
 
 class ConnectProxy:
-    """An HTTP proxy on loopback that tunnels CONNECT after checking Proxy-Authorization."""
+    """An HTTP proxy on loopback that tunnels CONNECT after checking Proxy-Authorization; with
+    ``tls`` (certificate and key files) clients speak TLS to the proxy itself (an HTTPS proxy)."""
 
-    def __init__(self, credentials: str):
+    def __init__(self, credentials: str, tls: tuple[Path, Path] | None = None):
+        self.context = None
+        if tls:
+            self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.context.load_cert_chain(*tls)
         self.expected = "Basic " + base64.b64encode(credentials.encode()).decode()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -131,6 +136,12 @@ class ConnectProxy:
             threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
 
     def _tunnel(self, client: socket.socket) -> None:
+        if self.context is not None:
+            try:
+                client = self.context.wrap_socket(client, server_side=True)
+            except (OSError, ssl.SSLError):
+                client.close()
+                return
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = client.recv(4096)
@@ -189,6 +200,25 @@ def test_https_proxy_with_credentials_from_the_environment(lab_state, kube):
         assert refused.get("failed") is True and "407" in refused["msg"] and "wrong" not in refused["msg"]
     finally:
         proxy.close()
+
+
+def test_an_https_proxy_goes_through_the_kubernetes_package(lab_state, kube):
+    namespace = bookinfo_namespace(kube)
+    pki = Path(lab_state["ca_file"]).parent
+    proxy = ConnectProxy("ops:s3cret", tls=(pki / "apiserver.crt", pki / "apiserver.key"))
+    try:
+        args = {"kubeconfig": lab_state["kubeconfig"], "context": "lab", "namespace": namespace,
+                "proxy": f"https://ops:s3cret@127.0.0.1:{proxy.port}", "impersonate_user": "someone",
+                "impersonate_groups": ["system:masters", "team-a"]}
+        result = run_module("traffic_split", {**args, "name": "reviews", "base": "v1", "canary": "v2",
+                                              "canary_weight": 20})
+        assert result.get("failed") is not True, result
+        assert result["changed"] is True and result["api_requests"] == 3
+    finally:
+        proxy.close()
+    assert proxy.connects and all(auth == proxy.expected for _target, auth in proxy.connects)
+    stored = kube.get(f"{VS.format(ns=namespace)}/reviews")
+    assert _weights(stored) == {"v1": 80, "v2": 20}
 
 
 def test_impersonation_acts_as_the_named_user(lab_state, kube):

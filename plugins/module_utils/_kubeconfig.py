@@ -16,7 +16,7 @@ Rules, and whose they are (tests compare every shape with the ``kubernetes`` pac
   ``current-context`` comes from the first file that sets one. (The ``kubernetes`` package takes
   the *last* file's ``current-context``; we follow kubectl, which wrote the rule and which the
   user's kubeconfig files were made for.) Relative paths resolve against the file that holds
-  the entry.
+  the entry. An empty file adds nothing (kubectl; the package refuses the whole list).
 - A user authenticates with, in this order: an auth provider, ``token`` then ``tokenFile``, an
   exec plugin, ``username``/``password`` (the order of the ``kubernetes`` package). Client
   certificates are used alongside. Token files are stripped of surrounding white space, as

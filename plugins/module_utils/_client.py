@@ -117,7 +117,7 @@ def _delegate_to_kubernetes(settings: Settings) -> None:
         from kubernetes import client as k8s_client
         from kubernetes import config as k8s_config
     except ImportError:
-        raise KubeConfigError(f"this kubeconfig user needs {settings.delegate}, which requires "
+        raise KubeConfigError(f"this kubeconfig user needs {settings.credential_plugin}, which requires "
                               "the Python package 'kubernetes' (pip install kubernetes)") from None
     configuration = k8s_client.Configuration()
     try:
@@ -138,14 +138,14 @@ def _delegate_to_kubernetes(settings: Settings) -> None:
     if configuration.cert_file:
         settings.cert_file, settings.key_file = configuration.cert_file, configuration.key_file
         settings.cert_data = settings.key_data = None
-    settings.delegate = None
+    settings.credential_plugin = None
 
 
 def resolve_settings(params: dict[str, Any]) -> Settings:
     """Module options (and their environment fallbacks) → connection settings; exec plugins and auth
     providers are run through the kubernetes package."""
     settings = resolve(params)
-    if settings.delegate in ("an exec plugin", "an auth provider"):
+    if settings.credential_plugin:
         _delegate_to_kubernetes(settings)
     return settings
 
@@ -230,7 +230,7 @@ class KubeClient:
             headers.append(("Impersonate-User", settings.impersonate_user))
             headers.extend(("Impersonate-Group", group) for group in settings.impersonate_groups)
         self._headers = headers
-        if settings.delegate:
+        if settings.proxy_transport:
             self.context = None
             self._transport = _KubernetesTransport(settings, timeout)
         else:
@@ -384,7 +384,7 @@ class _KubernetesTransport:
             from kubernetes.client import Configuration
             from kubernetes.client.rest import RESTClientObject
         except ImportError:
-            raise KubeConfigError(f"connecting through {settings.delegate} requires the Python package "
+            raise KubeConfigError(f"connecting through {settings.proxy_transport} requires the Python package "
                                   "'kubernetes' (pip install kubernetes)") from None
         configuration = Configuration()
         configuration.host = settings.server
@@ -408,7 +408,7 @@ class _KubernetesTransport:
             self._pool = RESTClientObject(configuration).pool_manager
         except Exception as exc:  # e.g. urllib3 without PySocks for a SOCKS proxy
             self._tmp.cleanup()
-            raise KubeConfigError(f"connecting through {settings.delegate} failed to set up: {exc}") from None
+            raise KubeConfigError(f"connecting through {settings.proxy_transport} failed to set up: {exc}") from None
         self._server = settings.server
         self._timeout = timeout
 

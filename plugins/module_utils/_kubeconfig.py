@@ -22,7 +22,8 @@ Rules, and whose they are (tests compare every shape with the ``kubernetes`` pac
   certificates are used alongside. Token files are stripped of surrounding white space, as
   client-go does (the ``kubernetes`` package keeps a trailing newline, which no server accepts).
 - Exec plugins and auth providers, and proxies other than ``http://``, are beyond this module:
-  ``Settings.delegate`` says why, and the client hands those cases to the ``kubernetes`` package.
+  ``Settings.credential_plugin`` and ``Settings.proxy_transport`` say which, and the client hands
+  those to the ``kubernetes`` package.
 - In a pod with no kubeconfig file: ``https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT``,
   the service account's token and CA, and the namespace from ``POD_NAMESPACE``, else the service
   account's ``namespace`` file, else ``default`` (client-go's order; the ``kubernetes`` package
@@ -82,8 +83,10 @@ class Settings:
         self.impersonate_groups: list[str] = []
         self.namespace = "default"
         self.source = "module options"
-        # Why the kubernetes package must take over ("exec plugin", "socks proxy", ...), or None.
-        self.delegate: str | None = None
+        # What the kubernetes package must do for us, or None: produce the credentials ("an exec
+        # plugin", "an auth provider"), or carry the requests ("a socks5 proxy", "an https proxy").
+        self.credential_plugin: str | None = None
+        self.proxy_transport: str | None = None
         self.kubeconfig_files: list[str] = []
         self.kubeconfig_dict: dict[str, Any] | None = None
         self.context: str | None = None
@@ -237,13 +240,13 @@ def _apply_kubeconfig(settings: Settings, merged: MergedKubeconfig, context: str
     elif user.get("client-key"):
         settings.key_file = path_in(user_base, user["client-key"])
     if user.get("auth-provider"):
-        settings.delegate = "an auth provider"
+        settings.credential_plugin = "an auth provider"
     elif user.get("token"):
         settings.token = str(user["token"])
     elif user.get("tokenFile"):
         settings.token = read_file(path_in(user_base, user["tokenFile"]), "token file").decode().strip()
     elif user.get("exec"):
-        settings.delegate = "an exec plugin"
+        settings.credential_plugin = "an exec plugin"
     elif user.get("username") and user.get("password"):
         settings.basic = (str(user["username"]), str(user["password"]))
 
@@ -340,9 +343,9 @@ def _proxy_settings(settings: Settings, params: Mapping[str, Any], environ: Mapp
     if settings.proxy:
         parsed = urllib.parse.urlsplit(settings.proxy if "://" in settings.proxy else "http://" + settings.proxy)
         if parsed.scheme in SOCKS_SCHEMES:
-            settings.delegate = settings.delegate or f"a {parsed.scheme} proxy"
+            settings.proxy_transport = f"a {parsed.scheme} proxy"
         elif parsed.scheme != "http":
-            settings.delegate = settings.delegate or f"an {parsed.scheme} proxy"
+            settings.proxy_transport = f"an {parsed.scheme} proxy"
         if parsed.username is not None:
             headers["Proxy-Authorization"] = _basic(
                 f"{urllib.parse.unquote(parsed.username)}:{urllib.parse.unquote(parsed.password or '')}")
@@ -387,8 +390,7 @@ def resolve(params: Mapping[str, Any], environ: Mapping[str, str] | None = None,
         settings.server = str(explicit_host)
     if params.get("api_key"):
         settings.token = str(params["api_key"])
-        if settings.delegate in ("an exec plugin", "an auth provider"):
-            settings.delegate = None
+        settings.credential_plugin = None
     if params.get("username") and params.get("password"):
         settings.basic = (str(params["username"]), str(params["password"]))
     if params.get("ca_cert"):

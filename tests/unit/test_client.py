@@ -277,7 +277,7 @@ def test_proxy_headers_come_from_kubernetes_core_environment_variables():
 def test_socks_proxies_go_to_the_kubernetes_package():
     settings = _kubeconfig.resolve({"host": "https://h", "api_key": "t", "proxy": "socks5h://127.0.0.1:1080"},
                                    environ={})
-    assert settings.delegate == "a socks5h proxy"
+    assert settings.proxy_transport == "a socks5h proxy"
     try:
         import socks  # noqa: F401  (PySocks, which urllib3 needs for SOCKS)
     except ImportError:
@@ -301,7 +301,7 @@ def test_exec_plugins_are_run_by_the_kubernetes_package(tmp_path):
         "users": [{"name": "u", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
                                                    "command": str(plugin)}}}]}))
     settings = _client.resolve_settings({"kubeconfig": str(kubeconfig)})
-    assert settings.token == "from-exec" and settings.delegate is None
+    assert settings.token == "from-exec" and settings.credential_plugin is None
 
 
 def test_the_fast_path_does_not_import_the_kubernetes_package(tmp_path):

@@ -80,9 +80,9 @@ def test_options_override_the_kubeconfig(tmp_path):
 
 def test_an_api_key_replaces_an_exec_plugin(tmp_path):
     path = write(tmp_path / "a", exec={"command": "/bin/false", "apiVersion": "client.authentication.k8s.io/v1"})
-    assert resolve({"kubeconfig": str(path)}, environ={}).delegate == "an exec plugin"
+    assert resolve({"kubeconfig": str(path)}, environ={}).credential_plugin == "an exec plugin"
     settings = resolve({"kubeconfig": str(path), "api_key": "tok"}, environ={})
-    assert settings.delegate is None and settings.token == "tok"
+    assert settings.credential_plugin is None and settings.token == "tok"
 
 
 def test_in_cluster_needs_the_service_host_and_token(tmp_path):
@@ -119,3 +119,9 @@ def test_lower_case_proxy_variables_win_and_empty_ones_unset():
     assert env_proxies({"HTTPS_PROXY": "http://upper:1", "https_proxy": "http://lower:1"}) == \
         {"https": "http://lower:1"}
     assert env_proxies({"HTTPS_PROXY": "http://upper:1", "https_proxy": ""}) == {}
+
+
+def test_an_exec_plugin_behind_a_socks_proxy_needs_both_from_the_kubernetes_package(tmp_path):
+    path = write(tmp_path / "a", exec={"command": "/bin/false", "apiVersion": "client.authentication.k8s.io/v1"})
+    settings = resolve({"kubeconfig": str(path), "proxy": "socks5://127.0.0.1:1080"}, environ={})
+    assert (settings.credential_plugin, settings.proxy_transport) == ("an exec plugin", "a socks5 proxy")

@@ -166,7 +166,8 @@ def kubeconfig_paths(option: Any, environ: Mapping[str, str], home: str) -> tupl
 
     if option:
         # kubernetes.core hands the option to the kubernetes package, which splits it like KUBECONFIG.
-        return [expand(p) for p in str(option).split(os.pathsep) if p], True
+        listed = option if isinstance(option, (list, tuple)) else str(option).split(os.pathsep)
+        return [expand(str(p)) for p in listed if p], True
     listed = environ.get("KUBECONFIG")
     if listed:
         return [expand(p) for p in listed.split(os.pathsep) if p], False

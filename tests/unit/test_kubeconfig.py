@@ -125,3 +125,13 @@ def test_an_exec_plugin_behind_a_socks_proxy_needs_both_from_the_kubernetes_pack
     path = write(tmp_path / "a", exec={"command": "/bin/false", "apiVersion": "client.authentication.k8s.io/v1"})
     settings = resolve({"kubeconfig": str(path), "proxy": "socks5://127.0.0.1:1080"}, environ={})
     assert (settings.credential_plugin, settings.proxy_transport) == ("an exec plugin", "a socks5 proxy")
+
+
+def test_the_kubeconfig_option_may_list_files(tmp_path):
+    first = tmp_path / "first"
+    first.write_text(json.dumps({"current-context": "main", "contexts": [
+        {"name": "main", "context": {"cluster": "c", "user": "u", "namespace": "from-first"}}]}))
+    second = write(tmp_path / "second")
+    for option in ([str(first), str(second)], f"{first}{os.pathsep}{second}"):
+        settings = resolve({"kubeconfig": option}, environ={})
+        assert (settings.server, settings.token, settings.namespace) == ("https://k.test:6443", "t", "from-first")

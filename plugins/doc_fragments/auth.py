@@ -11,7 +11,8 @@ class ModuleDocFragment:
 options:
   kubeconfig:
     description:
-      - Path to a kubeconfig file, or the kubeconfig content as a dictionary.
+      - Path to a kubeconfig file (or a list of paths, merged like E(KUBECONFIG)), or the kubeconfig content
+        as a dictionary.
       - When not given, E(KUBECONFIG) and then C(~/.kube/config) are read. A list of files
         (separated by C(:)) is merged as kubectl merges it - the first file to name a cluster,
         context or user wins it, the C(current-context) comes from the first file that sets one,

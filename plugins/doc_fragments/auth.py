@@ -11,9 +11,15 @@ class ModuleDocFragment:
 options:
   kubeconfig:
     description:
-      - Path to a kubeconfig file, or the kubeconfig content as a dictionary.
-      - When not given, C(KUBECONFIG) and then C(~/.kube/config) are read; inside a pod with no
-        kubeconfig, the pod's service account is used.
+      - Path to a kubeconfig file (or a list of paths, merged like E(KUBECONFIG)), or the kubeconfig content
+        as a dictionary.
+      - When not given, E(KUBECONFIG) and then C(~/.kube/config) are read. A list of files
+        (separated by C(:)) is merged as kubectl merges it - the first file to name a cluster,
+        context or user wins it, the C(current-context) comes from the first file that sets one,
+        missing files are skipped, relative paths count from the file that holds them.
+      - Inside a pod with no kubeconfig file, the pod's service account is used, with the namespace
+        from E(POD_NAMESPACE), else the service account's C(namespace) file, else V(default).
+      - Users with an C(exec) plugin or an C(auth-provider) are loaded with the C(kubernetes) Python package.
       - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
     type: raw
   context:
@@ -68,9 +74,53 @@ options:
     aliases: [key_file]
   proxy:
     description:
-      - URL of an HTTP proxy to reach the API server through (HTTPS is tunnelled with CONNECT).
+      - URL of a proxy to reach the API server through. When not given, the kubeconfig cluster's
+        C(proxy-url) is used, else E(HTTPS_PROXY)/E(https_proxy) (E(HTTP_PROXY) for an C(http://)
+        server, else E(ALL_PROXY)).
+      - An C(http://) proxy tunnels with CONNECT; credentials in its URL (C(http://user:pass@proxy:3128))
+        are sent as C(Proxy-Authorization), as kubectl does.
+      - C(socks5://), C(socks5h://), C(socks4://) and C(https://) proxies go through the C(kubernetes)
+        Python package (SOCKS also needs C(PySocks)).
       - Can also be set with the E(K8S_AUTH_PROXY) environment variable.
     type: str
+  no_proxy:
+    description:
+      - Comma-separated hosts, C(.domain) suffixes, C(host:port), IP addresses or CIDR ranges (or C(*))
+        reached without the proxy. When not given, E(NO_PROXY)/E(no_proxy) is used.
+      - Can also be set with the E(K8S_AUTH_NO_PROXY) environment variable.
+    type: str
+  proxy_headers:
+    description:
+      - Headers sent to the proxy (on the CONNECT request), as in kubernetes.core.
+    type: dict
+    suboptions:
+      proxy_basic_auth:
+        description:
+          - C(user:password) for the C(Proxy-Authorization) header.
+          - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH) environment variable.
+        type: str
+      basic_auth:
+        description:
+          - C(user:password) for an C(Authorization) header sent to the proxy.
+          - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_BASIC_AUTH) environment variable.
+        type: str
+      user_agent:
+        description:
+          - C(User-Agent) sent to the proxy.
+          - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_USER_AGENT) environment variable.
+        type: str
+  impersonate_user:
+    description:
+      - User name to act as (C(Impersonate-User)); the credentials used need the C(impersonate) verb.
+        Overrides the kubeconfig user's C(as).
+      - Can also be set with the E(K8S_AUTH_IMPERSONATE_USER) environment variable.
+    type: str
+  impersonate_groups:
+    description:
+      - Groups to act as (one C(Impersonate-Group) header each); needs O(impersonate_user).
+      - Can also be set with the E(K8S_AUTH_IMPERSONATE_GROUPS) environment variable, as C(group1,group2).
+    type: list
+    elements: str
   request_timeout:
     description:
       - Seconds to wait for each answer of the API server before the task fails with a clear message.
@@ -78,7 +128,10 @@ options:
     default: 30
 notes:
   - Requests go over one kept-alive connection using Python's standard library. Kubeconfig users
-    that need an exec plugin or an auth provider are loaded with the C(kubernetes) Python package.
+    that need an exec plugin or an auth provider are loaded with the C(kubernetes) Python package,
+    and requests through SOCKS or HTTPS proxies are sent with it.
+  - A request that changes something is sent once. When its answer is lost, the module does not
+    send it again blindly; it re-reads, or fails saying the request may or may not have been applied.
 """
 
     ISTIO = r"""

@@ -5,13 +5,19 @@
 """Connection to the Kubernetes API shared by every module of the collection.
 
 The options and their ``K8S_AUTH_*`` environment fallbacks are named as in kubernetes.core, so
-``module_defaults`` written for kubernetes.core work here too.
+``module_defaults`` written for kubernetes.core work here too. Where the settings come from
+(options, kubeconfig files, the pod's service account, proxy variables) is decided in
+``_kubeconfig``; this module speaks HTTP.
 
 Speed matters: a module runs once per task, and importing the ``kubernetes`` package with its
 generated models costs about a quarter of a second. The common cases (a bearer token, a token
-file, client certificates, basic auth, in-cluster service accounts) are handled here with the
-standard library on one kept-alive TLS connection. Kubeconfig users that need an exec plugin or
-an auth provider are delegated to the ``kubernetes`` package's own loader, imported only then.
+file, client certificates, basic auth, in-cluster service accounts, an HTTP proxy) are handled
+here with the standard library on one kept-alive TLS connection. Exec plugins and auth providers
+are run by the ``kubernetes`` package's loader, and requests through SOCKS or HTTPS proxies go
+through its client, imported only then.
+
+A request that changes something (POST, PUT, PATCH, DELETE) is never sent twice: when its answer
+is lost the caller gets ``RequestOutcomeUnknown`` and re-reads to learn whether it was applied.
 """
 
 from __future__ import annotations
@@ -20,10 +26,18 @@ import base64
 import http.client
 import json
 import os
+import select
 import ssl
 import tempfile
 import urllib.parse
 from typing import Any
+
+from ansible_collections.canary.istio.plugins.module_utils._kubeconfig import (
+    KubeConfigError,
+    Settings,
+    read_file,
+    resolve,
+)
 
 AUTH_ARG_SPEC: dict[str, dict[str, Any]] = {
     "kubeconfig": {"type": "raw", "fallback": ("env", ["K8S_AUTH_KUBECONFIG"])},
@@ -38,15 +52,23 @@ AUTH_ARG_SPEC: dict[str, dict[str, Any]] = {
     "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False,
                    "fallback": ("env", ["K8S_AUTH_KEY_FILE"])},
     "proxy": {"type": "str", "fallback": ("env", ["K8S_AUTH_PROXY"])},
+    "no_proxy": {"type": "str", "fallback": ("env", ["K8S_AUTH_NO_PROXY"])},
+    # Sub-options read their K8S_AUTH_PROXY_HEADERS_* variables in _kubeconfig: Ansible applies
+    # sub-option fallbacks only when the dict itself is given.
+    "proxy_headers": {"type": "dict", "options": {
+        "proxy_basic_auth": {"type": "str", "no_log": True},
+        "basic_auth": {"type": "str", "no_log": True},
+        "user_agent": {"type": "str"},
+    }},
+    "impersonate_user": {"type": "str", "fallback": ("env", ["K8S_AUTH_IMPERSONATE_USER"])},
+    "impersonate_groups": {"type": "list", "elements": "str",
+                           "fallback": ("env", ["K8S_AUTH_IMPERSONATE_GROUPS"])},
     "request_timeout": {"type": "float", "default": 30.0},
 }
 
 USER_AGENT = "canary.istio"
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-class KubeConfigError(Exception):
-    """The connection settings cannot be used; the message says which and why."""
+# Requests that may be sent again when a kept-alive connection breaks: they change nothing.
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class ApiError(Exception):
@@ -79,80 +101,35 @@ class ConnectionFailed(Exception):
     """The API server could not be reached, or TLS verification failed."""
 
 
-def _read_file(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise KubeConfigError(f"cannot read {what} {path!r}: {exc.strerror or exc}") from None
+class RequestOutcomeUnknown(ConnectionFailed):
+    """A request that changes something was sent, and its answer was lost: the server may or may not
+    have applied it. Never sent again blindly; the caller re-reads to find out."""
+
+    def __init__(self, message: str, method: str, path: str):
+        super().__init__(message)
+        self.method = method
+        self.path = path
 
 
-def _load_yaml(text: bytes, source: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        import yaml  # PyYAML comes with ansible-core
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return yaml.load(text, Loader=loader)
-    except Exception as exc:  # the YAML library's errors have no common base worth naming
-        raise KubeConfigError(f"kubeconfig {source} is not valid YAML: {exc}") from None
-
-
-def _named(entries: Any, name: str, kind: str, source: str) -> dict[str, Any]:
-    for entry in entries or []:
-        if isinstance(entry, dict) and entry.get("name") == name:
-            return entry.get(kind) or {}
-    raise KubeConfigError(f"kubeconfig {source} has no {kind} named {name!r}")
-
-
-class Settings:
-    """Everything needed to talk to one API server, resolved from module options."""
-
-    def __init__(self) -> None:
-        self.server = ""
-        self.token: str | None = None
-        self.basic: tuple[str, str] | None = None
-        self.verify = True
-        self.ca_file: str | None = None
-        self.ca_data: str | None = None
-        self.cert_file: str | None = None
-        self.key_file: str | None = None
-        self.cert_data: bytes | None = None
-        self.key_data: bytes | None = None
-        self.tls_server_name: str | None = None
-        self.proxy: str | None = None
-        self.namespace = "default"
-        self.source = "module options"
-
-
-def _kubeconfig_files(option: Any) -> list[str]:
-    if option:
-        return [os.path.expanduser(str(option))]
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return [os.path.expanduser(p) for p in env.split(os.pathsep) if p]
-    return [os.path.expanduser("~/.kube/config")]
-
-
-def _delegate_to_kubernetes(config_file: str | None, config_dict: dict[str, Any] | None,
-                            context: str | None, settings: Settings) -> None:
-    """exec plugins and auth providers: let the kubernetes package produce a token."""
+def _delegate_to_kubernetes(settings: Settings) -> None:
+    """exec plugins and auth providers: let the kubernetes package produce the credentials."""
     try:
         from kubernetes import client as k8s_client
         from kubernetes import config as k8s_config
     except ImportError:
-        raise KubeConfigError("this kubeconfig user needs an exec plugin or auth provider, which requires "
+        raise KubeConfigError(f"this kubeconfig user needs {settings.credential_plugin}, which requires "
                               "the Python package 'kubernetes' (pip install kubernetes)") from None
     configuration = k8s_client.Configuration()
     try:
-        if config_dict is not None:
-            k8s_config.load_kube_config_from_dict(config_dict, context=context,
-                                                  client_configuration=configuration)
+        if settings.kubeconfig_dict is not None:
+            k8s_config.load_kube_config_from_dict(settings.kubeconfig_dict, context=settings.context,
+                                                  client_configuration=configuration, persist_config=False)
         else:
-            k8s_config.load_kube_config(config_file=config_file, context=context,
-                                        client_configuration=configuration)
+            # The context is chosen by our (kubectl's) merge rule and named explicitly, so the
+            # package's own current-context rule does not matter.
+            k8s_config.load_kube_config(config_file=os.pathsep.join(settings.kubeconfig_files),
+                                        context=settings.context, client_configuration=configuration,
+                                        persist_config=False)
     except Exception as exc:  # the kubernetes loader raises many unrelated types
         raise KubeConfigError(f"loading credentials through the kubernetes package failed: {exc}") from None
     header = (configuration.api_key or {}).get("authorization") or (configuration.api_key or {}).get("BearerToken")
@@ -160,104 +137,16 @@ def _delegate_to_kubernetes(config_file: str | None, config_dict: dict[str, Any]
         settings.token = header.split(" ", 1)[1] if header.lower().startswith("bearer ") else header
     if configuration.cert_file:
         settings.cert_file, settings.key_file = configuration.cert_file, configuration.key_file
-
-
-def _apply_kubeconfig(settings: Settings, option: Any, context: str | None) -> None:
-    if isinstance(option, dict):
-        config, source, config_file = option, "given as a dict", None
-    else:
-        files = _kubeconfig_files(option)
-        existing = [f for f in files if os.path.exists(f)]
-        if not existing:
-            raise KubeConfigError(f"no kubeconfig found (looked at {', '.join(files)}); pass kubeconfig, "
-                                  "or host and api_key")
-        config_file = existing[0]
-        source = repr(config_file)
-        config = _load_yaml(_read_file(config_file, "kubeconfig"), source)
-        if not isinstance(config, dict):
-            raise KubeConfigError(f"kubeconfig {source} is not a kubeconfig (expected a mapping)")
-    context_name = context or config.get("current-context")
-    if not context_name:
-        raise KubeConfigError(f"kubeconfig {source} has no current-context; pass context")
-    ctx = _named(config.get("contexts"), context_name, "context", source)
-    cluster = _named(config.get("clusters"), ctx.get("cluster", ""), "cluster", source)
-    user = _named(config.get("users"), ctx.get("user", ""), "user", source) if ctx.get("user") else {}
-    base = os.path.dirname(config_file) if config_file else os.getcwd()
-
-    def rel(path: str) -> str:
-        path = os.path.expanduser(path)
-        return path if os.path.isabs(path) else os.path.join(base, path)
-
-    settings.source = f"kubeconfig {source}, context {context_name!r}"
-    settings.server = cluster.get("server", "")
-    settings.namespace = ctx.get("namespace") or "default"
-    if cluster.get("insecure-skip-tls-verify"):
-        settings.verify = False
-    if cluster.get("certificate-authority-data"):
-        settings.ca_data = base64.b64decode(cluster["certificate-authority-data"]).decode()
-    elif cluster.get("certificate-authority"):
-        settings.ca_file = rel(cluster["certificate-authority"])
-    settings.tls_server_name = cluster.get("tls-server-name")
-    settings.proxy = cluster.get("proxy-url")
-    if user.get("exec") or user.get("auth-provider"):
-        _delegate_to_kubernetes(config_file, option if isinstance(option, dict) else None, context_name, settings)
-        return
-    if user.get("token"):
-        settings.token = user["token"]
-    elif user.get("tokenFile"):
-        settings.token = _read_file(rel(user["tokenFile"]), "token file").decode().strip()
-    if user.get("client-certificate-data"):
-        settings.cert_data = base64.b64decode(user["client-certificate-data"])
-    elif user.get("client-certificate"):
-        settings.cert_file = rel(user["client-certificate"])
-    if user.get("client-key-data"):
-        settings.key_data = base64.b64decode(user["client-key-data"])
-    elif user.get("client-key"):
-        settings.key_file = rel(user["client-key"])
-    if user.get("username") and user.get("password"):
-        settings.basic = (user["username"], user["password"])
+        settings.cert_data = settings.key_data = None
+    settings.credential_plugin = None
 
 
 def resolve_settings(params: dict[str, Any]) -> Settings:
-    """Module options (and their environment fallbacks) → connection settings.
-
-    Precedence follows kubernetes.core: explicit options override what the kubeconfig says.
-    """
-    settings = Settings()
-    explicit_host = params.get("host")
-    if params.get("kubeconfig") or not explicit_host:
-        in_cluster = (not params.get("kubeconfig") and not os.environ.get("KUBECONFIG")
-                      and not os.path.exists(os.path.expanduser("~/.kube/config"))
-                      and os.path.exists(os.path.join(SERVICE_ACCOUNT_DIR, "token"))
-                      and os.environ.get("KUBERNETES_SERVICE_HOST"))
-        if in_cluster:
-            settings.server = "https://{}:{}".format(os.environ["KUBERNETES_SERVICE_HOST"],
-                                                     os.environ.get("KUBERNETES_SERVICE_PORT", "443"))
-            settings.token = _read_file(os.path.join(SERVICE_ACCOUNT_DIR, "token"), "token").decode().strip()
-            settings.ca_file = os.path.join(SERVICE_ACCOUNT_DIR, "ca.crt")
-            settings.source = "in-cluster service account"
-        else:
-            _apply_kubeconfig(settings, params.get("kubeconfig"), params.get("context"))
-    if explicit_host:
-        settings.server = explicit_host
-    if params.get("api_key"):
-        settings.token = params["api_key"]
-    if params.get("username") and params.get("password"):
-        settings.basic = (params["username"], params["password"])
-    if params.get("ca_cert"):
-        settings.ca_file, settings.ca_data = params["ca_cert"], None
-    if params.get("client_cert"):
-        settings.cert_file, settings.cert_data = params["client_cert"], None
-    if params.get("client_key"):
-        settings.key_file, settings.key_data = params["client_key"], None
-    if params.get("validate_certs") is not None:
-        settings.verify = bool(params["validate_certs"])
-    if params.get("proxy"):
-        settings.proxy = params["proxy"]
-    if not settings.server:
-        raise KubeConfigError(f"no API server address in {settings.source}; pass host or a kubeconfig")
-    if not settings.server.startswith(("https://", "http://")):
-        settings.server = "https://" + settings.server
+    """Module options (and their environment fallbacks) → connection settings; exec plugins and auth
+    providers are run through the kubernetes package."""
+    settings = resolve(params)
+    if settings.credential_plugin:
+        _delegate_to_kubernetes(settings)
     return settings
 
 
@@ -274,7 +163,7 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
     else:
         try:
             if settings.ca_file:
-                _read_file(settings.ca_file, "CA certificate")
+                read_file(settings.ca_file, "CA certificate")
                 context.load_verify_locations(cafile=settings.ca_file)
             elif settings.ca_data:
                 context.load_verify_locations(cadata=settings.ca_data)
@@ -294,8 +183,8 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
                 key = os.path.join(tmp, "client.key")
                 with os.fdopen(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as handle:
                     handle.write(settings.key_data)
-            _read_file(cert, "client certificate")
-            _read_file(key, "client key")
+            read_file(cert, "client certificate")
+            read_file(key, "client key")
             try:
                 context.load_cert_chain(cert, key)
             except ssl.SSLError as exc:
@@ -328,16 +217,24 @@ class KubeClient:
         self.host = parsed.hostname or ""
         self.port = parsed.port or (443 if parsed.scheme == "https" else 80)
         self.base_path = parsed.path.rstrip("/")
-        self.context = _ssl_context(settings) if self.scheme == "https" else None
         self._conn: http.client.HTTPConnection | None = None
+        self._transport: _KubernetesTransport | None = None
         self.requests_made = 0
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        headers = [("Accept", "application/json"), ("User-Agent", USER_AGENT)]
         if settings.token:
-            headers["Authorization"] = f"Bearer {settings.token}"
+            headers.append(("Authorization", f"Bearer {settings.token}"))
         elif settings.basic:
             raw = f"{settings.basic[0]}:{settings.basic[1]}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+            headers.append(("Authorization", "Basic " + base64.b64encode(raw).decode()))
+        if settings.impersonate_user:
+            headers.append(("Impersonate-User", settings.impersonate_user))
+            headers.extend(("Impersonate-Group", group) for group in settings.impersonate_groups)
         self._headers = headers
+        if settings.proxy_transport:
+            self.context = None
+            self._transport = _KubernetesTransport(settings, timeout)
+        else:
+            self.context = _ssl_context(settings) if self.scheme == "https" else None
 
     @property
     def namespace(self) -> str:
@@ -348,63 +245,58 @@ class KubeClient:
             return self._conn
         host = self.host
         port = self.port
-        tunnel = None
+        proxy = None
         if self.settings.proxy:
-            proxy = urllib.parse.urlsplit(self.settings.proxy)
-            tunnel = (self.host, self.port)
-            host, port = proxy.hostname or "", proxy.port or 3128
+            proxy = urllib.parse.urlsplit(self.settings.proxy if "://" in self.settings.proxy
+                                          else "http://" + self.settings.proxy)
+            host, port = proxy.hostname or "", proxy.port or 80
         if self.scheme == "https":
             conn: http.client.HTTPConnection = _HTTPSConnection(
                 host, port, context=self.context, timeout=self.timeout, server_name=self.settings.tls_server_name)
+            if proxy is not None:
+                conn.set_tunnel(self.host, self.port, headers=dict(self.settings.proxy_headers))
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
-        if tunnel:
-            conn.set_tunnel(*tunnel)
         self._conn = conn
         return conn
+
+    def _stale(self) -> bool:
+        """A kept-alive connection the server has already closed (or that holds unasked-for bytes)
+        shows as readable before we send anything: replace it rather than send into it."""
+        sock = self._conn.sock if self._conn is not None else None
+        if sock is None:
+            return False
+        try:
+            readable, _w, _x = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._transport is not None:
+            self._transport.close()
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
                 content_type: str = "application/json") -> Any:
-        """One API request; JSON in, JSON out. Raises ApiError or ConnectionFailed."""
+        """One API request; JSON in, JSON out. Raises ApiError, ConnectionFailed, or, when the answer
+        to a request that changes something is lost, RequestOutcomeUnknown."""
         url = self.base_path + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         payload = None
-        headers = dict(self._headers)
+        headers = list(self._headers)
         if body is not None:
             payload = body if isinstance(body, (bytes, str)) else json.dumps(body, separators=(",", ":"))
-            headers["Content-Type"] = content_type
-        for attempt in (1, 2):
-            reused = self._conn is not None
-            conn = self._connect()
-            try:
-                conn.request(method, url, body=payload, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-                break
-            except ssl.SSLCertVerificationError as exc:
-                self.close()
-                raise ConnectionFailed(
-                    f"TLS verification of {self.settings.server} failed: {exc.verify_message or exc}; "
-                    "check ca_cert (or the kubeconfig's certificate-authority), or set validate_certs: false "
-                    "only for a test cluster") from None
-            except TimeoutError:
-                self.close()
-                raise ConnectionFailed(
-                    f"the API server at {self.settings.server} did not answer {method} {path} within "
-                    f"{self.timeout:g}s (request_timeout)") from None
-            except (http.client.HTTPException, OSError) as exc:
-                self.close()
-                # A kept-alive connection the server closed meanwhile is retried once.
-                if attempt == 1 and reused:
-                    continue
-                raise ConnectionFailed(f"cannot reach the API server at {self.settings.server}: "
-                                       f"{getattr(exc, 'strerror', None) or exc}") from None
+            if isinstance(payload, str):
+                payload = payload.encode()
+            headers.append(("Content-Type", content_type))
+        if self._transport is not None:
+            status, reason, data = self._transport.request(method, url, headers, payload)
+        else:
+            status, reason, data = self._send(method, path, url, headers, payload)
         self.requests_made += 1
         parsed: Any = None
         if data:
@@ -412,12 +304,142 @@ class KubeClient:
                 parsed = json.loads(data)
             except ValueError:
                 parsed = {"message": data.decode(errors="replace")[:500]}
-        if response.status >= 400:
-            raise ApiError(response.status, response.reason, parsed, method, path)
+        if status >= 400:
+            raise ApiError(status, reason, parsed, method, path)
         return parsed
+
+    def _send(self, method: str, path: str, url: str, headers: list[tuple[str, str]],
+              payload: bytes | None) -> tuple[int, str, bytes]:
+        server = self.settings.server
+        for attempt in (1, 2):
+            if self._stale():
+                self.close()
+            reused = self._conn is not None
+            conn = self._connect()
+            try:
+                if conn.sock is None:
+                    conn.connect()
+            except ssl.SSLCertVerificationError as exc:
+                self.close()
+                raise ConnectionFailed(
+                    f"TLS verification of {server} failed: {exc.verify_message or exc}; "
+                    "check ca_cert (or the kubeconfig's certificate-authority), or set validate_certs: false "
+                    "only for a test cluster") from None
+            except TimeoutError:
+                self.close()
+                # Nothing was sent yet (no TCP or TLS handshake completed), so this is a plain failure.
+                raise ConnectionFailed(f"the API server at {server} did not answer {method} {path} within "
+                                       f"{self.timeout:g}s (request_timeout)") from None
+            except (http.client.HTTPException, OSError) as exc:
+                self.close()
+                via = f" through the proxy {_without_credentials(self.settings.proxy)}" if self.settings.proxy else ""
+                raise ConnectionFailed(f"cannot reach the API server at {server}{via}: "
+                                       f"{getattr(exc, 'strerror', None) or exc}") from None
+            try:
+                conn.putrequest(method, url, skip_accept_encoding=True)
+                for name, value in headers:
+                    conn.putheader(name, value)
+                if payload is not None or method not in SAFE_METHODS:
+                    conn.putheader("Content-Length", str(len(payload or b"")))
+                conn.endheaders(payload)
+                response = conn.getresponse()
+                return response.status, response.reason, response.read()
+            except (TimeoutError, http.client.HTTPException, OSError) as exc:
+                self.close()
+                timed_out = isinstance(exc, TimeoutError)
+                problem = (f"did not answer {method} {path} within {self.timeout:g}s (request_timeout)" if timed_out
+                           else f"broke the connection during {method} {path}: {getattr(exc, 'strerror', None) or exc}")
+                if method not in SAFE_METHODS:
+                    raise RequestOutcomeUnknown(
+                        f"the API server at {server} {problem}; the request may or may not have been applied "
+                        "(it was not sent again)", method, path) from None
+                # A kept-alive connection the server closed meanwhile: a read is simply asked again.
+                if attempt == 1 and reused and not timed_out:
+                    continue
+                raise ConnectionFailed(f"the API server at {server} {problem}" if timed_out else
+                                       f"cannot reach the API server at {server}: {problem}") from None
+        raise AssertionError("unreachable")
 
     def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query or None)
+
+
+def _without_credentials(url: str | None) -> str:
+    parsed = urllib.parse.urlsplit(url or "")
+    if parsed.username is None:
+        return url or ""
+    netloc = parsed.hostname or ""
+    if parsed.port:
+        netloc += f":{parsed.port}"
+    return urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path, parsed.query, parsed.fragment))
+
+
+class _KubernetesTransport:
+    """Requests through the kubernetes package's connection pool (urllib3, configured by the package
+    for the proxy and TLS), for what the standard library cannot do here: SOCKS and HTTPS proxies.
+    Our bytes and headers go out unchanged; a write is sent once, as on the fast path."""
+
+    def __init__(self, settings: Settings, timeout: float):
+        try:
+            from kubernetes.client import Configuration
+            from kubernetes.client.rest import RESTClientObject
+        except ImportError:
+            raise KubeConfigError(f"connecting through {settings.proxy_transport} requires the Python package "
+                                  "'kubernetes' (pip install kubernetes)") from None
+        configuration = Configuration()
+        configuration.host = settings.server
+        configuration.verify_ssl = settings.verify
+        configuration.ssl_ca_cert = settings.ca_file
+        configuration.ca_cert_data = settings.ca_data
+        configuration.tls_server_name = settings.tls_server_name
+        configuration.proxy = settings.proxy
+        configuration.no_proxy = ""  # already decided by _kubeconfig
+        configuration.proxy_headers = dict(settings.proxy_headers) or None
+        self._tmp = tempfile.TemporaryDirectory(prefix="canary-istio-")
+        for attribute, data, name in (("cert_file", settings.cert_data, "client.crt"),
+                                      ("key_file", settings.key_data, "client.key")):
+            path = getattr(settings, attribute)
+            if data is not None:
+                path = os.path.join(self._tmp.name, name)
+                with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as handle:
+                    handle.write(data)
+            setattr(configuration, attribute, path)
+        try:
+            self._pool = RESTClientObject(configuration).pool_manager
+        except Exception as exc:  # e.g. urllib3 without PySocks for a SOCKS proxy
+            self._tmp.cleanup()
+            raise KubeConfigError(f"connecting through {settings.proxy_transport} failed to set up: {exc}") from None
+        self._server = settings.server
+        self._timeout = timeout
+
+    def request(self, method: str, url: str, headers: list[tuple[str, str]],
+                payload: bytes | None) -> tuple[int, str, bytes]:
+        import urllib3  # comes with kubernetes
+
+        header_dict = urllib3.HTTPHeaderDict()
+        for name, value in headers:
+            header_dict.add(name, value)  # Impersonate-Group may repeat
+        try:
+            response = self._pool.request(method, self._server + url, body=payload, headers=header_dict,
+                                          retries=False, timeout=urllib3.Timeout(total=self._timeout))
+            return response.status, response.reason or "", response.data or b""
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            not_sent = isinstance(exc, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+                                        urllib3.exceptions.ProxyError, urllib3.exceptions.SSLError))
+            if method not in SAFE_METHODS and not not_sent:
+                raise RequestOutcomeUnknown(
+                    f"the API server at {self._server} did not answer {method} {url}: {exc}; the request may or "
+                    "may not have been applied (it was not sent again)", method, url) from None
+            raise ConnectionFailed(f"cannot reach the API server at {self._server} through the proxy "
+                                   f"{_without_credentials(self.proxy_url)}: {exc}") from None
+
+    @property
+    def proxy_url(self) -> str:
+        return str(getattr(getattr(self._pool, "proxy", None), "url", "") or "")
+
+    def close(self) -> None:
+        self._pool.clear()
+        self._tmp.cleanup()
 
 
 def connect(params: dict[str, Any]) -> KubeClient:

@@ -35,7 +35,7 @@ from ansible_collections.canary.istio.plugins.module_utils._canary import (
     route_weights,
     same_host,
 )
-from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
+from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, RequestOutcomeUnknown
 from ansible_collections.canary.istio.plugins.module_utils._module import Context, ModuleFailure
 
 UTC = timezone.utc
@@ -184,6 +184,50 @@ def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor
     target.patch = patch
 
 
+_ABSENT = object()
+
+
+def _at_pointer(document: Any, pointer: str) -> Any:
+    """The value at a JSON Pointer, or ``_ABSENT``."""
+    for escaped in pointer.split("/")[1:]:
+        token = escaped.replace("~1", "/").replace("~0", "~")
+        if isinstance(document, dict) and token in document:
+            document = document[token]
+        elif isinstance(document, list) and token.isdigit() and int(token) < len(document):
+            document = document[int(token)]
+        else:
+            return _ABSENT
+    return document
+
+
+def holds_patch(obj: dict[str, Any] | None, ops: list[dict[str, Any]]) -> bool:
+    """Whether ``obj`` already holds what the patch writes: every added or replaced value in place,
+    every removed member gone. Our patches write whole destination lists and a history entry with
+    its time and actor, so a match is our own write, not a coincidence."""
+    if obj is None:
+        return False
+    for op in ops:
+        if op["op"] in ("add", "replace") and _at_pointer(obj, op["path"]) != op["value"]:
+            return False
+        if op["op"] == "remove" and _at_pointer(obj, op["path"]) is not _ABSENT:
+            return False
+    return any(op["op"] in ("add", "replace", "remove") for op in ops)
+
+
+def _json_patch_once(ctx: Context, target: Target, ops: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Sends the guarded PATCH once. When its answer is lost, re-reads the VirtualService instead
+    of sending it again: the object if the write is there, None if it is not (then the caller may
+    plan and send anew; the ``test`` ops keep a late duplicate from applying twice)."""
+    try:
+        return ctx.istio.json_patch("VirtualService", target.namespace, target.name, ops, dry_run=ctx.check_mode)
+    except RequestOutcomeUnknown:
+        if ctx.check_mode:
+            return None  # a server-side dry run stores nothing; there is nothing to recognise
+        ctx.at("get", "virtualservices", target.name, target.namespace)
+        current = ctx.istio.get("VirtualService", target.namespace, target.name)
+        return current if holds_patch(current, ops) else None
+
+
 def write(ctx: Context, target: Target, replan: Callable[[], None], retries: int) -> None:
     """The guarded PATCH; on a conflict, re-read, re-plan and try again up to ``retries`` times."""
     for attempt in range(retries + 1):
@@ -191,19 +235,20 @@ def write(ctx: Context, target: Target, replan: Callable[[], None], retries: int
             return
         ctx.at("patch", "virtualservices", target.name, target.namespace)
         try:
-            target.written = ctx.istio.json_patch("VirtualService", target.namespace, target.name, target.patch,
-                                                  dry_run=ctx.check_mode)
-            return
+            written = _json_patch_once(ctx, target, target.patch)
+            if written is not None:
+                target.written = written
+                return
         except ApiError as exc:
             if not is_patch_conflict(exc):
                 raise
-            if attempt == retries:
-                raise ModuleFailure(
-                    f"VirtualService {target.label} kept changing while we tried to move traffic "
-                    f"({retries + 1} attempts, each refused because someone else wrote first); nothing of theirs "
-                    "was overwritten. Re-run the task") from None
-            time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-            replan()
+        if attempt == retries:
+            raise ModuleFailure(
+                f"VirtualService {target.label} kept changing while we tried to move traffic "
+                f"({retries + 1} attempts, each refused because someone else wrote first); nothing of theirs "
+                "was overwritten. Re-run the task") from None
+        time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        replan()
 
 
 def rollback(ctx: Context, target: Target) -> None:
@@ -217,7 +262,9 @@ def rollback(ctx: Context, target: Target) -> None:
     ops += build_annotation_ops(now, {key: old_annotations.get(key) for key in (STATE_ANNOTATION, HISTORY_ANNOTATION)})
     if ops:
         ctx.at("patch", "virtualservices", target.name, target.namespace)
-        ctx.istio.json_patch("VirtualService", target.namespace, target.name, ops, dry_run=ctx.check_mode)
+        if _json_patch_once(ctx, target, ops) is None and not ctx.check_mode:
+            raise ModuleFailure(f"VirtualService {target.label}: the answer to putting it back was lost and a "
+                                "re-read shows the old weights are not back; check it now")
     target.rolled_back = True
 
 

@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dir", default=argparse.SUPPRESS, help="lab directory")
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", parents=[common], help="start etcd + kube-apiserver (and optionally the data plane)")
+    up = sub.add_parser("up", parents=[common],
+                        help="start etcd, kube-apiserver, the Istio validation webhook (and optionally the data plane)")
     up.add_argument("--dataplane", action="store_true", help="also start the data plane (Bookinfo runner, router)")
     up.add_argument("--no-provision", action="store_true", help="fail instead of building missing binaries")
     sub.add_parser("down", parents=[common], help="stop every process this lab started")
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"lab {info['name']}: {'up' if info['up'] else 'DOWN'} ({info['dir']})")
                 print(f"  server:     {info['server']}")
                 print(f"  kubeconfig: {info['kubeconfig']}")
+                if info.get("webhook_url"):
+                    print(f"  webhook:    {info['webhook_url']} (Istio validation, failurePolicy Fail)")
                 for key, port in info["ports"].items():
                     print(f"  port {key}: {port}")
                 for key, version in info["versions"].items():

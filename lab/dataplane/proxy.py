@@ -99,7 +99,7 @@ class Router:
             if attempt:
                 # The workload may have just been replaced: choose again from the current snapshot.
                 snapshot = self.snapshot
-                found = snapshot.resolve(target.service, target.subset, self.rng())
+                found = snapshot.resolve(target.service, target.subset, self.rng(), target.client_namespace)
                 if not isinstance(found, Target):
                     raise UpstreamError(503, NO_HEALTHY_UPSTREAM, "UH")
                 target = found

@@ -1,25 +1,40 @@
 """The router's decisions, as pure functions over one snapshot of the cluster's configuration.
 
 This is the part that stands in for Istio's Pilot + Envoy route tables.  It is written from
-Istio's documented behaviour, never from the collection's code (the lab must judge the
-collection, not agree with it):
+Istio's code and documentation (release 1.30.3; the functions named below are in istio/istio),
+never from the collection's code (the lab must judge the collection, not agree with it):
 
-- A VirtualService's ``http`` routes are tried in order; the first whose ``match`` list has a
+- Short host names: a host without a dot names ``<host>.<namespace of the VirtualService or
+  DestinationRule that writes it>.svc.cluster.local``; a host with a dot, ``*`` and IP addresses
+  are taken as written (``ResolveShortnameToFQDN``, pilot/pkg/model/config.go).
+- A VirtualService's ``http`` routes are tried in order and the first whose ``match`` list has a
   matching entry wins (entries are ORed, the fields inside one entry are ANDed; no ``match``
-  matches everything).  No matching route: 404.
+  matches everything): Envoy takes the first matching route of a virtual host, and Istio keeps
+  the VirtualService's order (``BuildHTTPRoutesForVirtualService``,
+  pilot/pkg/networking/core/route/route.go).  No matching route: 404.
 - A VirtualService without ``gateways`` (or with ``mesh`` among them) applies to traffic between
   workloads; one bound to a Gateway applies to that gateway's traffic.
-- Short host names are read in the namespace of the resource that holds them.
+- Weights are relative: a lone destination takes all the traffic whatever its weight; with
+  several, those of weight 0 are dropped and the others share by weight/sum of weights (900/100
+  is 90/10) (``applyHTTPRouteDestination``, route.go, and Envoy's weighted clusters).
+- The DestinationRule for a destination is looked up as istiod does (``destinationRule``,
+  pilot/pkg/model/push_context.go): first the client's namespace, then the service's namespace
+  (rules exported to the client), then the mesh root namespace ``istio-system``; in each, the
+  most specific host wins (exact before wildcard) and rules for the same host merge their
+  subsets, the oldest first (``mergeDestinationRule``, destination_rule.go).  DestinationRules
+  with a ``workloadSelector`` are not modelled (ignored).
 - StringMatch: ``exact``, ``prefix``, ``regex`` (RE2 syntax, the whole value must match).
-- Weighted destinations split at random by weight; subsets select workloads by the labels the
-  DestinationRule gives them; a service with no VirtualService spreads over all its workloads.
+- Subsets select workloads by the labels the DestinationRule gives them; a service with no
+  VirtualService spreads over all its workloads.
 - A subset with no ready workload answers 503 "no healthy upstream"; so does a subset the
   DestinationRule does not define (Envoy has no cluster for it).
+- Not modelled: delegate VirtualServices (a route that only delegates answers 503).
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import random
 import re
 import urllib.parse
@@ -27,8 +42,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-CLUSTER_DOMAIN = "svc.cluster.local"
+DOMAIN_SUFFIX = "cluster.local"  # constants.DefaultClusterLocalDomain
+CLUSTER_DOMAIN = f"svc.{DOMAIN_SUFFIX}"
 MESH_GATEWAY = "mesh"
+MESH_ROOT_NAMESPACE = "istio-system"  # meshConfig.rootNamespace, by default istiod's namespace
 NO_HEALTHY_UPSTREAM = "no healthy upstream"
 
 
@@ -88,6 +105,7 @@ class Target:
     service: ServiceEntry
     endpoint: Endpoint
     subset: str | None = None
+    client_namespace: str = ""  # whose DestinationRule lookup chose the subset
 
 
 @dataclass
@@ -127,12 +145,20 @@ def split_host_port(authority: str) -> tuple[str, int | None]:
     return host, None
 
 
-def expand_config_host(host: str, namespace: str) -> str:
-    """A host as written in a VirtualService/DestinationRule: short names belong to its namespace."""
+def resolve_shortname_to_fqdn(host: str, namespace: str) -> str:
+    """A host as written in a VirtualService/DestinationRule in ``namespace`` (ResolveShortnameToFQDN)."""
     host = host.strip().lower()
-    if host == "*" or "." in host:
+    if not host or host == "*" or "." in host or _is_ip_address(host):
         return host
-    return f"{host}.{namespace}.{CLUSTER_DOMAIN}"
+    return f"{host}.{namespace}.svc.{DOMAIN_SUFFIX}"
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def expand_request_host(host: str, namespace: str) -> str:
@@ -261,6 +287,31 @@ class Snapshot:
         for endpoint in self.endpoints:
             self.workload_labels.setdefault((endpoint.namespace, endpoint.workload), endpoint.labels)
         self.services: dict[str, ServiceEntry] = {service.fqdn: service for service in services}
+        self._index_destination_rules()
+
+    def _index_destination_rules(self) -> None:
+        """Three pools per namespace, as istiod's ``SetDestinationRules`` (push_context.go) builds them."""
+        # namespace -> [(resolved host, exportTo, rule)], oldest first
+        self._local_rules: dict[str, list[tuple[str, frozenset[str], Mapping[str, Any]]]] = {}
+        self._exported_rules: dict[str, list[tuple[str, frozenset[str], Mapping[str, Any]]]] = {}
+        self._root_local_rules: list[tuple[str, frozenset[str], Mapping[str, Any]]] = []
+        for rule in self.destination_rules:
+            spec = rule.get("spec") or {}
+            if spec.get("workloadSelector"):
+                continue  # applies to selected client workloads only: not modelled
+            namespace = rule["metadata"].get("namespace", "default")
+            entry = (resolve_shortname_to_fqdn(str(spec.get("host", "")), namespace),
+                     frozenset(str(e) for e in spec.get("exportTo") or []), rule)
+            export_to = entry[1]
+            # Visible to its own namespace unless exported only elsewhere.
+            if not export_to or export_to & {"*", ".", namespace}:
+                self._local_rules.setdefault(namespace, []).append(entry)
+            # The mesh default exportTo is "*": no exportTo means exported everywhere.
+            private_only = len(export_to) == 1 and bool(export_to & {".", namespace})
+            if not private_only:
+                self._exported_rules.setdefault(namespace, []).append(entry)
+            elif namespace == MESH_ROOT_NAMESPACE:
+                self._root_local_rules.append(entry)
 
     # ---- lookups
 
@@ -271,16 +322,28 @@ class Snapshot:
         return [e for e in self.endpoints
                 if e.namespace == service.namespace and service.selector and labels_match(service.selector, e.labels)]
 
-    def destination_rule_for(self, fqdn: str) -> Mapping[str, Any] | None:
-        best: tuple[int, Mapping[str, Any]] | None = None
-        for rule in self.destination_rules:
-            namespace = rule["metadata"].get("namespace", "default")
-            pattern = expand_config_host(str(rule.get("spec", {}).get("host", "")), namespace)
-            if host_matches(pattern, fqdn):
-                score = host_specificity(pattern)
-                if best is None or score > best[0]:
-                    best = (score, rule)
-        return best[1] if best else None
+    def destination_rule_for(self, fqdn: str, client_namespace: str,
+                             service_namespace: str | None = None) -> Mapping[str, Any] | None:
+        """The DestinationRule a client in ``client_namespace`` applies to ``fqdn`` (``destinationRule``)."""
+        if service_namespace is None:
+            service = self.service_for(fqdn)
+            service_namespace = service.namespace if service else ""
+        # 1. the client's own namespace (for a client in the root namespace: its private rules)
+        if client_namespace != MESH_ROOT_NAMESPACE:
+            found = _most_specific(self._local_rules.get(client_namespace, []), fqdn)
+        else:
+            found = _most_specific(self._root_local_rules, fqdn)
+        if found:
+            return _merged(found)
+        # 2. the service's namespace, then 3. the root namespace: rules exported to the client
+        for owner in (service_namespace, MESH_ROOT_NAMESPACE):
+            if not owner:
+                continue
+            found = [entry for entry in _most_specific(self._exported_rules.get(owner, []), fqdn)
+                     if not entry[1] or "*" in entry[1] or client_namespace in entry[1]]
+            if found:
+                return _merged(found)
+        return None
 
     def mesh_virtual_service(self, fqdn: str) -> Mapping[str, Any] | None:
         """The VirtualService for mesh traffic to ``fqdn``: most specific host, then the oldest."""
@@ -292,7 +355,7 @@ class Snapshot:
                 continue
             namespace = vs["metadata"].get("namespace", "default")
             for host in spec.get("hosts") or []:
-                pattern = expand_config_host(str(host), namespace)
+                pattern = resolve_shortname_to_fqdn(str(host), namespace)
                 if host_matches(pattern, fqdn):
                     score = host_specificity(pattern)
                     if best is None or score > best[0]:
@@ -306,7 +369,7 @@ class Snapshot:
             spec = vs.get("spec", {})
             namespace = vs["metadata"].get("namespace", "default")
             vs_hosts = [str(h).lower() for h in spec.get("hosts") or []]
-            if not any(host_matches(pattern, host) or host_matches(expand_config_host(pattern, namespace), host)
+            if not any(host_matches(pattern, host) or host_matches(resolve_shortname_to_fqdn(pattern, namespace), host)
                        for pattern in vs_hosts):
                 continue
             for reference in spec.get("gateways") or []:
@@ -431,6 +494,8 @@ class Snapshot:
 
     def _apply_action(self, route: Mapping[str, Any], request: Request, namespace: str,
                       decision: Decision, rng: random.Random) -> Decision:
+        # Hosts in the route are the VirtualService's (``namespace``); the DestinationRule is the client's.
+        client_namespace = request.source_namespace or "default"
         if route.get("redirect"):
             return self._redirect(route["redirect"], request, decision)
         direct = route.get("directResponse")
@@ -461,7 +526,7 @@ class Snapshot:
         destinations = route.get("route") or []
         chosen = self._pick_weighted(destinations, rng)
         destination = (chosen or {}).get("destination") or {}
-        fqdn = expand_config_host(str(destination.get("host", "")), namespace) if destination else ""
+        fqdn = resolve_shortname_to_fqdn(str(destination.get("host", "")), namespace) if destination else ""
         service = self.service_for(fqdn) if fqdn else None
         decision.service = service
         if fault.get("abort"):
@@ -491,9 +556,9 @@ class Snapshot:
         for mirror, percent in wanted:
             if not _chance(percent, rng):
                 continue
-            mirror_service = self.service_for(expand_config_host(str(mirror.get("host", "")), namespace))
+            mirror_service = self.service_for(resolve_shortname_to_fqdn(str(mirror.get("host", "")), namespace))
             if mirror_service is not None:
-                found = self.resolve(mirror_service, mirror.get("subset"), rng)
+                found = self.resolve(mirror_service, mirror.get("subset"), rng, client_namespace)
                 if isinstance(found, Target):
                     decision.mirrors.append(found)
         if service is None:
@@ -501,12 +566,12 @@ class Snapshot:
             decision.body = NO_HEALTHY_UPSTREAM
             decision.flags = "UH"
             return decision
-        return self._forward_to(decision, service, destination.get("subset"), rng)
+        return self._forward_to(decision, service, destination.get("subset"), rng, client_namespace)
 
     def _forward_to(self, decision: Decision, service: ServiceEntry, subset: str | None,
-                    rng: random.Random) -> Decision:
+                    rng: random.Random, client_namespace: str = "default") -> Decision:
         decision.service = service
-        found = self.resolve(service, subset, rng)
+        found = self.resolve(service, subset, rng, client_namespace)
         if isinstance(found, Target):
             decision.target = found
             return decision
@@ -515,11 +580,12 @@ class Snapshot:
         decision.flags = found
         return decision
 
-    def resolve(self, service: ServiceEntry, subset: str | None, rng: random.Random) -> Target | str:
+    def resolve(self, service: ServiceEntry, subset: str | None, rng: random.Random,
+                client_namespace: str = "default") -> Target | str:
         """Picks an endpoint of ``service`` (in ``subset``), or returns the failure flag."""
         endpoints = self.service_endpoints(service)
         if subset:
-            rule = self.destination_rule_for(service.fqdn)
+            rule = self.destination_rule_for(service.fqdn, client_namespace, service.namespace)
             subsets = {s.get("name"): s for s in (rule or {}).get("spec", {}).get("subsets") or []}
             if subset not in subsets:
                 return "NC"  # Envoy: no cluster for this subset
@@ -529,10 +595,12 @@ class Snapshot:
             return "UH"
         # A Service balances over pods, so a Deployment with more replicas takes a larger share.
         endpoint = rng.choices(endpoints, weights=[max(1, e.replicas) for e in endpoints])[0]
-        return Target(service=service, endpoint=endpoint, subset=subset)
+        return Target(service=service, endpoint=endpoint, subset=subset, client_namespace=client_namespace)
 
     @staticmethod
     def _pick_weighted(destinations: Sequence[Mapping[str, Any]], rng: random.Random) -> Mapping[str, Any] | None:
+        """applyHTTPRouteDestination (route.go): one destination is a plain cluster, its weight unused;
+        several are Envoy weighted clusters, weight 0 dropped, the rest relative to their sum."""
         if not destinations:
             return None
         if len(destinations) == 1:
@@ -572,6 +640,34 @@ class Snapshot:
         decision.status = int(redirect.get("redirectCode") or 301)
         decision.redirect = location
         return decision
+
+
+def _most_specific(entries: Sequence[tuple[str, frozenset[str], Mapping[str, Any]]],
+                   fqdn: str) -> list[tuple[str, frozenset[str], Mapping[str, Any]]]:
+    """MostSpecificHostMatch (pilot/pkg/model): the rules of the exact host, else of the longest wildcard."""
+    exact = [entry for entry in entries if entry[0] == fqdn]
+    if exact:
+        return exact
+    wildcards = [entry for entry in entries if entry[0].startswith("*") and host_matches(entry[0], fqdn)]
+    if not wildcards:
+        return []
+    longest = max(len(entry[0]) for entry in wildcards)
+    return [entry for entry in wildcards if len(entry[0]) == longest]
+
+
+def _merged(entries: Sequence[tuple[str, frozenset[str], Mapping[str, Any]]]) -> Mapping[str, Any]:
+    """mergeDestinationRule: the oldest rule, plus the subsets of the others whose names are new."""
+    first = entries[0][2]
+    if len(entries) == 1:
+        return first
+    subsets = list((first.get("spec") or {}).get("subsets") or [])
+    names = {subset.get("name") for subset in subsets}
+    for _, _, rule in entries[1:]:
+        for subset in (rule.get("spec") or {}).get("subsets") or []:
+            if subset.get("name") not in names:
+                subsets.append(subset)
+                names.add(subset.get("name"))
+    return {**first, "spec": {**(first.get("spec") or {}), "subsets": subsets}}
 
 
 def _mirror_percent(route: Mapping[str, Any]) -> float:

@@ -25,6 +25,7 @@ from lab.controlplane import DEFAULT_DIR, Lab
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = REPO_ROOT / "playbooks"
+BOOKINFO_VARS = PLAYBOOKS / "vars" / "bookinfo.yml"  # the release the demo shows
 COLLECTIONS = REPO_ROOT / "build" / "collections"
 VENV_BIN = Path(sys.executable).parent
 LABELS = {"v3": 'data-star-color="red"', "v2": 'data-star-color="black"', "v1": 'class="review"'}
@@ -45,7 +46,7 @@ def playbook(path: Path, kubeconfig: str, extra: dict[str, Any] | None = None, i
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
                K8S_AUTH_KUBECONFIG=kubeconfig, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     command = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-               "-e", f"ansible_python_interpreter={sys.executable}", str(path)]
+               "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"@{BOOKINFO_VARS}", str(path)]
     if extra:
         command += ["-e", json.dumps(extra)]
     subprocess.run(command, env=env, check=True, stdin=None if interactive else subprocess.DEVNULL)

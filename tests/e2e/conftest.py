@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from lab.controlplane import Lab, load_state, process_alive
 from lab.kube import KubeClient, KubeError
-from tests.helpers.ansible import ansible_env
+from tests.helpers.ansible import BOOKINFO_VARS, ansible_env
 from tests.helpers.collection import REPO_ROOT, ensure_collection_path
 
 PLAYBOOKS = REPO_ROOT / "playbooks"
@@ -87,7 +88,8 @@ def run_with_runner(playbook: str, state: dict[str, Any], extravars: dict[str, A
         result = ansible_runner.run(
             private_data_dir=private,
             playbook=str(PLAYBOOKS / playbook) if playbook.endswith(".yml") else playbook,
-            extravars={"canary_kubeconfig": state["kubeconfig"], **(extravars or {})},
+            extravars={**yaml.safe_load(BOOKINFO_VARS.read_text()), "canary_kubeconfig": state["kubeconfig"],
+                       **(extravars or {})},
             envvars=env, quiet=True, timeout=timeout,
         )
         seconds = time.monotonic() - started

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import PLAYBOOKS, Cluster
-from tests.helpers.ansible import run_playbook
+from tests.helpers.ansible import BOOKINFO_VARS, run_playbook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -145,14 +145,16 @@ def test_failure_after_traffic_moved_returns_it_to_base(lab_state, base):
     extra = {"canary_kubeconfig": lab_state["kubeconfig"], "canary_namespace": base.namespace,
              "canary_release_interactive": "always", "canary_release_prompt_attempts": 2,
              "canary_release_ratio": 30}
-    result = run_playbook(PLAYBOOKS / "canary.yml", extra_vars=extra, json_output=False, timeout=120)
+    result = run_playbook(PLAYBOOKS / "canary.yml", vars_file=BOOKINFO_VARS, extra_vars=extra, json_output=False,
+                          timeout=120)
     flat = " ".join(result.stdout.split())
     assert result.returncode != 0
     assert "No valid answer for canary_release_decision after 2 attempt(s)" in flat, flat[-3000:]
     assert "All traffic was put back on v1" in flat
     assert base.route_weights() == {"v1": 100, "v2": 0}
 
-    result = run_playbook(PLAYBOOKS / "canary.yml", extra_vars={**extra, "canary_release_rollback_on_failure": False},
+    result = run_playbook(PLAYBOOKS / "canary.yml", vars_file=BOOKINFO_VARS,
+                          extra_vars={**extra, "canary_release_rollback_on_failure": False},
                           json_output=False, timeout=120)
     assert result.returncode != 0
     assert "Traffic was left as it was" in " ".join(result.stdout.split())

@@ -8,20 +8,21 @@ import pexpect
 import pytest
 
 from tests.e2e.conftest import PLAYBOOKS, Cluster
-from tests.helpers.ansible import VENV_BIN, ansible_env, run_playbook
+from tests.helpers.ansible import BOOKINFO_VARS, VENV_BIN, ansible_env, run_playbook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_prompts_reask_on_invalid_ratio_then_promote(lab_state, kube, bookinfo_namespace):
     ns = {"canary_kubeconfig": lab_state["kubeconfig"], "canary_namespace": bookinfo_namespace}
-    deployed = run_playbook(PLAYBOOKS / "deploy_base.yml", extra_vars=ns)
+    deployed = run_playbook(PLAYBOOKS / "deploy_base.yml", vars_file=BOOKINFO_VARS, extra_vars=ns)
     assert deployed.returncode == 0, deployed.stdout[-3000:]
 
     env = ansible_env()
     env.pop("ANSIBLE_STDOUT_CALLBACK", None)
     child = pexpect.spawn(str(VENV_BIN / "ansible-playbook"),
-                          ["playbooks/canary.yml", "-e", f"canary_kubeconfig={ns['canary_kubeconfig']}",
+                          ["playbooks/canary.yml", "-e", f"@{BOOKINFO_VARS}",
+                           "-e", f"canary_kubeconfig={ns['canary_kubeconfig']}",
                            "-e", f"canary_namespace={bookinfo_namespace}"],
                           cwd=str(PLAYBOOKS.parent), env=env, encoding="utf-8", timeout=90)
     try:
@@ -48,10 +49,11 @@ def test_prompts_reask_on_invalid_ratio_then_promote(lab_state, kube, bookinfo_n
 
 def test_no_terminal_no_variables_fails_within_seconds(lab_state, kube, bookinfo_namespace):
     ns = {"canary_kubeconfig": lab_state["kubeconfig"], "canary_namespace": bookinfo_namespace}
-    assert run_playbook(PLAYBOOKS / "deploy_base.yml", extra_vars=ns).returncode == 0
+    assert run_playbook(PLAYBOOKS / "deploy_base.yml", vars_file=BOOKINFO_VARS, extra_vars=ns).returncode == 0
     started = time.monotonic()
     # stdin is /dev/null: what cron, CI and `ansible-playbook ... < /dev/null` give.
-    result = run_playbook(PLAYBOOKS / "canary.yml", extra_vars=ns, json_output=False, timeout=60)
+    result = run_playbook(PLAYBOOKS / "canary.yml", vars_file=BOOKINFO_VARS, extra_vars=ns, json_output=False,
+                          timeout=60)
     elapsed = time.monotonic() - started
     flat = " ".join(result.stdout.split())
     assert result.returncode != 0
@@ -64,10 +66,12 @@ def test_no_terminal_no_variables_fails_within_seconds(lab_state, kube, bookinfo
 
 def test_playbooks_run_by_fqcn(lab_state, kube, bookinfo_namespace):
     ns = {"canary_kubeconfig": lab_state["kubeconfig"], "canary_namespace": bookinfo_namespace}
-    assert run_playbook("canary.istio.deploy_base", extra_vars=ns, cwd=PLAYBOOKS.parent.parent).returncode == 0
-    result = run_playbook("canary.istio.canary", extra_vars={**ns, "canary_release_ratio": 20,
-                                                             "canary_release_decision": "hold"},
+    assert run_playbook("canary.istio.deploy_base", vars_file=BOOKINFO_VARS, extra_vars=ns,
+                        cwd=PLAYBOOKS.parent.parent).returncode == 0
+    result = run_playbook("canary.istio.canary", vars_file=BOOKINFO_VARS,
+                          extra_vars={**ns, "canary_release_ratio": 20, "canary_release_decision": "hold"},
                           cwd=PLAYBOOKS.parent.parent)
     assert result.returncode == 0, result.stdout[-3000:]
-    status = run_playbook("canary.istio.status", extra_vars=ns, json_output=False, cwd=PLAYBOOKS.parent.parent)
+    status = run_playbook("canary.istio.status", vars_file=BOOKINFO_VARS, extra_vars=ns, json_output=False,
+                          cwd=PLAYBOOKS.parent.parent)
     assert "v1 80%, v2 20%" in status.stdout

@@ -21,6 +21,8 @@ import yaml
 from tests.helpers.collection import COLLECTION_DIR, COLLECTIONS_ROOT, REPO_ROOT, ensure_collection_path
 
 VENV_BIN = Path(sys.executable).parent
+# The example release (Bookinfo reviews v1 -> v2) that the stage playbooks no longer assume.
+BOOKINFO_VARS = REPO_ROOT / "playbooks" / "vars" / "bookinfo.yml"
 
 
 def module_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -77,8 +79,11 @@ def ansible_env(state: dict[str, Any] | None = None, extra: dict[str, str] | Non
 def run_playbook(playbook: str | Path | list[dict[str, Any]], state: dict[str, Any] | None = None,
                  extra_vars: dict[str, Any] | None = None, args: list[str] | None = None,
                  env: dict[str, str] | None = None, timeout: float = 600, cwd: Path | None = None,
-                 stdin: Any = subprocess.DEVNULL, **_: Any) -> subprocess.CompletedProcess[str]:
-    """ansible-playbook on localhost. stdout is what a person sees; ``.results`` holds every task result."""
+                 stdin: Any = subprocess.DEVNULL, vars_file: Path | None = None,
+                 **_: Any) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook on localhost. stdout is what a person sees; ``.results`` holds every task result.
+
+    ``vars_file`` is passed as ``-e @file`` before ``extra_vars``, which win over it."""
     ensure_collection_path()
     tmp = None
     if isinstance(playbook, list):
@@ -87,6 +92,8 @@ def run_playbook(playbook: str | Path | list[dict[str, Any]], state: dict[str, A
         tmp.close()
         playbook = tmp.name
     command = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook)]
+    if vars_file:
+        command += ["-e", f"@{vars_file}"]
     if extra_vars:
         command += ["-e", json.dumps(extra_vars)]
     command += args or []

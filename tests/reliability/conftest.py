@@ -18,7 +18,7 @@ import pytest
 from lab import dataplane
 from lab.controlplane import Lab
 from lab.kube import KubeClient, KubeError
-from tests.helpers.ansible import VENV_BIN, ansible_env, read_results, results_callback_env
+from tests.helpers.ansible import BOOKINFO_VARS, VENV_BIN, ansible_env, read_results, results_callback_env
 from tests.helpers.collection import REPO_ROOT, ensure_collection_path
 
 PLAYBOOKS = REPO_ROOT / "playbooks"
@@ -38,7 +38,7 @@ class FaultLab:
         env = ansible_env(self.state, results_callback_env(results.name))
         extra_vars = json.dumps({"canary_kubeconfig": self.state["kubeconfig"], **extra})
         command = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                   str(PLAYBOOKS / playbook), "-e", extra_vars]
+                   str(PLAYBOOKS / playbook), "-e", f"@{BOOKINFO_VARS}", "-e", extra_vars]
         if verbosity:
             command.append(verbosity)
         proc = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

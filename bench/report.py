@@ -557,7 +557,7 @@ def render_en(results: dict[str, Any]) -> str:
         f"({f['theirs']} s): on this path the ratio is {f['module_ratio']}×, {f['module_verdict_en']}.",
         f"- **Compiling our sources** (module-process path only) — {f['compile']} ms per run: AnsiballZ "
         "imports from a zip, where Python keeps no `.pyc`, so every `module_utils` file a module imports is "
-        "compiled on every task; `_canary.py` (about 1,100 lines) is the largest.",
+        "compiled on every task.",
         "",
         "## 5. The lab router",
         "",

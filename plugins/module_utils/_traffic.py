@@ -18,25 +18,30 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import (
-    HISTORY_ANNOTATION,
-    STATE_ANNOTATION,
-    CanaryInputError,
-    append_history,
+from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
+from ansible_collections.canary.istio.plugins.module_utils._context import Context, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.header_routes import (
+    header_route_port,
+    plan_header_route,
+    remove_header_route,
+)
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import same_host, service_host
+from ansible_collections.canary.istio.plugins.module_utils._logic.patches import (
     build_annotation_ops,
     build_http_list_patch,
     build_route_patch,
-    encode_canary_state,
-    find_http_route,
-    plan_header_route,
-    plan_route_weights,
-    read_canary_state,
-    remove_header_route,
-    route_weights,
-    same_host,
 )
-from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
-from ansible_collections.canary.istio.plugins.module_utils._module import Context, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route
+from ansible_collections.canary.istio.plugins.module_utils._logic.state import (
+    HISTORY_ANNOTATION,
+    STATE_ANNOTATION,
+    append_history,
+    choose_roles,
+    encode_canary_state,
+    read_canary_state,
+)
+from ansible_collections.canary.istio.plugins.module_utils._logic.subsets import subsets_of
+from ansible_collections.canary.istio.plugins.module_utils._logic.weights import plan_route_weights, route_weights
 
 UTC = timezone.utc
 
@@ -87,20 +92,6 @@ class Target:
         return route.get("name") or f"http[{self.route_index}]"
 
 
-def service_host(vs: dict[str, Any], given: str | None) -> str:
-    if given:
-        return given
-    hosts = (vs.get("spec") or {}).get("hosts") or []
-    if len(hosts) == 1 and isinstance(hosts[0], str):
-        return hosts[0]
-    name = vs["metadata"]["name"]
-    for host in hosts:
-        if isinstance(host, str) and same_host(host, name):
-            return host
-    raise CanaryInputError(f"VirtualService {vs['metadata'].get('namespace')}/{name} has hosts {hosts!r}; "
-                           "say which service to move with service_host")
-
-
 def read_destination_rule(ctx: Context, target: Target, host: str) -> dict[str, Any] | None:
     """The DestinationRule for the host: by name when given, else named like the host, else by spec.host."""
     istio = ctx.istio
@@ -117,24 +108,6 @@ def read_destination_rule(ctx: Context, target: Target, host: str) -> dict[str, 
         if same_host((candidate.get("spec") or {}).get("host"), host):
             return candidate
     return None
-
-
-def subsets_of(rule: dict[str, Any] | None) -> list[str]:
-    return [s.get("name") for s in ((rule or {}).get("spec") or {}).get("subsets") or [] if isinstance(s, dict)]
-
-
-def choose_roles(state: dict[str, Any], before: dict[str, int], after: dict[str, int],
-                 base: str | None, canary: str | None) -> tuple[str, str]:
-    """Which subset is the base and which the canary, for the recorded state."""
-    if base and canary:
-        return base, canary
-    names = list(after)
-    if state.get("base") in after and state.get("canary") in after and state["base"] != state["canary"]:
-        return state["base"], state["canary"]
-    ranked = sorted(names, key=lambda n: (-before.get(n, 0), names.index(n)))
-    if len(ranked) == 1:
-        return ranked[0], ranked[0]
-    return ranked[0], ranked[-1]
 
 
 def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor: str, history_limit: int,
@@ -236,15 +209,7 @@ def plan_header(ctx: Context, target: Target, route: str, match: list[dict[str, 
     if not present:
         new_http = remove_header_route(spec, route)
     else:
-
-        port = None
-        for item in spec.get("http") or []:
-            for destination in (item or {}).get("route") or []:
-                target_port = ((destination or {}).get("destination") or {}).get("port")
-                if port is None and same_host(((destination or {}).get("destination") or {}).get("host"), host) \
-                        and isinstance(target_port, dict) and isinstance(target_port.get("number"), int):
-                    port = target_port["number"]
-        new_http = plan_header_route(spec, route, host, match, subset, port=port)
+        new_http = plan_header_route(spec, route, host, match, subset, port=header_route_port(spec, host))
         rule = read_destination_rule(ctx, target, host)
         target.rule = rule
         if rule is None or subset not in subsets_of(rule):

@@ -105,26 +105,15 @@ api_requests:
   type: int
 """
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import (
-    CanaryInputError,
-    find_http_route,
-    read_canary_state,
-    referenced_subsets,
-    route_weights,
-)
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import service_host
+from ansible_collections.canary.istio.plugins.module_utils._logic.info import routes_report, subsets_report
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route
+from ansible_collections.canary.istio.plugins.module_utils._logic.state import read_canary_state
 from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
-from ansible_collections.canary.istio.plugins.module_utils._traffic import (
-    Target,
-    read_destination_rule,
-    service_host,
-)
-
-
-def _labels_match(selector, labels):
-    return all(labels.get(key) == value for key, value in (selector or {}).items())
-
+from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, read_destination_rule
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
@@ -149,13 +138,7 @@ def execute(ctx):
         return result
     spec = vs.get("spec") or {}
     host = service_host(vs, params.get("service_host"))
-    for index, route in enumerate(spec.get("http") or []):
-        try:
-            weights = route_weights(route)
-        except CanaryInputError:
-            weights = {}
-        result["routes"].append({"index": index, "name": route.get("name"), "match": route.get("match") or [],
-                                 "weights": weights})
+    result["routes"] = routes_report(spec)
     try:
         index = find_http_route(spec, host, params.get("route_name"))
         result["weights"] = result["routes"][index]["weights"]
@@ -181,21 +164,7 @@ def execute(ctx):
         selector = selector or {"app": short}
         ctx.at("list", "deployments", None, namespace, "apps")
         deployments = ctx.client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments").get("items") or []
-        routed = referenced_subsets(spec, host)
-        for subset in (rule.get("spec") or {}).get("subsets") or []:
-            labels = subset.get("labels") or {}
-            backing = []
-            for deployment in deployments:
-                template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
-                pod_labels = template.get("labels") or {}
-                if _labels_match(selector, pod_labels) and _labels_match(labels, pod_labels):
-                    status = deployment.get("status") or {}
-                    backing.append({"name": deployment["metadata"]["name"],
-                                    "replicas": (deployment.get("spec") or {}).get("replicas", 1),
-                                    "available_replicas": status.get("availableReplicas", 0)})
-            result["subsets"].append({"name": subset.get("name"), "labels": labels,
-                                      "deployments": [d["name"] for d in backing], "workloads": backing,
-                                      "routed": subset.get("name") in routed})
+        result["subsets"] = subsets_report(spec, host, rule, selector, deployments)
     return result
 
 

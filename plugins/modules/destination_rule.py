@@ -158,18 +158,20 @@ diff:
   type: dict
 """
 
-from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import (
-    ensure,
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import (
     from_definition,
     merged_object,
-    plan_destination_rule_spec,
-    removed_subsets,
-    routes_to_subsets,
     validate_destination_rule_spec,
     validate_name,
     validate_string_map,
 )
+from ansible_collections.canary.istio.plugins.module_utils._logic.subsets import (
+    plan_destination_rule_spec,
+    removed_subsets,
+)
+from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._resource import ensure, routes_to_subsets
 
 KIND = "DestinationRule"
 

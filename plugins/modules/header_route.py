@@ -131,10 +131,9 @@ diff:
   type: dict
 """
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
-from ansible_collections.canary.istio.plugins.module_utils._istio import strip_server_fields
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import strip_server_fields, validate_name
 from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan_header, write
 
 

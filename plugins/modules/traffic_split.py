@@ -201,14 +201,12 @@ diff:
 
 import getpass
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import (
-    CanaryInputError,
-    canary_weights,
-    validate_weights,
-)
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, describe_error
-from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._logic.weights import canary_weights, validate_weights
+from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan, rollback, write
 
 MAX_SERVICES = 500

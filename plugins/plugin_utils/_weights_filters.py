@@ -17,13 +17,12 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import (
-    CanaryInputError,
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route, virtual_service_spec
+from ansible_collections.canary.istio.plugins.module_utils._logic.weights import (
     canary_weights,
-    find_http_route,
     route_weights,
     split_weights,
-    virtual_service_spec,
 )
 
 

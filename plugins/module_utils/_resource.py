@@ -19,6 +19,7 @@ from typing import Any
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._context import Context, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts, visible_to
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import (
     comparable,
     diff_of,
@@ -91,17 +92,37 @@ def _result(ctx: Context, changed: bool, method: str, before: dict[str, Any] | N
     return result
 
 
-def routes_to_subsets(ctx: Context, namespace: str, host: str, subsets: list[str]) -> dict[str, list[str]]:
-    """VirtualServices in the namespace still routing to any of ``subsets`` of ``host`` (one list request)."""
+def routes_to_subsets(ctx: Context, namespace: str, rule: dict[str, Any], subsets: list[str],
+                      cluster_domain: str | None = None) -> dict[str, list[str]]:
+    """VirtualServices still routing to any of ``subsets`` through DestinationRule ``rule`` (in ``namespace``).
+
+    Hosts are resolved as Istio does (the rule's host in its namespace, each destination's host in
+    its VirtualService's namespace). The rule serves VirtualServices of every namespace it is
+    exported to, so all namespaces are read when the client may list them (one request); with
+    rights in the rule's namespace only, that namespace is read (one more request). A
+    VirtualService in another namespace is named ``namespace/name``.
+    """
     if not subsets:
         return {}
-    ctx.at("list", "virtualservices", None, namespace)
+    fqdn = Hosts(namespace, cluster_domain).fqdn((rule.get("spec") or {}).get("host"))
+    try:
+        ctx.at("list", "virtualservices", None, None)
+        candidates = ctx.istio.list("VirtualService", None)
+    except ApiError as exc:
+        if exc.status != 403:
+            raise
+        ctx.at("list", "virtualservices", None, namespace)
+        candidates = ctx.istio.list("VirtualService", namespace)
     users: dict[str, list[str]] = {}
-    for vs in ctx.istio.list("VirtualService", namespace):
-        routed = referenced_subsets(vs.get("spec") or {}, host)
+    for vs in candidates:
+        vs_namespace = vs["metadata"].get("namespace") or namespace
+        if not visible_to(rule, namespace, vs_namespace):
+            continue
+        routed = referenced_subsets(vs.get("spec") or {}, fqdn, Hosts(vs_namespace, cluster_domain))
+        label = vs["metadata"]["name"] if vs_namespace == namespace else f"{vs_namespace}/{vs['metadata']['name']}"
         for subset in subsets:
             if subset in routed:
-                users.setdefault(subset, []).append(vs["metadata"]["name"])
+                users.setdefault(subset, []).append(label)
     return users
 
 

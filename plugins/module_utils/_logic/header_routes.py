@@ -19,10 +19,18 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
     require_text,
     show,
 )
-from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import same_host
-from ansible_collections.canary.istio.plugins.module_utils._logic.routes import default_route_indexes, http_list
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts, hosts_of
+from ansible_collections.canary.istio.plugins.module_utils._logic.matches import route_shadows
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import (
+    default_route_indexes,
+    http_list,
+    route_label,
+)
 from ansible_collections.canary.istio.plugins.module_utils._logic.subsets import validate_subset_name
-from ansible_collections.canary.istio.plugins.module_utils._logic.weights import TOTAL_WEIGHT
+from ansible_collections.canary.istio.plugins.module_utils._logic.weights import (
+    TOTAL_WEIGHT,
+    refuse_routes_without_destinations,
+)
 
 
 def _header_route(name: str, host: str, match: list, subset: str, port: Any) -> dict:
@@ -37,7 +45,8 @@ def _header_route(name: str, host: str, match: list, subset: str, port: Any) -> 
 
 
 def plan_header_route(
-    spec: Any, name: Any, host: Any, match: Any, destination_subset: Any, *, port: Any = None
+    spec: Any, name: Any, host: Any, match: Any, destination_subset: Any, *, port: Any = None,
+    hosts: Hosts | None = None,
 ) -> list[dict]:
     """A new ``spec.http`` list in which route ``name`` sends ``match``-ing requests to a subset.
 
@@ -47,7 +56,13 @@ def plan_header_route(
     existing route below it moves to just above it, a new one is inserted just above it
     (or before the first route to the host, or at the end, when there is no default
     route). Everything else in the list is untouched.
+
+    Istio gives a request to the first route that matches it, so a header route below an
+    earlier route that matches every request it would match never receives traffic. Such a
+    plan is refused, naming the earlier route (see :mod:`matches` for what is compared): the
+    earlier route belongs to someone, and moving ours above it would take requests away from it.
     """
+    hosts = hosts_of(spec, hosts)
     hint_match = (
         "give a non-empty list of Istio HTTPMatchRequest mappings, "
         "e.g. [{'headers': {'end-user': {'exact': 'jason'}}}]"
@@ -76,7 +91,7 @@ def plan_header_route(
             f"header route name {name!r} is carried by {len(named)} http routes (indexes {named}); "
             "give the routes unique names"
         )
-    defaults = [index for index in default_route_indexes(http, host) if index not in named]
+    defaults = [index for index in default_route_indexes(http, host, hosts) if index not in named]
     default_index = defaults[0] if defaults else None
     desired = _header_route(name, host, match, destination_subset, port)
 
@@ -88,6 +103,7 @@ def plan_header_route(
                 f"http route {name!r} has no match, so it is a default route, not a header route; "
                 "choose another name for the header route"
             )
+        refuse_routes_without_destinations(current, f"http route {route_label(index, current)}")
         updated = dict(current)
         updated["match"] = desired["match"]
         updated["route"] = desired["route"]
@@ -96,7 +112,7 @@ def plan_header_route(
             http.insert(default_index, updated)
         else:
             http[index] = updated
-        return http
+        return _refuse_shadowed(http, name)
 
     if default_index is not None:
         http.insert(default_index, desired)
@@ -107,13 +123,30 @@ def plan_header_route(
             if any(
                 isinstance(item, Mapping)
                 and isinstance(item.get("destination"), Mapping)
-                and same_host(item["destination"].get("host"), host)
+                and hosts.same(item["destination"].get("host"), host)
                 for item in (route.get("route") if isinstance(route.get("route"), list) else [])
             )
         ]
         http.insert(to_host[0] if to_host else len(http), desired)
-    return http
+    return _refuse_shadowed(http, name)
 
+
+def _refuse_shadowed(http: list[dict], name: str) -> list[dict]:
+    """``http`` unchanged, unless an earlier route takes every request header route ``name`` matches."""
+    position = next(index for index, route in enumerate(http) if route.get("name") == name)
+    match = http[position]["match"]
+    for index in range(position):
+        if route_shadows(http[index], match):
+            earlier = http[index]
+            what = (f"matches {show(earlier.get('match'))}" if earlier.get("match")
+                    else "has no match, so it takes every request")
+            raise CanaryConflictError(
+                f"header route {name!r} with match {show(match)} would sit below http route "
+                f"{route_label(index, earlier)}, which {what}: Istio gives each request to the first route that "
+                "matches it, so the header route would never receive traffic. Nothing was changed. Give the header "
+                f"route a match that route {route_label(index, earlier)} does not cover, or change or remove that route"
+            )
+    return http
 
 def remove_header_route(spec: Any, name: Any) -> list[dict]:
     """A new ``spec.http`` list without header route ``name`` (unchanged when absent).
@@ -136,13 +169,14 @@ def remove_header_route(spec: Any, name: Any) -> list[dict]:
     return kept
 
 
-def header_route_port(spec: Any, host: str) -> int | None:
+def header_route_port(spec: Any, host: str, hosts: Hosts | None = None) -> int | None:
     """The port number the VirtualService's existing destinations of ``host`` use (first found), if any."""
+    hosts = hosts or Hosts()
     port = None
     for item in (spec or {}).get("http") or []:
         for destination in (item or {}).get("route") or []:
             target_port = ((destination or {}).get("destination") or {}).get("port")
-            if port is None and same_host(((destination or {}).get("destination") or {}).get("host"), host) \
+            if port is None and hosts.same(((destination or {}).get("destination") or {}).get("host"), host) \
                     and isinstance(target_port, dict) and isinstance(target_port.get("number"), int):
                 port = target_port["number"]
     return port

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
 from ansible_collections.canary.istio.plugins.module_utils._logic.routes import referenced_subsets
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import route_weights
 
@@ -34,16 +35,21 @@ def routes_report(spec: Mapping) -> list[dict[str, Any]]:
     return routes
 
 
-def subsets_report(spec: Mapping, host: str, rule: Mapping, selector: Mapping | None,
-                   deployments: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each subset of ``rule`` with its labels, the Deployments backing it, and whether a route uses it.
+def subsets_report(spec: Mapping, host: str, rules: list[Mapping], selector: Mapping | None,
+                   deployments: list[dict[str, Any]], hosts: Hosts | None = None) -> list[dict[str, Any]]:
+    """Each subset of ``rules`` (the DestinationRules Istio merges for the host) with its labels, the
+    Deployments backing it, and whether a route uses it.
 
     A Deployment backs a subset when its pod template labels match both the Service selector
-    and the subset's labels.
+    and the subset's labels. A subset name defined twice is reported once (the first, as Istio merges).
     """
-    routed = referenced_subsets(spec, host)
+    routed = referenced_subsets(spec, host, hosts)
     report = []
-    for subset in (rule.get("spec") or {}).get("subsets") or []:
+    seen = set()
+    for subset in [s for rule in rules for s in (rule.get("spec") or {}).get("subsets") or []]:
+        if not isinstance(subset, Mapping) or subset.get("name") in seen:
+            continue
+        seen.add(subset.get("name"))
         labels = subset.get("labels") or {}
         backing = []
         for deployment in deployments:

@@ -18,30 +18,32 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
     require_text,
     show,
 )
-from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import same_host
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts, hosts_of
 from ansible_collections.canary.istio.plugins.module_utils._logic.routes import (
     ROUTE_SECTIONS,
     iter_destinations,
     route_label,
     virtual_service_spec,
 )
-from ansible_collections.canary.istio.plugins.module_utils._logic.weights import weight_problems
+from ansible_collections.canary.istio.plugins.module_utils._logic.weights import istio_weight_problems
 
 
-def _subsets_for_host(existing: Mapping, host: Any) -> set[str] | None:
+def _subsets_for_host(existing: Mapping, host: Any, hosts: Hosts) -> set[str] | None:
     for known_host, subsets in existing.items():
-        if same_host(known_host, host):
+        if hosts.same(known_host, host):
             return subsets
     return None
 
 
-def check_invariant(vs_spec: Any, existing_subsets_by_host: Any) -> list[str]:
+def check_invariant(vs_spec: Any, existing_subsets_by_host: Any, hosts: Hosts | None = None) -> list[str]:
     """Problems that would make Istio misroute or reject the VirtualService; ``[]`` if none.
 
     Reports destinations to a subset the DestinationRule of their host does not define
     (only hosts present in ``existing_subsets_by_host``, a mapping of host to subset names,
-    are checked) and weighted routes whose weights are not integers 0..100 summing to 100
-    (a lone destination without weight is fine).
+    are checked; hosts compared as Istio resolves them in the namespace of ``hosts``, default
+    the object's own), weights Istio rejects (negative or not integers, several destinations
+    totalling 0; not "sum to 100", which is only our rule for what we write) and routes that
+    carry destinations next to ``delegate``/``redirect``/``directResponse``.
     """
     hint = "give a mapping of host to the subset names its DestinationRule defines"
     require_mapping(existing_subsets_by_host, "subsets by host", hint)
@@ -57,6 +59,7 @@ def check_invariant(vs_spec: Any, existing_subsets_by_host: Any) -> list[str]:
             require_text(name, f"subset name of host {known_host!r}", hint)
         existing[known_host] = set(names)
 
+    hosts = hosts_of(vs_spec, hosts)
     spec = virtual_service_spec(vs_spec)
     problems = []
     for section in ROUTE_SECTIONS:
@@ -67,7 +70,13 @@ def check_invariant(vs_spec: Any, existing_subsets_by_host: Any) -> list[str]:
             problems.append(f"spec.{section} {show(routes)} is not a list")
             continue
         for index, route in enumerate(routes):
-            problems.extend(weight_problems(route, f"{section} route {route_label(index, route)}"))
+            where = f"{section} route {route_label(index, route)}"
+            problems.extend(istio_weight_problems(route, where))
+            if section == "http" and isinstance(route, Mapping) and route.get("route"):
+                conflicting = [key for key in ("delegate", "redirect", "directResponse") if route.get(key) is not None]
+                if conflicting:
+                    problems.append(f"{where} carries destinations next to {', '.join(conflicting)}, which Istio "
+                                    "rejects (validateHTTPRouteConflict)")
     for where, target in iter_destinations(spec):
         subset = target.get("subset")
         if subset is None:
@@ -79,7 +88,7 @@ def check_invariant(vs_spec: Any, existing_subsets_by_host: Any) -> list[str]:
                 "which are not both strings"
             )
             continue
-        defined = _subsets_for_host(existing, host)
+        defined = _subsets_for_host(existing, host, hosts)
         if defined is None:
             continue
         if subset not in defined:

@@ -25,7 +25,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.routes import 
     route_destinations,
     route_label,
 )
-from ansible_collections.canary.istio.plugins.module_utils._logic.weights import weight_problems
+from ansible_collections.canary.istio.plugins.module_utils._logic.weights import istio_weight_problems, weight_problems
 
 
 def json_pointer_token(key: str) -> str:
@@ -141,8 +141,8 @@ def build_http_list_patch(vs_object: Any, old_http: Any, new_http: Any) -> list[
     """JSON Patch replacing ``/spec/http`` with ``new_http``, guarded by ``test`` ops.
 
     Tests ``metadata.resourceVersion`` (when present) and that ``/spec/http`` still equals
-    ``old_http``. Returns ``[]`` when the lists are equal. Raises when a route of
-    ``new_http`` would break the weight rule.
+    ``old_http``. Returns ``[]`` when the lists are equal. Raises when a new or changed route
+    of ``new_http`` breaks our weight rule, or a route kept as it was has weights Istio rejects.
     """
     metadata, _current = _object_parts(vs_object)
     if old_http is not None and not isinstance(old_http, list):
@@ -150,8 +150,11 @@ def build_http_list_patch(vs_object: Any, old_http: Any, new_http: Any) -> list[
     if not isinstance(new_http, list):
         raise CanaryInputError(f"new http list {show(new_http)} is not a list; pass the planned spec.http")
     problems = []
+    unchanged = old_http or []
     for index, route in enumerate(new_http):
-        problems.extend(weight_problems(route, f"new http route {route_label(index, route)}"))
+        # Routes we write follow our rule; routes stored as they were need only be valid for Istio.
+        check = istio_weight_problems if route in unchanged else weight_problems
+        problems.extend(check(route, f"new http route {route_label(index, route)}"))
     if problems:
         raise CanaryInputError("; ".join(problems) + "; refusing to write routes Istio would reject")
     if old_http == new_http:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.invariant import check_invariant
+from ansible_collections.canary.istio.plugins.module_utils._logic.subsets import validate_subset_name
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # Metadata the API server sets on every write; a user never owns it.
@@ -91,11 +92,29 @@ def _string_list(value: Any, what: str, required: bool) -> None:
 
 
 def validate_virtual_service_spec(spec: Any) -> dict[str, Any]:
-    """The checks Istio's validation applies to the fields we rely on."""
+    """The checks Istio's validation applies to the fields we rely on.
+
+    A VirtualService without ``hosts`` is a delegate (used by a root VirtualService's
+    ``delegate``): istio/istio ``pkg/config/validation/validation.go`` ``ValidateVirtualService``
+    accepts it when it has no ``gateways``, no ``tcp`` and no ``tls`` routes, and
+    ``validateHTTPRouteConflict`` refuses a ``delegate`` inside a delegate.
+    """
     if not isinstance(spec, dict):
         raise CanaryInputError(f"spec {spec!r} must be a mapping (the VirtualService spec as in Istio's docs)")
-    _string_list(spec.get("hosts"), "spec.hosts", required=True)
+    _string_list(spec.get("hosts"), "spec.hosts", required=False)
     _string_list(spec.get("gateways"), "spec.gateways", required=False)
+    if not spec.get("hosts"):
+        for field in ("gateways", "tcp", "tls"):
+            if spec.get(field):
+                raise CanaryInputError(
+                    f"spec.{field} {spec[field]!r} is set on a VirtualService without hosts: a delegate VirtualService "
+                    "(no hosts) must have no gateways and no tcp or tls routes (Istio's ValidateVirtualService); "
+                    "give hosts, or drop spec." + field)
+        for index, route in enumerate(spec.get("http") or []):
+            if isinstance(route, dict) and route.get("delegate") is not None:
+                raise CanaryInputError(
+                    f"spec.http[{index}] delegates again inside a delegate VirtualService (no hosts); Istio allows "
+                    "one level of delegation only (validateHTTPRouteConflict)")
     for section in ("http", "tcp", "tls"):
         routes = spec.get(section)
         if routes is None:
@@ -117,6 +136,9 @@ def validate_virtual_service_spec(spec: Any) -> dict[str, Any]:
                 if not isinstance(target, dict) or not isinstance(target.get("host"), str) or not target["host"]:
                     raise CanaryInputError(
                         f"spec.{section}[{index}].route[{position}] needs destination.host (got {item!r})")
+                if target.get("subset") is not None:
+                    where = f"spec.{section}[{index}].route[{position}].destination.subset"
+                    validate_subset_name(target["subset"], where)
     problems = check_invariant(spec, {})
     if problems:
         raise CanaryInputError("invalid VirtualService spec: " + "; ".join(problems))
@@ -139,6 +161,7 @@ def validate_destination_rule_spec(spec: Any) -> dict[str, Any]:
             raise CanaryInputError(f"spec.subsets[{index}] {subset!r} needs a name")
         if subset["name"] in seen:
             raise CanaryInputError(f"spec.subsets has two subsets named {subset['name']!r}; names must be unique")
+        validate_subset_name(subset["name"], f"spec.subsets[{index}].name")
         seen.add(subset["name"])
         validate_string_map(subset.get("labels"), f"spec.subsets[{index}].labels")
     return spec

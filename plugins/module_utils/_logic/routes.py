@@ -20,7 +20,8 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
     require_text,
     show,
 )
-from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import same_host
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts, hosts_of
+from ansible_collections.canary.istio.plugins.module_utils._logic.matches import is_catch_all
 
 ROUTE_SECTIONS = ("http", "tcp", "tls")
 
@@ -93,39 +94,57 @@ def route_names(http: list) -> list[str]:
     return [route_label(index, route) for index, route in enumerate(http)]
 
 
-def _sends_only_to(route: Mapping, host: str) -> bool:
+def sends_only_to(route: Mapping, host: str, hosts: Hosts) -> bool:
     destinations = route.get("route")
     if not isinstance(destinations, list) or not destinations:
         return False
     for item in destinations:
         target = item.get("destination") if isinstance(item, Mapping) else None
-        if not isinstance(target, Mapping) or not same_host(target.get("host"), host):
+        if not isinstance(target, Mapping) or not hosts.same(target.get("host"), host):
             return False
     return True
 
 
-def default_route_indexes(http: list, host: str) -> list[int]:
+def default_route_indexes(http: list, host: str, hosts: Hosts | None = None) -> list[int]:
+    """Routes that match every request (no or empty ``match``) and send only to ``host``."""
+    hosts = hosts or Hosts()
     return [
         index
         for index, route in enumerate(http)
-        if isinstance(route, Mapping) and not route.get("match") and _sends_only_to(route, host)
+        if isinstance(route, Mapping) and is_catch_all(route) and sends_only_to(route, host, hosts)
     ]
 
 
-def find_http_route(spec: Any, host: Any = None, route_name: Any = None) -> int:
+def _only_tcp_or_tls(spec: Any) -> list[str]:
+    spec = virtual_service_spec(spec)
+    if spec.get("http"):
+        return []
+    return [section for section in ("tcp", "tls") if spec.get(section)]
+
+
+def find_http_route(spec: Any, host: Any = None, route_name: Any = None, hosts: Hosts | None = None) -> int:
     """Index in ``spec.http`` of the route a canary step changes.
 
     With ``route_name``: the route carrying that name (missing or duplicated names raise,
     listing the routes present). Without it: the host's default route, i.e. the one route
     without ``match`` (or with an empty one) whose destinations all go to ``host``
-    (:func:`same_host`). None or several raise, asking for a route name.
+    (hosts compared as Istio resolves them, see :mod:`hosts`, in the namespace of ``hosts`` or
+    of the object). None or several raise, naming the route Istio actually uses.
     ``spec`` may be the VirtualService object or its spec; ``host`` may be ``None`` when
-    ``route_name`` is given.
+    ``route_name`` is given. Only http routes are managed: a VirtualService with only tcp/tls
+    routes is refused as such.
     """
+    hosts = hosts_of(spec, hosts)
     hint = "pass the service host the VirtualService routes to, e.g. 'reviews'"
     if host is not None or route_name is None:
         require_text(host, "host", hint)
     http = http_list(spec)
+    other_sections = _only_tcp_or_tls(spec)
+    if other_sections:
+        raise CanaryInputError(
+            f"the VirtualService has only {' and '.join(other_sections)} routes and no http route; this collection "
+            "manages http routes only (weights of tcp/tls routes are not changed)"
+        )
     if route_name is not None:
         require_text(route_name, "route name", "pass the 'name' of an http route, or omit it")
         found = [index for index, route in enumerate(http) if route.get("name") == route_name]
@@ -140,7 +159,7 @@ def find_http_route(spec: Any, host: Any = None, route_name: Any = None) -> int:
                 "give the routes unique names"
             )
         return found[0]
-    found = default_route_indexes(http, host)
+    found = default_route_indexes(http, host, hosts)
     if not found:
         raise CanaryInputError(
             f"the VirtualService has no default http route for host {host!r} (a route without 'match' "
@@ -148,10 +167,16 @@ def find_http_route(spec: Any, host: Any = None, route_name: Any = None) -> int:
             f"{', '.join(route_names(http)) or 'none'}); add one or pass the route name"
         )
     if len(found) > 1:
+        # Istio uses the first route that matches a request (VirtualService docs, "http"): the
+        # first catch-all takes every request that reaches it, and the later ones never match.
+        first, dead = found[0], found[1:]
+        name = http[first].get("name")
+        remedy = (f"remove the dead route(s), or pass route_name {name!r} to change the one in use" if name
+                  else "remove the dead route(s), or give the first one a name and pass it as route_name")
         raise CanaryConflictError(
-            f"the VirtualService has {len(found)} default http routes for host {host!r} "
-            f"({', '.join(route_label(index, http[index]) for index in found)}); "
-            "pass the route name to choose one"
+            f"the VirtualService has {len(found)} http routes without match for host {host!r}: Istio sends every "
+            f"request that reaches them to the first, {route_label(first, http[first])}, and "
+            f"{', '.join(route_label(index, http[index]) for index in dead)} never receive traffic; {remedy}"
         )
     return found[0]
 
@@ -187,16 +212,19 @@ def iter_destinations(spec: Mapping) -> Iterable[tuple[str, Mapping]]:
                     yield where + " mirrors", target
 
 
-def referenced_subsets(vs_spec: Any, host: Any) -> set[str]:
+def referenced_subsets(vs_spec: Any, host: Any, hosts: Hosts | None = None) -> set[str]:
     """Subsets of ``host`` that any http/tcp/tls route or http mirror sends traffic to.
 
-    Make-before-break: a subset in this set must not be removed from the DestinationRule.
+    Hosts are compared as Istio resolves them in the namespace of ``hosts`` (default: the
+    object's own); ``host`` may be a full name. Make-before-break: a subset in this set must
+    not be removed from the DestinationRule.
     """
     require_text(host, "host", "pass the service host, e.g. 'reviews'")
+    hosts = hosts_of(vs_spec, hosts)
     spec = virtual_service_spec(vs_spec)
     result = set()
     for _where, target in iter_destinations(spec):
         subset = target.get("subset")
-        if isinstance(subset, str) and subset and same_host(target.get("host"), host):
+        if isinstance(subset, str) and subset and hosts.same(target.get("host"), host):
             result.add(subset)
     return result

@@ -26,11 +26,13 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
     require_text,
     show,
 )
-from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import same_host
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
 from ansible_collections.canary.istio.plugins.module_utils._logic.routes import destination_key, route_destinations
 from ansible_collections.canary.istio.plugins.module_utils._logic.subsets import validate_subset_name
 
 TOTAL_WEIGHT = 100
+# Weights are int32 in Istio's API.
+MAX_ISTIO_WEIGHT = 2**31 - 1
 _DECIMAL_TEXT_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 
 
@@ -153,12 +155,41 @@ def validate_weights(weights: Any) -> dict[str, int]:
     return result
 
 
-def route_weights(route: Any) -> dict[str, int]:
-    """``{subset: weight}`` of one http/tcp/tls route.
+def refuse_routes_without_destinations(route: Any, where: str) -> None:
+    """Refuse to give weights to a route that delegates, redirects or answers directly.
 
-    Destinations are keyed by subset, or by host when they have none. A lone destination
-    without ``weight`` counts as 100; among several, a missing weight counts as 0 (as
-    Istio reads it). A key that appears twice raises.
+    istio/istio ``pkg/config/validation/virtualservice.go`` ``validateHTTPRouteConflict``: a
+    route with ``delegate`` must not carry ``route``, and neither may one with ``redirect`` or
+    ``directResponse``; istiod rejects such a VirtualService.
+    """
+    if not isinstance(route, Mapping):
+        return
+    present = [key for key in ("delegate", "redirect", "directResponse") if route.get(key) is not None]
+    if present:
+        doing = {"delegate": "delegates to another VirtualService", "redirect": "redirects",
+                 "directResponse": "answers directly"}
+        raise CanaryInputError(
+            f"{where} {' and '.join(doing[key] for key in present)} ({', '.join(present)}), so it has no destinations "
+            "to weigh: Istio rejects a route that carries both (validateHTTPRouteConflict). Nothing was changed. "
+            + ("Move traffic in the delegate VirtualService instead" if "delegate" in present
+               else "Choose a route that sends to destinations")
+        )
+
+
+def _percent(share: Fraction) -> int | float:
+    return int(share) if share.denominator == 1 else round(float(share), 2)
+
+
+def route_weights(route: Any) -> dict[str, int | float]:
+    """The share of traffic (percent) each destination of one http/tcp/tls route receives from Istio.
+
+    Keyed by subset, or by host for a destination without subset. Read the way Istio routes
+    (istio/istio ``pilot/pkg/networking/core/route/route.go``, ``translateRoute``): a lone
+    destination takes all traffic whatever its weight; among several, weights are relative
+    (``weight / sum``), a missing weight is 0 and a weight-0 destination gets nothing. Shares
+    are whole numbers when exact, else rounded to two decimals. Weights Istio rejects
+    (negative, not integers, several destinations summing to 0) raise; a key that appears
+    twice raises.
     """
     destinations = route_destinations(route, "route")
     weights: dict[str, int] = {}
@@ -170,16 +201,23 @@ def route_weights(route: Any) -> dict[str, int]:
                 "merge those destinations so each subset appears once"
             )
         weight = item.get("weight")
-        if weight is None:
-            weights[key] = TOTAL_WEIGHT if len(destinations) == 1 else 0
-        else:
-            weights[key] = integer_in_range(
-                weight, f"weight of destination {key!r}", 0, TOTAL_WEIGHT, "fix the VirtualService"
-            )
-    return weights
+        weights[key] = 0 if weight is None else integer_in_range(
+            weight, f"weight of destination {key!r}", 0, MAX_ISTIO_WEIGHT,
+            "Istio accepts only integers of zero or more; fix the VirtualService"
+        )
+    if len(weights) == 1:
+        return {key: TOTAL_WEIGHT for key in weights}
+    total = sum(weights.values())
+    if weights and total == 0:
+        raise CanaryInputError(
+            f"the route's weights {show(weights)} sum to 0; Istio rejects several destinations whose weights "
+            "total 0 (validateHTTPRouteDestinations); fix the VirtualService"
+        )
+    return {key: _percent(Fraction(weight * TOTAL_WEIGHT, total)) for key, weight in weights.items()}
 
 
-def plan_route_weights(route: Any, host: Any, weights: Any, remove_unnamed: bool = False) -> dict:
+def plan_route_weights(route: Any, host: Any, weights: Any, remove_unnamed: bool = False,
+                       hosts: Hosts | None = None) -> dict:
     """A deep copy of ``route`` whose destinations carry ``weights``.
 
     Every field of the route and of each existing destination (headers, port, ...) is
@@ -190,9 +228,13 @@ def plan_route_weights(route: Any, host: Any, weights: Any, remove_unnamed: bool
     stay in the list.
 
     A destination the call does not name raises, unless ``remove_unnamed`` is true, in
-    which case it is dropped.
+    which case it is dropped. A route that delegates, redirects or answers directly is refused
+    (:func:`refuse_routes_without_destinations`).
     """
+    hosts = hosts or Hosts()
     require_text(host, "host", "pass the service host the route sends to, e.g. 'reviews'")
+    refuse_routes_without_destinations(route, f"http route {route.get('name')!r}" if isinstance(route, Mapping)
+                                       and route.get("name") else "the http route")
     wanted = validate_weights(weights)
     destinations = route_destinations(route, "route")
     new_route = copy.deepcopy(dict(route))
@@ -206,14 +248,22 @@ def plan_route_weights(route: Any, host: Any, weights: Any, remove_unnamed: bool
         )
     unnamed = [key for key in existing_keys if key not in wanted]
     if unnamed and not remove_unnamed:
-        raise CanaryInputError(
-            f"the route also sends to {unnamed}, which weights {show(weights)} do not name; "
-            "name them (weight 0 keeps them in the route) or set remove_unnamed to drop them"
-        )
+        whole_hosts = [item["destination"]["host"] for key, item in pairs(existing_keys, destinations)
+                       if key in unnamed and not item["destination"].get("subset")]
+        subsets = [key for key in unnamed if key not in whole_hosts]
+        parts = []
+        if subsets:
+            parts.append(f"subset(s) {subsets}, which weights {show(weights)} do not name; name them (weight 0 "
+                         "keeps them in the route) or set remove_unnamed to drop them")
+        if whole_hosts:
+            parts.append(f"host {', '.join(repr(h) for h in whole_hosts)} with no subset (every version of the "
+                         "service, not a missing subset); set remove_unnamed to replace that destination by the "
+                         "subsets in weights")
+        raise CanaryInputError("the route also sends to " + "; and to ".join(parts))
 
     template = None
     for item in destinations:
-        if same_host(item["destination"].get("host"), host):
+        if hosts.same(item["destination"].get("host"), host):
             template = item["destination"]
             break
 
@@ -234,8 +284,40 @@ def plan_route_weights(route: Any, host: Any, weights: Any, remove_unnamed: bool
     return new_route
 
 
+def istio_weight_problems(route: Any, where: str) -> list[str]:
+    """What Istio rejects in the weights of one stored route: a weight that is not an integer of
+    zero or more, or several destinations whose weights total 0 (istio/istio
+    ``pkg/config/validation/validation.go`` ``validateWeight``, ``validateHTTPRouteDestinations``;
+    since Istio 1.15 weights need not sum to 100)."""
+    if not isinstance(route, Mapping):
+        return [f"{where} {show(route)} is not a mapping"]
+    destinations = route.get("route")
+    if destinations is None:
+        return []
+    if not isinstance(destinations, list):
+        return [f"{where}.route {show(destinations)} is not a list"]
+    problems = []
+    total = 0
+    for index, item in enumerate(destinations):
+        if not isinstance(item, Mapping):
+            problems.append(f"{where}.route[{index}] {show(item)} is not a mapping")
+            continue
+        weight = item.get("weight")
+        if weight is None:
+            continue
+        if not is_int(weight) or not 0 <= weight <= MAX_ISTIO_WEIGHT:
+            problems.append(f"{where}.route[{index}] weight {show(weight)} is not an integer of zero or more")
+            continue
+        total += weight
+    if not problems and len(destinations) > 1 and total == 0:
+        problems.append(f"{where} has {len(destinations)} destinations whose weights total 0")
+    return problems
+
+
 def weight_problems(route: Any, where: str) -> list[str]:
-    """What breaks the weight rule in one route (integers 0..100 summing to 100)."""
+    """What breaks our rule for weights we write in one route (integers 0..100 summing to 100;
+    a lone destination without weight is fine). Istio is more lenient when reading
+    (:func:`istio_weight_problems`); we write the plain form everyone can read at a glance."""
     if not isinstance(route, Mapping):
         return [f"{where} {show(route)} is not a mapping"]
     destinations = route.get("route")

@@ -96,10 +96,12 @@ def virtual_services(draw):
     host = draw(st.sampled_from(["reviews", "reviews.bookinfo.svc.cluster.local"]))
     before = draw(st.lists(http_route(True, host=draw(st.sampled_from(["reviews", "ratings"]))), max_size=3))
     after = draw(st.lists(http_route(True), max_size=3))
-    others = draw(st.lists(http_route(False, host="ratings"), max_size=2))
+    # Routes to another host carry a match: a catch-all above the default route would take
+    # every request (Istio: first match wins) and leave the rest of the list dead.
+    others = draw(st.lists(http_route(True, host="ratings"), max_size=2))
     default = draw(http_route(False, host=host))
     http = before + others + [default] + after
-    metadata = {"name": "reviews", "labels": {"app": "reviews"}, "annotations": {"k": "v"}}
+    metadata = {"name": "reviews", "namespace": "bookinfo", "labels": {"app": "reviews"}, "annotations": {"k": "v"}}
     if draw(st.booleans()):
         metadata["resourceVersion"] = str(draw(st.integers(1, 10**9)))
     spec = {"hosts": ["reviews"], "http": http}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
 from ansible_collections.canary.istio.plugins.module_utils._logic.invariant import check_invariant
 from tests.unit.logic.support import bookinfo_vs, dest
 
@@ -19,20 +20,27 @@ pytestmark = pytest.mark.unit
 def test_check_invariant_reports_missing_subsets_and_bad_weights():
     spec = bookinfo_vs()["spec"]
     assert check_invariant(spec, {"reviews": ["v1", "v2", "v3"]}) == []
-    problems = check_invariant(spec, {"reviews.bookinfo.svc.cluster.local": {"v1", "v2"}})
+    problems = check_invariant(spec, {"reviews.bookinfo.svc.cluster.local": {"v1", "v2"}}, Hosts("bookinfo"))
     assert problems == [
         "http route #0 'jason' sends to subset 'v3' of host 'reviews', which the DestinationRule "
         "does not define (defined: v1, v2)"
     ]
+    # Istio reads weights relatively (weights need not sum to 100 since Istio 1.15) and a lone
+    # destination takes all traffic whatever its weight (pilot/pkg/networking/core/route/route.go);
+    # it rejects negative weights and several destinations totalling 0
+    # (pkg/config/validation/validation.go validateWeight, validateHTTPRouteDestinations).
     spec["http"][1]["route"][1]["weight"] = 20
+    assert check_invariant(spec, {"ratings": []}) == []
+    assert check_invariant({"http": [{"route": [dest("v1", 0)]}]}, {}) == []
     spec["tcp"] = [{"route": [dest("v1", 100.0)]}]
-    problems = check_invariant(spec, {"ratings": []})
-    assert problems == [
-        "http route #1 'reviews-default' weights sum to 110, not 100",
-        "tcp route #0 (unnamed).route[0] weight 100.0 is not an integer between 0 and 100",
+    assert check_invariant(spec, {"ratings": []}) == [
+        "tcp route #0 (unnamed).route[0] weight 100.0 is not an integer of zero or more",
     ]
-    assert check_invariant({"http": [{"route": [dest("v1", 0)]}]}, {}) == [
-        "http route #0 (unnamed) weights sum to 0, not 100"
+    assert check_invariant({"http": [{"route": [dest("v1", -1), dest("v2", 101)]}]}, {}) == [
+        "http route #0 (unnamed).route[0] weight -1 is not an integer of zero or more",
+    ]
+    assert check_invariant({"http": [{"route": [dest("v1", 0), dest("v2", 0)]}]}, {}) == [
+        "http route #0 (unnamed) has 2 destinations whose weights total 0",
     ]
 
 

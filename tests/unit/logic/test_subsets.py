@@ -74,3 +74,18 @@ def test_merge_subsets_refuses_touching_duplicated_subset():
     with pytest.raises(CanaryConflictError, match="more than once"):
         merge_subsets(existing, [{"name": "v1", "labels": {"a": "d"}}], [])
     assert merge_subsets(existing, [{"name": "v2", "labels": {"a": "d"}}], [])[:2] == existing
+
+
+@pytest.mark.parametrize("name", ["v2.1", "v2_1", "V2", "-v2", "v2-", "a" * 64, ""])
+def test_subset_names_must_be_dns_labels_as_istio_requires(name):
+    # istio/istio pkg/config/validation/validation.go validateSubsetName: labels.IsDNS1123Label.
+    with pytest.raises(CanaryInputError) as caught:
+        validate_subset_name(name)
+    assert repr(name) in str(caught.value) and "DNS-1123 label" in str(caught.value)
+    with pytest.raises(CanaryInputError, match="DNS-1123 label"):
+        merge_subsets([], [{"name": name, "labels": {"version": "x"}}])
+
+
+@pytest.mark.parametrize("name", ["v2", "v2-1", "2", "a" * 63])
+def test_dns_label_subset_names_are_accepted(name):
+    assert validate_subset_name(name) == name

@@ -15,6 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryConflictError, CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
 from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import (
     canary_weights,
@@ -166,7 +167,7 @@ def test_split_weights_list_is_deterministic_and_sums_to_100(shares):
 def test_validate_weights_normalises_int_like_strings():
     assert validate_weights({"v1": "90", "v2": 10}) == {"v1": 90, "v2": 10}
     assert validate_weights({"v1": 100}) == {"v1": 100}
-    assert validate_weights({"Canary_1.2": 0, "v1": 100}) == {"Canary_1.2": 0, "v1": 100}
+    assert validate_weights({"canary-1-2": 0, "v1": 100}) == {"canary-1-2": 0, "v1": 100}
 
 
 @pytest.mark.parametrize(
@@ -239,7 +240,7 @@ def test_plan_route_weights_appends_new_subset_with_host_and_port():
             }
         ]
     }
-    planned = plan_route_weights(route, "reviews", {"v1": 80, "v2": 20})
+    planned = plan_route_weights(route, "reviews", {"v1": 80, "v2": 20}, hosts=Hosts("bookinfo"))
     assert planned["route"] == [
         {
             "destination": {
@@ -306,3 +307,72 @@ def test_plan_without_remove_unnamed_refuses_exactly_when_a_subset_is_left_out(v
     else:
         planned = plan_route_weights(route, "reviews", weights)
         assert route_weights(planned) == weights
+
+
+# --------------------------------------------------------------------------------------
+# reading weights as Istio routes them
+#
+# istio/api networking/v1alpha3/virtual_service.proto, HTTPRouteDestination.weight: "Weight
+# specifies the relative proportion of traffic to be forwarded to the destination. A destination
+# will receive weight/(sum of all weights) requests. If there is only one destination in a rule,
+# it will receive all traffic. Otherwise, if weight is 0, the destination will not receive any
+# traffic." istio/istio pilot/pkg/networking/core/route/route.go: one destination -> a single
+# cluster (its weight is not used); several -> weighted clusters, weight-0 ones skipped.
+
+
+@pytest.mark.parametrize(
+    ("route", "shares"),
+    [
+        ({"route": [dest("v1", 900), dest("v2", 100)]}, {"v1": 90, "v2": 10}),
+        ({"route": [dest("v1", 0)]}, {"v1": 100}),
+        ({"route": [dest("v1", 7)]}, {"v1": 100}),
+        ({"route": [dest("v1", 1), dest("v2", 1), dest("v3", 1)]}, {"v1": 33.33, "v2": 33.33, "v3": 33.33}),
+        ({"route": [dest("v1", 3), dest("v2")]}, {"v1": 100, "v2": 0}),
+        ({"route": [dest("v1", 70), dest("v2", 30)]}, {"v1": 70, "v2": 30}),
+    ],
+)
+def test_route_weights_reads_shares_as_istio_routes_them(route, shares):
+    assert route_weights(route) == shares
+
+
+def test_route_weights_refuses_what_istio_rejects():
+    # pkg/config/validation/validation.go: validateWeight (weight < 0) and
+    # validateHTTPRouteDestinations ("total destination weight = 0" with several destinations).
+    with pytest.raises(CanaryInputError, match="-1"):
+        route_weights({"route": [dest("v1", -1), dest("v2", 1)]})
+    with pytest.raises(CanaryInputError, match="sum to 0"):
+        route_weights({"route": [dest("v1", 0), dest("v2", 0)]})
+
+
+# --------------------------------------------------------------------------------------
+# routes that must not carry weights
+#
+# istio/istio pkg/config/validation/virtualservice.go validateHTTPRouteConflict: a root route
+# with delegate "must not specify route"; "HTTP route cannot contain both route and redirect";
+# "... both route and direct_response".
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("delegate", {"name": "reviews-delegate", "namespace": "team"}, "delegates to another VirtualService"),
+        ("redirect", {"uri": "/v2"}, "redirects"),
+        ("directResponse", {"status": 503}, "answers directly"),
+    ],
+)
+def test_plan_route_weights_refuses_routes_without_destinations(field, value, fragment):
+    route = {"name": "legacy", field: value}
+    with pytest.raises(CanaryInputError) as caught:
+        plan_route_weights(route, "reviews", {"v1": 90, "v2": 10})
+    assert fragment in str(caught.value) and "'legacy'" in str(caught.value)
+    assert "validateHTTPRouteConflict" in str(caught.value)
+    assert route == {"name": "legacy", field: value}
+
+
+def test_a_destination_without_subset_is_named_as_a_host_not_a_missing_subset():
+    route = {"route": [{"destination": {"host": "reviews"}}]}
+    with pytest.raises(CanaryInputError) as caught:
+        plan_route_weights(route, "reviews", {"v1": 90, "v2": 10})
+    message = str(caught.value)
+    assert "host 'reviews' with no subset" in message and "not a missing subset" in message
+    assert "remove_unnamed" in message

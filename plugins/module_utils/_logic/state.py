@@ -24,6 +24,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
 from ansible_collections.canary.istio.plugins.module_utils._logic.subsets import validate_subset_name
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import (
     TOTAL_WEIGHT,
+    plain_shares,
     plain_weights,
     validate_ratio,
 )
@@ -113,7 +114,7 @@ def append_history(
 ) -> str:
     """JSON text for ``canary.istio/history`` with one more step appended.
 
-    A step is ``{"time": "<UTC ISO 8601>", "from": {subset: w}, "to": {subset: w},
+    A step is ``{"time": "<UTC ISO 8601>", "from": {destination: share}, "to": {subset: w},
     "actor": str}``. Only the newest ``limit`` steps are kept. Unreadable existing
     history is treated as empty; the new step's own arguments are validated.
     """
@@ -127,7 +128,7 @@ def append_history(
         )
     step = {
         "time": _utc_timestamp(now),
-        "from": plain_weights(from_weights, "from weights"),
+        "from": plain_shares(from_weights, "from weights"),
         "to": plain_weights(to_weights, "to weights"),
         "actor": actor,
     }

@@ -136,6 +136,21 @@ def plain_weights(weights: Any, what: str) -> dict[str, int]:
     return result
 
 
+def plain_shares(shares: Any, what: str) -> dict[str, int | float]:
+    """Shares as read from a route (:func:`route_weights`): destination keys (a subset, or a host for
+    a destination without subset) to finite numbers 0..100."""
+    hint = "give a mapping of destination to its share in percent, e.g. {'v1': 90, 'v2': 10}"
+    require_mapping(shares, what, hint)
+    result: dict[str, int | float] = {}
+    for name, share in shares.items():
+        require_text(name, f"destination in {what}", hint)
+        if isinstance(share, float) and math.isfinite(share) and 0 <= share <= TOTAL_WEIGHT:
+            result[name] = share
+        else:
+            result[name] = integer_in_range(share, f"share of {name!r}", 0, TOTAL_WEIGHT, hint)
+    return result
+
+
 def validate_weights(weights: Any) -> dict[str, int]:
     """Return ``weights`` as ``{subset: int}`` after checking every rule.
 

@@ -95,3 +95,14 @@ def test_append_history_refuses_bad_arguments():
         append_history({}, {}, {"v1": 100}, None, now)
     with pytest.raises(CanaryInputError, match="weight of subset 'v1' 'x'"):
         append_history({}, {}, {"v1": "x"}, "me", now)
+    with pytest.raises(CanaryInputError, match="share of 'v1' 101"):
+        append_history({}, {"v1": 101}, {"v1": 100}, "me", now)
+
+
+def test_append_history_records_shares_as_read():
+    # "from" is what Istio routed before (route_weights): shares may be fractional, and a destination
+    # without subset is keyed by its host.
+    now = datetime(2024, 1, 1, tzinfo=UTC)
+    before = {"v1": 33.33, "v2": 33.33, "reviews.shop.svc.cluster.local": 33.33}
+    step = json.loads(append_history({}, before, {"v1": 100}, "me", now))[-1]
+    assert step["from"] == before and step["to"] == {"v1": 100}

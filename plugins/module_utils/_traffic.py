@@ -230,7 +230,7 @@ def rollback(ctx: Context, target: Target) -> None:
         return
     original_route = target.vs["spec"]["http"][target.route_index]
     now = target.written
-    ops = build_route_patch(now, target.route_index, original_route)
+    ops = build_route_patch(now, target.route_index, original_route, restoring=True)
     old_annotations = (target.vs.get("metadata") or {}).get("annotations") or {}
     ops += build_annotation_ops(now, {key: old_annotations.get(key) for key in (STATE_ANNOTATION, HISTORY_ANNOTATION)})
     if ops:

@@ -52,7 +52,7 @@ def _resource_version_test(metadata: Mapping) -> list[dict]:
     return []
 
 
-def build_route_patch(vs_object: Any, route_index: Any, new_route: Any) -> list[dict]:
+def build_route_patch(vs_object: Any, route_index: Any, new_route: Any, *, restoring: bool = False) -> list[dict]:
     """JSON Patch (RFC 6902) that replaces only ``/spec/http/<i>/route``.
 
     Guards come first: ``test`` of ``metadata.resourceVersion`` (when the object has one),
@@ -69,9 +69,13 @@ def build_route_patch(vs_object: Any, route_index: Any, new_route: Any) -> list[
         )
     where = f"http route {route_label(route_index, http[route_index])}"
     new_destinations = route_destinations(new_route, f"new {where}")
-    problems = weight_problems(new_route, f"new {where}")
+    # Weights we choose follow our rule; a route put back as it was stored need only be valid for Istio.
+    check = istio_weight_problems if restoring else weight_problems
+    problems = check(new_route, f"new {where}")
     if problems:
-        raise CanaryInputError("; ".join(problems) + "; refusing to write weights Istio would reject")
+        rule = ("Istio rejects" if restoring else
+                "break the rule for weights this collection writes (integers 0..100 summing to 100)")
+        raise CanaryInputError("; ".join(problems) + f"; refusing to write weights that {rule}")
     old_route = http[route_index]
     base_path = f"/spec/http/{route_index}"
     if "route" in old_route and old_route["route"] == new_destinations:
@@ -156,7 +160,8 @@ def build_http_list_patch(vs_object: Any, old_http: Any, new_http: Any) -> list[
         check = istio_weight_problems if route in unchanged else weight_problems
         problems.extend(check(route, f"new http route {route_label(index, route)}"))
     if problems:
-        raise CanaryInputError("; ".join(problems) + "; refusing to write routes Istio would reject")
+        raise CanaryInputError("; ".join(problems) + "; refusing to write these routes (new routes follow this "
+                               "collection's rule for weights, kept routes must be valid for Istio)")
     if old_http == new_http:
         return []
     ops = _resource_version_test(metadata)

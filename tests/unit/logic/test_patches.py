@@ -198,3 +198,14 @@ def test_planned_patch_changes_only_the_route_list(vs, weights, reuse_existing):
     again = plan_route_weights(new_route, "reviews", weights)
     assert build_route_patch(after, index, again) == []
     assert check_invariant(after["spec"], {}) == []
+
+
+def test_restoring_a_route_needs_only_istio_valid_weights():
+    # A route stored as 900/100 is valid for Istio (relative weights, virtual_service.proto); putting
+    # it back after a failed lockstep move must not be refused by our own rule for new weights.
+    vs = bookinfo_vs()
+    original = {"name": "reviews-default", "route": [dest("v1", 900), dest("v2", 100)]}
+    with pytest.raises(CanaryInputError, match="900 is not an integer between 0 and 100"):
+        build_route_patch(vs, 1, original)
+    ops = build_route_patch(vs, 1, original, restoring=True)
+    assert apply_patch(vs, ops)["spec"]["http"][1]["route"] == original["route"]

@@ -43,6 +43,10 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
     ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "max_retries": 999}, "max_retries 999"),
     ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "api_version": "v2"}, "api_version"),
     ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "request_timeout": "soon"}, "request_timeout"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "cluster_domain": "Cluster.Local"},
+     "cluster_domain 'Cluster.Local' is not a DNS domain"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "root_namespace": "Istio_System"},
+     "root_namespace 'Istio_System' is not a valid Kubernetes name"),
     # header_route
     ("header_route", {"name": "reviews", "route": "t", "headers": {}, "subset": "v2"}, "headers is empty"),
     ("header_route", {"name": "reviews", "route": "t", "headers": {"end-user": ["x"]}, "subset": "v2"},

@@ -22,6 +22,7 @@ Rules followed (istio/istio):
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
 
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 DEFAULT_ROOT_NAMESPACE = "istio-system"
+_DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
 def _is_ip_address(text: str) -> bool:
@@ -199,8 +201,7 @@ def merged_subsets(rules: list[Mapping]) -> list[str]:
 def validate_cluster_domain(value: Any) -> str:
     """A DNS domain such as ``cluster.local``."""
     labels = value.split(".") if isinstance(value, str) else []
-    if not labels or not all(label and label.replace("-", "").isalnum() and label == label.lower()
-                             and not label.startswith("-") and not label.endswith("-") for label in labels):
+    if not labels or not all(_DNS_LABEL_RE.fullmatch(label) for label in labels):
         raise CanaryInputError(f"cluster_domain {show(value)} is not a DNS domain of lower-case labels; "
                                "give the cluster's DNS domain, e.g. 'cluster.local'")
     return value

@@ -163,7 +163,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 before:
-  description: Weights per subset before the change (of the first service with O(services)).
+  description:
+    - Share of traffic (percent) per subset before the change, as Istio routed it (of the first service
+      with O(services)); whole numbers when exact, else two decimals.
   returned: always
   type: dict
   sample: {v1: 100, v2: 0}

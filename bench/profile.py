@@ -128,8 +128,9 @@ def module_imports(module: str) -> list[Path]:
         for raw in path.read_text().splitlines():
             line = raw.strip()
             if line.startswith("from ansible_collections.canary.istio.plugins.module_utils."):
-                name = line.split()[1].rsplit(".", 1)[1]
-                queue.append(COLLECTION_SOURCES / "module_utils" / f"{name}.py")
+                # module_utils._logic.weights -> module_utils/_logic/weights.py
+                dotted = line.split()[1].split(".plugins.module_utils.", 1)[1]
+                queue.append(COLLECTION_SOURCES / "module_utils" / (dotted.replace(".", "/") + ".py"))
     return seen
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._probe import (
     PROBE_ARG_SPEC,
     probe_from_params,

@@ -12,15 +12,19 @@ version_added: 0.1.0
 author:
   - canary.istio developers
 description:
-  - Returns the weights of one route as a mapping of subset name to weight. A destination
-    without a subset is keyed by its host.
+  - Returns the share of traffic (percent) Istio sends to each destination of one route, as a
+    mapping of subset name to share. A destination without a subset is keyed by its host.
   - The input is a whole VirtualService object (as returned by
     M(canary.istio.virtual_service_info)), its C(spec), or a single route.
   - In a VirtualService the route is the one named O(route_name), or else the default route
     of O(host), that is the one http route without C(match) whose destinations all go to
-    O(host). A short host such as V(reviews) matches V(reviews.default.svc.cluster.local).
-  - A lone destination without weight counts as 100. Among several destinations a missing
-    weight counts as 0, as Istio reads it.
+    O(host). Hosts are compared as Istio resolves them - a name without a dot lives in the
+    VirtualService's namespace (C(metadata.namespace), or O(namespace)), so V(reviews) matches
+    V(reviews.bookinfo.svc.cluster.local) only for a VirtualService in C(bookinfo); a name with a
+    dot is taken as written.
+  - Weights are read as Istio routes them - relative to their sum (V(900)/V(100) is 90/10), a lone
+    destination takes 100 whatever its weight, a missing weight among several counts as 0. Shares
+    are whole numbers when exact, else rounded to two decimals.
   - A missing route, several candidate routes, or a malformed route fails the template with
     a message naming the routes present.
 positional: _input
@@ -37,6 +41,15 @@ options:
   route_name:
     description: Name of the http route to read, instead of the default route of O(host).
     type: str
+  namespace:
+    description:
+      - Namespace the VirtualService lives in, to resolve short host names when O(_input) is a spec
+        or a route. Defaults to the object's C(metadata.namespace).
+    type: str
+  cluster_domain:
+    description: The cluster's DNS domain used to resolve short host names.
+    type: str
+    default: cluster.local
 """
 
 EXAMPLES = r"""
@@ -76,7 +89,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: Mapping of subset name (or host, for a destination without subset) to integer weight.
+  description: Mapping of subset name (or host, for a destination without subset) to its share of traffic in percent.
   type: dict
   sample: {"v1": 80, "v2": 20}
 """

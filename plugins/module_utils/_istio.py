@@ -11,7 +11,6 @@ is the group discovered, with one request, and the best served version used from
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, KubeClient
@@ -135,28 +134,3 @@ def _write_query(dry_run: bool) -> dict[str, Any]:
     if dry_run:
         query["dryRun"] = "All"
     return query
-
-
-SERVER_FIELDS = ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields", "selfLink")
-
-
-def comparable(obj: dict[str, Any] | None) -> dict[str, Any]:
-    """What a user owns of an object: spec, labels, annotations (server-set fields dropped)."""
-    if not obj:
-        return {}
-    metadata = obj.get("metadata") or {}
-    return {
-        "metadata": {"name": metadata.get("name"), "namespace": metadata.get("namespace"),
-                     "labels": dict(metadata.get("labels") or {}),
-                     "annotations": dict(metadata.get("annotations") or {})},
-        "spec": copy.deepcopy(obj.get("spec") or {}),
-    }
-
-
-def strip_server_fields(obj: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The object as returned to users: without managedFields (noise), everything else kept."""
-    if obj is None:
-        return None
-    result = copy.deepcopy(obj)
-    (result.get("metadata") or {}).pop("managedFields", None)
-    return result

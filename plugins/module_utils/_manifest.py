@@ -17,14 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, KubeClient
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 
 FIELD_MANAGER = "canary.istio"
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 # Objects others depend on go first (and last when deleting).
 KIND_ORDER = {"Namespace": 0, "CustomResourceDefinition": 1, "ServiceAccount": 2, "ConfigMap": 3, "Secret": 3}
-VOLATILE_METADATA = ("resourceVersion", "generation", "uid", "creationTimestamp", "managedFields", "selfLink")
 
 
 def _parse_documents(text: str, source: str) -> list[dict[str, Any]]:
@@ -113,22 +112,6 @@ def object_path(api_version: str, resource: dict[str, Any], namespace: str | Non
     path = f"{prefix}/namespaces/{namespace}/{resource['name']}" if resource.get("namespaced") \
         else f"{prefix}/{resource['name']}"
     return f"{path}/{name}" if name else path
-
-
-def comparable(obj: dict[str, Any] | None) -> dict[str, Any]:
-    """An object without what the server changes on every write, and without status."""
-    if not obj:
-        return {}
-    result = copy.deepcopy(obj)
-    result.pop("status", None)
-    metadata = result.get("metadata") or {}
-    for key in VOLATILE_METADATA:
-        metadata.pop(key, None)
-    annotations = metadata.get("annotations") or {}
-    annotations.pop("deployment.kubernetes.io/revision", None)
-    if not annotations:
-        metadata.pop("annotations", None)
-    return result
 
 
 def with_protocol_defaults(doc: dict[str, Any]) -> dict[str, Any]:

@@ -12,26 +12,16 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._client import (
     AUTH_ARG_SPEC,
     ApiError,
     ConnectionFailed,
-    KubeClient,
     KubeConfigError,
-    connect,
     describe_error,
 )
-from ansible_collections.canary.istio.plugins.module_utils._istio import ISTIO_ARG_SPEC, Istio, IstioMissing
-
-
-class ModuleFailure(Exception):
-    """A failure whose message is ready for the user; extra keys go into the result."""
-
-    def __init__(self, msg: str, **result: Any):
-        super().__init__(msg)
-        self.msg = msg
-        self.result = result
+from ansible_collections.canary.istio.plugins.module_utils._context import Context, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._istio import ISTIO_ARG_SPEC, IstioMissing
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 
 
 def full_argument_spec(argument_spec: dict[str, Any], istio: bool = True) -> dict[str, Any]:
@@ -53,29 +43,6 @@ def full_argument_spec(argument_spec: dict[str, Any], istio: bool = True) -> dic
 def build_module(argument_spec: dict[str, Any], istio: bool = True, **kwargs: Any) -> AnsibleModule:
     kwargs.setdefault("supports_check_mode", True)
     return AnsibleModule(argument_spec=full_argument_spec(argument_spec, istio), **kwargs)
-
-
-class Context:
-    """What a module run needs: its parameters, the client, Istio access, and where an error happened."""
-
-    def __init__(self, params: dict[str, Any], check_mode: bool, diff_mode: bool):
-        self.params = params
-        self.check_mode = check_mode
-        self.diff_mode = diff_mode
-        self.client: KubeClient = connect(params)
-        self.istio = Istio(self.client, params.get("api_version") or "auto")
-        # What the module was doing, for the error message of an API failure.
-        self.doing: tuple[str, str, str | None, str | None, str] = ("access", "virtualservices", None, None,
-                                                                    "networking.istio.io")
-
-    def at(self, verb: str, resource: str, name: str | None, namespace: str | None,
-           api_group: str = "networking.istio.io") -> Context:
-        self.doing = (verb, resource, name, namespace, api_group)
-        return self
-
-    @property
-    def default_namespace(self) -> str:
-        return self.client.namespace
 
 
 def execute(params: dict[str, Any], check_mode: bool, diff_mode: bool,

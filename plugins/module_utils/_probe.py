@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 
 DEFAULT_CONFIDENCE = 0.95
 UNMATCHED = "unmatched"

@@ -13,131 +13,22 @@ applied again to what is now stored.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable
 from typing import Any
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import (
-    CanaryInputError,
-    check_invariant,
-    merge_subsets,
-    referenced_subsets,
-)
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
-from ansible_collections.canary.istio.plugins.module_utils._istio import comparable, strip_server_fields
-from ansible_collections.canary.istio.plugins.module_utils._module import Context, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._context import Context, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts, visible_to
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import (
+    comparable,
+    diff_of,
+    strip_server_fields,
+    validate_name,
+)
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import referenced_subsets
 
-NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 CONFLICT_RETRIES = 3
-
-
-def validate_name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 253 or not NAME_RE.match(value):
-        raise CanaryInputError(
-            f"{what} {value!r} is not a valid Kubernetes name: lower-case letters, digits, '-' and '.', "
-            "starting and ending with a letter or digit, at most 253 characters")
-    return value
-
-
-def validate_string_map(value: Any, what: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
-        raise CanaryInputError(f"{what} {value!r} must be a mapping of names to strings")
-    bad = {k: v for k, v in value.items() if not isinstance(v, str)}
-    if bad:
-        raise CanaryInputError(f"{what} values must be strings (quote them in YAML): {bad!r}")
-    return dict(value)
-
-
-def _string_list(value: Any, what: str, required: bool) -> None:
-    if value is None and not required:
-        return
-    if not isinstance(value, list) or (required and not value) or \
-            not all(isinstance(v, str) and v for v in value):
-        need = "a non-empty list" if required else "a list"
-        raise CanaryInputError(f"{what} {value!r} must be {need} of non-empty strings")
-
-
-def validate_virtual_service_spec(spec: Any) -> dict[str, Any]:
-    """The checks Istio's validation applies to the fields we rely on."""
-    if not isinstance(spec, dict):
-        raise CanaryInputError(f"spec {spec!r} must be a mapping (the VirtualService spec as in Istio's docs)")
-    _string_list(spec.get("hosts"), "spec.hosts", required=True)
-    _string_list(spec.get("gateways"), "spec.gateways", required=False)
-    for section in ("http", "tcp", "tls"):
-        routes = spec.get(section)
-        if routes is None:
-            continue
-        if not isinstance(routes, list):
-            raise CanaryInputError(f"spec.{section} {routes!r} must be a list of routes")
-        for index, route in enumerate(routes):
-            if not isinstance(route, dict):
-                raise CanaryInputError(f"spec.{section}[{index}] {route!r} must be a mapping")
-            destinations = route.get("route")
-            if destinations is None:
-                if section != "http" or not any(k in route for k in ("redirect", "directResponse", "delegate")):
-                    raise CanaryInputError(f"spec.{section}[{index}] has no route (a list of destinations)")
-                continue
-            if not isinstance(destinations, list) or not destinations:
-                raise CanaryInputError(f"spec.{section}[{index}].route must be a non-empty list of destinations")
-            for position, item in enumerate(destinations):
-                target = item.get("destination") if isinstance(item, dict) else None
-                if not isinstance(target, dict) or not isinstance(target.get("host"), str) or not target["host"]:
-                    raise CanaryInputError(
-                        f"spec.{section}[{index}].route[{position}] needs destination.host (got {item!r})")
-    problems = check_invariant(spec, {})
-    if problems:
-        raise CanaryInputError("invalid VirtualService spec: " + "; ".join(problems))
-    return spec
-
-
-def validate_destination_rule_spec(spec: Any) -> dict[str, Any]:
-    if not isinstance(spec, dict):
-        raise CanaryInputError(f"spec {spec!r} must be a mapping (the DestinationRule spec as in Istio's docs)")
-    if not isinstance(spec.get("host"), str) or not spec["host"]:
-        raise CanaryInputError(f"spec.host {spec.get('host')!r} must be the service host the rule applies to")
-    subsets = spec.get("subsets")
-    if subsets is None:
-        return spec
-    if not isinstance(subsets, list):
-        raise CanaryInputError(f"spec.subsets {subsets!r} must be a list of subsets")
-    seen: set[str] = set()
-    for index, subset in enumerate(subsets):
-        if not isinstance(subset, dict) or not isinstance(subset.get("name"), str) or not subset["name"]:
-            raise CanaryInputError(f"spec.subsets[{index}] {subset!r} needs a name")
-        if subset["name"] in seen:
-            raise CanaryInputError(f"spec.subsets has two subsets named {subset['name']!r}; names must be unique")
-        seen.add(subset["name"])
-        validate_string_map(subset.get("labels"), f"spec.subsets[{index}].labels")
-    return spec
-
-
-def from_definition(params: dict[str, Any], kind: str) -> tuple[str | None, str | None, Any, dict, dict]:
-    """name, namespace, spec, labels, annotations from ``definition`` and the options (options win)."""
-    definition = params.get("definition")
-    name, namespace, spec = params.get("name"), params.get("namespace"), params.get("spec")
-    labels = dict(params.get("labels") or {})
-    annotations = dict(params.get("annotations") or {})
-    if definition is not None:
-        if not isinstance(definition, dict):
-            raise CanaryInputError(f"definition must be a mapping (a whole {kind}), got {definition!r}")
-        if definition.get("kind") not in (None, kind):
-            raise CanaryInputError(f"definition has kind {definition.get('kind')!r}; this module manages {kind}")
-        api_version = str(definition.get("apiVersion") or "networking.istio.io/")
-        if not api_version.startswith("networking.istio.io/"):
-            raise CanaryInputError(f"definition has apiVersion {api_version!r}; expected networking.istio.io/...")
-        metadata = definition.get("metadata") or {}
-        name = name or metadata.get("name")
-        namespace = namespace or metadata.get("namespace")
-        spec = spec if spec is not None else definition.get("spec")
-        labels = {**(metadata.get("labels") or {}), **labels}
-        annotations = {**(metadata.get("annotations") or {}), **annotations}
-    return name, namespace, spec, labels, annotations
-
-
-def diff_of(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
-    return {"before": comparable(before), "after": comparable(after)}
 
 
 def ensure(ctx: Context, kind: str, resource: str, namespace: str, name: str, state: str,
@@ -201,59 +92,37 @@ def _result(ctx: Context, changed: bool, method: str, before: dict[str, Any] | N
     return result
 
 
-def merged_object(existing: dict[str, Any] | None, name: str, namespace: str, spec: dict[str, Any],
-                  labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:
-    """The object to write: the stored one with this spec and these labels/annotations merged in."""
-    obj = existing or {"metadata": {"name": name, "namespace": namespace}}
-    metadata = obj.setdefault("metadata", {})
-    metadata.pop("managedFields", None)
-    if labels:
-        metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
-    if annotations:
-        metadata["annotations"] = {**(metadata.get("annotations") or {}), **annotations}
-    obj["spec"] = copy.deepcopy(spec)
-    return obj
+def routes_to_subsets(ctx: Context, namespace: str, rule: dict[str, Any], subsets: list[str],
+                      cluster_domain: str | None = None) -> dict[str, list[str]]:
+    """VirtualServices still routing to any of ``subsets`` through DestinationRule ``rule`` (in ``namespace``).
 
-
-def plan_destination_rule_spec(existing_spec: dict[str, Any] | None, given_spec: dict[str, Any] | None,
-                               upsert: list[Any], remove: list[str], keep_subsets: bool) -> dict[str, Any]:
-    """The DestinationRule spec to store.
-
-    A given spec sets every field; its subsets are merged with the stored ones, so a subset the
-    task did not name (Bookinfo's v3) survives, unless ``keep_subsets`` is false. ``upsert``
-    subsets are added or replaced by name, ``remove`` names are dropped.
+    Hosts are resolved as Istio does (the rule's host in its namespace, each destination's host in
+    its VirtualService's namespace). The rule serves VirtualServices of every namespace it is
+    exported to, so all namespaces are read when the client may list them (one request); with
+    rights in the rule's namespace only, that namespace is read (one more request). A
+    VirtualService in another namespace is named ``namespace/name``.
     """
-    stored_subsets = list((existing_spec or {}).get("subsets") or [])
-    if given_spec is not None:
-        spec = copy.deepcopy(given_spec)
-        given_subsets = list(spec.get("subsets") or [])
-        base = merge_subsets(stored_subsets, given_subsets, []) if keep_subsets else given_subsets
-    else:
-        spec = copy.deepcopy(existing_spec or {})
-        base = stored_subsets
-    merged = merge_subsets(base, upsert, remove)
-    if merged or "subsets" in spec or stored_subsets:
-        spec["subsets"] = merged
-    return spec
-
-
-def removed_subsets(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
-    old = [s.get("name") for s in (before or {}).get("subsets") or [] if isinstance(s, dict)]
-    new = {s.get("name") for s in after.get("subsets") or [] if isinstance(s, dict)}
-    return [name for name in old if name not in new]
-
-
-def routes_to_subsets(ctx: Context, namespace: str, host: str, subsets: list[str]) -> dict[str, list[str]]:
-    """VirtualServices in the namespace still routing to any of ``subsets`` of ``host`` (one list request)."""
     if not subsets:
         return {}
-    ctx.at("list", "virtualservices", None, namespace)
+    fqdn = Hosts(namespace, cluster_domain).fqdn((rule.get("spec") or {}).get("host"))
+    try:
+        ctx.at("list", "virtualservices", None, None)
+        candidates = ctx.istio.list("VirtualService", None)
+    except ApiError as exc:
+        if exc.status != 403:
+            raise
+        ctx.at("list", "virtualservices", None, namespace)
+        candidates = ctx.istio.list("VirtualService", namespace)
     users: dict[str, list[str]] = {}
-    for vs in ctx.istio.list("VirtualService", namespace):
-        routed = referenced_subsets(vs.get("spec") or {}, host)
+    for vs in candidates:
+        vs_namespace = vs["metadata"].get("namespace") or namespace
+        if not visible_to(rule, namespace, vs_namespace):
+            continue
+        routed = referenced_subsets(vs.get("spec") or {}, fqdn, Hosts(vs_namespace, cluster_domain))
+        label = vs["metadata"]["name"] if vs_namespace == namespace else f"{vs_namespace}/{vs['metadata']['name']}"
         for subset in subsets:
             if subset in routed:
-                users.setdefault(subset, []).append(vs["metadata"]["name"])
+                users.setdefault(subset, []).append(label)
     return users
 
 

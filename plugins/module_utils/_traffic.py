@@ -5,9 +5,11 @@
 """Moving traffic: plan a weight change on one VirtualService, write it with one guarded JSON
 Patch, retry on conflicts, and put it back when a lockstep move fails later.
 
-Requests for one VirtualService: GET of the VirtualService, GET of its DestinationRule, one
-PATCH. A conflict (someone wrote in between; the patch's ``test`` ops fail) costs a re-read and
-a re-plan, never a blind overwrite.
+Requests for one VirtualService: GET of the VirtualService, one LIST of DestinationRules per
+namespace Istio searches until one applies to the host (the VirtualService's namespace; then the
+service's namespace when it lives elsewhere; then the mesh root namespace), one PATCH - three in
+the common case of a rule beside the VirtualService. A conflict (someone wrote in between; the
+patch's ``test`` ops fail) costs a re-read and a re-plan, never a blind overwrite.
 """
 
 from __future__ import annotations
@@ -18,25 +20,36 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import (
-    HISTORY_ANNOTATION,
-    STATE_ANNOTATION,
-    CanaryInputError,
-    append_history,
+from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, RequestOutcomeUnknown
+from ansible_collections.canary.istio.plugins.module_utils._context import Context, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.header_routes import (
+    header_route_port,
+    plan_header_route,
+    remove_header_route,
+)
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import (
+    DEFAULT_ROOT_NAMESPACE,
+    Hosts,
+    destination_rule_namespaces,
+    merged_subsets,
+    rules_for_host,
+    service_host,
+)
+from ansible_collections.canary.istio.plugins.module_utils._logic.patches import (
     build_annotation_ops,
     build_http_list_patch,
     build_route_patch,
-    encode_canary_state,
-    find_http_route,
-    plan_header_route,
-    plan_route_weights,
-    read_canary_state,
-    remove_header_route,
-    route_weights,
-    same_host,
 )
-from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, RequestOutcomeUnknown
-from ansible_collections.canary.istio.plugins.module_utils._module import Context, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route
+from ansible_collections.canary.istio.plugins.module_utils._logic.state import (
+    HISTORY_ANNOTATION,
+    STATE_ANNOTATION,
+    append_history,
+    choose_roles,
+    encode_canary_state,
+    read_canary_state,
+)
+from ansible_collections.canary.istio.plugins.module_utils._logic.weights import plan_route_weights, route_weights
 
 UTC = timezone.utc
 
@@ -52,15 +65,21 @@ class Target:
     """One VirtualService to move, and what was read and planned for it."""
 
     def __init__(self, name: str, namespace: str, host: str | None = None, route_name: str | None = None,
-                 destination_rule: str | None = None, weights: dict[str, int] | None = None):
+                 destination_rule: str | None = None, weights: dict[str, int] | None = None,
+                 cluster_domain: str | None = None, root_namespace: str | None = None):
         self.name = name
         self.namespace = namespace
+        # Hosts named in the VirtualService resolve in its namespace (Istio's ResolveShortnameToFQDN).
+        self.hosts = Hosts(namespace, cluster_domain)
+        self.root_namespace = root_namespace or DEFAULT_ROOT_NAMESPACE
         self.host = host
+        self.fqdn: str | None = None
         self.route_name = route_name
         self.destination_rule = destination_rule
         self.weights = weights or {}
         self.vs: dict[str, Any] | None = None
         self.rule: dict[str, Any] | None = None
+        self.rules: list[dict[str, Any]] = []
         self.route_index = -1
         self.before: dict[str, int] = {}
         self.after: dict[str, int] = {}
@@ -78,7 +97,8 @@ class Target:
                 "route": self.route_label(), "before": self.before, "after": self.after,
                 "changed": bool(self.patch), "moved": self.written is not None and not self.rolled_back,
                 "rolled_back": self.rolled_back, "error": self.error,
-                "destination_rule": (self.rule or {}).get("metadata", {}).get("name")}
+                "destination_rule": (self.rule or {}).get("metadata", {}).get("name"),
+                "destination_rule_namespace": (self.rule or {}).get("metadata", {}).get("namespace")}
 
     def route_label(self) -> str | None:
         if self.vs is None or self.route_index < 0:
@@ -87,54 +107,62 @@ class Target:
         return route.get("name") or f"http[{self.route_index}]"
 
 
-def service_host(vs: dict[str, Any], given: str | None) -> str:
-    if given:
-        return given
-    hosts = (vs.get("spec") or {}).get("hosts") or []
-    if len(hosts) == 1 and isinstance(hosts[0], str):
-        return hosts[0]
-    name = vs["metadata"]["name"]
-    for host in hosts:
-        if isinstance(host, str) and same_host(host, name):
-            return host
-    raise CanaryInputError(f"VirtualService {vs['metadata'].get('namespace')}/{name} has hosts {hosts!r}; "
-                           "say which service to move with service_host")
+def read_destination_rules(ctx: Context, target: Target, host: str) -> list[dict[str, Any]]:
+    """The DestinationRules Istio applies to ``host`` for clients in the VirtualService's namespace.
+
+    Namespaces are searched in Istio's order (:func:`destination_rule_namespaces`), one LIST each,
+    stopping at the first that has a rule for the host. With ``destination_rule`` set, that name
+    is looked up (one GET per namespace, same order) and must apply to the host.
+    """
+    fqdn = target.hosts.fqdn(host)
+    target.fqdn = fqdn
+    namespaces = destination_rule_namespaces(target.namespace, target.hosts.service_namespace(fqdn),
+                                             target.root_namespace)
+    istio = ctx.istio
+    for namespace in namespaces:
+        if target.destination_rule:
+            ctx.at("get", "destinationrules", target.destination_rule, namespace)
+            found = istio.get("DestinationRule", namespace, target.destination_rule)
+            if found is None:
+                continue
+            rules = rules_for_host([found], namespace, target.namespace, fqdn, target.hosts.cluster_domain)
+            if not rules:
+                raise ModuleFailure(
+                    f"DestinationRule {namespace}/{target.destination_rule} (host "
+                    f"{(found.get('spec') or {}).get('host')!r}) is not the rule Istio applies to {fqdn} for "
+                    f"VirtualService {target.label}: its host names another service or it is not exported to "
+                    f"namespace {target.namespace!r}. Name the right rule, or leave destination_rule out")
+            return rules
+        ctx.at("list", "destinationrules", None, namespace)
+        rules = rules_for_host(istio.list("DestinationRule", namespace), namespace, target.namespace, fqdn,
+                               target.hosts.cluster_domain)
+        if rules:
+            return rules
+    return []
 
 
 def read_destination_rule(ctx: Context, target: Target, host: str) -> dict[str, Any] | None:
-    """The DestinationRule for the host: by name when given, else named like the host, else by spec.host."""
-    istio = ctx.istio
-    if target.destination_rule:
-        ctx.at("get", "destinationrules", target.destination_rule, target.namespace)
-        return istio.get("DestinationRule", target.namespace, target.destination_rule)
-    short = host.split(".", maxsplit=1)[0]
-    ctx.at("get", "destinationrules", short, target.namespace)
-    rule = istio.get("DestinationRule", target.namespace, short)
-    if rule is not None and same_host((rule.get("spec") or {}).get("host"), host):
-        return rule
-    ctx.at("list", "destinationrules", None, target.namespace)
-    for candidate in istio.list("DestinationRule", target.namespace):
-        if same_host((candidate.get("spec") or {}).get("host"), host):
-            return candidate
-    return None
+    """The first of :func:`read_destination_rules` (the one reported), or None."""
+    target.rules = read_destination_rules(ctx, target, host)
+    target.rule = target.rules[0] if target.rules else None
+    return target.rule
 
 
-def subsets_of(rule: dict[str, Any] | None) -> list[str]:
-    return [s.get("name") for s in ((rule or {}).get("spec") or {}).get("subsets") or [] if isinstance(s, dict)]
-
-
-def choose_roles(state: dict[str, Any], before: dict[str, int], after: dict[str, int],
-                 base: str | None, canary: str | None) -> tuple[str, str]:
-    """Which subset is the base and which the canary, for the recorded state."""
-    if base and canary:
-        return base, canary
-    names = list(after)
-    if state.get("base") in after and state.get("canary") in after and state["base"] != state["canary"]:
-        return state["base"], state["canary"]
-    ranked = sorted(names, key=lambda n: (-before.get(n, 0), names.index(n)))
-    if len(ranked) == 1:
-        return ranked[0], ranked[0]
-    return ranked[0], ranked[-1]
+def _no_subset_message(target: Target, subject: str) -> str:
+    """Why routing to ``subsets`` is refused: which rules Istio would apply, and what they define."""
+    fqdn = target.fqdn
+    searched = destination_rule_namespaces(target.namespace, target.hosts.service_namespace(fqdn),
+                                           target.root_namespace)
+    if not target.rules:
+        where = f"named {target.destination_rule!r}" if target.destination_rule else f"for host {fqdn}"
+        return (f"refusing to route {target.label} {subject}: there is no DestinationRule "
+                f"{where} that Istio would apply (searched namespaces {', '.join(searched)}, in Istio's order), so "
+                "no subset exists. Create it first (canary.istio.destination_rule)")
+    names = ", ".join(f"{r['metadata'].get('namespace')}/{r['metadata']['name']}" for r in target.rules)
+    defined = merged_subsets(target.rules)
+    return (f"refusing to route {target.label} {subject}: DestinationRule {names} "
+            f"(the rule Istio applies to {fqdn} for clients in namespace {target.namespace!r}) defines only "
+            f"{', '.join(defined) or 'no subsets'}. Add the subset there first (canary.istio.destination_rule)")
 
 
 def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor: str, history_limit: int,
@@ -148,28 +176,18 @@ def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor
     target.vs = vs
     host = service_host(vs, target.host)
     target.host = host
-    target.route_index = find_http_route(vs.get("spec") or {}, host, target.route_name)
+    target.route_index = find_http_route(vs.get("spec") or {}, host, target.route_name, hosts=target.hosts)
     route = vs["spec"]["http"][target.route_index]
     target.before = route_weights(route)
-    new_route = plan_route_weights(route, host, target.weights, remove_unnamed=remove_unnamed)
+    new_route = plan_route_weights(route, host, target.weights, remove_unnamed=remove_unnamed, hosts=target.hosts)
     target.after = route_weights(new_route)
     routed = [subset for subset, weight in target.weights.items() if weight > 0]
-    rule = read_destination_rule(ctx, target, host)
-    target.rule = rule
+    read_destination_rule(ctx, target, host)
     if routed:
-        if rule is None:
-            where = f"named {target.destination_rule!r}" if target.destination_rule else f"for host {host!r}"
-            raise ModuleFailure(
-                f"refusing to route {target.label} to subset(s) {', '.join(routed)}: there is no DestinationRule "
-                f"{where} in namespace {target.namespace!r}, so no subset exists. Create it first "
-                "(canary.istio.destination_rule)")
-        defined = subsets_of(rule)
+        defined = merged_subsets(target.rules)
         missing = [subset for subset in routed if subset not in defined]
         if missing:
-            raise ModuleFailure(
-                f"refusing to route {target.label} to subset(s) {', '.join(missing)}: DestinationRule "
-                f"{target.namespace}/{rule['metadata']['name']} (host {rule['spec'].get('host')!r}) defines only "
-                f"{', '.join(defined) or 'no subsets'}. Add the subset first (canary.istio.destination_rule)")
+            raise ModuleFailure(_no_subset_message(target, f"to subset(s) {', '.join(missing)}"))
     patch = build_route_patch(vs, target.route_index, new_route)
     if patch and record:
         state = read_canary_state(vs)
@@ -257,7 +275,7 @@ def rollback(ctx: Context, target: Target) -> None:
         return
     original_route = target.vs["spec"]["http"][target.route_index]
     now = target.written
-    ops = build_route_patch(now, target.route_index, original_route)
+    ops = build_route_patch(now, target.route_index, original_route, restoring=True)
     old_annotations = (target.vs.get("metadata") or {}).get("annotations") or {}
     ops += build_annotation_ops(now, {key: old_annotations.get(key) for key in (STATE_ANNOTATION, HISTORY_ANNOTATION)})
     if ops:
@@ -283,23 +301,11 @@ def plan_header(ctx: Context, target: Target, route: str, match: list[dict[str, 
     if not present:
         new_http = remove_header_route(spec, route)
     else:
-
-        port = None
-        for item in spec.get("http") or []:
-            for destination in (item or {}).get("route") or []:
-                target_port = ((destination or {}).get("destination") or {}).get("port")
-                if port is None and same_host(((destination or {}).get("destination") or {}).get("host"), host) \
-                        and isinstance(target_port, dict) and isinstance(target_port.get("number"), int):
-                    port = target_port["number"]
-        new_http = plan_header_route(spec, route, host, match, subset, port=port)
-        rule = read_destination_rule(ctx, target, host)
-        target.rule = rule
-        if rule is None or subset not in subsets_of(rule):
-            where = (f"DestinationRule {target.namespace}/{rule['metadata']['name']} defines only "
-                     f"{', '.join(subsets_of(rule)) or 'no subsets'}") if rule else \
-                f"there is no DestinationRule for host {host!r} in namespace {target.namespace!r}"
-            raise ModuleFailure(f"refusing to route {target.label} route {route!r} to subset {subset!r}: {where}. "
-                                "Add the subset first (canary.istio.destination_rule)")
+        new_http = plan_header_route(spec, route, host, match, subset, port=header_route_port(spec, host, target.hosts),
+                                     hosts=target.hosts)
+        read_destination_rule(ctx, target, host)
+        if subset not in merged_subsets(target.rules):
+            raise ModuleFailure(_no_subset_message(target, f"route {route!r} to subset {subset!r}"))
     target.patch = build_http_list_patch(vs, old_http, new_http)
     target.before = {"routes": [r.get("name") or f"http[{i}]" for i, r in enumerate(old_http or [])]}
     target.after = {"routes": [r.get("name") or f"http[{i}]" for i, r in enumerate(new_http)]}

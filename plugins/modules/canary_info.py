@@ -14,11 +14,16 @@ description:
     DestinationRule's subsets, which Deployments back each subset (their pod template labels
     match the Service selector and the subset's labels), and the canary state and history that
     M(canary.istio.traffic_split) recorded.
+  - Hosts and the DestinationRule are resolved as Istio resolves them (see M(canary.istio.traffic_split));
+    the Service and Deployments are read in the service's own namespace.
+  - Weights are reported as the shares of traffic Istio routes - relative to their sum, a lone
+    destination taking everything - so V(900)/V(100) reads as 90/10.
 author:
   - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.auth
   - canary.istio.auth.ISTIO
+  - canary.istio.mesh
   - canary.istio.attributes
   - canary.istio.attributes.INFO
 options:
@@ -37,7 +42,7 @@ options:
     type: str
   destination_rule:
     description:
-      - Name of the DestinationRule (default - named like the host, else found by host).
+      - Name of the DestinationRule. Default - the rule Istio applies to the host.
     type: str
   route_name:
     description:
@@ -65,7 +70,9 @@ exists:
   returned: always
   type: bool
 weights:
-  description: Weights of the route named by O(route_name), or of the default route (empty when there is none).
+  description:
+    - Share of traffic (percent) per subset of the route named by O(route_name), or of the default route
+      (empty when there is none), as Istio routes it. Whole numbers when exact, else two decimals.
   returned: always
   type: dict
   sample: {v1: 70, v2: 30}
@@ -83,6 +90,10 @@ subsets:
   sample: [{name: v1, labels: {version: v1}, deployments: [reviews-v1], routed: true}]
 destination_rule:
   description: Name of the DestinationRule found (empty when none).
+  returned: always
+  type: str
+destination_rule_namespace:
+  description: Namespace of that DestinationRule (empty when none).
   returned: always
   type: str
 state:
@@ -105,26 +116,19 @@ api_requests:
   type: int
 """
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import (
-    CanaryInputError,
-    find_http_route,
-    read_canary_state,
-    referenced_subsets,
-    route_weights,
-)
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
-from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
-from ansible_collections.canary.istio.plugins.module_utils._traffic import (
-    Target,
-    read_destination_rule,
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import (
+    MESH_ARG_SPEC,
     service_host,
+    validate_cluster_domain,
 )
-
-
-def _labels_match(selector, labels):
-    return all(labels.get(key) == value for key, value in (selector or {}).items())
-
+from ansible_collections.canary.istio.plugins.module_utils._logic.info import routes_report, subsets_report
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route
+from ansible_collections.canary.istio.plugins.module_utils._logic.state import read_canary_state
+from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, read_destination_rule
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
@@ -132,6 +136,7 @@ ARGUMENT_SPEC = {
     "service_host": {"type": "str"},
     "destination_rule": {"type": "str"},
     "route_name": {"type": "str"},
+    **MESH_ARG_SPEC,
 }
 USES_ISTIO = True
 
@@ -140,24 +145,22 @@ def execute(ctx):
     params = ctx.params
     name = validate_name(params["name"], "name")
     namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")
+    validate_cluster_domain(params["cluster_domain"])
+    validate_name(params["root_namespace"], "root_namespace")
     ctx.at("get", "virtualservices", name, namespace)
     vs = ctx.istio.get("VirtualService", namespace, name)
     result = {"changed": False, "exists": vs is not None, "weights": {}, "routes": [], "subsets": [],
-              "destination_rule": "", "state": {"base": None, "canary": None, "weight": None, "route": None},
+              "destination_rule": "", "destination_rule_namespace": "", "state": {"base": None, "canary": None, "weight": None, "route": None},
               "history": [], "api_version": ctx.istio.api_version}
     if vs is None:
         return result
     spec = vs.get("spec") or {}
     host = service_host(vs, params.get("service_host"))
-    for index, route in enumerate(spec.get("http") or []):
-        try:
-            weights = route_weights(route)
-        except CanaryInputError:
-            weights = {}
-        result["routes"].append({"index": index, "name": route.get("name"), "match": route.get("match") or [],
-                                 "weights": weights})
+    target = Target(name, namespace, host, None, params.get("destination_rule"),
+                    cluster_domain=params["cluster_domain"], root_namespace=params["root_namespace"])
+    result["routes"] = routes_report(spec)
     try:
-        index = find_http_route(spec, host, params.get("route_name"))
+        index = find_http_route(spec, host, params.get("route_name"), hosts=target.hosts)
         result["weights"] = result["routes"][index]["weights"]
     except CanaryInputError:
         if params.get("route_name"):
@@ -165,37 +168,25 @@ def execute(ctx):
     recorded = read_canary_state(vs)
     result["history"] = recorded.pop("history")
     result["state"] = recorded
-    target = Target(name, namespace, host, None, params.get("destination_rule"))
     rule = read_destination_rule(ctx, target, host)
     if rule is not None:
         result["destination_rule"] = rule["metadata"]["name"]
-        short = host.split(".")[0]
+        result["destination_rule_namespace"] = rule["metadata"].get("namespace") or ""
+        # The Service and its Deployments live in the service's namespace, not necessarily the VirtualService's.
+        service_namespace = target.hosts.service_namespace(host) or namespace
+        short = target.hosts.service_name(host) or host.split(".")[0]
         selector = None
-        ctx.at("get", "services", short, namespace, "")
+        ctx.at("get", "services", short, service_namespace, "")
         try:
-            service = ctx.client.get(f"/api/v1/namespaces/{namespace}/services/{short}")
+            service = ctx.client.get(f"/api/v1/namespaces/{service_namespace}/services/{short}")
             selector = (service.get("spec") or {}).get("selector")
         except ApiError as exc:
             if exc.status not in (403, 404):
                 raise
         selector = selector or {"app": short}
-        ctx.at("list", "deployments", None, namespace, "apps")
-        deployments = ctx.client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments").get("items") or []
-        routed = referenced_subsets(spec, host)
-        for subset in (rule.get("spec") or {}).get("subsets") or []:
-            labels = subset.get("labels") or {}
-            backing = []
-            for deployment in deployments:
-                template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
-                pod_labels = template.get("labels") or {}
-                if _labels_match(selector, pod_labels) and _labels_match(labels, pod_labels):
-                    status = deployment.get("status") or {}
-                    backing.append({"name": deployment["metadata"]["name"],
-                                    "replicas": (deployment.get("spec") or {}).get("replicas", 1),
-                                    "available_replicas": status.get("availableReplicas", 0)})
-            result["subsets"].append({"name": subset.get("name"), "labels": labels,
-                                      "deployments": [d["name"] for d in backing], "workloads": backing,
-                                      "routed": subset.get("name") in routed})
+        ctx.at("list", "deployments", None, service_namespace, "apps")
+        deployments = ctx.client.get(f"/apis/apps/v1/namespaces/{service_namespace}/deployments").get("items") or []
+        result["subsets"] = subsets_report(spec, host, target.rules, selector, deployments, target.hosts)
     return result
 
 

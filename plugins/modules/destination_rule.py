@@ -71,8 +71,17 @@ options:
     description:
       - Remove subsets (or the whole rule) even while a VirtualService routes to them.
         Traffic to such a subset then fails with 503 errors.
+      - Without it, VirtualServices are checked as Istio resolves hosts - the rule's C(spec.host) in the
+        rule's namespace, each destination's host in its VirtualService's namespace - in every namespace
+        the rule is exported to (all namespaces when the client may list them, else the rule's own).
     type: bool
     default: false
+  cluster_domain:
+    description:
+      - The cluster's DNS domain, used to resolve short host names (V(reviews) in namespace C(shop) is
+        C(reviews.shop.svc.cluster.local)).
+    type: str
+    default: cluster.local
   labels:
     description:
       - Labels to set on the object; labels not named here are kept.
@@ -158,18 +167,21 @@ diff:
   type: dict
 """
 
-from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import (
-    ensure,
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import MESH_ARG_SPEC, validate_cluster_domain
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import (
     from_definition,
     merged_object,
-    plan_destination_rule_spec,
-    removed_subsets,
-    routes_to_subsets,
     validate_destination_rule_spec,
     validate_name,
     validate_string_map,
 )
+from ansible_collections.canary.istio.plugins.module_utils._logic.subsets import (
+    plan_destination_rule_spec,
+    removed_subsets,
+)
+from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._resource import ensure, routes_to_subsets
 
 KIND = "DestinationRule"
 
@@ -186,12 +198,14 @@ ARGUMENT_SPEC = {
     "force": {"type": "bool", "default": False},
     "labels": {"type": "dict"},
     "annotations": {"type": "dict"},
+    "cluster_domain": MESH_ARG_SPEC["cluster_domain"],
 }
 USES_ISTIO = True
 
 
 def execute(ctx):
     params = ctx.params
+    validate_cluster_domain(params["cluster_domain"])
     name, namespace, spec, labels, annotations = from_definition(params, KIND)
     validate_name(name, "name")
     namespace = validate_name(namespace or ctx.default_namespace, "namespace")
@@ -201,10 +215,10 @@ def execute(ctx):
         validate_destination_rule_spec(spec)
     removed: list[str] = []
 
-    def refuse_if_routed(host, names, what):
+    def refuse_if_routed(rule, names, what):
         if params["force"] or not names:
             return
-        users = routes_to_subsets(ctx, namespace, host, names)
+        users = routes_to_subsets(ctx, namespace, rule, names, params["cluster_domain"])
         if users:
             detail = "; ".join(f"subset {subset!r} by VirtualService {', '.join(vs)}"
                                for subset, vs in sorted(users.items()))
@@ -221,12 +235,12 @@ def execute(ctx):
         validate_destination_rule_spec(new_spec)
         removed[:] = removed_subsets(existing_spec, new_spec)
         if removed:
-            refuse_if_routed(new_spec["host"], removed, f"remove subset(s) {', '.join(removed)}")
+            refuse_if_routed({"spec": new_spec}, removed, f"remove subset(s) {', '.join(removed)}")
         return merged_object(existing, name, namespace, new_spec, labels, annotations)
 
     def before_delete(existing):
         names = [s.get("name") for s in (existing.get("spec") or {}).get("subsets") or []]
-        refuse_if_routed((existing.get("spec") or {}).get("host", ""), names, "delete every subset")
+        refuse_if_routed(existing, names, "delete every subset")
         removed[:] = names
 
     result = ensure(ctx, KIND, "destinationrules", namespace, name, params["state"],

@@ -14,14 +14,22 @@ description:
     O(headers)) to O(subset), for example testers with header C(end-user=jason) to C(v2).
   - Istio uses the first route that matches, so the route is placed just above the default route
     for the host (moved there when it sits below it). Other routes keep their order and content.
+  - When an earlier route already matches every request the header route would match (for example
+    an unnamed route matching C(end-user=jason) exactly, or a route without match), the header route
+    would never receive traffic. The task then fails, naming that route, and nothing changes - the
+    module does not move routes it does not own. Only conditions that can be compared exactly count
+    (C(exact) and C(prefix) strings, header names, ports, source labels, gateways); a regex covers only
+    the same regex.
   - With O(state=absent) only that route is removed.
-  - The subset must exist in the DestinationRule for the host; the write is one JSON Patch guarded
-    by the resourceVersion and the route list as read, retried after re-reading on a conflict.
+  - The subset must exist in the DestinationRule Istio applies to the host (resolved as for
+    M(canary.istio.traffic_split)); the write is one JSON Patch guarded by the resourceVersion and
+    the route list as read, retried after re-reading on a conflict.
 author:
   - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.auth
   - canary.istio.auth.ISTIO
+  - canary.istio.mesh
   - canary.istio.attributes
   - canary.istio.attributes.WRITE
 options:
@@ -64,7 +72,7 @@ options:
     type: str
   destination_rule:
     description:
-      - Name of the DestinationRule that defines the subset (default - named like the host, else found by host).
+      - Name of the DestinationRule that defines the subset. Default - the rule Istio applies to the host.
     type: str
   max_retries:
     description: How many times to re-read and retry after another writer changed the VirtualService.
@@ -131,10 +139,10 @@ diff:
   type: dict
 """
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
-from ansible_collections.canary.istio.plugins.module_utils._istio import strip_server_fields
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import MESH_ARG_SPEC, validate_cluster_domain
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import strip_server_fields, validate_name
 from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan_header, write
 
 
@@ -168,6 +176,7 @@ ARGUMENT_SPEC = {
     "service_host": {"type": "str"},
     "destination_rule": {"type": "str"},
     "max_retries": {"type": "int", "default": 5},
+    **MESH_ARG_SPEC,
 }
 USES_ISTIO = True
 
@@ -182,7 +191,10 @@ def execute(ctx):
         raise CanaryInputError("state=present needs subset and match (or headers)")
     if not 0 <= params["max_retries"] <= 50:
         raise CanaryInputError(f"max_retries {params['max_retries']} must be between 0 and 50")
-    target = Target(name, namespace, params.get("service_host"), None, params.get("destination_rule"))
+    validate_cluster_domain(params["cluster_domain"])
+    validate_name(params["root_namespace"], "root_namespace")
+    target = Target(name, namespace, params.get("service_host"), None, params.get("destination_rule"),
+                    cluster_domain=params["cluster_domain"], root_namespace=params["root_namespace"])
 
     def replan():
         plan_header(ctx, target, params["route"], match, params.get("subset"), present)

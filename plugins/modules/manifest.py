@@ -127,18 +127,18 @@ api_requests:
 import json
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import comparable, validate_name
 from ansible_collections.canary.istio.plugins.module_utils._manifest import (
     FIELD_MANAGER,
     Discovery,
-    comparable,
     load_documents,
     object_path,
     ordered,
     wait_for_deployments,
     with_protocol_defaults,
 )
-from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
 
 ARGUMENT_SPEC = {
     "src": {"type": "list", "elements": "path", "default": []},

@@ -91,10 +91,11 @@ api_requests:
 
 import datetime
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
-from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
 
 UTC = datetime.timezone.utc
 

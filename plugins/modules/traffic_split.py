@@ -17,7 +17,16 @@ description:
   - The route is the one named O(route_name), or else the single default route (no C(match))
     for the service host. An ambiguous or missing route is an error.
   - Before any write, every subset that gets a weight above 0 must exist in the DestinationRule
-    for the host; otherwise the task fails, naming the subset and the rule, and nothing changes.
+    Istio applies to the host; otherwise the task fails, naming the subset and the rule, and nothing
+    changes. Hosts are resolved as Istio resolves them - V(reviews) in a VirtualService of namespace
+    C(shop) is C(reviews.shop.svc.cluster.local), a name with a dot is taken as written - and the rule
+    is looked up as Istio does - in the VirtualService's namespace, then the service's namespace (rules
+    exported to the VirtualService's namespace), then O(root_namespace).
+  - Weights written are integers from 0 to 100 summing to 100 (this collection's rule). Weights read
+    (RV(before)) are the shares Istio routes - weights are relative, and a lone destination takes all
+    traffic whatever its weight.
+  - A route that delegates, redirects or answers directly has no destinations to weigh; naming one is
+    refused.
   - One guarded write per VirtualService, a JSON Patch whose C(test) operations pin the
     resourceVersion and the route as read. When someone else wrote in between, the object is
     read again and the change planned again, up to O(max_retries) times; their change is kept.
@@ -32,6 +41,7 @@ author:
 extends_documentation_fragment:
   - canary.istio.auth
   - canary.istio.auth.ISTIO
+  - canary.istio.mesh
   - canary.istio.attributes
   - canary.istio.attributes.WRITE
 options:
@@ -55,8 +65,9 @@ options:
     type: str
   destination_rule:
     description:
-      - Name of the DestinationRule that defines the subsets. Without it, the rule named like the
-        host is used, else the rule in the namespace whose C(spec.host) is the host.
+      - Name of the DestinationRule that defines the subsets. It is looked up in the namespaces Istio
+        searches (see O(root_namespace)) and must apply to the host. Without it, the rule Istio applies
+        to the host is found by its C(spec.host).
     type: str
   weights:
     description:
@@ -152,7 +163,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 before:
-  description: Weights per subset before the change (of the first service with O(services)).
+  description:
+    - Share of traffic (percent) per subset before the change, as Istio routed it (of the first service
+      with O(services)); whole numbers when exact, else two decimals.
   returned: always
   type: dict
   sample: {v1: 100, v2: 0}
@@ -183,6 +196,7 @@ services:
     rolled_back: {description: 'Whether the change was written, then put back because another service failed.', type: bool, returned: always}
     error: {description: 'Why this service failed (null when it did not).', type: str, returned: always}
     destination_rule: {description: Name of the DestinationRule whose subsets were checked., type: str, returned: always}
+    destination_rule_namespace: {description: Namespace of that DestinationRule., type: str, returned: always}
 api_version:
   description: The C(networking.istio.io) version used.
   returned: always
@@ -201,14 +215,13 @@ diff:
 
 import getpass
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import (
-    CanaryInputError,
-    canary_weights,
-    validate_weights,
-)
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, describe_error
-from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import MESH_ARG_SPEC, validate_cluster_domain
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._logic.weights import canary_weights, validate_weights
+from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan, rollback, write
 
 MAX_SERVICES = 500
@@ -261,7 +274,9 @@ def _targets(params, default_namespace, weights):
             raise CanaryInputError("no weights given: set weights, or base + canary + canary_weight")
         targets.append(Target(name, namespace, item.get("service_host") or params.get("service_host"),
                               item.get("route_name") or params.get("route_name"),
-                              item.get("destination_rule") or params.get("destination_rule"), own))
+                              item.get("destination_rule") or params.get("destination_rule"), own,
+                              cluster_domain=params.get("cluster_domain"),
+                              root_namespace=params.get("root_namespace")))
     return targets
 
 
@@ -281,12 +296,15 @@ ARGUMENT_SPEC = {
     "record": {"type": "bool", "default": True},
     "history_limit": {"type": "int", "default": 20},
     "max_retries": {"type": "int", "default": 5},
+    **MESH_ARG_SPEC,
 }
 USES_ISTIO = True
 
 
 def execute(ctx):
     params = ctx.params
+    validate_cluster_domain(params["cluster_domain"])
+    validate_name(params["root_namespace"], "root_namespace")
     weights = _weights(params)
     targets = _targets(params, ctx.default_namespace, weights)
     if not 1 <= params["history_limit"] <= 1000:

@@ -125,15 +125,16 @@ diff:
   type: dict
 """
 
-from ansible_collections.canary.istio.plugins.module_utils._module import ModuleFailure, build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import (
-    ensure,
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import (
     from_definition,
     merged_object,
     validate_name,
     validate_string_map,
     validate_virtual_service_spec,
 )
+from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._resource import ensure
 
 KIND = "VirtualService"
 

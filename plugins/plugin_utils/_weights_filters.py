@@ -17,13 +17,13 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import (
-    CanaryInputError,
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route, virtual_service_spec
+from ansible_collections.canary.istio.plugins.module_utils._logic.weights import (
     canary_weights,
-    find_http_route,
     route_weights,
     split_weights,
-    virtual_service_spec,
 )
 
 
@@ -52,8 +52,9 @@ def _is_route(value: Mapping) -> bool:
     return "route" in value and not any(key in value for key in ("spec", "http", "tcp", "tls"))
 
 
-def route_weights_filter(resource: Any, host: Any = None, route_name: Any = None) -> dict[str, int]:
-    """Weights of one route, read from a route, a VirtualService spec or a whole object."""
+def route_weights_filter(resource: Any, host: Any = None, route_name: Any = None, namespace: Any = None,
+                         cluster_domain: Any = None) -> dict[str, int | float]:
+    """Shares of one route as Istio routes them, read from a route, a VirtualService spec or a whole object."""
     try:
         if isinstance(resource, Mapping) and _is_route(resource):
             if host is not None or route_name is not None:
@@ -62,7 +63,12 @@ def route_weights_filter(resource: Any, host: Any = None, route_name: Any = None
                     "but the input is already a single route; drop them or pass the VirtualService"
                 )
             return route_weights(resource)
-        index = find_http_route(resource, host=host, route_name=route_name)
+        hosts = None
+        if namespace is not None or cluster_domain is not None:
+            metadata = resource.get("metadata") if isinstance(resource, Mapping) else None
+            own = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+            hosts = Hosts(namespace or own, cluster_domain)
+        index = find_http_route(resource, host=host, route_name=route_name, hosts=hosts)
         return route_weights(virtual_service_spec(resource)["http"][index])
     except CanaryInputError as error:
         raise _refuse("route_weights", error) from None

@@ -43,6 +43,10 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
     ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "max_retries": 999}, "max_retries 999"),
     ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "api_version": "v2"}, "api_version"),
     ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "request_timeout": "soon"}, "request_timeout"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "cluster_domain": "Cluster.Local"},
+     "cluster_domain 'Cluster.Local' is not a DNS domain"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "root_namespace": "Istio_System"},
+     "root_namespace 'Istio_System' is not a valid Kubernetes name"),
     # header_route
     ("header_route", {"name": "reviews", "route": "t", "headers": {}, "subset": "v2"}, "headers is empty"),
     ("header_route", {"name": "reviews", "route": "t", "headers": {"end-user": ["x"]}, "subset": "v2"},
@@ -53,7 +57,10 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
     ("header_route", {"name": "reviews", "route": "t", "headers": {"a": "b"}}, "needs subset"),
     ("header_route", {"name": "reviews", "route": "primary", "headers": {"a": "b"}, "subset": "v1"}, "primary"),
     # virtual_service / destination_rule
-    ("virtual_service", {"name": "reviews", "spec": {"hosts": []}}, "non-empty list"),
+    # A VirtualService without hosts is a delegate; Istio's ValidateVirtualService refuses gateways on it
+    # (istio/istio pkg/config/validation/validation.go).
+    ("virtual_service", {"name": "reviews", "spec": {"hosts": [], "gateways": ["bookinfo-gateway"],
+                                                     "http": VS_SPEC["http"]}}, "must have no gateways"),
     ("virtual_service", {"name": "reviews", "spec": {"hosts": ["r"], "http": "all"}}, "must be a list"),
     ("virtual_service", {"name": "reviews", "spec": {"hosts": ["r"], "http": [{"route": []}]}}, "non-empty list"),
     ("virtual_service", {"name": "reviews", "spec": {"hosts": ["r"], "http": [{"route": [{"weight": 100}]}]}},
@@ -73,6 +80,13 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
     ("destination_rule", {"name": "reviews", "subsets": [{"name": "v9"}]}, "labels"),
     ("destination_rule", {"name": "reviews", "subsets": [{"name": "v9", "labels": {"version": 9}}]}, "9"),
     ("destination_rule", {"name": "reviews", "remove_subsets": ["v1"]}, "still routed"),
+    # Subset names are DNS-1123 labels in Istio (validateSubsetName: labels.IsDNS1123Label).
+    ("destination_rule", {"name": "reviews", "subsets": [{"name": "v2.1", "labels": {"version": "v2.1"}}]},
+     "'v2.1' is not a valid subset name: Istio requires a DNS-1123 label"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 50, "v2_1": 50}},
+     "'v2_1' is not a valid subset name: Istio requires a DNS-1123 label"),
+    ("header_route", {"name": "reviews", "route": "t", "headers": {"a": "b"}, "subset": "V2"},
+     "'V2' is not a valid subset name: Istio requires a DNS-1123 label"),
     ("destination_rule_info", {"name": "reviews", "all_namespaces": True}, "exclude each other"),
     ("virtual_service_info", {"name": UNICODE}, "not a valid Kubernetes name"),
     # manifest, canary_info, release_lock

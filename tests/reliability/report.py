@@ -28,7 +28,7 @@ from tests.helpers.collection import REPO_ROOT, ensure_collection_path
 SUITES = {
     "faults": ["tests/reliability/test_faults.py", "tests/integration/test_slow_apiserver.py"],
     "bad input": ["tests/integration/test_bad_input.py", "tests/reliability/test_role_inputs.py",
-                  "tests/unit/test_canary_logic.py", "tests/unit/test_filters.py", "tests/unit/test_probe.py"],
+                  "tests/unit/logic", "tests/unit/test_filters.py", "tests/unit/test_probe.py"],
     "least privilege": ["tests/integration/test_least_privilege.py"],
     "secrets and TLS": ["tests/integration/test_collection.py", "tests/reliability/test_secrets.py"],
     "concurrency": ["tests/integration/test_release_lock.py", "tests/integration/test_traffic_modules.py",

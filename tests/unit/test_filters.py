@@ -124,7 +124,7 @@ def test_split_weights_filter_sums_to_100(shares):
 VIRTUAL_SERVICE = {
     "apiVersion": "networking.istio.io/v1",
     "kind": "VirtualService",
-    "metadata": {"name": "reviews", "resourceVersion": "7"},
+    "metadata": {"name": "reviews", "namespace": "bookinfo", "resourceVersion": "7"},
     "spec": {
         "hosts": ["reviews"],
         "http": [
@@ -154,7 +154,9 @@ VIRTUAL_SERVICE = {
 def test_route_weights_filter_reads_object_spec_and_route():
     route_weights = get_filter("route_weights")
     assert route_weights(VIRTUAL_SERVICE, host="reviews") == {"v1": 80, "v2": 20}
-    assert route_weights(VIRTUAL_SERVICE["spec"], "reviews") == {"v1": 80, "v2": 20}
+    # A bare spec carries no namespace: short names resolve only when it is given (Istio's
+    # ResolveShortnameToFQDN uses the namespace of the object naming the host).
+    assert route_weights(VIRTUAL_SERVICE["spec"], "reviews", namespace="bookinfo") == {"v1": 80, "v2": 20}
     assert route_weights(VIRTUAL_SERVICE, route_name="testers") == {"v2": 100}
     assert route_weights(VIRTUAL_SERVICE["spec"]["http"][1]) == {"v1": 80, "v2": 20}
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._probe import (
     classify,
     compile_labels,

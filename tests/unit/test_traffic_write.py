@@ -1,5 +1,5 @@
 """Recognising our own write after its answer was lost (``_traffic.holds_patch``), judged with the
-independent JSON Patch applier of test_canary_logic."""
+independent JSON Patch applier of tests/unit/logic/support.py."""
 
 from __future__ import annotations
 
@@ -8,15 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._canary import (
-    HISTORY_ANNOTATION,
-    append_history,
-    build_annotation_ops,
-    build_route_patch,
-    plan_route_weights,
-)
+from ansible_collections.canary.istio.plugins.module_utils._logic.patches import build_annotation_ops, build_route_patch
+from ansible_collections.canary.istio.plugins.module_utils._logic.state import HISTORY_ANNOTATION, append_history
+from ansible_collections.canary.istio.plugins.module_utils._logic.weights import plan_route_weights
 from ansible_collections.canary.istio.plugins.module_utils._traffic import holds_patch
-from tests.unit.test_canary_logic import apply_patch, bookinfo_vs
+from tests.unit.logic.support import apply_patch, bookinfo_vs
 
 pytestmark = pytest.mark.unit
 

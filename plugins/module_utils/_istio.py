@@ -67,6 +67,24 @@ class Istio:
         raise IstioMissing(f"{GROUP} is served only at {', '.join(map(str, served)) or 'no version'}; "
                            f"this collection needs one of {', '.join(PREFERRED_VERSIONS)}")
 
+    def discover_kind(self, kind: str) -> str:
+        """The best version serving ``kind`` (one request per version asked); only after a miss."""
+        resource = KINDS[kind]
+        for version in PREFERRED_VERSIONS:
+            self.discovery_requests += 1
+            try:
+                listing = self.client.get(f"/apis/{GROUP}/{version}")
+            except ApiError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            if any(r.get("name") == resource for r in (listing or {}).get("resources") or []):
+                self.version = version
+                return version
+        raise IstioMissing(
+            f"the cluster at {self.client.settings.server} serves {GROUP} but not {kind} ({resource}) at "
+            f"{', '.join(PREFERRED_VERSIONS)}: Istio's {kind} CRD is missing. Install Istio (or its CRDs) first")
+
     def path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
         """The object's path, or its collection's; all namespaces when ``namespace`` is None."""
         scope = f"namespaces/{namespace}/" if namespace else ""
@@ -81,6 +99,14 @@ class Istio:
             type_not_served = exc.status == 404 and not exc.object_missing and "namespaces" not in exc.message
             if type_not_served and not self.discovered:
                 self.discover()
+                try:
+                    return self.client.request(method, self.path(kind, namespace, name), **kwargs)
+                except ApiError as retry:
+                    if not (retry.status == 404 and not retry.object_missing and "namespaces" not in retry.message):
+                        raise
+                # The group is served but not this kind at the version picked for the group (a
+                # cluster with only some of Istio's CRDs, or older versions for some kinds).
+                self.discover_kind(kind)
                 return self.client.request(method, self.path(kind, namespace, name), **kwargs)
             if type_not_served and self.forced:
                 raise IstioMissing(f"the cluster does not serve {KINDS[kind]} at {self.api_version} "

@@ -56,7 +56,7 @@ def module_cases(namespace: str, tag: str) -> dict[str, tuple[dict[str, Any], An
         "destination_rule": ({"name": f"dr-{tag}", "spec": {"host": f"dr-{tag}", "subsets": [
             {"name": "v1", "labels": {"version": "v1"}}]}}, created),
         "traffic_split": ({"name": "reviews", "base": "v1", "canary": "v2", "canary_weight": 10}, created),
-        "header_route": ({"name": "reviews", "route": f"testers-{tag}", "headers": {"end-user": "jason"},
+        "header_route": ({"name": "reviews", "route": f"testers-{tag}", "headers": {"end-user": f"qa-{tag}"},
                           "subset": "v2"}, created),
         "manifest": ({"definition": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{tag}"},
                                      "data": {"a": "b"}}}, created),

@@ -207,35 +207,41 @@ def scratch_lab(tmp_path_factory) -> Any:
         lab.down(quiet=True)
 
 
-def _reinstall_crds(state: dict[str, Any], versions: list[str]) -> None:
+def _reinstall_crds(state: dict[str, Any], versions: list[str], without: tuple[str, ...] = ()) -> None:
+    """Istio's networking CRDs again, served only at ``versions`` (none: removed), minus the kinds
+    in ``without``; a kind that serves none of ``versions`` stays removed, as in an older Istio."""
+    import time
+
+    from lab.controlplane import load_crds
+
     client = KubeClient.from_state(state)
     base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
-    crd_file = REPO_ROOT / "lab" / "crds" / "istio-networking.yaml"
-    for doc in yaml.safe_load_all(crd_file.read_text()):
-        if not doc:
-            continue
-        name = doc["metadata"]["name"]
+    docs = load_crds(("networking.istio.io",))
+    for doc in docs:
         try:
-            client.delete(f"{base}/{name}")
+            client.delete(f"{base}/{doc['metadata']['name']}")
         except Exception:
             pass
-        import time
-        deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
+    for doc in docs:
         while time.monotonic() < deadline:
             try:
-                client.get(f"{base}/{name}")
+                client.get(f"{base}/{doc['metadata']['name']}")
                 time.sleep(0.2)
             except Exception:
                 break
-        if not versions:
+    for doc in docs:
+        served = [v for v in doc["spec"]["versions"] if v["name"] in versions]
+        if not served or doc["spec"]["names"]["kind"] in without:
             continue
         narrowed = copy.deepcopy(doc)
-        narrowed["spec"]["versions"] = [dict(v, storage=(v["name"] == versions[0]))
-                                        for v in doc["spec"]["versions"] if v["name"] in versions]
+        narrowed["spec"]["versions"] = [dict(v, storage=(v["name"] == served[0]["name"])) for v in served]
         client.create(base, narrowed)
+    if versions:
+        probe = "destinationrules" if "VirtualService" in without else "virtualservices"
         while time.monotonic() < deadline:
             try:
-                client.get(f"/apis/networking.istio.io/{versions[0]}/virtualservices")
+                client.get(f"/apis/networking.istio.io/{versions[0]}/{probe}")
                 break
             except Exception:
                 time.sleep(0.2)
@@ -266,3 +272,14 @@ def test_cluster_without_istio_crds_gets_a_clear_error(scratch_lab):
         result = run_module(module, {**auth, "name": "reviews", "namespace": "default", **extra})
         assert result.get("failed") is True
         assert "Istio's CRDs (VirtualService, DestinationRule) are missing" in result["msg"], result["msg"]
+
+
+def test_cluster_without_the_virtualservice_crd_names_it(scratch_lab):
+    # Istio's other networking CRDs are served, so the group answers discovery; the missing kind is named.
+    _reinstall_crds(scratch_lab, ["v1"], without=("VirtualService",))
+    auth = {"kubeconfig": scratch_lab["kubeconfig"], "context": "lab"}
+    result = run_module("virtual_service_info", {**auth, "name": "reviews", "namespace": "default"})
+    assert result.get("failed") is True, result
+    assert "VirtualService (virtualservices)" in result["msg"] and "CRD is missing" in result["msg"], result["msg"]
+    rules = run_module("destination_rule_info", {**auth, "namespace": "default"})
+    assert rules.get("failed") is not True, rules

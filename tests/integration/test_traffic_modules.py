@@ -37,7 +37,8 @@ def reviews_vs() -> dict[str, Any]:
                  "route": [{"destination": {"host": "reviews", "subset": "v1", "port": {"number": 9080}},
                             "weight": 100, "headers": {"response": {"set": {"x-version": "base"}}}}],
                  "retries": {"attempts": 3, "perTryTimeout": "2s", "retryOn": "5xx"},
-                 "timeout": "10s", "futureField": {"kept": [1, 2, 3]}},
+                 "timeout": "10s",
+                 "corsPolicy": {"allowOrigins": [{"exact": "https://example.com"}], "allowMethods": ["GET"]}},
             ],
         },
     }

@@ -78,7 +78,7 @@ options:
     description:
       - How refusals name O(ratio), O(steps), O(decision), O(base) and O(canary). A role passes the names
         of its own variables, so that a message names what the user set (for example
-        C({ratio: canary_release_ratio})).
+        C(canary_release_ratio) for O(ratio)).
     type: dict
 seealso:
   - module: canary.istio.traffic_split

@@ -48,6 +48,45 @@ options:
     description:
       - The route whose weights are reported as RV(weights). Default - the host's default route.
     type: str
+  base:
+    description:
+      - The subset that serves traffic now. With O(canary), the module also returns RV(phase),
+        RV(pending_steps) and RV(next_run).
+    type: str
+  canary:
+    description:
+      - The subset of the new version; see O(base).
+    type: str
+  goal:
+    description:
+      - What the next run is asked to do, for RV(next_run). V(release) - the whole canary flow
+        (deploy, steps, promotion gate); V(set_ratio) - one traffic step; V(promote); V(rollback);
+        V(status) - read only.
+    type: str
+    choices: [release, set_ratio, promote, rollback, status]
+    default: release
+  ratio:
+    description:
+      - The canary's share of traffic the next run would set, a whole number from 0 to 100. Not given,
+        the run asks for it (see RV(next_run.ask)).
+      - Validated here (booleans, fractions and text are refused) before any request.
+    type: raw
+  steps:
+    description:
+      - Shares for successive steps, whole numbers from 0 to 100 in increasing order. A resumed
+        release keeps only the steps above the canary's current share.
+    type: list
+    elements: raw
+  decision:
+    description:
+      - The promotion gate's answer the next run would use. Not given, the run asks for it.
+    type: str
+  input_names:
+    description:
+      - How refusals name O(ratio), O(steps), O(decision), O(base) and O(canary). A role passes the names
+        of its own variables, so that a message names what the user set (for example
+        C(canary_release_ratio) for O(ratio)).
+    type: dict
 seealso:
   - module: canary.istio.traffic_split
 """
@@ -62,6 +101,19 @@ EXAMPLES = r"""
 - name: Show the weights
   ansible.builtin.debug:
     msg: "v1 {{ canary.weights.v1 | default(0) }}% / v2 {{ canary.weights.v2 | default(0) }}%"
+
+- name: What would a run with steps 30 and 60 do?
+  canary.istio.canary_info:
+    name: reviews
+    namespace: bookinfo
+    base: v1
+    canary: v2
+    steps: [30, 60]
+  register: plan
+
+- name: Show the phase and the plan
+  ansible.builtin.debug:
+    msg: "{{ plan.phase }}: {{ plan.next_run.summary }}"
 """
 
 RETURN = r"""
@@ -106,6 +158,49 @@ history:
   returned: always
   type: list
   elements: dict
+phase:
+  description:
+    - Where the release of O(canary) over O(base) stands. V(missing) - no VirtualService;
+      V(promoted) - the route sends to the canary alone; V(conflict) - the route sends traffic to a
+      third version; V(in_progress) - the canary has a share, or a step of this pair is recorded;
+      V(rolled_back) - the last recorded step took the canary's share back and its subset is gone;
+      V(fresh) - none of these. The first that holds wins, in this order.
+  returned: when O(base) and O(canary) are given
+  type: str
+  sample: in_progress
+pending_steps:
+  description:
+    - The shares the next run would move to the canary, in order (empty when it asks for the share,
+      or when a resumed canary keeps its share).
+  returned: when O(base) and O(canary) are given
+  type: list
+  elements: int
+  sample: [30, 60]
+next_run:
+  description: What the next run with O(goal) and these inputs would do.
+  returned: when O(base) and O(canary) are given
+  type: dict
+  contains:
+    action:
+      description:
+        - V(refuse) (see RV(next_run.problem)), V(release), V(finish) (the canary is promoted, only
+          the clean-up may be left), V(nothing), V(step), V(promote), V(rollback) or V(show).
+      type: str
+    ask:
+      description: The gates that need an answer nobody gave, V(ratio) and/or V(decision).
+      type: list
+      elements: str
+    problem:
+      description: Why the run cannot start from this phase; null when it can.
+      type: str
+    summary:
+      description: The plan in one sentence.
+      type: str
+  sample:
+    action: release
+    ask: [decision]
+    problem: null
+    summary: resume v2 at 30%, move 60% of the traffic to it, then ask whether to promote, roll back or hold
 api_version:
   description: The C(networking.istio.io) version used.
   returned: always
@@ -117,6 +212,7 @@ api_requests:
 """
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
+from ansible_collections.canary.istio.plugins.module_utils._logic import release
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import (
     MESH_ARG_SPEC,
@@ -137,11 +233,37 @@ ARGUMENT_SPEC = {
     "destination_rule": {"type": "str"},
     "route_name": {"type": "str"},
     **MESH_ARG_SPEC,
+    "base": {"type": "str"},
+    "canary": {"type": "str"},
+    "goal": {"type": "str", "choices": list(release.GOALS), "default": "release"},
+    "ratio": {"type": "raw"},
+    "steps": {"type": "list", "elements": "raw"},
+    "decision": {"type": "str"},
+    "input_names": {"type": "dict"},
 }
 USES_ISTIO = True
 
 
 def execute(ctx):
+    params = ctx.params
+    inputs = None
+    if params.get("base") is not None or params.get("canary") is not None:
+        # Refused before any request.
+        inputs = release.validate_inputs(params.get("base"), params.get("canary"), params.get("ratio"),
+                                         params.get("steps"), params.get("decision"),
+                                         release.InputNames.from_mapping(params.get("input_names")))
+    result = _read(ctx)
+    if inputs is not None:
+        observed = release.Observed(
+            exists=result["exists"], weights=result["weights"], subsets=[s["name"] for s in result["subsets"]],
+            recorded=result["state"], history=result["history"],
+            where=f"{params.get('namespace') or ctx.default_namespace}/{params['name']}",
+            destination_rule=result["destination_rule"])
+        result.update(release.answer(params["goal"], observed, inputs))
+    return result
+
+
+def _read(ctx):
     params = ctx.params
     name = validate_name(params["name"], "name")
     namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")

@@ -7,12 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from lab.controlplane import Lab
 from lab.kube import KubeClient
 from tests.helpers.ansible import lab_auth, run_module
-from tests.helpers.collection import REPO_ROOT
 
 pytestmark = pytest.mark.lab
 

@@ -74,3 +74,19 @@ def test_canary_flow_with_only_the_release_role(fault_lab: FaultLab, base_namesp
     assert rc != 0
     message = " ".join(str(r["result"].get("msg", "")) for r in results if r["status"] == "failed")
     assert "Grant verb 'get' on resource 'virtualservices'" in message, message
+
+
+def test_set_ratio_without_a_ratio_is_refused_before_the_lock(fault_lab: FaultLab, base_namespace: str):
+    # No terminal and no canary_release_ratio: nothing can answer the ratio gate, so the run must stop
+    # before it takes the release lock - taking it is a write (a Lease), and a needless one for a
+    # run that cannot do anything.
+    window = AuditWindow(fault_lab.state)
+    rc, out, results = fault_lab.run("set_ratio.yml", {"canary_namespace": base_namespace})
+    assert rc != 0, out[-2000:]
+    failed = [r for r in results if r["status"] == "failed"]
+    message = " ".join(" ".join(str(r["result"].get("msg", "")).split()) for r in failed)
+    assert "canary_release_ratio is not set" in message, message
+    assert not [r for r in results if r["action"].endswith("release_lock")], [r["task"] for r in results]
+    writes = window.writes(user="lab:admin")
+    assert writes == [], [(e["verb"], e["requestURI"]) for e in writes]
+    assert "-e canary_release_ratio=<0..100>" in message and "Nothing was changed" in message, message

@@ -405,7 +405,8 @@ def edge_label(edge: dict[str, Any]) -> str:
 
 
 def node_label(node: dict[str, Any]) -> str:
-    detail = f"{node['requests_per_second']:.2f} req/s, 5xx {_percent(node['error_rate'])}"
+    sent = " sent" if node["measured"] == "sent" else ""
+    detail = f"{node['requests_per_second']:.2f} req/s{sent}, 5xx {_percent(node['error_rate'])}"
     version = f"version {node['version']}" if node["kind"] == "workload" else node["kind"]
     return f"{node['name']}\n{version}\n{detail}"
 
@@ -464,5 +465,5 @@ def to_html(svg: str, graph: Graph, text: str) -> str:
             f"<title>{title}</title>\n"
             "<style>body{font-family:Helvetica,Arial,sans-serif;margin:16px;color:#151515}"
             "svg{max-width:100%;height:auto}pre{font-size:12px;background:#f5f5f5;padding:8px;overflow-x:auto}</style>\n"
-            f"</head>\n<body>\n<h1 style=\"font-size:18px\">{title}</h1>\n<figure>\n{svg}\n</figure>\n"
+            f"</head>\n<body>\n<figure>\n{svg}\n</figure>\n"
             f"<pre>{html.escape(text)}</pre>\n</body>\n</html>\n")

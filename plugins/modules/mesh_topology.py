@@ -290,6 +290,8 @@ def execute(params):
                       service=validate_name(params["service"], "service") if params.get("service") is not None
                       else None,
                       window=validate_window(params["window"]), reporter=params["reporter"])
+        if scope.seconds <= 0:
+            raise AnalysisInputError(f"window must be longer than 0, got {scope.window!r}")
         confidence = validate_confidence(params["confidence"])
         if params.get("dest"):
             _check_dest(params["dest"])

@@ -91,6 +91,7 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
     # mesh_topology (reads Prometheus only; unreachable and empty Prometheus in tests/traffic/test_mesh_topology.py)
     ("mesh_topology", {"window": "30"}, "window must be a Prometheus duration"),
     ("mesh_topology", {"window": ""}, "window must be a Prometheus duration"),
+    ("mesh_topology", {"window": "0m"}, "window must be longer than 0, got '0m'"),
     ("mesh_topology", {"service": "Reviews!"}, "service must be a Kubernetes name"),
     ("mesh_topology", {"service": ""}, "service must be a Kubernetes name"),
     ("mesh_topology", {"namespace": UNICODE}, "namespace must be a Kubernetes name"),

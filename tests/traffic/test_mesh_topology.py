@@ -3,7 +3,8 @@
 Bookinfo in a namespace of its own, bound to its own host on the shared gateway. First everything
 at v1 under load: the graph has no ratings node (reviews v1 never calls ratings). Then reviews v2
 beside v1 with half of reviews' traffic: productpage-v1 -> reviews-v1 and -> reviews-v2 each carry
-a share whose interval contains 50, and reviews-v2 -> ratings-v1 appears. Expected numbers come
+a share whose interval contains 50, and reviews-v2 -> ratings-v1 appears. Then all of it to v2:
+no edge reaches reviews-v1 in the last window, and its idle edge is said. Expected numbers come
 from Prometheus itself (the test's own PromQL at the module's evaluation time); headless Chromium
 draws the module's picture and the test reads back which words it laid out, and where.
 """
@@ -41,6 +42,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 PAGES_PER_SECOND = 10.0
 ALL_V1_SECONDS, ALL_V1_WINDOW = 7.0, "6s"
 HALF_SECONDS, HALF_WINDOW = 16.0, "15s"
+PROMOTED_SECONDS, PROMOTED_WINDOW = 7.0, "6s"
 # The share's interval is checked to contain 50 %: at 99.9 % confidence a fair split misses it
 # once in a thousand runs.
 CONFIDENCE = 99.9
@@ -56,6 +58,14 @@ class Seen:
     half: dict[str, Any]
     printed: str
     picture: Path
+    promoted: dict[str, Any]
+
+
+def all_to(namespace: str, version: str) -> dict[str, Any]:
+    """reviews' VirtualService with every call to one version (the tutorial's promotion)."""
+    service = reviews_half_and_half(namespace)
+    service["spec"]["http"][0]["route"] = [{"destination": {"host": "reviews", "subset": version}, "weight": 100}]
+    return service
 
 
 def topology_args(url: str, namespace: str, window: str, **extra: Any) -> dict[str, Any]:
@@ -95,7 +105,14 @@ def seen(traffic_lab: TrafficLab, tmp_path_factory: pytest.TempPathFactory) -> I
         proc = run_playbook(playbook, traffic_lab.state)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         half = task_results(proc)[0]
-        yield Seen(record["url"], namespace, all_v1, half, proc.stdout, picture)
+
+        traffic_lab.module("manifest", namespace, definition=[all_to(namespace, "v2")])
+        time.sleep(1.0)
+        load(traffic_lab.gateway, [host], PROMOTED_SECONDS, PAGES_PER_SECOND)
+        time.sleep(1.5)
+        promoted = run_module("mesh_topology", topology_args(record["url"], namespace, PROMOTED_WINDOW,
+                                                             service="reviews"))
+        yield Seen(record["url"], namespace, all_v1, half, proc.stdout, picture, promoted)
     finally:
         kube = traffic_lab.kube
         try:
@@ -149,6 +166,18 @@ def test_half_and_half_shares_contain_50_and_agree_with_prometheus(seen: Seen):
         assert edge["requests"] == pytest.approx(answered[workload], abs=0.01)
         assert edge["share"]["of"] == pytest.approx(total, abs=0.01)
     assert total >= HALF_SECONDS * PAGES_PER_SECOND / 3, total
+
+
+def test_after_promotion_no_edge_reaches_reviews_v1_and_its_idle_edge_is_said(seen: Seen):
+    result = seen.promoted
+    edges = edges_of(result)
+    assert not any(destination == "reviews-v1" for _source, destination in edges), result["text"]
+    assert edges[("productpage-v1", "reviews-v2")]["share"]["percent"] == 100.0
+    assert ("reviews-v2", "ratings-v1") in edges
+    assert {"source": "productpage-v1", "destination": "reviews-v1", "service": "reviews",
+            "service_namespace": seen.namespace, "version": "v1"} in result["idle_edges"]
+    assert f"Left out, no traffic in the last {PROMOTED_WINDOW}:" in result["text"]
+    assert "  productpage-v1 -> reviews-v1 (reviews v1)" in result["text"].splitlines()
 
 
 def test_the_table_is_printed_as_a_table(seen: Seen):

@@ -20,9 +20,10 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 setup: venv binaries collection system-deps
 
 # Debian packages the tests and lint need beyond what lab/provision.sh installs: Chromium for the
-# screenshot test, rsync for the sanity copy.
+# screenshot tests, rsync for the sanity copy, Graphviz for mesh_topology's picture (bindep.txt).
 system-deps:
 	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v dot >/dev/null || missing="$$missing graphviz"; \
 	  command -v rsync >/dev/null || missing="$$missing rsync"; \
 	  if [ -n "$$missing" ]; then echo "[setup] installing Debian packages:$$missing"; \
 	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi

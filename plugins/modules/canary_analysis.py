@@ -36,6 +36,7 @@ author:
   - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.auth
+  - canary.istio.prometheus
   - canary.istio.attributes
   - canary.istio.attributes.INFO
 options:
@@ -118,36 +119,6 @@ options:
             (default V(25)); histogram buckets make small p99 differences noise.
           - A number, 0 or more.
         type: raw
-  prometheus_url:
-    description:
-      - Prometheus' base URL, for example V(http://prometheus.istio-system:9090).
-      - Can also be set with the E(CANARY_ISTIO_PROMETHEUS_URL) environment variable.
-    type: str
-  prometheus_token:
-    description:
-      - Bearer token for Prometheus (or a proxy in front of it).
-      - Can also be set with the E(CANARY_ISTIO_PROMETHEUS_TOKEN) environment variable.
-    type: str
-  prometheus_username:
-    description: User name for basic authentication to Prometheus.
-    type: str
-  prometheus_password:
-    description: Password for basic authentication to Prometheus.
-    type: str
-  prometheus_ca_cert:
-    description: CA certificate file (PEM) to verify an https Prometheus URL with.
-    type: path
-  prometheus_validate_certs:
-    description: Whether to verify Prometheus' TLS certificate.
-    type: bool
-    default: true
-  prometheus_headers:
-    description: Extra HTTP headers for every request to Prometheus (for example a tenant header).
-    type: dict
-  prometheus_timeout:
-    description: Seconds to wait for each answer of Prometheus.
-    type: float
-    default: 10
 notes:
   - The module returns the verdict and does not fail the task when the canary fails; use
     C(failed_when) or a role that acts on RV(verdict).
@@ -265,7 +236,7 @@ prometheus_requests:
 import time
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     REPORTERS,
@@ -279,13 +250,8 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     validate_window,
 )
 from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
-from ansible_collections.canary.istio.plugins.module_utils._prometheus import (
-    PROMETHEUS_TOKEN_ENV,
-    PROMETHEUS_URL_ENV,
-    Prometheus,
-    PrometheusError,
-    single_value,
-)
+from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError, single_value
+from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import PROMETHEUS_ARG_SPEC, connect
 
 CHECK_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -308,14 +274,7 @@ ARGUMENT_SPEC = {
     "confidence": {"type": "float", "default": 95.0},
     "reporter": {"type": "str", "choices": list(REPORTERS), "default": "destination"},
     "checks": {"type": "list", "elements": "dict", "options": CHECK_OPTIONS},
-    "prometheus_url": {"type": "str", "fallback": (env_fallback, [PROMETHEUS_URL_ENV])},
-    "prometheus_token": {"type": "str", "no_log": True, "fallback": (env_fallback, [PROMETHEUS_TOKEN_ENV])},
-    "prometheus_username": {"type": "str"},
-    "prometheus_password": {"type": "str", "no_log": True},
-    "prometheus_ca_cert": {"type": "path"},
-    "prometheus_validate_certs": {"type": "bool", "default": True},
-    "prometheus_headers": {"type": "dict"},
-    "prometheus_timeout": {"type": "float", "default": 10.0},
+    **PROMETHEUS_ARG_SPEC,
 }
 
 
@@ -328,13 +287,8 @@ def execute(params):
     """Runs the analysis; every expected failure becomes ``failed: true`` with one clear ``msg``."""
     client = None
     try:
-        if not params.get("prometheus_url"):
-            raise PrometheusError(f"no Prometheus URL: set prometheus_url or the {PROMETHEUS_URL_ENV} environment "
-                                  "variable")
         if params["min_requests"] < 1:
             raise AnalysisInputError(f"min_requests must be 1 or more, got {params['min_requests']}")
-        if params["prometheus_timeout"] <= 0:
-            raise AnalysisInputError(f"prometheus_timeout must be above 0 seconds, got {params['prometheus_timeout']}")
         target = Target(service=validate_name(params["service"], "service"),
                         namespace=validate_name(params["namespace"], "namespace"),
                         base=validate_name(params["base"], "base"),
@@ -344,11 +298,7 @@ def execute(params):
             raise AnalysisInputError(f"base and canary are both {target.base!r}; name two different versions")
         checks = validate_checks(params.get("checks"))
         confidence = validate_confidence(params["confidence"])
-        client = Prometheus(params["prometheus_url"], token=params.get("prometheus_token"),
-                            username=params.get("prometheus_username"), password=params.get("prometheus_password"),
-                            ca_cert=params.get("prometheus_ca_cert"),
-                            validate_certs=params["prometheus_validate_certs"],
-                            headers=params.get("prometheus_headers"), timeout=params["prometheus_timeout"])
+        client = connect(params)
         evaluated_at = round(time.time(), 3)
 
         def query(check, promql):

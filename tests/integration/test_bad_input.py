@@ -102,6 +102,23 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
                          "checks": [{"name": "error-budget"}]}, "'error-budget' is not a built-in check"),
     ("canary_analysis", {"service": "reviews", "base": "v1", "canary": "v2", "prometheus_url": ""},
      "no Prometheus URL"),
+    # mesh_topology (reads Prometheus only; unreachable and empty Prometheus in tests/traffic/test_mesh_topology.py)
+    ("mesh_topology", {"window": "30"}, "window must be a Prometheus duration"),
+    ("mesh_topology", {"window": ""}, "window must be a Prometheus duration"),
+    ("mesh_topology", {"window": "0m"}, "window must be longer than 0, got '0m'"),
+    ("mesh_topology", {"service": "Reviews!"}, "service must be a Kubernetes name"),
+    ("mesh_topology", {"service": ""}, "service must be a Kubernetes name"),
+    ("mesh_topology", {"namespace": UNICODE}, "namespace must be a Kubernetes name"),
+    ("mesh_topology", {"confidence": 100}, "confidence is a percentage from 50"),
+    ("mesh_topology", {"confidence": "sure"}, "confidence"),
+    ("mesh_topology", {"reporter": "both"}, "reporter"),
+    ("mesh_topology", {"picture_format": "png"}, "picture_format"),
+    ("mesh_topology", {"dest": "/nonexistent/dir/mesh.svg"}, "the directory '/nonexistent/dir' does not exist"),
+    ("mesh_topology", {"dest": "/tmp"}, "dest '/tmp' is a directory"),
+    ("mesh_topology", {"prometheus_url": ""}, "no Prometheus URL"),
+    ("mesh_topology", {"prometheus_url": "prometheus:9090"}, "must be an http(s) URL"),
+    ("mesh_topology", {"prometheus_url": "http://127.0.0.1:9"}, "cannot reach Prometheus at http://127.0.0.1:9"),
+    ("mesh_topology", {"prometheus_url": "http://127.0.0.1:9", "prometheus_timeout": 0}, "prometheus_timeout"),
 ]
 
 

@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # How the modules that read Istio's metrics reach Prometheus (plugins/module_utils/_prometheus_options.py).
+    DOCUMENTATION = r"""
+options:
+  prometheus_url:
+    description:
+      - Prometheus' base URL, for example V(http://prometheus.istio-system:9090).
+      - Can also be set with the E(CANARY_ISTIO_PROMETHEUS_URL) environment variable.
+    type: str
+  prometheus_token:
+    description:
+      - Bearer token for Prometheus (or a proxy in front of it).
+      - Can also be set with the E(CANARY_ISTIO_PROMETHEUS_TOKEN) environment variable.
+    type: str
+  prometheus_username:
+    description: User name for basic authentication to Prometheus.
+    type: str
+  prometheus_password:
+    description: Password for basic authentication to Prometheus.
+    type: str
+  prometheus_ca_cert:
+    description: CA certificate file (PEM) to verify an https Prometheus URL with.
+    type: path
+  prometheus_validate_certs:
+    description: Whether to verify Prometheus' TLS certificate.
+    type: bool
+    default: true
+  prometheus_headers:
+    description: Extra HTTP headers for every request to Prometheus (for example a tenant header).
+    type: dict
+  prometheus_timeout:
+    description: Seconds to wait for each answer of Prometheus.
+    type: float
+    default: 10
+"""

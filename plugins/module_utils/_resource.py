@@ -126,6 +126,17 @@ def routes_to_subsets(ctx: Context, namespace: str, rule: dict[str, Any], subset
     return users
 
 
+# The options of the modules that manage one object (documented in doc_fragments/resource.py).
+OBJECT_ARG_SPEC: dict[str, dict[str, Any]] = {
+    "name": {"type": "str"},
+    "namespace": {"type": "str"},
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "definition": {"type": "dict"},
+    "labels": {"type": "dict"},
+    "annotations": {"type": "dict"},
+}
+
+# The options of the *_info modules (documented in doc_fragments/resource.py, section INFO).
 INFO_ARG_SPEC: dict[str, dict[str, Any]] = {
     "name": {"type": "str"},
     "namespace": {"type": "str"},

@@ -23,31 +23,14 @@ extends_documentation_fragment:
   - canary.istio.auth.ISTIO
   - canary.istio.attributes
   - canary.istio.attributes.WRITE
+  - canary.istio.resource
 options:
-  name:
-    description:
-      - Name of the DestinationRule. Required unless given in O(definition).
-    type: str
-  namespace:
-    description:
-      - Namespace of the DestinationRule. Defaults to the kubeconfig context's namespace, else V(default).
-    type: str
-  state:
-    description:
-      - V(present) creates or updates the rule; V(absent) deletes it.
-    type: str
-    choices: [present, absent]
-    default: present
   spec:
     description:
       - The DestinationRule spec as in Istio's documentation (C(host), C(trafficPolicy), C(subsets), ...).
       - Every field is set as given, except that stored subsets it does not list are kept
         (see O(keep_subsets)).
       - Required to create a rule; without it, O(subsets) and O(remove_subsets) change the stored rule.
-    type: dict
-  definition:
-    description:
-      - A whole DestinationRule (C(apiVersion), C(kind), C(metadata), C(spec)). Options given alongside win.
     type: dict
   subsets:
     description:
@@ -82,14 +65,6 @@ options:
         C(reviews.shop.svc.cluster.local)).
     type: str
     default: cluster.local
-  labels:
-    description:
-      - Labels to set on the object; labels not named here are kept.
-    type: dict
-  annotations:
-    description:
-      - Annotations to set on the object; annotations not named here are kept.
-    type: dict
 seealso:
   - module: canary.istio.destination_rule_info
   - module: canary.istio.traffic_split
@@ -181,23 +156,18 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.subsets import
     removed_subsets,
 )
 from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import ensure, routes_to_subsets
+from ansible_collections.canary.istio.plugins.module_utils._resource import OBJECT_ARG_SPEC, ensure, routes_to_subsets
 
 KIND = "DestinationRule"
 
 
 ARGUMENT_SPEC = {
-    "name": {"type": "str"},
-    "namespace": {"type": "str"},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    **OBJECT_ARG_SPEC,
     "spec": {"type": "dict"},
-    "definition": {"type": "dict"},
     "subsets": {"type": "list", "elements": "dict", "default": []},
     "remove_subsets": {"type": "list", "elements": "str", "default": []},
     "keep_subsets": {"type": "bool", "default": True},
     "force": {"type": "bool", "default": False},
-    "labels": {"type": "dict"},
-    "annotations": {"type": "dict"},
     "cluster_domain": MESH_ARG_SPEC["cluster_domain"],
 }
 USES_ISTIO = True

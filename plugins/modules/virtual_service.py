@@ -23,40 +23,17 @@ extends_documentation_fragment:
   - canary.istio.auth.ISTIO
   - canary.istio.attributes
   - canary.istio.attributes.WRITE
+  - canary.istio.resource
 options:
-  name:
-    description:
-      - Name of the VirtualService. Required unless given in O(definition).
-    type: str
-  namespace:
-    description:
-      - Namespace of the VirtualService. Defaults to the kubeconfig context's namespace, else V(default).
-    type: str
-  state:
-    description:
-      - V(present) creates or updates the object; V(absent) deletes it.
-    type: str
-    choices: [present, absent]
-    default: present
   spec:
     description:
       - The VirtualService spec, as in Istio's documentation (C(hosts), C(gateways), C(http), C(tcp), C(tls), ...).
-      - Validated before any request - hosts present, every route has destinations with a host, and
-        weighted routes have integer weights from 0 to 100 summing to 100.
+      - Validated before any request by Istio's own rules for the fields this collection relies on - every
+        route has destinations with a host, weights are whole numbers that are not negative and, among
+        several destinations, not all 0 (Istio reads them relative to their sum); a route with
+        C(redirect), C(directResponse) or C(delegate) carries no weighted destinations; without C(hosts)
+        the object is a delegate VirtualService, which has no C(gateways), C(tcp) or C(tls) routes.
       - Required with O(state=present) unless O(definition) holds it.
-    type: dict
-  definition:
-    description:
-      - A whole VirtualService (C(apiVersion), C(kind), C(metadata), C(spec)), for example from a
-        C(lookup('file', ...) | from_yaml). Options given alongside take precedence.
-    type: dict
-  labels:
-    description:
-      - Labels to set on the object; labels not named here are kept.
-    type: dict
-  annotations:
-    description:
-      - Annotations to set on the object; annotations not named here are kept.
     type: dict
 seealso:
   - module: canary.istio.virtual_service_info
@@ -134,19 +111,14 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.resources impo
     validate_virtual_service_spec,
 )
 from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
-from ansible_collections.canary.istio.plugins.module_utils._resource import ensure
+from ansible_collections.canary.istio.plugins.module_utils._resource import OBJECT_ARG_SPEC, ensure
 
 KIND = "VirtualService"
 
 
 ARGUMENT_SPEC = {
-    "name": {"type": "str"},
-    "namespace": {"type": "str"},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    **OBJECT_ARG_SPEC,
     "spec": {"type": "dict"},
-    "definition": {"type": "dict"},
-    "labels": {"type": "dict"},
-    "annotations": {"type": "dict"},
 }
 USES_ISTIO = True
 

@@ -18,26 +18,7 @@ extends_documentation_fragment:
   - canary.istio.auth.ISTIO
   - canary.istio.attributes
   - canary.istio.attributes.INFO
-options:
-  name:
-    description:
-      - Name of one VirtualService to read. Without it, every VirtualService of the namespace is listed.
-    type: str
-  namespace:
-    description:
-      - Namespace to read from. Defaults to the kubeconfig context's namespace, else V(default).
-    type: str
-  all_namespaces:
-    description:
-      - List across all namespaces (needs cluster-wide list permission).
-    type: bool
-    default: false
-  label_selectors:
-    description:
-      - Label selectors such as C(app=reviews) or C(tier in (backend)); all must match.
-    type: list
-    elements: str
-    default: []
+  - canary.istio.resource.INFO
 seealso:
   - module: canary.istio.virtual_service
   - module: canary.istio.destination_rule_info

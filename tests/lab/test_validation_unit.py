@@ -28,7 +28,7 @@ from lab.webhook.validation import (
 
 pytestmark = pytest.mark.unit
 
-SAMPLES = Path(__file__).parent / "istio-samples"
+SAMPLES = Path(__file__).parents[1] / "conformance" / "upstream" / "istio" / "samples" / "bookinfo" / "networking"
 
 
 def route_to(*destinations: dict[str, Any]) -> dict[str, Any]:

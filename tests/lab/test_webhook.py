@@ -3,7 +3,7 @@
 Expected messages are Istio's (release 1.30.3, pkg/config/validation/*.go, wrapped by
 pkg/webhooks/validation/server/server.go as "configuration is invalid: ...", then by the API server
 as 'admission webhook "validation.istio.io" denied the request: ...'); the accepted objects are
-Istio's own Bookinfo samples (tests/lab/istio-samples/). Nothing here comes from the collection.
+Istio's own Bookinfo samples (vendored once, in tests/conformance/upstream/). Nothing here comes from the collection.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from lab.kube import KubeClient, KubeError
 pytestmark = pytest.mark.lab
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = Path(__file__).parent / "istio-samples"
+SAMPLES = Path(__file__).parents[1] / "conformance" / "upstream" / "istio" / "samples" / "bookinfo" / "networking"
 DENIED = 'admission webhook "validation.istio.io" denied the request: '
 PLURALS = {"VirtualService": "virtualservices", "DestinationRule": "destinationrules", "Gateway": "gateways",
            "ServiceEntry": "serviceentries"}

@@ -299,19 +299,27 @@ def plan_route_weights(route: Any, host: Any, weights: Any, remove_unnamed: bool
     return new_route
 
 
+def _destinations_to_check(route: Any, where: str) -> tuple[list, list[str]]:
+    """The destination list of one stored route, and the problem that leaves nothing to check
+    (a route or a ``route`` field of the wrong type). No ``route`` field: nothing to check."""
+    if not isinstance(route, Mapping):
+        return [], [f"{where} {show(route)} is not a mapping"]
+    destinations = route.get("route")
+    if destinations is None:
+        return [], []
+    if not isinstance(destinations, list):
+        return [], [f"{where}.route {show(destinations)} is not a list"]
+    return destinations, []
+
+
 def istio_weight_problems(route: Any, where: str) -> list[str]:
     """What Istio rejects in the weights of one stored route: a weight that is not an integer of
     zero or more, or several destinations whose weights total 0 (istio/istio
     ``pkg/config/validation/validation.go`` ``validateWeight``, ``validateHTTPRouteDestinations``;
     since Istio 1.15 weights need not sum to 100)."""
-    if not isinstance(route, Mapping):
-        return [f"{where} {show(route)} is not a mapping"]
-    destinations = route.get("route")
-    if destinations is None:
-        return []
-    if not isinstance(destinations, list):
-        return [f"{where}.route {show(destinations)} is not a list"]
-    problems = []
+    destinations, problems = _destinations_to_check(route, where)
+    if not destinations:
+        return problems
     total = 0
     for index, item in enumerate(destinations):
         if not isinstance(item, Mapping):
@@ -333,16 +341,9 @@ def weight_problems(route: Any, where: str) -> list[str]:
     """What breaks our rule for weights we write in one route (integers 0..100 summing to 100;
     a lone destination without weight is fine). Istio is more lenient when reading
     (:func:`istio_weight_problems`); we write the plain form everyone can read at a glance."""
-    if not isinstance(route, Mapping):
-        return [f"{where} {show(route)} is not a mapping"]
-    destinations = route.get("route")
-    if destinations is None:
-        return []
-    if not isinstance(destinations, list):
-        return [f"{where}.route {show(destinations)} is not a list"]
+    destinations, problems = _destinations_to_check(route, where)
     if not destinations:
-        return []
-    problems = []
+        return problems
     if (
         len(destinations) == 1
         and isinstance(destinations[0], Mapping)

@@ -482,8 +482,9 @@ def validate_weight(weight: int) -> Error:  # validateWeight
     return f"weight {weight} < 0" if weight < 0 else None
 
 
-def validate_http_route_destinations(destinations: Sequence[Any], gateway_semantics: bool = False) -> Error:
-    # validateHTTPRouteDestinations
+def _validate_weighted_destinations(destinations: Sequence[Any], gateway_semantics: bool, http: bool) -> Error:
+    # The loop validateHTTPRouteDestinations and validateRouteDestinations share; only an HTTP
+    # destination carries header operations.
     errors: Error = None
     total = 0
     for entry in destinations:
@@ -492,7 +493,8 @@ def validate_http_route_destinations(destinations: Sequence[Any], gateway_semant
             continue
         if not _present(entry, "destination"):
             errors = multierror_append(errors, "destination is required")
-        errors = append_errors(errors, _validate_header_operations(entry.get("headers")))
+        if http:
+            errors = append_errors(errors, _validate_header_operations(entry.get("headers")))
         if not gateway_semantics:
             errors = append_errors(errors, validate_destination(entry.get("destination")))
         weight = _int(entry.get("weight"))
@@ -501,26 +503,16 @@ def validate_http_route_destinations(destinations: Sequence[Any], gateway_semant
     if len(destinations) > 1 and total == 0:
         errors = append_errors(errors, "total destination weight = 0")
     return errors
+
+
+def validate_http_route_destinations(destinations: Sequence[Any], gateway_semantics: bool = False) -> Error:
+    # validateHTTPRouteDestinations
+    return _validate_weighted_destinations(destinations, gateway_semantics, http=True)
 
 
 def validate_route_destinations(destinations: Sequence[Any], gateway_semantics: bool = False) -> Error:
     # validateRouteDestinations (TCP and TLS routes)
-    errors: Error = None
-    total = 0
-    for entry in destinations:
-        if entry is None:
-            errors = multierror_append(errors, "weight may not be nil")
-            continue
-        if not _present(entry, "destination"):
-            errors = multierror_append(errors, "destination is required")
-        if not gateway_semantics:
-            errors = append_errors(errors, validate_destination(entry.get("destination")))
-        weight = _int(entry.get("weight"))
-        errors = append_errors(errors, validate_weight(weight))
-        total += weight
-    if len(destinations) > 1 and total == 0:
-        errors = append_errors(errors, "total destination weight = 0")
-    return errors
+    return _validate_weighted_destinations(destinations, gateway_semantics, http=False)
 
 
 # --------------------------------------------------------------------------- HTTP routes
@@ -552,22 +544,18 @@ def validate_http_route_conflict(route: Mapping[str, Any], route_type: str) -> E
     if route_type == DELEGATE_ROUTE and _present(route, "delegate"):
         errors = append_errors(errors, "delegate HTTP route cannot contain delegate")
     destinations = route.get("route") or []
-    if has_redirect:
+    # A redirect, or else a direct response, excludes a route, a fault and a rewrite (Istio checks
+    # the two in turn with the same three rules; a redirect also excludes a direct response).
+    answer = "redirect" if has_redirect else "direct_response" if has_direct else ""
+    if answer:
         if destinations:
-            errors = append_errors(errors, "HTTP route cannot contain both route and redirect")
+            errors = append_errors(errors, f"HTTP route cannot contain both route and {answer}")
         if _present(route, "fault"):
-            errors = append_errors(errors, "HTTP route cannot contain both fault and redirect")
+            errors = append_errors(errors, f"HTTP route cannot contain both fault and {answer}")
         if _present(route, "rewrite"):
-            errors = append_errors(errors, "HTTP route rule cannot contain both rewrite and redirect")
-        if has_direct:
+            errors = append_errors(errors, f"HTTP route rule cannot contain both rewrite and {answer}")
+        if has_redirect and has_direct:
             errors = append_errors(errors, "HTTP route rule cannot contain both direct_response and redirect")
-    elif has_direct:
-        if destinations:
-            errors = append_errors(errors, "HTTP route cannot contain both route and direct_response")
-        if _present(route, "fault"):
-            errors = append_errors(errors, "HTTP route cannot contain both fault and direct_response")
-        if _present(route, "rewrite"):
-            errors = append_errors(errors, "HTTP route rule cannot contain both rewrite and direct_response")
     elif not destinations:
         errors = append_errors(errors, "HTTP route, redirect or direct_response is required")
     if _present(route, "mirror") and route.get("mirrors"):
@@ -597,10 +585,7 @@ def validate_http_route_match_request(route: Mapping[str, Any]) -> Error:  # val
         for query in (match.get("queryParams") or {}).values():
             errors = append_errors(errors, validate_string_match(query, "queryParams"))
     for match in matches:
-        if _int(match.get("port")):
-            errors = append_errors(errors, validate_port(_int(match.get("port"))))
-        errors = append_errors(errors, validate_label_instance(match.get("sourceLabels")),
-                               validate_gateway_names(match.get("gateways") or []))
+        errors = append_errors(errors, _validate_match_source(match))
         source_namespace = str(match.get("sourceNamespace") or "")
         if source_namespace and not is_dns1123_label(source_namespace):
             errors = append_errors(errors, f"sourceNamespace match {source_namespace} is invalid")
@@ -662,12 +647,18 @@ def validate_http_mirrors(mirrors: Sequence[Any] | None) -> Error:  # validateHT
             continue
         errors = append_errors(errors, validate_destination(mirror["destination"]))
         if _present(mirror, "percentage"):
-            value = float(mirror["percentage"].get("value") or 0.0)
-            if value > 100:
-                errors = append_errors(errors, f"mirror percentage must have a max value of 100 (it has {value:f})")
-            if value < 0:
-                errors = append_errors(errors, f"mirror percentage must have a min value of 0 (it has {value:f})")
+            errors = append_errors(errors, _validate_mirror_percentage(mirror["percentage"], "mirror percentage"))
     return errors
+
+
+def _validate_mirror_percentage(percentage: Mapping[str, Any], field: str) -> Error:
+    # The range check of validateHTTPRoute (mirrorPercentage) and validateHTTPMirrors (percentage).
+    value = float(percentage.get("value") or 0.0)
+    if value > 100:
+        return f"{field} must have a max value of 100 (it has {value:f})"
+    if value < 0:
+        return f"{field} must have a min value of 0 (it has {value:f})"
+    return None
 
 
 def validate_http_redirect(redirect: Mapping[str, Any] | None) -> Error:  # validateHTTPRedirect
@@ -766,11 +757,7 @@ def validate_http_route(route: Mapping[str, Any], delegate: bool, gateway_semant
         percent = _int(route["mirrorPercent"])
         errors = append_errors(errors, f"mirror_percent must have a max value of 100 (it has {percent})")
     if _present(route, "mirrorPercentage"):
-        value = float(route["mirrorPercentage"].get("value") or 0.0)
-        if value > 100:
-            errors = append_errors(errors, f"mirror_percentage must have a max value of 100 (it has {value:f})")
-        if value < 0:
-            errors = append_errors(errors, f"mirror_percentage must have a min value of 0 (it has {value:f})")
+        errors = append_errors(errors, _validate_mirror_percentage(route["mirrorPercentage"], "mirror_percentage"))
     errors = append_errors(errors, validate_destination(route.get("mirror")),
                            validate_http_mirrors(route.get("mirrors")),
                            validate_http_redirect(route.get("redirect")),
@@ -795,15 +782,8 @@ def validate_tcp_route(route: Mapping[str, Any] | None) -> Error:  # validateTCP
         if match is None:  # validateTCPMatch
             errors = append_errors(errors, multierror_append(None, "tcp match may not be nil"))
             continue
-        for subnet in match.get("destinationSubnets") or []:
-            errors = append_errors(errors, validate_ip_subnet(str(subnet)))
-        if _int(match.get("port")):
-            errors = append_errors(errors, validate_port(_int(match.get("port"))))
-        errors = append_errors(errors, validate_label_instance(match.get("sourceLabels")),
-                               validate_gateway_names(match.get("gateways") or []))
-    if not route.get("route"):
-        errors = append_errors(errors, "TCP route is required")
-    return append_errors(errors, validate_route_destinations(route.get("route") or []))
+        errors = append_errors(errors, _validate_l4_match(match))
+    return append_errors(errors, _validate_l4_route_destinations(route, "TCP"))
 
 
 def validate_tls_route(route: Mapping[str, Any] | None, spec: Mapping[str, Any]) -> Error:  # validateTLSRoute
@@ -820,14 +800,29 @@ def validate_tls_route(route: Mapping[str, Any] | None, spec: Mapping[str, Any])
             errors = append_errors(errors, "TLS match must have at least one SNI host")
         for sni_host in match.get("sniHosts") or []:
             errors = append_errors(errors, _validate_sni_host(str(sni_host), spec))
-        for subnet in match.get("destinationSubnets") or []:
-            errors = append_errors(errors, validate_ip_subnet(str(subnet)))
-        if _int(match.get("port")):
-            errors = append_errors(errors, validate_port(_int(match.get("port"))))
-        errors = append_errors(errors, validate_label_instance(match.get("sourceLabels")),
-                               validate_gateway_names(match.get("gateways") or []))
-    if not route.get("route"):
-        errors = append_errors(errors, "TLS route is required")
+        errors = append_errors(errors, _validate_l4_match(match))
+    return append_errors(errors, _validate_l4_route_destinations(route, "TLS"))
+
+
+def _validate_match_source(match: Mapping[str, Any]) -> Error:
+    # The port, sourceLabels and gateways checks that HTTP, TCP and TLS matches share.
+    port = _int(match.get("port"))
+    return append_errors(validate_port(port) if port else None,
+                         validate_label_instance(match.get("sourceLabels")),
+                         validate_gateway_names(match.get("gateways") or []))
+
+
+def _validate_l4_match(match: Mapping[str, Any]) -> Error:
+    # What validateTCPMatch and validateTLSMatch share (after the TLS match's SNI hosts).
+    errors: Error = None
+    for subnet in match.get("destinationSubnets") or []:
+        errors = append_errors(errors, validate_ip_subnet(str(subnet)))
+    return append_errors(errors, _validate_match_source(match))
+
+
+def _validate_l4_route_destinations(route: Mapping[str, Any], protocol: str) -> Error:
+    # The end of validateTCPRoute and validateTLSRoute.
+    errors: Error = None if route.get("route") else f"{protocol} route is required"
     return append_errors(errors, validate_route_destinations(route.get("route") or []))
 
 

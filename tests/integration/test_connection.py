@@ -26,6 +26,7 @@ import yaml
 from lab.kube import KubeClient
 from tests.helpers.ansible import run_module
 from tests.helpers.collection import REPO_ROOT
+from tests.helpers.loopback import LoopbackServer, read_request
 from tests.integration.test_traffic_modules import reviews_dr, reviews_vs
 
 pytestmark = pytest.mark.lab
@@ -112,7 +113,7 @@ def test_a_kubeconfig_list_is_merged_as_kubectl_merges_it(lab_state, kube, tmp_p
     assert [r["metadata"]["namespace"] for r in result["resources"]] == [namespace]
 
 
-class ConnectProxy:
+class ConnectProxy(LoopbackServer):
     """An HTTP proxy on loopback that tunnels CONNECT after checking Proxy-Authorization; with
     ``tls`` (certificate and key files) clients speak TLS to the proxy itself (an HTTPS proxy)."""
 
@@ -122,20 +123,10 @@ class ConnectProxy:
             self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.context.load_cert_chain(*tls)
         self.expected = "Basic " + base64.b64encode(credentials.encode()).decode()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.connects: list[tuple[str, str | None]] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
-
-    def _tunnel(self, client: socket.socket) -> None:
+    def handle(self, client: socket.socket) -> None:
         if self.context is not None:
             try:
                 client = self.context.wrap_socket(client, server_side=True)
@@ -176,9 +167,6 @@ class ConnectProxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def test_https_proxy_with_credentials_from_the_environment(lab_state, kube):
@@ -232,7 +220,7 @@ def test_impersonation_acts_as_the_named_user(lab_state, kube):
     assert as_group.get("failed") is not True and as_group["changed"] is True, as_group
 
 
-class LostReplyProxy:
+class LostReplyProxy(LoopbackServer):
     """TLS on loopback in front of the apiserver (with the apiserver's own certificate, so clients
     verify it with the lab CA). Forwards every request. The first PATCH is forwarded and applied,
     and then its answer is dropped: the client connection is closed before relaying it. A PATCH
@@ -248,23 +236,13 @@ class LostReplyProxy:
         self.refuse = refuse
         self.patches_dropped = 0
         self.log: list[tuple[str, str, int | str]] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                raw, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
-
-    def _serve(self, raw: socket.socket) -> None:
+    def handle(self, raw: socket.socket) -> None:
         try:
             client = self.server_context.wrap_socket(raw, server_side=True)
         except (OSError, ssl.SSLError):
@@ -273,17 +251,8 @@ class LostReplyProxy:
         upstream = http.client.HTTPSConnection(*self.upstream, context=self.client_context, timeout=30)
         reader = client.makefile("rb")
         try:
-            while True:
-                line = reader.readline()
-                if not line:
-                    return
-                method, target, _version = line.decode().split(" ", 2)
-                headers: list[tuple[str, str]] = []
-                while (header := reader.readline().decode().rstrip("\r\n")):
-                    name, _, value = header.partition(":")
-                    headers.append((name.strip(), value.strip()))
-                length = int({k.lower(): v for k, v in headers}.get("content-length", "0"))
-                body = reader.read(length) if length else None
+            while (request := read_request(reader)) is not None:
+                method, target = request.method, request.target
                 if method == "PATCH" and self.refuse and target.split("?")[0].endswith(self.refuse):
                     status = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                                          "message": "injected failure", "reason": "InternalError",
@@ -292,8 +261,10 @@ class LostReplyProxy:
                     client.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
                                    b"Content-Length: %d\r\n\r\n%s" % (len(status), status))
                     continue
-                forward = {k: v for k, v in headers if k.lower() not in ("host", "connection", "content-length")}
-                upstream.request(method, target, body=body, headers=forward)
+                forward = {k: v for k, v in request.headers
+                           if k.lower() not in ("host", "connection", "content-length")}
+                # No body is None, not b"": http.client would otherwise send Content-Length: 0 on a GET.
+                upstream.request(method, target, body=request.body or None, headers=forward)
                 response = upstream.getresponse()
                 data = response.read()
                 if method == "PATCH" and self.patches_dropped == 0:
@@ -310,9 +281,6 @@ class LostReplyProxy:
             upstream.close()
             reader.close()
             client.close()
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def _weights(vs: dict[str, Any], route: str = "primary") -> dict[str, int]:

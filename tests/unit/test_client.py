@@ -23,11 +23,12 @@ from ansible_collections.canary.istio.plugins.module_utils._client import (
     RequestOutcomeUnknown,
 )
 from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
+from tests.helpers.loopback import LoopbackServer, read_request
 
 pytestmark = pytest.mark.unit
 
 
-class RawServer:
+class RawServer(LoopbackServer):
     """HTTP/1.1 on loopback, one thread per connection. ``script(method, n)`` decides each answer:
     ``"ok"`` (200 with a JSON body), ``"drop"`` (read the request, close without answering),
     ``"close-after"`` (answer, then close the kept-alive connection), or raw bytes to send."""
@@ -35,43 +36,22 @@ class RawServer:
     def __init__(self, script=None):
         self.script = script or (lambda method, count: "ok")
         self.requests: list[dict[str, Any]] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         reader = conn.makefile("rb")
         try:
-            while True:
-                line = reader.readline()
-                if not line:
-                    return
-                method, target, _version = line.decode().split(" ", 2)
-                headers: list[tuple[str, str]] = []
-                while True:
-                    header = reader.readline().decode().rstrip("\r\n")
-                    if not header:
-                        break
-                    name, _, value = header.partition(":")
-                    headers.append((name.strip(), value.strip()))
-                length = int(dict((k.lower(), v) for k, v in headers).get("content-length", "0"))
-                body = reader.read(length) if length else b""
+            while (request := read_request(reader)) is not None:
+                method = request.method
                 with self.lock:
                     count = sum(1 for r in self.requests if r["method"] == method) + 1
-                    self.requests.append({"method": method, "target": target, "headers": headers, "body": body})
+                    self.requests.append({"method": method, "target": request.target, "headers": request.headers,
+                                          "body": request.body})
                 action = self.script(method, count)
                 if action == "drop":
                     return
@@ -88,9 +68,6 @@ class RawServer:
         finally:
             reader.close()
             conn.close()
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 @pytest.fixture
@@ -208,32 +185,20 @@ def test_unknown_proxy_headers_are_refused_by_name():
                             environ={})
 
 
-class ProxyRecorder:
+class ProxyRecorder(LoopbackServer):
     """An HTTP proxy that records the CONNECT request and refuses it (407)."""
 
     def __init__(self):
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.connects: list[tuple[str, dict[str, str]]] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
+    def handle(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as reader:
+            request = read_request(reader)
+            if request is None:
                 return
-            with conn, conn.makefile("rb") as reader:
-                request_line = reader.readline().decode().strip()
-                headers = {}
-                while True:
-                    line = reader.readline().decode().rstrip("\r\n")
-                    if not line:
-                        break
-                    name, _, value = line.partition(":")
-                    headers[name.strip()] = value.strip()
-                self.connects.append((request_line, headers))
-                conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            self.connects.append((f"{request.method} {request.target} {request.version}", dict(request.headers)))
+            conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
 
 
 def test_https_proxy_from_the_environment_with_credentials_sends_them_on_connect():

@@ -1,11 +1,13 @@
 """Small servers on loopback for tests that put something between a client and its server.
 
 ``LoopbackServer`` listens and hands each connection to its subclass; ``read_request`` reads one
-HTTP/1.1 request off a connection.
+HTTP/1.1 request off a connection; ``pipe`` copies bytes one way between two sockets (a proxy
+runs one each way).
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from typing import BinaryIO, NamedTuple
@@ -61,3 +63,24 @@ def read_request(reader: BinaryIO) -> Request | None:
     length = int({name.lower(): value for name, value in headers}.get("content-length", "0"))
     return Request(method, target, version, headers, reader.read(length) if length else b"")
 
+
+def pipe(source: socket.socket, sink: socket.socket, delay: float = 0.0, stop: threading.Event | None = None) -> None:
+    """Copies what ``source`` sends to ``sink``, holding each chunk back ``delay`` seconds, until
+    either socket ends or ``stop`` is set; then ends both, which also ends the copy the other way."""
+    stop = stop or threading.Event()
+    try:
+        while not stop.is_set():
+            data = source.recv(65536)
+            if not data:
+                break
+            if delay and stop.wait(delay):
+                break
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()

@@ -26,7 +26,7 @@ import yaml
 from lab.kube import KubeClient
 from tests.helpers.ansible import run_module
 from tests.helpers.collection import REPO_ROOT
-from tests.helpers.loopback import LoopbackServer, read_request
+from tests.helpers.loopback import LoopbackServer, pipe, read_request
 from tests.integration.test_traffic_modules import reviews_dr, reviews_vs
 
 pytestmark = pytest.mark.lab
@@ -152,21 +152,7 @@ class ConnectProxy(LoopbackServer):
         upstream = socket.create_connection((host, int(port)))
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         for source, sink in ((client, upstream), (upstream, client)):
-            threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
 
 
 def test_https_proxy_with_credentials_from_the_environment(lab_state, kube):

@@ -10,53 +10,23 @@ import urllib.parse
 import pytest
 
 from tests.helpers.ansible import run_module
+from tests.helpers.loopback import LoopbackServer, pipe
 
 pytestmark = pytest.mark.lab
 
 
-class SlowProxy:
+class SlowProxy(LoopbackServer):
     """TCP proxy on loopback that holds every answer of the real apiserver back for ``delay`` seconds."""
 
     def __init__(self, target: tuple[str, int], delay: float):
         self.target = target
         self.delay = delay
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.closed = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        self.listener.settimeout(0.2)
-        while not self.closed.is_set():
-            try:
-                client, _address = self.listener.accept()
-            except OSError:
-                continue
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pipe, args=(client, upstream, 0.0), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, self.delay), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, delay: float) -> None:
-        try:
-            while not self.closed.is_set():
-                data = source.recv(65536)
-                if not data:
-                    break
-                if delay and self.closed.wait(delay):
-                    break
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.closed.set()
-        self.listener.close()
+    def handle(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.target)
+        threading.Thread(target=pipe, args=(client, upstream, 0.0, self.closed), daemon=True).start()
+        pipe(upstream, client, self.delay, self.closed)
 
 
 def test_slow_apiserver_ends_the_task_with_a_clear_message(lab_state, namespace):

@@ -38,6 +38,8 @@ options:
   service_host:
     description:
       - The service host. Defaults to the VirtualService's only host.
+      - For a delegate VirtualService (no C(hosts)) it defaults to the one host its routes send to; when
+        they send to several, only RV(routes) and the recorded state are reported.
       - The API server is O(host).
     type: str
   destination_rule:
@@ -277,10 +279,16 @@ def _read(ctx):
     if vs is None:
         return result
     spec = vs.get("spec") or {}
-    host = service_host(vs, params.get("service_host"))
+    result["routes"] = routes_report(spec)
+    host = _reported_host(vs, params.get("service_host"))
+    if host is None:
+        # A delegate VirtualService whose routes name several services: its routes are all there is to read.
+        recorded = read_canary_state(vs)
+        result["history"] = recorded.pop("history")
+        result["state"] = recorded
+        return result
     target = Target(name, namespace, host, None, params.get("destination_rule"),
                     cluster_domain=params["cluster_domain"], root_namespace=params["root_namespace"])
-    result["routes"] = routes_report(spec)
     try:
         index = find_http_route(spec, host, params.get("route_name"), hosts=target.hosts)
         result["weights"] = result["routes"][index]["weights"]
@@ -310,6 +318,19 @@ def _read(ctx):
         deployments = ctx.client.get(f"/apis/apps/v1/namespaces/{service_namespace}/deployments").get("items") or []
         result["subsets"] = subsets_report(spec, host, target.rules, selector, deployments, target.hosts)
     return result
+
+
+def _reported_host(vs, given):
+    """The service host to report on; for a delegate VirtualService (no hosts) without ``service_host``,
+    the one host its routes send to, or None when they send to several."""
+    if given or (vs.get("spec") or {}).get("hosts"):
+        return service_host(vs, given)
+    routed = {destination["destination"]["host"]
+              for route in (vs["spec"].get("http") or []) if isinstance(route, dict)
+              for destination in (route.get("route") or [])
+              if isinstance(destination, dict) and isinstance(destination.get("destination"), dict)
+              and isinstance(destination["destination"].get("host"), str)}
+    return routed.pop() if len(routed) == 1 else None
 
 
 def main() -> None:

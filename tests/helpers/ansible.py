@@ -135,7 +135,7 @@ def task_results(proc: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]
         if record["host"] == "localhost":
             result = {"task": record["task"], "status": record["status"], "start": record["start"],
                       "end": record["end"], **record["result"]}
-            result.setdefault("failed", record["status"] == "failed")
+            result.setdefault("failed", record["status"] in ("failed", "ignored"))
             results.append(result)
     return results
 

@@ -49,7 +49,7 @@ def test_two_inventory_hosts_on_one_cluster_do_not_share_the_lock(fault_lab: Fau
                    "ansible.builtin.include_role": {"name": "canary.istio.canary_release"}}],
     }], sort_keys=False))
     results_path = tmp_path / "results.jsonl"
-    extra = {"canary_kubeconfig": fault_lab.state["kubeconfig"], "canary_namespace": ns,
+    extra = {"canary_kubeconfig": fault_lab.state["kubeconfig"], "canary_release_namespace": ns,
              "canary_bookinfo_dir": str(REPO_ROOT / "bookinfo"),
              "canary_release_ratio": 30, "canary_release_decision": "hold"}
     ensure_collection_path()

@@ -47,6 +47,14 @@ class Istio:
     def api_version(self) -> str:
         return f"{GROUP}/{self.version}"
 
+    def twin(self, client: KubeClient) -> Istio:
+        """The same access (version as discovered so far) over another client."""
+        other = Istio.__new__(Istio)
+        other.__dict__.update(self.__dict__)
+        other.client = client
+        other.discovery_requests = 0
+        return other
+
     def discover(self) -> str:
         """One discovery request for the group; picks the best served version."""
         self.discovery_requests += 1

@@ -30,6 +30,7 @@ from ansible_collections.canary.istio.plugins.module_utils._context import Conte
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._traffic import (
     Target,
+    destination_rules_of,
     list_virtual_services,
     rollback,
     settle_unknown,
@@ -163,12 +164,12 @@ def move(ctx: Context, targets: list[Target], plan: Callable[[Context, Target], 
     try:
         # 1. Read and validate everything before the first write; the first one alone (discovery).
         progress.phase("reading", len(targets))
-        failed = Workers(ctx, 1).run(targets[:1], plan, stop, lambda done: None)
+        failed = _list_crowded_namespaces(ctx, workers, targets, stop, plan)
+        first_planned = any(t.vs is not None for t in targets[:1])
         if not failed:
-            failed = _list_crowded_namespaces(workers, targets, stop)
-        if not failed:
-            failed = workers.run(targets[1:], plan, stop,
-                                 lambda done: progress.tick("read and checked", done + 1, len(targets)))
+            rest = targets[1:] if first_planned else targets
+            failed = workers.run(rest, plan, stop, lambda done: progress.tick(
+                "read and checked", done + len(targets) - len(rest), len(targets)))
         if failed:
             first = min(failed, key=targets.index)
             raise ModuleFailure(about(first) + (" (no VirtualService was changed)" if several else ""),
@@ -190,22 +191,52 @@ def move(ctx: Context, targets: list[Target], plan: Callable[[Context, Target], 
             "write_seconds": round(finished - planned, 3), **memory(rss_before)}
 
 
-def _list_crowded_namespaces(workers: Workers, targets: list[Target], stop: threading.Event) -> list[Target]:
-    """Reads the VirtualServices of each namespace the task moves many of with one LIST; the
-    first target of the namespace stands for it in an error."""
+def _list_crowded_namespaces(ctx: Context, workers: Workers, targets: list[Target], stop: threading.Event,
+                             plan: Callable[[Context, Target], None] | None = None) -> list[Target]:
+    """Reads what many services of one namespace need with one LIST each - the namespace's
+    VirtualServices and DestinationRules - side by side. The first request of the task goes alone
+    (an API version discovery, when one is needed, happens once): the first namespace's VirtualService
+    LIST, or, with no such namespace, the plan of the first service. A namespace's first service
+    stands for it in an error."""
     by_namespace: dict[str, list[Target]] = {}
-    for target in targets[1:]:
+    for target in targets:
         by_namespace.setdefault(target.namespace, []).append(target)
     crowded = [group for group in by_namespace.values() if len(group) >= LIST_FROM]
+    alone = Workers(ctx, 1)
+    if not crowded:
+        return alone.run(targets[:1], plan, stop, lambda done: None) if plan else []
 
-    def read(ctx: Context, first: Target) -> None:
-        listed = list_virtual_services(ctx, first.namespace)
+    def read_virtual_services(worker: Context, first: Target) -> None:
+        listed = list_virtual_services(worker, first.namespace)
         if listed is None:
             return
         for target in by_namespace[first.namespace]:
             target.listed = listed.get(target.name)
 
-    return workers.run([group[0] for group in crowded], read, stop, lambda done: None)
+    def read_destination_rules(worker: Context, first: Target) -> None:
+        if not first.destination_rule:
+            destination_rules_of(worker, first.namespace, first.hosts.cluster_domain)
+
+    failed = alone.run([crowded[0][0]], read_virtual_services, stop, lambda done: None)
+    if failed:
+        return failed
+    jobs = [(read_virtual_services, group[0]) for group in crowded[1:]]
+    jobs += [(read_destination_rules, group[0]) for group in crowded]
+    return workers.run([first for _read, first in jobs], _dispatch(jobs), stop, lambda done: None)
+
+
+def _dispatch(jobs: list[tuple[Callable[[Context, Target], None], Target]]) -> Callable[[Context, Target], None]:
+    """One work function for jobs of different kinds over the same targets (in the order given)."""
+    pending = list(jobs)
+    lock = threading.Lock()
+
+    def work(worker: Context, target: Target) -> None:
+        with lock:
+            index = next(i for i, (_read, first) in enumerate(pending) if first is target)
+            read, _first = pending.pop(index)
+        read(worker, target)
+
+    return work
 
 
 def _put_back(ctx: Context, workers: Workers, targets: list[Target], failed: list[Target],

@@ -154,16 +154,20 @@ def read_destination_rules(ctx: Context, target: Target, host: str) -> list[dict
                     f"VirtualService {target.label}: its host names another service or it is not exported to "
                     f"namespace {target.namespace!r}. Name the right rule, or leave destination_rule out")
             return rules
-        ctx.at("list", "destinationrules", None, namespace)
-        # One LIST per namespace and task, however many services of the task look there.
-        index = ctx.cache.get(("DestinationRules", namespace, target.hosts.cluster_domain),
-                              lambda namespace=namespace: RuleIndex(istio.list("DestinationRule", namespace),
-                                                                    namespace, target.hosts.cluster_domain))
+        index = destination_rules_of(ctx, namespace, target.hosts.cluster_domain)
         rules = rules_for_host(index.candidates(fqdn), namespace, target.namespace, fqdn,
                                target.hosts.cluster_domain)
         if rules:
             return rules
     return []
+
+
+def destination_rules_of(ctx: Context, namespace: str, cluster_domain: str) -> RuleIndex:
+    """The DestinationRules of a namespace: one LIST per namespace and task, however many services
+    of the task look there."""
+    ctx.at("list", "destinationrules", None, namespace)
+    return ctx.cache.get(("DestinationRules", namespace, cluster_domain),
+                         lambda: RuleIndex(ctx.istio.list("DestinationRule", namespace), namespace, cluster_domain))
 
 
 class RuleIndex:

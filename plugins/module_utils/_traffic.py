@@ -54,6 +54,8 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.state import (
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import plan_route_weights, route_weights
 
 UTC = timezone.utc
+# Objects per page when a namespace is listed: what is held whole at once stays bounded.
+LIST_PAGE = 500
 
 
 def is_patch_conflict(error: ApiError) -> bool:
@@ -118,12 +120,12 @@ def list_virtual_services(ctx: Context, namespace: str) -> dict[str, dict[str, A
     (a Role may grant ``get`` on named objects only: then each is read on its own)."""
     ctx.at("list", "virtualservices", None, namespace)
     try:
-        items = ctx.istio.list("VirtualService", namespace)
+        items = ctx.istio.list("VirtualService", namespace, page_size=LIST_PAGE, each=_forget_managed_fields)
     except ApiError as exc:
         if exc.status == 403:
             return None
         raise
-    return {(item.get("metadata") or {}).get("name"): _forget_managed_fields(item) for item in items}
+    return {(item.get("metadata") or {}).get("name"): item for item in items}
 
 
 def read_destination_rules(ctx: Context, target: Target, host: str) -> list[dict[str, Any]]:
@@ -167,7 +169,8 @@ def destination_rules_of(ctx: Context, namespace: str, cluster_domain: str) -> R
     of the task look there."""
     ctx.at("list", "destinationrules", None, namespace)
     return ctx.cache.get(("DestinationRules", namespace, cluster_domain),
-                         lambda: RuleIndex(ctx.istio.list("DestinationRule", namespace), namespace, cluster_domain))
+                         lambda: RuleIndex(ctx.istio.list("DestinationRule", namespace, page_size=LIST_PAGE,
+                                                          each=_forget_managed_fields), namespace, cluster_domain))
 
 
 class RuleIndex:

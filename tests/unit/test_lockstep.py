@@ -61,11 +61,12 @@ class FakeIstio:
                 raise ConnectionFailed("connection reset while reading")
             return copy.deepcopy(self.api.store.get(name))
 
-    def list(self, kind: str, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+    def list(self, kind: str, namespace: str, label_selector: str | None = None, page_size: int | None = None,
+             each: Any = None) -> list[dict[str, Any]]:
         with self.api.lock:
             self.api.requests += 1
-            items = self.api.store.values() if kind == "VirtualService" else [RULE]
-            return copy.deepcopy(list(items))
+            items = copy.deepcopy(list(self.api.store.values() if kind == "VirtualService" else [RULE]))
+            return [each(item) for item in items] if each else items
 
     def json_patch(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]],
                    dry_run: bool = False) -> dict[str, Any]:

@@ -66,11 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help=f"re-render the table and docs from {RESULTS.relative_to(REPO_ROOT)}")
     parser.add_argument("--no-docs", action="store_true", help="print the table, do not write docs/")
+    parser.add_argument("--merge", action="store_true",
+                        help=f"with --only: put the parts measured into {RESULTS.relative_to(REPO_ROOT)} (from a "
+                             "full run) and write docs/ from it, other sections as they were")
     args = parser.parse_args(argv)
 
     # The documents need every section: a run of some sections (--only) keeps its numbers apart and
     # leaves the full results and docs/ as they are.
     partial = not args.report_only and set(args.only.split(",")) != set(ALL_PARTS)
+    if args.merge and not (partial and RESULTS.exists()):
+        say(f"--merge needs --only and the results of a full run in {RESULTS.relative_to(REPO_ROOT)}")
+        return 2
     if args.report_only:
         results = json.loads(RESULTS.read_text())
     else:
@@ -78,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         saved = RESULTS.with_name("results-partial.json") if partial else RESULTS
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(results, indent=1, default=str))
+        if args.merge:
+            full = json.loads(RESULTS.read_text())
+            full.update({part: results[part] for part in results if part not in ("date", "settings", "machine")})
+            RESULTS.write_text(json.dumps(full, indent=1, default=str))
+            results, partial = full, False
     print(report.console(results))
     if partial:
         say(f"partial run (--only {args.only}): numbers in {saved.relative_to(REPO_ROOT)}; docs/ left as they are")
@@ -127,7 +138,10 @@ def run(args: argparse.Namespace) -> dict:
             results["router"] = router.router_bench(lab_dir, state, objects.namespace("bench-router"))
         if "scale" in parts:
             sizes = tuple(int(n) for n in args.scale_sizes.split(",") if n)
+            load_before = _load()
             results["scale"] = scale.lockstep_scale(state, args.runs, sizes, args.runs_largest)
+            # Its own date and load: a page may show it beside sections measured at another time.
+            results["scale"].update(date=results["date"], load=f"{load_before} / {_load()}")
     finally:
         if not was_running and not args.keep_lab:
             lab.down(quiet=True)

@@ -253,6 +253,7 @@ def scale_context(results: dict[str, Any]) -> dict[str, Any] | None:
                      "concurrency": str(item.get("concurrency")), "holds": bool(item.get("holds_last_weights"))})
     largest = ordered[-1][1]["median"]
     return {"rows": rows, "largest": rows[-1]["size"], "smallest": rows[0]["size"],
+            "date": results["scale"].get("date") or results["date"], "load": results["scale"].get("load") or "?",
             "spread": s(largest["per_service_ms"] / smallest), "all_hold": all(r["holds"] for r in rows)}
 
 

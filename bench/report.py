@@ -353,7 +353,9 @@ def render(results: dict[str, Any], lang: str) -> str:
 def console(results: dict[str, Any]) -> str:
     """The table printed at the end of ``make bench``: the English template's tables."""
     ctx = context(results)
-    tables = _environment().get_template(TEMPLATE_FILES[EN]).make_module(ctx)
+    # Making the module renders the whole page once: a partial run (--only) has tables left empty.
+    page_ctx = {**ctx, **{key: ctx[key] or [] for key in ("one_change", "many", "profile")}}
+    tables = _environment().get_template(TEMPLATE_FILES[EN]).make_module(page_ctx)
     lines = ["", "canary.istio benchmark — medians", ""]
     if ctx["one_change"]:
         lines += ["One weight change", str(tables.one_change_table()).rstrip("\n"), ""]

@@ -247,6 +247,8 @@ def scale_context(results: dict[str, Any]) -> dict[str, Any] | None:
         med = item["median"]
         rows.append({"size": f"{int(size):,}", "runs": str(len(item["runs"])), "task_s": s(med["task_s"]),
                      "per_service_ms": s(med["per_service_ms"]), "relative": f"{s(med['per_service_ms'] / smallest)}×",
+                     "floor_s": s(med.get("floor_s")),
+                     "over_floor": f"{s(med['over_floor'])}×" if med.get("over_floor") else "–",
                      "requests": f"{med['requests']:.0f}", "per_service": s(med["requests_per_service"], 3),
                      "read_s": s(med["read_s"]), "write_s": s(med["write_s"]),
                      "peak_rss": s(med["peak_rss_mib"], 1), "growth": s(med["peak_rss_growth_mib"], 1),

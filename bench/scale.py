@@ -5,6 +5,10 @@ each with its own DestinationRule (v1, v2), created many at a time with the lab'
 counts in no measurement). One ``ansible-playbook`` run per round moves all of them to new weights in
 one task, the default way (in the controller's task worker), with the module's default concurrency.
 
+Before each run, the same number of bare two-op JSON Patches (no guard, no history, no reads) are sent
+with the lab's own client at the same concurrency: the "floor", what the lab's API server and
+webhook can do at that moment on a machine others may share; the task's time over it is reported.
+
 Per run: the task's time (start to end, from the results callback the tests use), the API requests
 it made (audit log, user lab:admin), the module's own figures (``memory``: peak RSS of the worker
 and how much the task raised it; ``lockstep``: seconds reading and validating, seconds writing).
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from typing import Any
 
 from bench.env import say
@@ -25,6 +30,8 @@ from tests.helpers.ansible import run_playbook, task_results
 
 ISTIO = "/apis/networking.istio.io/v1/namespaces/{ns}"
 AUDIT_USER = "lab:admin"
+# traffic_split's default concurrency, which the runs use; the floor uses it too.
+CONCURRENCY = 8
 
 
 def _median(values: list[float]) -> float:
@@ -61,6 +68,29 @@ def _one_run(state: dict[str, Any], namespace: str, size: int, weight: int) -> d
             "lockstep": result.get("lockstep") or {}, "progress_lines": len(progress)}
 
 
+def _floor(state: dict[str, Any], namespace: str, size: int, weight: int, concurrency: int) -> float:
+    """Seconds for the same number of bare two-op JSON Patches (no guard, no history, no reads), sent
+    with the lab's own client at the same concurrency: what the lab can do at that moment."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = threading.local()
+    base = f"{ISTIO.format(ns=namespace)}/virtualservices"
+    ops = [{"op": "replace", "path": "/spec/http/0/route/0/weight", "value": 100 - weight},
+           {"op": "replace", "path": "/spec/http/0/route/1/weight", "value": weight}]
+
+    def patch(index: int) -> None:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = KubeClient.from_state(state, timeout=120)
+        client.json_patch(f"{base}/s-{index:05d}", ops)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(patch, range(size)))
+    return time.perf_counter() - started
+
+
 def _holds(state: dict[str, Any], namespace: str, size: int, weight: int) -> bool:
     items = KubeClient.from_state(state, timeout=120).get(f"{ISTIO.format(ns=namespace)}/virtualservices")["items"]
     wanted = {"v1": 100 - weight, "v2": weight}
@@ -81,12 +111,18 @@ def lockstep_scale(state: dict[str, Any], runs: int, sizes: tuple[int, ...] = (1
         weight = 0
         for round_index in range(runs if size < largest else min(runs, runs_largest)):
             weight = (round_index % 9 + 1) * 10
+            # The floor first (to other weights), so that every run of ours really writes.
+            floor = _floor(state, namespace, size, weight + 5, CONCURRENCY)
             run = _one_run(state, namespace, size, weight)
+            run["floor_s"] = floor
             measured.append(run)
-            say(f"lockstep {size} services: round {round_index + 1}: {run['task_s']:.2f} s, "
-                f"{run['requests']} requests, peak RSS {run['memory'].get('peak_rss_mib')} MiB")
+            say(f"lockstep {size} services: round {round_index + 1}: {run['task_s']:.2f} s "
+                f"(bare patches {floor:.2f} s), {run['requests']} requests, "
+                f"peak RSS {run['memory'].get('peak_rss_mib')} MiB")
         med = {
             "task_s": _median([r["task_s"] for r in measured]),
+            "floor_s": _median([r["floor_s"] for r in measured]),
+            "over_floor": _median([r["task_s"] / r["floor_s"] for r in measured]),
             "requests": _median([r["requests"] for r in measured]),
             "read_s": _median([r["lockstep"].get("read_seconds") for r in measured]),
             "write_s": _median([r["lockstep"].get("write_seconds") for r in measured]),

@@ -115,8 +115,9 @@ class Workers:
         def one(target: Target) -> None:
             if stop.is_set():
                 return
-            ctx = self._context()
+            ctx = self.ctx
             try:
+                ctx = self._context()
                 work(ctx, target)
             except Exception as exc:  # every failure is reported and stops the task, bugs included
                 target.error = message(ctx, exc)
@@ -241,7 +242,12 @@ def _dispatch(jobs: list[tuple[Callable[[Context, Target], None], Target]]) -> C
 
 def _put_back(ctx: Context, workers: Workers, targets: list[Target], failed: list[Target],
               progress: Progress) -> None:
-    first = min(failed, key=targets.index)
+    position = {id(target): index for index, target in enumerate(targets)}
+
+    def in_order(some: list[Target]) -> list[Target]:
+        return sorted(some, key=lambda target: position[id(target)])
+
+    first = in_order(failed)[0]
     unsure = [t for t in targets if t.written is None and t.maybe_written]
     moved = [t for t in targets if t.written is not None]
     progress.phase("putting back", len(moved) + len(unsure))
@@ -267,11 +273,11 @@ def _put_back(ctx: Context, workers: Workers, targets: list[Target], failed: lis
     summary = about(first)
     others = [t for t in failed if t is not first]
     if others:
-        summary += f"; {len(others)} more failed: " + ", ".join(t.label for t in sorted(others, key=targets.index))
+        summary += f"; {len(others)} more failed: " + _names(in_order(others))
     if restored:
-        summary += "; put back the services already moved: " + _names(sorted(restored, key=targets.index))
+        summary += "; put back the services already moved: " + _names(in_order(restored))
     if not_restored:
-        summary += "; COULD NOT put back " + ", ".join(t.label for t in not_restored) + ": check them now"
+        summary += "; COULD NOT put back " + ", ".join(t.label for t in in_order(not_restored)) + ": check them now"
     raise ModuleFailure(summary, changed=bool(not_restored), services=[t.report() for t in targets])
 
 

@@ -10,8 +10,16 @@ import sys
 import time
 from pathlib import Path
 
-from bench import changes, module_requests, profile, report, router
-from bench.env import REPO_ROOT, WORK_DIR, ensure_bench_venv, interpreter_wrapper, machine, say
+from bench import changes, module_requests, profile, report, router, scale
+from bench.env import (
+    REPO_ROOT,
+    WORK_DIR,
+    bench_python,
+    ensure_bench_venv,
+    interpreter_wrapper,
+    machine,
+    say,
+)
 from bench.objects import Objects
 from bench.runner import PlaybookRunner
 from lab.controlplane import Lab, load_state, process_alive
@@ -36,7 +44,9 @@ def _load() -> str:
         return "?"
 
 
-ALL_PARTS = ("profile", "one", "many", "modules", "router")
+ALL_PARTS = ("profile", "one", "many", "modules", "router", "scale")
+# The parts that compare with kubernetes.core, which lives in the benchmark's own virtualenv.
+KUBERNETES_CORE_PARTS = {"profile", "one", "many"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds for 100 services (the kubernetes.core loop takes a minute a round)")
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1,10,100"),
                         help="numbers of services for item 2 (default %(default)s)")
+    parser.add_argument("--scale-sizes", default=os.environ.get("BENCH_SCALE_SIZES", "100,1000,5000"),
+                        help="numbers of services for item 6, one lockstep task each (default %(default)s)")
     parser.add_argument("--lab-dir", default=str(REPO_ROOT / "build" / "bench-lab"))
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab running at the end")
     parser.add_argument("--only", default=",".join(ALL_PARTS),
@@ -54,11 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help=f"re-render the table and docs from {RESULTS.relative_to(REPO_ROOT)}")
     parser.add_argument("--no-docs", action="store_true", help="print the table, do not write docs/")
+    parser.add_argument("--merge", action="store_true",
+                        help=f"with --only: put the parts measured into {RESULTS.relative_to(REPO_ROOT)} (from a "
+                             "full run) and write docs/ from it, other sections as they were")
     args = parser.parse_args(argv)
 
     # The documents need every section: a run of some sections (--only) keeps its numbers apart and
     # leaves the full results and docs/ as they are.
     partial = not args.report_only and set(args.only.split(",")) != set(ALL_PARTS)
+    if args.merge and not (partial and RESULTS.exists()):
+        say(f"--merge needs --only and the results of a full run in {RESULTS.relative_to(REPO_ROOT)}")
+        return 2
     if args.report_only:
         results = json.loads(RESULTS.read_text())
     else:
@@ -66,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         saved = RESULTS.with_name("results-partial.json") if partial else RESULTS
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(results, indent=1, default=str))
+        if args.merge:
+            full = json.loads(RESULTS.read_text())
+            full.update({part: results[part] for part in results if part not in ("date", "settings", "machine")})
+            RESULTS.write_text(json.dumps(full, indent=1, default=str))
+            results, partial = full, False
     print(report.console(results))
     if partial:
         say(f"partial run (--only {args.only}): numbers in {saved.relative_to(REPO_ROOT)}; docs/ left as they are")
@@ -79,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     parts = set(args.only.split(","))
-    ensure_bench_venv()
+    with_kubernetes_core = bool(parts & KUBERNETES_CORE_PARTS)
+    if with_kubernetes_core:
+        ensure_bench_venv()
     lab_dir = Path(args.lab_dir).resolve()
     was_running = _lab_running(lab_dir)
     lab = Lab(lab_dir)
@@ -87,13 +112,15 @@ def run(args: argparse.Namespace) -> dict:
     results: dict = {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                      "settings": {"runs": args.runs, "runs_largest": args.runs_largest, "sizes": args.sizes}}
     try:
-        results["machine"] = machine(state)
+        # Without kubernetes.core parts the bench virtualenv may not exist: describe the project's Python.
+        results["machine"] = machine(state, bench_python() if with_kubernetes_core or bench_python().exists()
+                                     else Path(sys.executable))
         results["machine"]["load_start"] = _load()
         say(f"kubernetes.core {results['machine']['kubernetes_core']} (ansible {results['machine']['ansible']}, "
             f"ansible-core {results['machine']['ansible_core']})")
         objects = Objects(KubeClient.from_state(state, user="admin"))
         namespace = objects.namespace("bench")
-        runner = PlaybookRunner(state, interpreter_wrapper())
+        runner = PlaybookRunner(state, interpreter_wrapper()) if with_kubernetes_core else None
         if "profile" in parts:
             for name in ("one-ts", "one-jp"):
                 objects.service_pair(name, namespace)
@@ -109,6 +136,12 @@ def run(args: argparse.Namespace) -> dict:
             results["modules"] = module_requests.per_module(state, objects.namespace("bench-mods"))
         if "router" in parts:
             results["router"] = router.router_bench(lab_dir, state, objects.namespace("bench-router"))
+        if "scale" in parts:
+            sizes = tuple(int(n) for n in args.scale_sizes.split(",") if n)
+            load_before = _load()
+            results["scale"] = scale.lockstep_scale(state, args.runs, sizes, args.runs_largest)
+            # Its own date and load: a page may show it beside sections measured at another time.
+            results["scale"].update(date=results["date"], load=f"{load_before} / {_load()}")
     finally:
         if not was_running and not args.keep_lab:
             lab.down(quiet=True)

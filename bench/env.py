@@ -94,8 +94,8 @@ def _memory_total() -> str:
     return "unknown"
 
 
-def machine(lab_state: dict[str, Any]) -> dict[str, Any]:
-    python = bench_python()
+def machine(lab_state: dict[str, Any], python: Path | None = None) -> dict[str, Any]:
+    python = python or bench_python()
     bench_packages = package_versions(python, ("ansible", "ansible-core", "kubernetes", "PyYAML"))
     out = subprocess.run([str(python), "-c", "import platform; print(platform.python_version())"],
                          capture_output=True, text=True, check=True)

@@ -87,6 +87,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"id": "router", "value": f"{s(added, 3)} ms @ {rate:.0f}/s", "met": added <= 2 and rate >= 190})
     elif router.get("skipped"):
         out.append({"id": "router", "skipped": router["skipped"], "met": None})
+    thousand = ((results.get("scale") or {}).get("sizes") or {}).get("1000")
+    if thousand:
+        task = thousand["median"]["task_s"]
+        out.append({"id": "scale", "value": f"{s(task)} s", "met": task <= 5})
     return [{"value": None, "worst_group": None, "skipped": None, **target} for target in out]
 
 
@@ -231,6 +235,30 @@ def router_context(results: dict[str, Any]) -> dict[str, Any]:
             "seconds": f"{router['seconds']:g}"}
 
 
+def scale_context(results: dict[str, Any]) -> dict[str, Any] | None:
+    """Item 6: one lockstep task per size; per-service cost relative to the smallest size."""
+    sizes = (results.get("scale") or {}).get("sizes")
+    if not sizes:
+        return None
+    ordered = sorted(sizes.items(), key=lambda pair: int(pair[0]))
+    smallest = ordered[0][1]["median"]["per_service_ms"]
+    rows = []
+    for size, item in ordered:
+        med = item["median"]
+        rows.append({"size": f"{int(size):,}", "runs": str(len(item["runs"])), "task_s": s(med["task_s"]),
+                     "per_service_ms": s(med["per_service_ms"]), "relative": f"{s(med['per_service_ms'] / smallest)}×",
+                     "floor_s": s(med.get("floor_s")),
+                     "over_floor": f"{s(med['over_floor'])}×" if med.get("over_floor") else "–",
+                     "requests": f"{med['requests']:.0f}", "per_service": s(med["requests_per_service"], 3),
+                     "read_s": s(med["read_s"]), "write_s": s(med["write_s"]),
+                     "peak_rss": s(med["peak_rss_mib"], 1), "growth": s(med["peak_rss_growth_mib"], 1),
+                     "concurrency": str(item.get("concurrency")), "holds": bool(item.get("holds_last_weights"))})
+    largest = ordered[-1][1]["median"]
+    return {"rows": rows, "largest": rows[-1]["size"], "smallest": rows[0]["size"],
+            "date": results["scale"].get("date") or results["date"], "load": results["scale"].get("load") or "?",
+            "spread": s(largest["per_service_ms"] / smallest), "all_hold": all(r["holds"] for r in rows)}
+
+
 def _med(one: dict[str, Any], name: str, key: str) -> float | None:
     item = one.get(name) or {}
     return (item.get("median") or {}).get(key)
@@ -306,6 +334,7 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
         "profile": profile_rows(results) if results.get("profile") else None,
         "router": router_context(results),
         "router_rate": s((results.get("router") or {}).get("rate"), 0),
+        "scale": scale_context(results),
         "f": findings(results),
     }
 
@@ -326,7 +355,9 @@ def render(results: dict[str, Any], lang: str) -> str:
 def console(results: dict[str, Any]) -> str:
     """The table printed at the end of ``make bench``: the English template's tables."""
     ctx = context(results)
-    tables = _environment().get_template(TEMPLATE_FILES[EN]).make_module(ctx)
+    # Making the module renders the whole page once: a partial run (--only) has tables left empty.
+    page_ctx = {**ctx, **{key: ctx[key] or [] for key in ("one_change", "many", "profile")}}
+    tables = _environment().get_template(TEMPLATE_FILES[EN]).make_module(page_ctx)
     lines = ["", "canary.istio benchmark — medians", ""]
     if ctx["one_change"]:
         lines += ["One weight change", str(tables.one_change_table()).rstrip("\n"), ""]
@@ -334,6 +365,8 @@ def console(results: dict[str, Any]) -> str:
         lines += ["Many services", str(tables.many_table()).rstrip("\n"), ""]
     if results.get("router"):
         lines += ["Router", str(tables.router_section()).rstrip("\n"), ""]
+    if ctx["scale"]:
+        lines += ["Thousands of services in one step", str(tables.scale_table()).rstrip("\n"), ""]
     if ctx["one_change"] or ctx["many"]:
         lines += [str(tables.path_note(ctx["problems"]["all"])).rstrip("\n"), ""]
     lines += ["Targets", str(tables.targets_table()).rstrip("\n"), ""]

@@ -1,4 +1,4 @@
-"""Command line of the lab: ``python -m lab up|down|status|env|provision``."""
+"""Command line of the lab: ``python -m lab up|down|status|env|inventory|provision``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from lab import prometheus
+from lab import clusters, prometheus
 from lab.controlplane import DEFAULT_DIR, Lab, LabError, find_binaries, load_state
 
 
@@ -24,15 +24,36 @@ def main(argv: list[str] | None = None) -> int:
                         help="start etcd, kube-apiserver, the Istio validation webhook (and optionally the data plane)")
     up.add_argument("--dataplane", action="store_true", help="also start the data plane (Bookinfo runner, router)")
     up.add_argument("--no-provision", action="store_true", help="fail instead of building missing binaries")
-    sub.add_parser("down", parents=[common], help="stop every process this lab started")
+    up.add_argument("--clusters", type=int, metavar="N",
+                    help="start N independent clusters at once, in DIR/cluster-1 … DIR/cluster-N")
+    sub.add_parser("down", parents=[common], help="stop every process this lab (or each of its clusters) started")
     status = sub.add_parser("status", parents=[common], help="versions, ports and processes")
     status.add_argument("--json", action="store_true")
-    sub.add_parser("env", parents=[common],
-                   help="print shell exports (KUBECONFIG, K8S_AUTH_KUBECONFIG, CANARY_ISTIO_PROMETHEUS_URL)")
+    env = sub.add_parser("env", parents=[common],
+                         help="print shell exports (KUBECONFIG, K8S_AUTH_KUBECONFIG, CANARY_ISTIO_PROMETHEUS_URL)")
+    env.add_argument("--cluster", type=int, metavar="K", help="of cluster K of a multi-cluster lab")
+    inventory = sub.add_parser("inventory", parents=[common],
+                               help="write an Ansible inventory with one host per cluster (DIR/inventory.yml)")
+    inventory.add_argument("--waves", metavar="1,2,2",
+                           help="wave of each cluster, cluster-1 first (default: 1 for cluster-1, 2 for the rest)")
+    inventory.add_argument("--output", metavar="FILE", help="where to write it (default: DIR/inventory.yml)")
     sub.add_parser("provision", parents=[common], help="find or build etcd and kube-apiserver, and print their paths")
     args = parser.parse_args(argv)
     lab = Lab(args.dir)
     try:
+        several = clusters.clusters_of(args.dir)
+        if args.command == "up" and args.clusters:
+            clusters.up(args.dir, args.clusters, dataplane=args.dataplane, provision=not args.no_provision)
+            print(f"inventory: python -m lab --dir {args.dir} inventory", file=sys.stderr)
+            return 0
+        if several is not None and args.command in ("down", "status", "env", "up"):
+            return _several(args, several)
+        if args.command == "inventory":
+            count = len(several) if several is not None else 0
+            path = clusters.write_inventory(args.dir, clusters.parse_waves(args.waves, count) if count else None,
+                                            args.output)
+            print(path)
+            return 0
         if args.command == "up":
             state = lab.up(provision=not args.no_provision)
             if args.dataplane:
@@ -70,12 +91,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  prometheus: {info['prometheus']['url']}")
             return 0 if info["up"] else 1
         elif args.command == "env":
-            state = load_state(args.dir)
-            print(f"export KUBECONFIG={state['kubeconfig']}")
-            print(f"export K8S_AUTH_KUBECONFIG={state['kubeconfig']}")
-            running = prometheus.info(args.dir)
-            if running:
-                print(f"export {prometheus.URL_ENV}={running['url']}")
+            if args.cluster:
+                raise LabError(f"{args.dir} is a single lab; --cluster is for labs started with up --clusters")
+            _print_env(args.dir)
         elif args.command == "provision":
             for name, path in find_binaries().items():
                 print(f"{name}: {path}")
@@ -83,6 +101,51 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_env(directory: str | Path, suffix: str = "") -> None:
+    state = load_state(directory)
+    print(f"export KUBECONFIG{suffix}={state['kubeconfig']}")
+    print(f"export K8S_AUTH_KUBECONFIG{suffix}={state['kubeconfig']}")
+    running = prometheus.info(directory)
+    if running:
+        print(f"export {prometheus.URL_ENV}{suffix}={running['url']}")
+
+
+def _several(args: argparse.Namespace, directories: list[Path]) -> int:
+    """down, status and env of a lab directory holding several clusters."""
+    if args.command == "up":
+        raise LabError(f"{args.dir} holds {len(directories)} clusters: run up --clusters {len(directories)}, "
+                       "or down first")
+    if args.command == "down":
+        clusters.down(args.dir)
+        return 0
+    if args.command == "env":
+        if args.cluster:
+            if not 1 <= args.cluster <= len(directories):
+                raise LabError(f"--cluster {args.cluster}: this lab has clusters 1 to {len(directories)}")
+            _print_env(directories[args.cluster - 1])
+        else:
+            # One set per cluster, suffixed with its number (pick one with --cluster K).
+            for index, directory in enumerate(directories, 1):
+                _print_env(directory, f"_CLUSTER_{index}")
+        return 0
+    infos = []
+    for directory in directories:
+        try:
+            info = Lab(directory).status()
+        except LabError as exc:
+            info = {"name": directory.name, "dir": str(directory), "up": False, "error": str(exc)}
+        info["prometheus"] = prometheus.info(directory)
+        infos.append(info)
+    if args.json:
+        print(json.dumps({"clusters": infos}, indent=2))
+    else:
+        for info in infos:
+            where = info.get("server") or info.get("error")
+            metrics = f", prometheus {info['prometheus']['url']}" if info.get("prometheus") else ""
+            print(f"{info['name']}: {'up' if info['up'] else 'DOWN'} {where}{metrics}")
+    return 0 if all(info["up"] for info in infos) else 1
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 
 """canary.istio.traffic_split runs in the controller process on local connections.
 
-See plugins/plugin_utils/_in_process.py.
+See plugins/plugin_utils/_in_process.py. Long lockstep moves (``services:``) print progress lines.
 """
 
 from __future__ import annotations
@@ -14,3 +14,4 @@ from ansible_collections.canary.istio.plugins.plugin_utils._in_process import In
 
 class ActionModule(InProcessModuleAction):
     MODULE = "traffic_split"
+    PROGRESS = True

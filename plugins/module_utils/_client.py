@@ -240,6 +240,17 @@ class KubeClient:
     def namespace(self) -> str:
         return self.settings.namespace
 
+    def twin(self) -> KubeClient:
+        """Another client with the same settings and its own connection, for a worker thread (a
+        connection carries one request at a time). The TLS context is shared: it is only read."""
+        other = KubeClient.__new__(KubeClient)
+        other.__dict__.update(self.__dict__)
+        other._conn = None
+        other.requests_made = 0
+        if self._transport is not None:
+            other._transport = _KubernetesTransport(self.settings, self.timeout)
+        return other
+
     def _connect(self) -> http.client.HTTPConnection:
         if self._conn is not None:
             return self._conn

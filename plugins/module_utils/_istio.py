@@ -11,6 +11,7 @@ is the group discovered, with one request, and the best served version used from
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, KubeClient
@@ -46,6 +47,14 @@ class Istio:
     @property
     def api_version(self) -> str:
         return f"{GROUP}/{self.version}"
+
+    def twin(self, client: KubeClient) -> Istio:
+        """The same access (version as discovered so far) over another client."""
+        other = Istio.__new__(Istio)
+        other.__dict__.update(self.__dict__)
+        other.client = client
+        other.discovery_requests = 0
+        return other
 
     def discover(self) -> str:
         """One discovery request for the group; picks the best served version."""
@@ -122,15 +131,24 @@ class Istio:
                 return None
             raise
 
-    def list(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
-        query = {"labelSelector": label_selector} if label_selector else None
-        result = self.call("GET", kind, namespace, query=query)
-        items = (result or {}).get("items") or []
-        for item in items:
-            # List items carry no kind/apiVersion; fill them so results look like single reads.
-            item.setdefault("apiVersion", self.api_version)
-            item.setdefault("kind", kind)
-        return items
+    def list(self, kind: str, namespace: str | None, label_selector: str | None = None,
+             page_size: int | None = None, each: Callable[[dict[str, Any]], Any] | None = None) -> list[Any]:
+        """Every object (all namespaces when ``namespace`` is None). With ``page_size``, read in pages of
+        that many (``limit``/``continue``), and ``each`` turns every object into what is kept, so only
+        one page is held whole at a time."""
+        items: list[Any] = []
+        token = None
+        while True:
+            query = {"labelSelector": label_selector, "limit": page_size, "continue": token}
+            result = self.call("GET", kind, namespace, query={k: v for k, v in query.items() if v} or None)
+            for item in (result or {}).get("items") or []:
+                # List items carry no kind/apiVersion; fill them so results look like single reads.
+                item.setdefault("apiVersion", self.api_version)
+                item.setdefault("kind", kind)
+                items.append(each(item) if each else item)
+            token = ((result or {}).get("metadata") or {}).get("continue")
+            if not page_size or not token:
+                return items
 
     def create(self, kind: str, namespace: str, body: dict[str, Any], dry_run: bool = False) -> Any:
         body = dict(body, apiVersion=self.api_version, kind=kind)

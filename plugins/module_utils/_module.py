@@ -46,11 +46,14 @@ def build_module(argument_spec: dict[str, Any], istio: bool = True, **kwargs: An
 
 
 def execute(params: dict[str, Any], check_mode: bool, diff_mode: bool,
-            body: Callable[[Context], dict[str, Any]]) -> dict[str, Any]:
-    """Runs a module body; every expected failure becomes ``failed: true`` with one clear ``msg``."""
+            body: Callable[[Context], dict[str, Any]],
+            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Runs a module body; every expected failure becomes ``failed: true`` with one clear ``msg``.
+    ``progress`` receives progress lines of long operations (only an action plugin can show them)."""
     context: Context | None = None
     try:
         context = Context(params, check_mode, diff_mode)
+        context.progress = progress
         result = body(context)
     except ModuleFailure as exc:
         result = {**exc.result, "failed": True, "msg": exc.msg}

@@ -8,7 +8,9 @@ Patch, retry on conflicts, and put it back when a lockstep move fails later.
 Requests for one VirtualService: GET of the VirtualService, one LIST of DestinationRules per
 namespace Istio searches until one applies to the host (the VirtualService's namespace; then the
 service's namespace when it lives elsewhere; then the mesh root namespace), one PATCH - three in
-the common case of a rule beside the VirtualService. A conflict (someone wrote in between; the
+the common case of a rule beside the VirtualService. A lockstep task reads each namespace's
+DestinationRules once for all its services, and the VirtualServices of a namespace it moves many of
+with one LIST (``_lockstep``): about one request per service, the PATCH. A conflict (someone wrote in between; the
 patch's ``test`` ops fail) costs a re-read and a re-plan, never a blind overwrite.
 """
 
@@ -52,6 +54,8 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.state import (
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import plan_route_weights, route_weights
 
 UTC = timezone.utc
+# Objects per page when a namespace is listed: what is held whole at once stays bounded.
+LIST_PAGE = 500
 
 
 def is_patch_conflict(error: ApiError) -> bool:
@@ -85,6 +89,10 @@ class Target:
         self.after: dict[str, int] = {}
         self.patch: list[dict[str, Any]] = []
         self.written: dict[str, Any] | None = None
+        # The write failed in a way that leaves open whether it was applied (a lost answer).
+        self.maybe_written = False
+        # The VirtualService as a LIST of its namespace returned it (read once, for the first plan).
+        self.listed: dict[str, Any] | None = None
         self.rolled_back = False
         self.error: str | None = None
 
@@ -107,6 +115,19 @@ class Target:
         return route.get("name") or f"http[{self.route_index}]"
 
 
+def list_virtual_services(ctx: Context, namespace: str) -> dict[str, dict[str, Any]] | None:
+    """Every VirtualService of a namespace by name, in one LIST; None when listing is not allowed
+    (a Role may grant ``get`` on named objects only: then each is read on its own)."""
+    ctx.at("list", "virtualservices", None, namespace)
+    try:
+        items = ctx.istio.list("VirtualService", namespace, page_size=LIST_PAGE, each=_forget_managed_fields)
+    except ApiError as exc:
+        if exc.status == 403:
+            return None
+        raise
+    return {(item.get("metadata") or {}).get("name"): item for item in items}
+
+
 def read_destination_rules(ctx: Context, target: Target, host: str) -> list[dict[str, Any]]:
     """The DestinationRules Istio applies to ``host`` for clients in the VirtualService's namespace.
 
@@ -122,7 +143,9 @@ def read_destination_rules(ctx: Context, target: Target, host: str) -> list[dict
     for namespace in namespaces:
         if target.destination_rule:
             ctx.at("get", "destinationrules", target.destination_rule, namespace)
-            found = istio.get("DestinationRule", namespace, target.destination_rule)
+            found = ctx.cache.get(("DestinationRule", namespace, target.destination_rule),
+                                  lambda namespace=namespace: istio.get("DestinationRule", namespace,
+                                                                        target.destination_rule))
             if found is None:
                 continue
             rules = rules_for_host([found], namespace, target.namespace, fqdn, target.hosts.cluster_domain)
@@ -133,12 +156,48 @@ def read_destination_rules(ctx: Context, target: Target, host: str) -> list[dict
                     f"VirtualService {target.label}: its host names another service or it is not exported to "
                     f"namespace {target.namespace!r}. Name the right rule, or leave destination_rule out")
             return rules
-        ctx.at("list", "destinationrules", None, namespace)
-        rules = rules_for_host(istio.list("DestinationRule", namespace), namespace, target.namespace, fqdn,
+        index = destination_rules_of(ctx, namespace, target.hosts.cluster_domain)
+        rules = rules_for_host(index.candidates(fqdn), namespace, target.namespace, fqdn,
                                target.hosts.cluster_domain)
         if rules:
             return rules
     return []
+
+
+def destination_rules_of(ctx: Context, namespace: str, cluster_domain: str) -> RuleIndex:
+    """The DestinationRules of a namespace: one LIST per namespace and task, however many services
+    of the task look there."""
+    ctx.at("list", "destinationrules", None, namespace)
+    return ctx.cache.get(("DestinationRules", namespace, cluster_domain),
+                         lambda: RuleIndex(ctx.istio.list("DestinationRule", namespace, page_size=LIST_PAGE,
+                                                          each=_forget_managed_fields), namespace, cluster_domain))
+
+
+class RuleIndex:
+    """The DestinationRules of one namespace by resolved host, so that finding the rules for one
+    host does not scan every rule of the namespace (thousands of services, thousands of rules).
+
+    :meth:`candidates` returns, in the order the API server listed them, the rules whose host is
+    the given one plus every rule with a wildcard (or unusual) host: a superset of what
+    :func:`rules_for_host` can choose, which still makes the choice.
+    """
+
+    def __init__(self, rules: list[dict[str, Any]], namespace: str, cluster_domain: str | None):
+        scope = Hosts(namespace, cluster_domain)
+        self.by_host: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self.others: list[tuple[int, dict[str, Any]]] = []
+        for position, rule in enumerate(rules):
+            host = scope.fqdn(((rule.get("spec") if isinstance(rule, dict) else None) or {}).get("host"))
+            if isinstance(host, str) and "*" not in host:
+                self.by_host.setdefault(host, []).append((position, rule))
+            else:
+                self.others.append((position, rule))
+
+    def candidates(self, fqdn: str) -> list[dict[str, Any]]:
+        found = self.by_host.get(fqdn, [])
+        if not self.others:
+            return [rule for _position, rule in found]
+        return [rule for _position, rule in sorted(found + self.others, key=lambda pair: pair[0])]
 
 
 def read_destination_rule(ctx: Context, target: Target, host: str) -> dict[str, Any] | None:
@@ -168,11 +227,14 @@ def _no_subset_message(target: Target, subject: str) -> str:
 def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor: str, history_limit: int,
          base: str | None = None, canary: str | None = None) -> None:
     """Reads the VirtualService and DestinationRule and builds the guarded patch (no write)."""
-    ctx.at("get", "virtualservices", target.name, target.namespace)
-    vs = ctx.istio.get("VirtualService", target.namespace, target.name)
+    vs, target.listed = target.listed, None  # a listed copy serves the first plan only, never a re-plan
+    if vs is None:
+        ctx.at("get", "virtualservices", target.name, target.namespace)
+        vs = ctx.istio.get("VirtualService", target.namespace, target.name)
     if vs is None:
         raise ModuleFailure(f"VirtualService {target.label} not found; create it first "
                             "(canary.istio.virtual_service or the base_release role)")
+    _forget_managed_fields(vs)
     target.vs = vs
     host = service_host(vs, target.host)
     target.host = host
@@ -200,6 +262,15 @@ def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor
         }
         patch = patch + build_annotation_ops(vs, annotations)
     target.patch = patch
+
+
+def _forget_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """Drops ``metadata.managedFields`` from an object we keep: no patch of ours reads or tests it, and
+    it is most of the object's size (thousands of services are held at once)."""
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+    return obj
 
 
 _ABSENT = object()
@@ -255,7 +326,7 @@ def write(ctx: Context, target: Target, replan: Callable[[], None], retries: int
         try:
             written = _json_patch_once(ctx, target, target.patch)
             if written is not None:
-                target.written = written
+                target.written = _forget_managed_fields(written)
                 return
         except ApiError as exc:
             if not is_patch_conflict(exc):
@@ -267,6 +338,17 @@ def write(ctx: Context, target: Target, replan: Callable[[], None], retries: int
                 "was overwritten. Re-run the task") from None
         time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         replan()
+
+
+def settle_unknown(ctx: Context, target: Target) -> None:
+    """After a write whose outcome is unknown (the answer was lost and the re-read failed too), reads
+    the VirtualService once more: when it holds our patch, the write happened and is ours to put back."""
+    if target.written is not None or not target.patch or ctx.check_mode:
+        return
+    ctx.at("get", "virtualservices", target.name, target.namespace)
+    current = ctx.istio.get("VirtualService", target.namespace, target.name)
+    if holds_patch(current, target.patch):
+        target.written = current
 
 
 def rollback(ctx: Context, target: Target) -> None:

@@ -20,10 +20,12 @@ import os
 
 from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.canary.istio.plugins.module_utils._module import execute, full_argument_spec
 
 LOCAL_TRANSPORTS = ("local", "ansible.builtin.local", "ansible.legacy.local")
+display = Display()
 
 
 class InProcessModuleAction(ActionBase):
@@ -31,6 +33,8 @@ class InProcessModuleAction(ActionBase):
 
     MODULE = ""
     TRANSFERS_FILES = False
+    # Whether the module's progress lines are shown (as traffic_probe's are) while it runs.
+    PROGRESS = False
 
     def _in_process(self) -> bool:
         if os.environ.get("CANARY_ISTIO_IN_PROCESS", "1") == "0":
@@ -49,6 +53,7 @@ class InProcessModuleAction(ActionBase):
         module = importlib.import_module(f"ansible_collections.canary.istio.plugins.modules.{self.MODULE}")
         validation, params = self.validate_argument_spec(
             argument_spec=full_argument_spec(module.ARGUMENT_SPEC, module.USES_ISTIO))
-        outcome = execute(params, bool(self._task.check_mode), bool(self._task.diff), module.execute)
+        progress = display.display if self.PROGRESS else None
+        outcome = execute(params, bool(self._task.check_mode), bool(self._task.diff), module.execute, progress)
         result.update(remove_values(outcome, validation._no_log_values))
         return result

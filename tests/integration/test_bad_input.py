@@ -15,7 +15,7 @@ from tests.helpers.ansible import lab_auth, run_module
 pytestmark = pytest.mark.lab
 
 UNICODE = "评论-v2-ü"
-HUGE = [{"name": f"svc-{i}"} for i in range(600)]
+HUGE = [{"name": f"svc-{i}"} for i in range(10_001)]
 VS_SPEC = {"hosts": ["reviews"], "http": [{"name": "primary", "route": [
     {"destination": {"host": "reviews", "subset": "v1"}, "weight": 100}]}]}
 
@@ -35,7 +35,9 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
     ("traffic_split", {"name": "Reviews!", "weights": {"v1": 100}}, "not a valid Kubernetes name"),
     ("traffic_split", {"name": "", "weights": {"v1": 100}}, "name"),
     ("traffic_split", {"name": "reviews", "namespace": "UPPER", "weights": {"v1": 100}}, "'UPPER' is not a valid"),
-    ("traffic_split", {"services": HUGE, "weights": {"v1": 100}}, "at most 500"),
+    ("traffic_split", {"services": HUGE, "weights": {"v1": 100}}, "at most 10000"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "concurrency": 0}, "concurrency 0 must be"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 100}, "concurrency": 65}, "from 1 to 64"),
     ("traffic_split", {"services": [], "weights": {"v1": 100}}, "services is empty"),
     ("traffic_split", {"services": ["reviews"], "weights": {"v1": 100}}, "unable to convert to dict"),
     ("traffic_split", {"services": [{"name": "reviews", "colour": "x"}], "weights": {"v1": 100}}, "unknown keys"),

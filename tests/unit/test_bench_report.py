@@ -38,7 +38,10 @@ def _variants() -> dict[str, dict[str, Any]]:
     no_module = copy.deepcopy(full)
     del no_module["one_change"][report.MODULE], no_module["router"]
     del no_module["one_change"]["ratios"]["task_module_process_over_k8s_json_patch"]
-    return {"full": full, "router skipped, wrong path": skipped, "no module-process row, no router": no_module}
+    no_scale = copy.deepcopy(full)
+    del no_scale["scale"]
+    return {"full": full, "router skipped, wrong path": skipped, "no module-process row, no router": no_module,
+            "no lockstep scale section": no_scale}
 
 
 @pytest.mark.parametrize("variant", list(_variants()))
@@ -84,3 +87,23 @@ def test_the_committed_pages_show_the_same_figures():
     chinese = _figures((docs / "performance.zh-CN.md").read_text())
     assert english == chinese, {"only in English": sorted(english - chinese),
                                 "only in Chinese": sorted(chinese - english)}
+
+
+def test_the_lockstep_scale_section_shows_its_figures_in_both_pages():
+    results = _results()
+    thousand = results["scale"]["sizes"]["1000"]["median"]
+    largest = results["scale"]["sizes"]["5000"]["median"]
+    figures = {f"{thousand['task_s']:.2f}", f"{thousand['peak_rss_mib']:.1f}", f"{largest['per_service_ms']:.2f}",
+               f"{thousand['requests']:.0f}", results["scale"]["load"]}
+    for lang in (report.EN, report.ZH):
+        page = report.render(copy.deepcopy(results), lang)
+        assert all(figure in page for figure in figures), (lang, figures - {f for f in figures if f in page})
+    target = next(t for t in report.targets(results) if t["id"] == "scale")
+    assert target["met"] is (thousand["task_s"] <= 5)
+
+
+def test_a_partial_run_prints_its_table():
+    results = _results()
+    partial = {key: results[key] for key in ("date", "settings", "machine", "scale")}
+    text = report.console(partial)
+    assert "Thousands of services in one step" in text and "| 5,000 |" in text

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: analysis_progress
-short_description: What a progressive release does after each analysis - move, analyse again, roll back, hold, ask or stop
+short_description: What a progressive release does after each analysis (move, analyse, roll back, hold, ask, stop)
 version_added: 0.1.0
 author:
   - canary.istio developers
@@ -28,7 +28,7 @@ options:
     type: int
     required: true
   policy:
-    description: The analysis policy as M(canary.istio.canary_info) returned it (RV(canary.istio.canary_info#module:analysis)).
+    description: The analysis policy as M(canary.istio.canary_info) returned it.
     type: dict
     required: true
   results:

@@ -83,7 +83,7 @@ def weights_over_time(history: list[dict[str, Any]], canary: str, start: float, 
              if isinstance(entry, dict) and "to" in entry and isinstance(entry.get("to"), dict)]
     steps = [(moment, entry) for moment, entry in steps if moment is not None]
     before = [entry for moment, entry in steps if moment < start]
-    share = float((before[-1]["to"].get(canary) or 0)) if before else 0.0
+    share = float(before[-1]["to"].get(canary) or 0) if before else 0.0
     points = [[start, share]]
     for moment, entry in steps:
         if moment < start:
@@ -109,8 +109,8 @@ def chart(title: str, unit: str, lines: dict[str, list[list[float]]], start: flo
           marks: list[dict[str, Any]], low: float | None = None, high: float | None = None, kind: str = "") -> str:
     """One SVG line chart; ``lines`` maps a label to [[time, value], ...]."""
     values = [value for points in lines.values() for _stamp, value in points]
-    low = min(values + [0.0]) if low is None else low
-    high = max(values + [1.0]) * 1.1 if high is None else high
+    low = min([*values, 0.0]) if low is None else low
+    high = max([*values, 1.0]) * 1.1 if high is None else high
     x0, x1, y0, y1 = LEFT, WIDTH - RIGHT, HEIGHT - BOTTOM, TOP
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-chart="{kind}" width="{WIDTH}" '
              f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{html.escape(title)}">',

@@ -83,7 +83,7 @@ def test_failures_below_the_limit_repeat_the_step_and_never_advance_it():
 
 
 def test_several_analyses_per_step():
-    progress, moves, results = run_to_end(["pass"] * 6, analyses=2)
+    progress, _moves, results = run_to_end(["pass"] * 6, analyses=2)
     assert [r["step"] for r in results] == [10, 10, 25, 25, 50, 50] and progress["action"] == "done"
 
 

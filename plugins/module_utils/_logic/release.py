@@ -359,17 +359,19 @@ PROGRESS_ACTIONS = ("move", "analyse", "done", "rollback", "hold", "ask", "stop"
 
 
 def _whole(value: Any, key: str, low: int, high: int, names: InputNames) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, str) and value.strip().isdigit()):
-        raise CanaryInputError(f"{names.analysis}.{key} must be a whole number from {low} to {high}, got {_show(value)}")
+    problem = f"{names.analysis}.{key} must be a whole number from {low} to {high}, got {_show(value)}"
+    digits = isinstance(value, str) and value.strip().isdigit()
+    if isinstance(value, bool) or not (isinstance(value, int) or digits):
+        raise CanaryInputError(problem)
     number = int(value)
     if not low <= number <= high:
-        raise CanaryInputError(f"{names.analysis}.{key} must be a whole number from {low} to {high}, got {_show(value)}")
+        raise CanaryInputError(problem)
     return number
 
 
 def parse_analysis(value: Any, names: InputNames = InputNames()) -> dict[str, Any] | None:
     """The analysis policy with its defaults filled in, or ``None`` (no analysis) for nothing / ``{}``."""
-    if value is None or value == {} or value == "":
+    if value is None or value in ({}, ""):
         return None
     if not isinstance(value, Mapping):
         raise CanaryInputError(f"{names.analysis} must be a mapping (checks, window, interval, analyses, "

@@ -66,7 +66,8 @@ def say(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def playbook(path: Path, kubeconfig: str, extra: dict[str, Any] | None = None, interactive: bool = False) -> None:
+def playbook(path: Path, kubeconfig: str, extra: dict[str, Any] | None = None, interactive: bool = False,
+             quiet: bool = False) -> None:
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="0",
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
                K8S_AUTH_KUBECONFIG=kubeconfig, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -74,7 +75,8 @@ def playbook(path: Path, kubeconfig: str, extra: dict[str, Any] | None = None, i
                "-e", f"ansible_python_interpreter={sys.executable}", "-e", f"@{BOOKINFO_VARS}", str(path)]
     if extra:
         command += ["-e", json.dumps(extra)]
-    subprocess.run(command, env=env, check=True, stdin=None if interactive else subprocess.DEVNULL)
+    subprocess.run(command, env=env, check=True, stdin=None if interactive else subprocess.DEVNULL,
+                   capture_output=quiet)
 
 
 def probe(gateway: str, kubeconfig: str, requests: int, expect: dict[str, int]) -> dict[str, Any]:
@@ -168,8 +170,8 @@ class Load:
         return total / max(1e-6, (self.stopped or time.monotonic()) - self.started)
 
 
-def topology(kubeconfig: str, prometheus_url: str, moment: str, title: str) -> Path:
-    """The neighbourhood of reviews now (mesh_topology, printed), saved as SVG and text in build/demo/."""
+def topology(kubeconfig: str, prometheus_url: str, moment: str, title: str, quiet: bool = False) -> Path:
+    """The neighbourhood of reviews now (mesh_topology, printed unless quiet), saved as SVG and text in build/demo/."""
     OUT.mkdir(parents=True, exist_ok=True)
     picture = OUT / f"topology-{moment}.svg"
     with tempfile.TemporaryDirectory(prefix="canary-demo-") as tmp:
@@ -185,8 +187,9 @@ def topology(kubeconfig: str, prometheus_url: str, moment: str, title: str) -> P
                 {"name": "Keep the table",
                  "ansible.builtin.copy": {"content": "{{ topology.text }}", "dest": str(text), "mode": "0644"}},
             ]}]))
-        playbook(book, kubeconfig)
-    print(f"    saved: {picture}")
+        playbook(book, kubeconfig, quiet=quiet)
+    if not quiet:
+        print(f"    saved: {picture}")
     return picture
 
 
@@ -205,7 +208,8 @@ def watch_for_half(kube: KubeClient, kubeconfig: str, prometheus_url: str, done:
             since = since or time.monotonic()
             # The analysis at 50% comes after ANALYSIS["interval"] s; look a little before it.
             if time.monotonic() - since >= WINDOW_SECONDS - 2:
-                taken.append(topology(kubeconfig, prometheus_url, "2-half", "the canary at 50%"))
+                # Quiet: the role's run prints at the same time; the table is printed after it.
+                taken.append(topology(kubeconfig, prometheus_url, "2-half", "the canary at 50%", quiet=True))
                 return
         done.wait(0.5)
 
@@ -238,6 +242,10 @@ def canary_analysed(gateway: str, kubeconfig: str, state: dict[str, Any], promet
             done.set()
             watcher.join(timeout=60)
         pictures += half
+        for picture in half:
+            say("The neighbourhood with the canary at 50% (the tutorial's second look), taken during the run")
+            print(picture.with_suffix(".txt").read_text(encoding="utf-8").rstrip())
+            print(f"    saved: {picture}")
         time.sleep(WINDOW_SECONDS + 1)  # a whole window after the decision
         say("The neighbourhood after the release (the tutorial's third look)")
         pictures.append(topology(kubeconfig, prometheus_url, "3-after", "after the release"))

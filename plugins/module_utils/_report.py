@@ -137,7 +137,10 @@ def chart(title: str, unit: str, lines: dict[str, list[list[float]]], start: flo
         if not points:
             continue
         path = " ".join(f"{_scale(t, start, end, x0, x1):.1f},{_scale(v, low, high, y0, y1):.1f}" for t, v in points)
-        parts.append(f'<polyline data-line="{label}" fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+        # The base is drawn wider, under the canary, so that equal values still show both.
+        width = 4 if label == "base" else 2
+        parts.append(f'<polyline data-line="{label}" fill="none" stroke="{colour}" stroke-width="{width}" '
+                     f'points="{path}"/>')
     legend_x = x1 - 150
     for index, label in enumerate(lines):
         colour = COLOURS.get(label, "#6a6e73")
@@ -207,7 +210,7 @@ def render(service: str, namespace: str, base: str, canary: str, start: float, e
         + "\n<h2>Analyses</h2>\n<table id=\"analyses\"><tr><th>#</th><th>time</th><th>share</th><th>verdict</th>"
         "<th>canary success %</th><th>base success %</th><th>canary p99 ms</th><th>base p99 ms</th>"
         "<th>canary requests</th><th>summary</th></tr>\n" + "\n".join(rows) + "\n</table>\n"
-        f"<h2>Neighbourhood of {html.escape(service)} before</h2>\n<figure id=\"topology-before\">"
+        f"<h2>Neighbourhood of {html.escape(service)} before the release</h2>\n<figure id=\"topology-before\">"
         f"{_inline_svg(topology_before)}</figure>\n"
-        f"<h2>Neighbourhood of {html.escape(service)} after</h2>\n<figure id=\"topology-after\">"
+        f"<h2>Neighbourhood of {html.escape(service)} at the end of the run</h2>\n<figure id=\"topology-after\">"
         f"{_inline_svg(topology_after)}</figure>\n</body>\n</html>\n")

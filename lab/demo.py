@@ -218,7 +218,10 @@ def canary_analysed(gateway: str, kubeconfig: str, state: dict[str, Any], promet
                     kind: str, rate: float) -> dict[str, Any]:
     """Stage 2 with analysis: returns the load's counts, the report's path and the pictures."""
     namespace = {"canary_namespace": "default"}
-    pictures = []
+    pictures: list[Path] = []
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("topology-*"):  # pictures of an earlier run would be taken for this one's
+        old.unlink()
     load = Load(f"{gateway}/productpage", rate).start()
     try:
         time.sleep(WINDOW_SECONDS + 1)  # a whole window of traffic for the first look

@@ -14,8 +14,8 @@ author:
 description:
   - The decision the C(canary_release) role acts on after each M(canary.istio.canary_analysis) run, made
     in Python (C(plugins/module_utils/_logic/release.py), unit-tested) so that the role only acts.
-  - The same plugin file provides C(analysis_settle) (the end of the run - promote, rollback, hold, ask or
-    stop) and C(analysis_record) (what is kept of one analysis result).
+  - See also C(canary.istio.analysis_settle) (the end of the run) and C(canary.istio.analysis_record)
+    (what is kept of one analysis result).
 positional: _input, current, policy, results
 options:
   _input:
@@ -64,17 +64,8 @@ def analysis_progress(steps, current, policy, results):
         raise AnsibleFilterError(f"analysis_progress: {error}") from None
 
 
-def analysis_settle(progress, decision):
-    return release.settle_decision(decision or None, progress)
-
-
-def analysis_record(result, step):
-    return release.analysis_record(int(step), result or {})
-
-
 class FilterModule:
-    """Progressive delivery: the decisions after each analysis and at the end of a run."""
+    """Progressive delivery: what to do after each analysis."""
 
     def filters(self):
-        return {"analysis_progress": analysis_progress, "analysis_settle": analysis_settle,
-                "analysis_record": analysis_record}
+        return {"analysis_progress": analysis_progress}

@@ -496,10 +496,15 @@ def analysis_record(step: int, result: Mapping[str, Any]) -> dict[str, Any]:
     if result.get("failed") or "verdict" not in result:
         return {"step": step, "verdict": "error", "msg": str(result.get("msg") or "the analysis failed"),
                 "summary": "the analysis could not run", "checks": [], "requests": {},
-                "evaluated_at": result.get("evaluated_at")}
+                "evaluated_at": result.get("evaluated_at"), "numbers": ""}
     checks = [{"name": check.get("name"), "verdict": check.get("verdict"), "reason": check.get("reason"),
                "canary": (check.get("canary") or {}), "base": (check.get("base") or {}),
                "min": check.get("min"), "max": check.get("max")} for check in result.get("checks") or []]
+    requests = result.get("requests") or {}
+    numbers = _numbers({"checks": checks})
+    if requests:
+        numbers += (f"; requests in {result.get('window')}: canary {float(requests.get('canary') or 0):g}, "
+                    f"base {float(requests.get('base') or 0):g}")
     return {"step": step, "verdict": result["verdict"], "summary": result.get("summary"), "checks": checks,
-            "requests": result.get("requests") or {}, "evaluated_at": result.get("evaluated_at"),
-            "window": result.get("window")}
+            "requests": requests, "evaluated_at": result.get("evaluated_at"), "window": result.get("window"),
+            "numbers": numbers}

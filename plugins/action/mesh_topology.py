@@ -36,6 +36,6 @@ class ActionModule(InProcessModuleAction):
             outcome = mesh_topology.execute(params)
             result.update(remove_values(outcome, validation._no_log_values))
         if result.get("text") and not result.get("failed") and boolean(self._task.args.get("print_table", True),
-                                                                        strict=False):
+                                                                       strict=False):
             display.display(result["text"].rstrip("\n"))
         return result

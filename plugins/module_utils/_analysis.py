@@ -338,8 +338,8 @@ def analyse(target: Target, checks: list[Check], min_requests: int, confidence: 
         if not check.builtin:
             render_template(check, target, target.canary)
     counts = _Counts(target, query)
-    canary_requests, _, _ = counts.get(target.canary, "request counts")
-    base_requests, _, _ = counts.get(target.base, "request counts")
+    canary_requests, _errors, _queries = counts.get(target.canary, "request counts")
+    base_requests, _errors, _queries = counts.get(target.base, "request counts")
     results = []
     for check in checks:
         if check.name == SUCCESS_RATE:
@@ -424,9 +424,9 @@ def _latency(query: Query, check: Check, side: Side, promql: str) -> None:
 
 def _duration(check: Check, target: Target, counts: _Counts, query: Query, min_requests: int) -> dict[str, Any]:
     canary, base = Side(), Side()
-    canary.requests, _, requests_queries = counts.get(target.canary, check.name)
+    canary.requests, _errors, requests_queries = counts.get(target.canary, check.name)
     canary.queries = requests_queries[:1]
-    base.requests, _, requests_queries = counts.get(target.base, check.name)
+    base.requests, _errors, requests_queries = counts.get(target.base, check.name)
     base.queries = requests_queries[:1]
     parts, reasons, comparison = [], [], None
     if not _enough(canary.requests, min_requests):

@@ -214,7 +214,7 @@ def request_matches(match: Mapping[str, Any] | None, request: Request) -> bool:
         return False
     if not _source_matches(match, request):
         return False
-    path, _, query = request.path.partition("?")
+    path, _sep, query = request.path.partition("?")
     if "uri" in match and not _string_match(match["uri"], path or "/", bool(match.get("ignoreUriCase"))):
         return False
     for name, pseudo in (("method", request.method), ("scheme", request.scheme), ("authority", request.authority)):
@@ -229,7 +229,7 @@ def request_matches(match: Mapping[str, Any] | None, request: Request) -> bool:
     if match.get("queryParams"):
         params: dict[str, str] = {}
         for pair in filter(None, query.split("&")):
-            key, _, value = pair.partition("=")
+            key, _sep, value = pair.partition("=")
             params.setdefault(key, value)
         for name, rule in match["queryParams"].items():
             if not _string_match(rule, params.get(str(name))):
@@ -325,7 +325,7 @@ def _validate_wildcard_domain(domain: str) -> list[str]:
         return [f"domain name {domain!r} too long (max 255)"]
     if not domain:
         return ["empty domain name not allowed"]
-    first, _, rest = domain.partition(".")
+    first, _sep, rest = domain.partition(".")
     if len(first) > 63 or not _WILDCARD_LABEL.match(first):
         return [f"domain name {domain!r} invalid (label {first!r} invalid)"]
     if "." not in domain:

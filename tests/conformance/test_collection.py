@@ -62,8 +62,8 @@ def _same_shares(reported: list[dict[str, Any]], expected: list[dict[str, Fracti
     """Equal per route, allowing only the rounding to two decimals of a percentage."""
     if len(reported) != len(expected):
         return False
-    for got, want in zip(reported, expected, strict=True):
-        want = {key: share for key, share in want.items() if share}
+    for got, exact in zip(reported, expected, strict=True):
+        want = {key: share for key, share in exact.items() if share}
         if set(got) != set(want):
             return False
         if any(not isinstance(got[key], Fraction) or abs(got[key] - want[key]) > Fraction(5, 100_000)
@@ -95,11 +95,11 @@ def canary_info_runs(request: pytest.FixtureRequest, lab_state, place_upstream) 
         return {}
     tasks = [{"name": f"{index}", "ignore_errors": True,
               "canary.istio.canary_info": {**lab_auth(lab_state), "name": name, "namespace": namespace}}
-             for index, (_, namespace, name) in enumerate(wanted)]
+             for index, (_key, namespace, name) in enumerate(wanted)]
     proc = run_playbook([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}])
     results = {int(result["task"]): result for result in task_results(proc)}
     assert len(results) == len(wanted), proc.stdout[-3000:]
-    return {(key, name): results[index] for index, (key, _, name) in enumerate(wanted)}
+    return {(key, name): results[index] for index, (key, _namespace, name) in enumerate(wanted)}
 
 
 @pytest.mark.parametrize(("key", "objects"), list(_info_cases()))
@@ -206,7 +206,7 @@ def _reference(label: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("rule_host", ["as published (FQDN)", "short, as in the foo example"])
 def test_traffic_split_finds_the_rule_in_the_services_namespace(lab_state, kube: KubeClient, namespace: str,
-                                                               rule_host: str) -> None:
+                                                                rule_host: str) -> None:
     """virtual_service.proto's reviews-route (L0067) lives with the client; the service and its
     DestinationRule (L0099) live in the service's namespace. Istio looks the rule up there (client
     namespace first, then the service's), so a 25% split must give what L0881 routes."""

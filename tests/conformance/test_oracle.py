@@ -124,7 +124,7 @@ def test_short_names_as_the_reference_comments_read_them(label: str, written: st
 def test_the_reference_comments_were_found() -> None:
     # virtual_service.proto: L0255 (VirtualService) and L0284 (DestinationRule) spell out
     # reviews -> reviews.foo.svc.cluster.local; L0311 keeps an FQDN although it lives in istio-system.
-    assert {(label, meant) for label, _, _, meant in _interpreted_as_comments()} >= {
+    assert {(label, meant) for label, _first, _second, meant in _interpreted_as_comments()} >= {
         ("virtual_service:L0255", "reviews.foo.svc.cluster.local"),
         ("virtual_service:L0284", "reviews.foo.svc.cluster.local"),
         ("virtual_service:L0311", "productpage.prod.svc.cluster.local")}

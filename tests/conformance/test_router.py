@@ -54,7 +54,7 @@ def _routable(vs: dict[str, Any]) -> bool:
     namespace = vs["metadata"]["namespace"]
     return (len(hosts) == 1 and oracle.applies_to(vs) and bool(vs["spec"].get("http"))
             and oracle.resolve_shortname(hosts[0], namespace).endswith(CLUSTER_SUFFIX)
-            and all(host.endswith(CLUSTER_SUFFIX) for host, _ in _routed(vs)))
+            and all(host.endswith(CLUSTER_SUFFIX) for host, _subset in _routed(vs)))
 
 
 def _virtual_services() -> Iterator[tuple[str, corpus.Sample | None, dict[str, Any]]]:

@@ -104,7 +104,7 @@ def test_workflow_answers_every_required_question_of_its_job_templates():
                          if "awx.awx.workflow_job_template" in task)
     assert "surveys/workflow.json" in workflow_task["survey_spec"]
     given = set(workflow_task["extra_vars"]) | {q["variable"] for q in
-                                                 json.loads((SURVEYS / "workflow.json").read_text())["spec"]}
+                                                json.loads((SURVEYS / "workflow.json").read_text())["spec"]}
     job_templates = [n["unified_job_template"]["name"] for n in workflow_task["workflow_nodes"]
                      if n["unified_job_template"]["type"] == "job_template"]
     assert sorted(job_templates) == ["canary promote", "canary release", "canary rollback"]

@@ -33,7 +33,7 @@ def test_missing_variables_are_named_before_anything_else(playbook, missing):
 
 def test_a_partial_release_names_only_what_is_missing():
     proc = run_playbook(PLAYBOOKS / "canary.yml", extra_vars={**NOWHERE, "canary_release_service": "ratings",
-                                                               "canary_release_canary_version": "v2"})
+                                                              "canary_release_canary_version": "v2"})
     message = task_results(proc)[0]["msg"]
     assert "missing canary_manifests or canary_release_manifests (" in message
     assert "canary_release_service" not in message and "canary_release_canary_version" not in message

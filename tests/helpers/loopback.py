@@ -58,7 +58,7 @@ def read_request(reader: BinaryIO) -> Request | None:
     method, target, version = line.decode().rstrip("\r\n").split(" ", 2)
     headers: list[tuple[str, str]] = []
     while (header := reader.readline().decode().rstrip("\r\n")):
-        name, _, value = header.partition(":")
+        name, _sep, value = header.partition(":")
         headers.append((name.strip(), value.strip()))
     length = int({name.lower(): value for name, value in headers}.get("content-length", "0"))
     return Request(method, target, version, headers, reader.read(length) if length else b"")

@@ -107,8 +107,9 @@ def test_project_sync_installs_the_collection_offline(project: Path, tmp_path: P
     # A stage playbook of the project resolves the collection's roles, modules and action group there.
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "--syntax-check", "-i",
                            "localhost,", "playbooks/canary.yml"], cwd=project, capture_output=True, text=True,
-                          check=False, env=OFFLINE_ENV | {"PATH": str(Path(sys.executable).parent),
-                                             "ANSIBLE_COLLECTIONS_PATH": str(collections), "HOME": str(tmp_path)})
+                          check=False, env=OFFLINE_ENV | {
+                              "PATH": str(Path(sys.executable).parent),
+                              "ANSIBLE_COLLECTIONS_PATH": str(collections), "HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

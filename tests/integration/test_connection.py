@@ -74,7 +74,7 @@ def bookinfo_namespace(kube: KubeClient) -> str:
 
 
 def test_every_module_takes_the_api_server_from_host_and_from_awx_credential_variables(lab_state, kube,
-                                                                                      tmp_path: Path):
+                                                                                       tmp_path: Path):
     cases = module_cases("x", "x")
     assert set(cases) == connecting_modules(), "a module connects to Kubernetes: add it to module_cases"
     home = tmp_path / "home"  # no ~/.kube/config anywhere: only what the run is given counts
@@ -126,18 +126,18 @@ class ConnectProxy(LoopbackServer):
         self.connects: list[tuple[str, str | None]] = []
         super().__init__()
 
-    def handle(self, client: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         if self.context is not None:
             try:
-                client = self.context.wrap_socket(client, server_side=True)
+                conn = self.context.wrap_socket(conn, server_side=True)
             except (OSError, ssl.SSLError):
-                client.close()
+                conn.close()
                 return
         head = b""
         while b"\r\n\r\n" not in head:
-            chunk = client.recv(4096)
+            chunk = conn.recv(4096)
             if not chunk:
-                client.close()
+                conn.close()
                 return
             head += chunk
         lines = head.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")
@@ -145,13 +145,13 @@ class ConnectProxy(LoopbackServer):
         target = lines[0].split(" ")[1]
         self.connects.append((target, headers.get("Proxy-Authorization")))
         if headers.get("Proxy-Authorization") != self.expected:
-            client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-            client.close()
+            conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            conn.close()
             return
         host, port = target.rsplit(":", 1)
         upstream = socket.create_connection((host, int(port)))
-        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        for source, sink in ((client, upstream), (upstream, client)):
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        for source, sink in ((conn, upstream), (upstream, conn)):
             threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
 
 
@@ -228,11 +228,11 @@ class LostReplyProxy(LoopbackServer):
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
-    def handle(self, raw: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         try:
-            client = self.server_context.wrap_socket(raw, server_side=True)
+            client = self.server_context.wrap_socket(conn, server_side=True)
         except (OSError, ssl.SSLError):
-            raw.close()
+            conn.close()
             return
         upstream = http.client.HTTPSConnection(*self.upstream, context=self.client_context, timeout=30)
         reader = client.makefile("rb")

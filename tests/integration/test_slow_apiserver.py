@@ -23,10 +23,10 @@ class SlowProxy(LoopbackServer):
         self.delay = delay
         super().__init__()
 
-    def handle(self, client: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         upstream = socket.create_connection(self.target)
-        threading.Thread(target=pipe, args=(client, upstream, 0.0, self.closed), daemon=True).start()
-        pipe(upstream, client, self.delay, self.closed)
+        threading.Thread(target=pipe, args=(conn, upstream, 0.0, self.closed), daemon=True).start()
+        pipe(upstream, conn, self.delay, self.closed)
 
 
 def test_slow_apiserver_ends_the_task_with_a_clear_message(lab_state, namespace):

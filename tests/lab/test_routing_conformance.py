@@ -122,19 +122,19 @@ CASES = [
          "v1"),
     # headers.exact is case-sensitive on the value.
     Case("header-exact-case-sensitive", [when({"headers": {"end-user": {"exact": "jason"}}}, subset="v2"),
-                                          to("v1")], "v1", headers={"end-user": "Jason"}),
+                                         to("v1")], "v1", headers={"end-user": "Jason"}),
     # Header names are case-insensitive (HTTP), the match is written in lower case.
     Case("header-name-case-insensitive", [when({"headers": {"end-user": {"exact": "jason"}}}, subset="v2"),
-                                           to("v1")], "v2", headers={"End-User": "jason"}),
+                                          to("v1")], "v2", headers={"End-User": "jason"}),
     # headers.prefix matches the start of the value.
     Case("header-prefix", [when({"headers": {"end-user": {"prefix": "ja"}}}, subset="v3"), to("v1")], "v3",
          headers=JASON),
     # headers.regex uses RE2 full-match semantics: a pattern matching only part of the value does not match.
     Case("header-regex-partial-no-match", [when({"headers": {"end-user": {"regex": "jas"}}}, subset="v3"),
-                                            to("v1")], "v1", headers=JASON),
+                                           to("v1")], "v1", headers=JASON),
     # headers.regex matching the whole value.
     Case("header-regex-full-match", [when({"headers": {"end-user": {"regex": "j[a-z]+n"}}}, subset="v3"),
-                                      to("v1")], "v3", headers=JASON),
+                                     to("v1")], "v3", headers=JASON),
     # An empty StringMatch on a header checks only that the header is present.
     Case("header-presence", [when({"headers": {"x-canary": {}}}, subset="v2"), to("v1")], "v2",
          headers={"x-canary": "anything"}),
@@ -345,7 +345,7 @@ def test_route_timeout(dp_lab: DataPlaneLab, bookinfo_namespace: str, reviews_co
     # An http route timeout shorter than the injected delay downstream ends the request with 504.
     ratings = {"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService", "metadata": {"name": "ratings"},
                "spec": {"hosts": ["ratings"], "http": [{"fault": {"delay": {"fixedDelay": "1s",
-                                                                              "percentage": {"value": 100}}},
+                                                                            "percentage": {"value": 100}}},
                                                        "route": [{"destination": {"host": "ratings"}}]}]}}
     reviews_config(Case("timeout", [to("v2", timeout="0.3s")], 504))
     dp_lab.wait_seen(dp_lab.apply(ratings, bookinfo_namespace))

@@ -34,7 +34,7 @@ def test_two_runs_at_once_one_wins_the_other_stops_clearly(fault_lab: FaultLab, 
 
 
 def test_two_inventory_hosts_on_one_cluster_do_not_share_the_lock(fault_lab: FaultLab, base_namespace: str,
-                                                                   tmp_path):
+                                                                  tmp_path):
     # Each inventory host is one connection to a cluster. Two hosts that reach the same cluster and
     # service are two runs: the lock (a Lease naming the host) lets one in and stops the other.
     ns = base_namespace

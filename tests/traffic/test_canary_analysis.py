@@ -124,7 +124,8 @@ def load(gateway: str, hosts: list[str], seconds: float, rate: float, workers: i
             time.sleep(max(0.0, next_at - time.monotonic()))
         conn.close()
 
-    threads = [threading.Thread(target=worker, args=(host,), daemon=True) for host in hosts for _ in range(workers)]
+    threads = [threading.Thread(target=worker, args=(host,), daemon=True)
+               for host in hosts for _round in range(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:

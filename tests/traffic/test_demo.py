@@ -59,7 +59,7 @@ def test_demo_promotes_a_healthy_canary_through_analysed_steps_and_leaves_the_la
         base, half, after = (path.with_suffix(".txt").read_text() for path in pictures.values())
         assert "ratings" not in base and re.search(r"productpage-v1\s+->\s+reviews-v1", base)
         assert re.search(r"productpage-v1\s+->\s+reviews-v2", half) and re.search(r"reviews-v2\s+->\s+ratings-v1",
-                                                                                     half)
+                                                                                  half)
         assert re.search(r"Left out, no traffic.*\n\s+productpage-v1 -> reviews-v1", after), after
         assert "total time:" in out and "The lab stays up" in out
         assert Lab(lab_dir).status()["up"] is True

@@ -181,8 +181,8 @@ def released(traffic_lab: TrafficLab, tmp_path_factory: pytest.TempPathFactory) 
     for phase in (("faulty", "slow", "quiet"), ("healthy",)):
         stop = threading.Event()
         loads = [threading.Thread(target=load, daemon=True, args=(
-                     traffic_lab.gateway, f"{namespaces[kind]}.bookinfo.test", PAGES_PER_SECOND[kind], users[kind],
-                     stop)) for kind in phase if PAGES_PER_SECOND[kind]]
+            traffic_lab.gateway, f"{namespaces[kind]}.bookinfo.test", PAGES_PER_SECOND[kind], users[kind],
+            stop)) for kind in phase if PAGES_PER_SECOND[kind]]
         for thread in loads:
             thread.start()
         try:
@@ -281,7 +281,7 @@ def test_too_little_traffic_is_inconclusive_and_never_promoted(released: Release
 
 
 def test_prometheus_killed_mid_analysis_stops_the_run_and_never_promotes(released: Released,
-                                                                        traffic_lab: TrafficLab, tmp_path: Path):
+                                                                         traffic_lab: TrafficLab, tmp_path: Path):
     ran(released, "quiet")
     namespace = released.namespaces["quiet"]
     state_dir = Path(traffic_lab.state["dir"])

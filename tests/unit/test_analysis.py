@@ -93,7 +93,7 @@ def _fail_share(base_n: int, canary_n: int, base_rate: float, canary_rate: float
                 runs: int, seed: int) -> float:
     rng = random.Random(seed)
     failed = 0
-    for _ in range(runs):
+    for _round in range(runs):
         base_errors = _binomial(rng, base_n, base_rate)
         canary_errors = _binomial(rng, canary_n, canary_rate)
         failed += error_rate_test(base_n, base_errors, canary_n, canary_errors, tolerance, 95).worse

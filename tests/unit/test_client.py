@@ -264,7 +264,7 @@ def test_exec_plugins_are_run_by_the_kubernetes_package(tmp_path):
         "current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
         "clusters": [{"name": "k", "cluster": {"server": "https://k:6443"}}],
         "users": [{"name": "u", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
-                                                   "command": str(plugin)}}}]}))
+                                                  "command": str(plugin)}}}]}))
     settings = _client.resolve_settings({"kubeconfig": str(kubeconfig)})
     assert settings.token == "from-exec" and settings.credential_plugin is None
 

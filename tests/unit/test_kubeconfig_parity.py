@@ -203,7 +203,7 @@ def _read(path: str | None) -> str | None:
 def _authorization(header: str | None) -> tuple[str, str] | None:
     if not header:
         return None
-    scheme, _, value = header.partition(" ")
+    scheme, _sep, value = header.partition(" ")
     return scheme.lower(), value
 
 

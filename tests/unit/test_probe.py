@@ -87,7 +87,7 @@ def _score_bounds(successes: int, total: int, z: float) -> tuple[float, float]:
         return (share - p) ** 2 > z * z * p * (1 - p) / total
 
     def edge(inside: float, out: float) -> float:
-        for _ in range(200):
+        for _round in range(200):
             middle = (inside + out) / 2
             inside, out = (inside, middle) if outside(middle) else (middle, out)
         return inside

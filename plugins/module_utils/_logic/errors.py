@@ -102,5 +102,3 @@ def pairs(first: list, second: list) -> list[tuple]:
     if len(first) != len(second):
         raise AssertionError("lists of different lengths")
     return [(first[index], second[index]) for index in range(len(first))]
-
-

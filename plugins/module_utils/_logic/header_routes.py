@@ -148,6 +148,7 @@ def _refuse_shadowed(http: list[dict], name: str) -> list[dict]:
             )
     return http
 
+
 def remove_header_route(spec: Any, name: Any) -> list[dict]:
     """A new ``spec.http`` list without header route ``name`` (unchanged when absent).
 

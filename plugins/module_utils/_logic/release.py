@@ -201,7 +201,7 @@ def release_phase(observed: Observed, base: str, canary: str) -> str:
         return "conflict"
     recorded = observed.recorded or {}
     if observed.canary_weight(canary) > 0 or (recorded.get("base") == base and recorded.get("canary") == canary
-                                               and recorded.get("weight") is not None):
+                                              and recorded.get("weight") is not None):
         return "in_progress"
     # Analysis verdicts are recorded in the history too; the phase reads the last traffic step.
     steps = [entry for entry in observed.history if isinstance(entry, Mapping) and "from" in entry]

@@ -202,4 +202,3 @@ def merged_object(existing: dict[str, Any] | None, name: str, namespace: str, sp
         metadata["annotations"] = {**(metadata.get("annotations") or {}), **annotations}
     obj["spec"] = copy.deepcopy(spec)
     return obj
-

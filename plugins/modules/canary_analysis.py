@@ -234,14 +234,10 @@ prometheus_requests:
 """
 
 import time
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     REPORTERS,
     AnalysisInputError,
-    AnalysisQueryError,
     Target,
     analyse,
     validate_checks,
@@ -251,7 +247,11 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
 )
 from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError, single_value
-from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import PROMETHEUS_ARG_SPEC, connect
+from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import (
+    PROMETHEUS_ARG_SPEC,
+    run,
+    run_body,
+)
 
 CHECK_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -285,46 +285,38 @@ def argument_spec():
 
 def execute(params):
     """Runs the analysis; every expected failure becomes ``failed: true`` with one clear ``msg``."""
-    client = None
-    try:
-        if params["min_requests"] < 1:
-            raise AnalysisInputError(f"min_requests must be 1 or more, got {params['min_requests']}")
-        target = Target(service=validate_name(params["service"], "service"),
-                        namespace=validate_name(params["namespace"], "namespace"),
-                        base=validate_name(params["base"], "base"),
-                        canary=validate_name(params["canary"], "canary"),
-                        window=validate_window(params["window"]), reporter=params["reporter"])
-        if target.base == target.canary:
-            raise AnalysisInputError(f"base and canary are both {target.base!r}; name two different versions")
-        checks = validate_checks(params.get("checks"))
-        confidence = validate_confidence(params["confidence"])
-        client = connect(params)
-        evaluated_at = round(time.time(), 3)
+    return run_body(params, _analyse)
 
-        def query(check, promql):
-            try:
-                return single_value(client.query(promql, evaluated_at), promql)
-            except PrometheusError as exc:
-                raise PrometheusError(f"{check}: {exc}") from None
 
-        result = analyse(target, checks, params["min_requests"], confidence, query)
-        result.update(evaluated_at=evaluated_at, window=target.window)
-    except (AnalysisInputError, AnalysisQueryError, PrometheusError) as exc:
-        result = {"failed": True, "msg": str(exc)}
-    except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for -vvv
-        result = {"failed": True, "msg": f"unexpected error in canary.istio: {type(exc).__name__}: {exc}",
-                  "exception": traceback.format_exc()}
-    result["changed"] = False
-    result["prometheus_requests"] = client.requests_made if client else 0
+def _analyse(session):
+    params = session.params
+    if params["min_requests"] < 1:
+        raise AnalysisInputError(f"min_requests must be 1 or more, got {params['min_requests']}")
+    target = Target(service=validate_name(params["service"], "service"),
+                    namespace=validate_name(params["namespace"], "namespace"),
+                    base=validate_name(params["base"], "base"),
+                    canary=validate_name(params["canary"], "canary"),
+                    window=validate_window(params["window"]), reporter=params["reporter"])
+    if target.base == target.canary:
+        raise AnalysisInputError(f"base and canary are both {target.base!r}; name two different versions")
+    checks = validate_checks(params.get("checks"))
+    confidence = validate_confidence(params["confidence"])
+    client = session.client
+    evaluated_at = round(time.time(), 3)
+
+    def query(check, promql):
+        try:
+            return single_value(client.query(promql, evaluated_at), promql)
+        except PrometheusError as exc:
+            raise PrometheusError(f"{check}: {exc}") from None
+
+    result = analyse(target, checks, params["min_requests"], confidence, query)
+    result.update(evaluated_at=evaluated_at, window=target.window)
     return result
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    result = execute(module.params)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run(argument_spec(), execute)
 
 
 if __name__ == "__main__":

@@ -216,9 +216,6 @@ prometheus_requests:
 
 import os
 import time
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     REPORTERS,
@@ -227,9 +224,14 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     validate_name,
     validate_window,
 )
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
-from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError, single_value
-from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import PROMETHEUS_ARG_SPEC, connect
+from ansible_collections.canary.istio.plugins.module_utils._prometheus import single_value
+from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import (
+    PROMETHEUS_ARG_SPEC,
+    run,
+    run_body,
+)
 from ansible_collections.canary.istio.plugins.module_utils._topology import (
     GraphvizMissing,
     Scope,
@@ -283,65 +285,55 @@ def _check_dest(dest):
 
 def execute(params):
     """Reads the graph; every expected failure becomes ``failed: true`` with one clear ``msg``."""
-    client = None
-    result = {}
-    try:
-        scope = Scope(namespace=validate_name(params["namespace"], "namespace"),
-                      service=validate_name(params["service"], "service") if params.get("service") is not None
-                      else None,
-                      window=validate_window(params["window"]), reporter=params["reporter"])
-        if scope.seconds <= 0:
-            raise AnalysisInputError(f"window must be longer than 0, got {scope.window!r}")
-        confidence = validate_confidence(params["confidence"])
-        if params.get("dest"):
-            _check_dest(params["dest"])
-        client = connect(params)
-        evaluated_at = round(time.time(), 3)
-        sent = queries(scope)
-        answers = {name: client.query(promql, evaluated_at) for name, promql in sent.items()}
-        graph = build_graph(scope, answers, confidence)
-        no_istio_metrics = False
-        if graph.empty and not graph.idle_edges:
-            promql = any_istio_series_query()
-            no_istio_metrics = single_value(client.query(promql, evaluated_at), promql) is None
-        text = table(graph, no_istio_metrics, client.url)
-        dot = to_dot(graph)
-        result = {"nodes": graph.nodes, "edges": graph.edges, "idle_edges": graph.idle_edges, "text": text,
-                  "summary": summary(graph, no_istio_metrics, client.url), "empty": graph.empty, "dot": dot,
-                  "queries": sent, "evaluated_at": evaluated_at, "window": scope.window}
-        if params.get("dest") or params["return_picture"]:
-            try:
-                svg = run_dot(dot, params["graphviz_dot"])
-            except GraphvizMissing as exc:
-                result["warnings"] = [str(exc)]
-            else:
-                picture = to_html(svg, graph, text) if _picture_format(params) == "html" else svg
-                if params.get("dest"):
+    return run_body(params, _graph, expected=(TopologyError,))
+
+
+def _graph(session):
+    params = session.params
+    scope = Scope(namespace=validate_name(params["namespace"], "namespace"),
+                  service=validate_name(params["service"], "service") if params.get("service") is not None
+                  else None,
+                  window=validate_window(params["window"]), reporter=params["reporter"])
+    if scope.seconds <= 0:
+        raise AnalysisInputError(f"window must be longer than 0, got {scope.window!r}")
+    confidence = validate_confidence(params["confidence"])
+    if params.get("dest"):
+        _check_dest(params["dest"])
+    client = session.client
+    evaluated_at = round(time.time(), 3)
+    sent = queries(scope)
+    answers = {name: client.query(promql, evaluated_at) for name, promql in sent.items()}
+    graph = build_graph(scope, answers, confidence)
+    no_istio_metrics = False
+    if graph.empty and not graph.idle_edges:
+        promql = any_istio_series_query()
+        no_istio_metrics = single_value(client.query(promql, evaluated_at), promql) is None
+    text = table(graph, no_istio_metrics, client.url)
+    dot = to_dot(graph)
+    result = {"nodes": graph.nodes, "edges": graph.edges, "idle_edges": graph.idle_edges, "text": text,
+              "summary": summary(graph, no_istio_metrics, client.url), "empty": graph.empty, "dot": dot,
+              "queries": sent, "evaluated_at": evaluated_at, "window": scope.window}
+    if params.get("dest") or params["return_picture"]:
+        try:
+            svg = run_dot(dot, params["graphviz_dot"])
+        except GraphvizMissing as exc:
+            result["warnings"] = [str(exc)]
+        else:
+            picture = to_html(svg, graph, text) if _picture_format(params) == "html" else svg
+            if params.get("dest"):
+                try:
                     with open(params["dest"], "w", encoding="utf-8") as handle:
                         handle.write(picture)
-                    result["dest"] = params["dest"]
-                if params["return_picture"]:
-                    result["picture"] = picture
-    except (AnalysisInputError, PrometheusError, TopologyError) as exc:
-        result = {"failed": True, "msg": str(exc)}
-    except OSError as exc:
-        result = {"failed": True, "msg": f"cannot write the picture to {params.get('dest')!r}: {exc}"}
-    except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for -vvv
-        result = {"failed": True, "msg": f"unexpected error in canary.istio: {type(exc).__name__}: {exc}",
-                  "exception": traceback.format_exc()}
-    result["changed"] = False
-    result["prometheus_requests"] = client.requests_made if client else 0
+                except OSError as exc:
+                    raise ModuleFailure(f"cannot write the picture to {params.get('dest')!r}: {exc}") from None
+                result["dest"] = params["dest"]
+            if params["return_picture"]:
+                result["picture"] = picture
     return result
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    result = execute(module.params)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run(argument_spec(), execute)
 
 
 if __name__ == "__main__":

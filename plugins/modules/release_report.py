@@ -131,9 +131,6 @@ prometheus_requests:
 
 import os
 import time
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     REPORTERS,
@@ -141,9 +138,14 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     validate_name,
     validate_window,
 )
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError
-from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import PROMETHEUS_ARG_SPEC, connect
+from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import (
+    PROMETHEUS_ARG_SPEC,
+    run,
+    run_body,
+)
 from ansible_collections.canary.istio.plugins.module_utils._report import (
     build_series,
     range_queries,
@@ -179,60 +181,49 @@ def argument_spec():
 
 
 def execute(params):
-    client = None
-    result = {}
+    """Writes the report; every expected failure becomes ``failed: true`` with one clear ``msg``."""
+    return run_body(params, _report)
+
+
+def _report(session):
+    params = session.params
+    service = validate_name(params["service"], "service")
+    namespace = validate_name(params["namespace"], "namespace")
+    base, canary = validate_name(params["base"], "base"), validate_name(params["canary"], "canary")
+    window = validate_window(params["window"])
+    dest = params["dest"]
+    directory = os.path.dirname(os.path.abspath(dest))
+    if os.path.isdir(dest) or not os.path.isdir(directory):
+        raise AnalysisInputError(f"dest {dest!r} must be a file in an existing directory")
+    end = params.get("ended_at") or time.time()
+    stamps = [float(a["evaluated_at"]) for a in params["analyses"] if a.get("evaluated_at")]
+    start = params.get("started_at") or ((min(stamps) if stamps else end) - 60)
+    if start >= end:
+        raise AnalysisInputError(f"started_at ({start}) must be before ended_at ({end})")
+    step = max(1.0, round((end - start) / MAX_POINTS, 3))
+    sent = range_queries(service, namespace, window, params["reporter"])
+    warnings = []
+    series = {"success_rate": {"base": [], "canary": []}, "p99": {"base": [], "canary": []}}
     try:
-        service = validate_name(params["service"], "service")
-        namespace = validate_name(params["namespace"], "namespace")
-        base, canary = validate_name(params["base"], "base"), validate_name(params["canary"], "canary")
-        window = validate_window(params["window"])
-        dest = params["dest"]
-        directory = os.path.dirname(os.path.abspath(dest))
-        if os.path.isdir(dest) or not os.path.isdir(directory):
-            raise AnalysisInputError(f"dest {dest!r} must be a file in an existing directory")
-        end = params.get("ended_at") or time.time()
-        stamps = [float(a["evaluated_at"]) for a in params["analyses"] if a.get("evaluated_at")]
-        start = params.get("started_at") or ((min(stamps) if stamps else end) - 60)
-        if start >= end:
-            raise AnalysisInputError(f"started_at ({start}) must be before ended_at ({end})")
-        step = max(1.0, round((end - start) / MAX_POINTS, 3))
-        sent = range_queries(service, namespace, window, params["reporter"])
-        warnings = []
-        series = {"success_rate": {"base": [], "canary": []}, "p99": {"base": [], "canary": []}}
-        try:
-            client = connect(params)
-            answers = {name: client.query_range(promql, start, end, step) for name, promql in sent.items()}
-            series = build_series(answers, base, canary)
-        except PrometheusError as exc:
-            warnings.append(f"the report has no metric charts: {exc}")
-        weights = weights_over_time(params["history"], canary, start, end)
-        page = render(service, namespace, base, canary, start, end, weights, series, params["analyses"],
-                      params["decision"], params["reason"], params.get("topology_before"),
-                      params.get("topology_after"))
+        answers = {name: session.client.query_range(promql, start, end, step) for name, promql in sent.items()}
+        series = build_series(answers, base, canary)
+    except PrometheusError as exc:
+        warnings.append(f"the report has no metric charts: {exc}")
+    weights = weights_over_time(params["history"], canary, start, end)
+    page = render(service, namespace, base, canary, start, end, weights, series, params["analyses"],
+                  params["decision"], params["reason"], params.get("topology_before"),
+                  params.get("topology_after"))
+    try:
         with open(dest, "w", encoding="utf-8") as handle:
             handle.write(page)
-        result = {"dest": dest, "weights": weights, "series": series, "queries": sent, "warnings": warnings,
-                  "started_at": start, "ended_at": end}
-    except AnalysisInputError as exc:
-        result = {"failed": True, "msg": str(exc)}
     except OSError as exc:
-        result = {"failed": True, "msg": f"cannot write the report to {params.get('dest')!r}: {exc}"}
-    except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for -vvv
-        result = {"failed": True, "msg": f"unexpected error in canary.istio: {type(exc).__name__}: {exc}",
-                  "exception": traceback.format_exc()}
-    result["changed"] = False
-    result["prometheus_requests"] = client.requests_made if client else 0
-    return result
+        raise ModuleFailure(f"cannot write the report to {dest!r}: {exc}") from None
+    return {"dest": dest, "weights": weights, "series": series, "queries": sent, "warnings": warnings,
+            "started_at": start, "ended_at": end}
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    result = execute(module.params)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run(argument_spec(), execute)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ options:
   entry:
     description:
       - What to record, a mapping without the keys C(time), C(from), C(to) and C(actor) (the module adds
-        the time and the actor), for example C({analysis: {step: 10, verdict: fail, ...}}).
+        the time and the actor), for example an C(analysis) mapping with the step, the verdict and its numbers.
     type: dict
     required: true
   actor:

@@ -109,7 +109,7 @@ def load(gateway: str, host: str, rate: float, users: Users, stop: threading.Eve
             stop.wait(max(0.0, next_at - time.monotonic()))
         conn.close()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    threads = [threading.Thread(target=worker, daemon=True) for _worker in range(workers)]
     for thread in threads:
         thread.start()
     for thread in threads:

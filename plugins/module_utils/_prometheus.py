@@ -56,6 +56,8 @@ class Prometheus:
             if not validate_certs:
                 self.context.check_hostname = False
                 self.context.verify_mode = ssl.CERT_NONE
+        # urllib's standard handlers (proxies from the environment, redirects) with our TLS context.
+        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.context))
         self.requests_made = 0
 
     def query(self, promql: str, at: float | None = None) -> dict[str, Any]:
@@ -77,7 +79,7 @@ class Prometheus:
         request = urllib.request.Request(f"{self.url}/api/v1/{endpoint}", data=body, headers=headers, method="POST")
         self.requests_made += 1
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:
+            with self._opener.open(request, timeout=self.timeout) as response:
                 payload = response.read()
                 status = response.status
         except urllib.error.HTTPError as exc:

@@ -60,7 +60,7 @@ sanity: venv system-deps
 	@git ls-files -co --exclude-standard | grep -vE '$(NOT_COLLECTION)' | rsync -a --files-from=- . $(SANITY_DIR)/
 	cd $(SANITY_DIR) && $(CURDIR)/$(VENV)/bin/ansible-test sanity --local --python 3.11 --color no $(SANITY_ARGS)
 
-# The canary on the local lab, end to end (DEMO_INTERACTIVE=1 asks at the prompts; DEMO_RATIO=N).
+# The canary on the local lab, end to end, analysed (DEMO_CANARY=faulty|slow; DEMO_INTERACTIVE=1 asks at the prompts).
 demo: setup
 	$(PY) -m lab.demo
 

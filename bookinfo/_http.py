@@ -97,7 +97,14 @@ class Faults:
 
 
 class DownstreamError(Exception):
-    """A call to another service failed (connection, timeout or an error status)."""
+    """A call to another service failed (connection, timeout or an error status).
+
+    ``version`` is the failing instance's version when its error answer said it (our own services do).
+    """
+
+    def __init__(self, message: str, version: str = ""):
+        super().__init__(message)
+        self.version = version
 
 
 class Downstream:
@@ -161,7 +168,12 @@ class Downstream:
                 if response.will_close:
                     self._drop(host, port)
                 if response.status != 200:
-                    raise DownstreamError(f"{service} answered {response.status}: {body[:200]!r}")
+                    try:
+                        said = json.loads(body)
+                    except ValueError:
+                        said = {}
+                    version = str(said.get("version") or "") if isinstance(said, dict) else ""
+                    raise DownstreamError(f"{service} answered {response.status}: {body[:200]!r}", version)
                 try:
                     return json.loads(body)
                 except ValueError as exc:
@@ -230,7 +242,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.faults.fail():
             if self.command == "POST":
                 self.read_body()  # keep the connection usable for the next request
-            self.send_json(self.faults.status, {"error": "Service unavailable"})
+            # Which instance failed, so that a caller (and a person reading the page) can tell.
+            self.send_json(self.faults.status, {"error": "Service unavailable", "version": self.identity.version,
+                                                "podname": self.identity.pod_name})
             return
         method(parts.path, query)
 

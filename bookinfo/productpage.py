@@ -50,7 +50,7 @@ def render_stars(rating: dict[str, Any]) -> str:
 
 
 def render_page(product: dict[str, Any], user: str, details: dict[str, Any] | None,
-                reviews: dict[str, Any] | None) -> str:
+                reviews: dict[str, Any] | None, reviews_failed_version: str = "") -> str:
     title = html.escape(product["title"])
     if user:
         account = (f'<span class="user">User: {html.escape(user)}</span> '
@@ -70,8 +70,10 @@ def render_page(product: dict[str, Any], user: str, details: dict[str, Any] | No
                                ("Language", "language"), ("ISBN-10", "ISBN-10"), ("ISBN-13", "ISBN-13")))
         details_html = f'<h4>Book Details</h4><dl class="details">{rows}</dl>'
     if reviews is None:
+        failed_by = (f' data-failed-version="{html.escape(reviews_failed_version)}"' if reviews_failed_version
+                     else "")
         reviews_html = ('<h4 class="error">Error fetching product reviews!</h4>'
-                        f'<p class="error reviews-error">{REVIEWS_UNAVAILABLE}</p>')
+                        f'<p class="error reviews-error"{failed_by}>{REVIEWS_UNAVAILABLE}</p>')
     else:
         blocks = []
         for review in reviews.get("reviews", []):
@@ -122,7 +124,8 @@ class ProductPageHandler(Handler):
         downstream: Downstream = self.downstream
         try:
             return downstream.get_json(service, path, self.downstream_headers(), timeout, attempts)
-        except DownstreamError:
+        except DownstreamError as error:
+            self.failed_versions[service] = error.version
             return None
 
     def redirect(self, location: str, cookie: str | None = None) -> None:
@@ -135,11 +138,13 @@ class ProductPageHandler(Handler):
         if path == "/":
             self.send_body(200, INDEX_PAGE.encode(), "text/html; charset=utf-8")
         elif path == "/productpage":
+            self.failed_versions: dict[str, str] = {}
             product = PRODUCTS[0]
             details = self.fetch("details", f"/details/{product['id']}", DETAILS_TIMEOUT_SECONDS)
             reviews = self.fetch("reviews", f"/reviews/{product['id']}", REVIEWS_TIMEOUT_SECONDS,
                                  REVIEWS_ATTEMPTS)
-            page = render_page(product, self.current_user(), details, reviews)
+            page = render_page(product, self.current_user(), details, reviews,
+                               self.failed_versions.get("reviews", ""))
             self.send_body(200, page.encode(), "text/html; charset=utf-8")
         elif path == "/logout":
             self.redirect("/productpage", "user=; Max-Age=0; Path=/")

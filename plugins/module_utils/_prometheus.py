@@ -63,10 +63,18 @@ class Prometheus:
         params = {"query": promql}
         if at is not None:
             params["time"] = f"{at:.3f}"
+        return self._post("query", params, promql)
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> dict[str, Any]:
+        """The ``data`` of a range query (``resultType: matrix``), from ``/api/v1/query_range``."""
+        params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        return self._post("query_range", params, promql)
+
+    def _post(self, endpoint: str, params: dict[str, str], promql: str) -> dict[str, Any]:
         body = urllib.parse.urlencode(params).encode()
         headers = dict(self.headers, **{"Content-Type": "application/x-www-form-urlencoded"})
         # POST: long queries do not hit URL length limits (Prometheus accepts both).
-        request = urllib.request.Request(f"{self.url}/api/v1/query", data=body, headers=headers, method="POST")
+        request = urllib.request.Request(f"{self.url}/api/v1/{endpoint}", data=body, headers=headers, method="POST")
         self.requests_made += 1
         try:
             with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:

@@ -82,7 +82,17 @@ options:
   decision:
     description:
       - The promotion gate's answer the next run would use. Not given, the run asks for it.
+      - V(auto) (only with O(analysis)) promotes once every step passed its analysis.
     type: str
+  analysis:
+    description:
+      - The analysis after each step (progressive delivery), validated here before any request and
+        returned with its defaults as RV(analysis). Keys C(checks) (as M(canary.istio.canary_analysis)'s
+        O(canary.istio.canary_analysis#module:checks)), C(window), C(interval) (seconds before each
+        analysis), C(analyses) (per step), C(failure_limit), C(inconclusive) (V(hold), V(ask) or
+        V(rollback)), C(on_error) (V(stop) or V(rollback)), C(min_requests), C(confidence), C(reporter).
+      - Empty or not given - no analysis.
+    type: raw
   input_names:
     description:
       - How refusals name O(ratio), O(steps), O(decision), O(base) and O(canary). A role passes the names
@@ -178,6 +188,12 @@ pending_steps:
   type: list
   elements: int
   sample: [30, 60]
+analysis:
+  description: The analysis policy with its defaults filled in, or V(null) when there is none.
+  returned: when O(base) and O(canary) are given
+  type: dict
+  sample: {checks: null, window: 1m, interval: 60, analyses: 1, failure_limit: 1, inconclusive: hold,
+           on_error: rollback, min_requests: 100, confidence: 95.0, reporter: destination}
 next_run:
   description: What the next run with O(goal) and these inputs would do.
   returned: when O(base) and O(canary) are given
@@ -241,6 +257,7 @@ ARGUMENT_SPEC = {
     "ratio": {"type": "raw"},
     "steps": {"type": "list", "elements": "raw"},
     "decision": {"type": "str"},
+    "analysis": {"type": "raw"},
     "input_names": {"type": "dict"},
 }
 USES_ISTIO = True
@@ -253,7 +270,8 @@ def execute(ctx):
         # Refused before any request.
         inputs = release.validate_inputs(params.get("base"), params.get("canary"), params.get("ratio"),
                                          params.get("steps"), params.get("decision"),
-                                         release.InputNames.from_mapping(params.get("input_names")))
+                                         release.InputNames.from_mapping(params.get("input_names")),
+                                         params.get("analysis"))
     result = _read(ctx)
     if inputs is not None:
         observed = release.Observed(

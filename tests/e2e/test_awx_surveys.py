@@ -25,7 +25,8 @@ SURVEY_PLAYBOOKS = {"canary.json": ["canary.yml"], "set_ratio.json": ["set_ratio
 SURVEY_TYPES = {"integer": "int", "multiplechoice": "str", "text": "str", "float": "float"}
 # Survey-friendly variables of the stage playbooks (playbooks/tasks/inputs.yml) and the role
 # variable each one sets: a survey answer is a string, the role takes a list for manifests.
-PLAYBOOK_VARIABLES = {"canary_namespace": "canary_release_namespace", "canary_manifests": "canary_release_manifests"}
+PLAYBOOK_VARIABLES = {"canary_namespace": "canary_release_namespace", "canary_manifests": "canary_release_manifests",
+                      "canary_analysis": "canary_release_analysis"}
 INPUTS = (PLAYBOOKS / "tasks" / "inputs.yml").read_text()
 
 pytestmark = pytest.mark.unit

@@ -36,6 +36,24 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
     ("set_ratio.yml", {"canary_release_ratio": "ten"}, "ten"),
     ("promote.yml", {"canary_release_canary_version": "v9"}, "v9"),
     ("canary.yml", {"canary_release_manifests": []}, "canary_release_manifests"),
+    # Progressive delivery: the analysis is validated with the other inputs, and Prometheus is asked
+    # once before the first write, so an analysis that could not run never starts a release.
+    ("canary.yml", {"canary_release_decision": "auto"}, "canary_release_decision=auto promotes on the analysis"),
+    ("canary.yml", {"canary_release_analysis": "often"}, "canary_release_analysis"),
+    ("canary.yml", {"canary_release_analysis": {"intervall": 5}},
+     "canary_release_analysis has unknown key(s) intervall"),
+    ("canary.yml", {"canary_release_analysis": {"checks": [{"name": "error-budget"}]}},
+     "'error-budget' is not a built-in check"),
+    ("canary.yml", {"canary_release_analysis": {"checks": [{"name": "request-success-rate", "min": 150}]}}, "got 150"),
+    ("canary.yml", {"canary_release_analysis": {"window": "30"}}, "window must be a Prometheus duration"),
+    ("canary.yml", {"canary_release_analysis": {"failure_limit": 0}},
+     "canary_release_analysis.failure_limit must be a whole number from 1 to 100, got 0"),
+    ("canary.yml", {"canary_release_analysis": {"inconclusive": "promote"}},
+     "canary_release_analysis.inconclusive must be hold, ask or rollback"),
+    ("canary.yml", {"canary_release_analysis": {"window": "1m"},
+                    "canary_release_prometheus_url": "http://127.0.0.1:9"}, "cannot reach Prometheus at http://127.0.0.1:9"),
+    ("canary.yml", {"canary_release_analysis": {"window": "1m"}, "canary_release_prometheus_url": "prometheus:9090"},
+     "must be an http(s) URL"),
 ]
 
 

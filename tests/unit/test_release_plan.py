@@ -195,7 +195,8 @@ def test_answer_is_what_canary_info_returns():
         "phase": "in_progress", "pending_steps": [60],
         "next_run": {"action": "release", "ask": ["decision"], "problem": None,
                      "summary": "resume v2 at 30%, move 60% of the traffic to it, then ask whether to promote, "
-                                "roll back or hold"}}
+                                "roll back or hold"},
+        "analysis": None}
 
 
 # --------------------------------------------------------------------------------------

@@ -44,12 +44,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.canary.istio.plugins.module_utils._analysis import (
+    REPORTERS,
+    AnalysisInputError,
+    validate_checks,
+    validate_confidence,
+    validate_window,
+)
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import validate_ratio
 
 PHASES = ("missing", "promoted", "conflict", "in_progress", "rolled_back", "fresh")
 GOALS = ("release", "set_ratio", "promote", "rollback", "status")
 DECISIONS = ("promote", "rollback", "hold")
+# ``auto``: promote once every analysed step passed (needs an analysis); never an answer at the gate.
+AUTO = "auto"
 # What a run does: the role has one branch for each.
 ACTIONS = ("refuse", "release", "finish", "nothing", "step", "promote", "rollback", "show")
 # Gates that may ask a person; each answers one input.
@@ -65,6 +74,7 @@ class InputNames:
     decision: str = "decision"
     base: str = "base"
     canary: str = "canary"
+    analysis: str = "analysis"
 
     @classmethod
     def from_mapping(cls, names: Mapping[str, Any] | None) -> InputNames:
@@ -144,13 +154,16 @@ def parse_steps(value: Any, names: InputNames = InputNames()) -> tuple[int, ...]
     return steps
 
 
-def parse_decision(value: Any, names: InputNames = InputNames()) -> str | None:
-    """The promotion gate's answer, or ``None`` when not given."""
+def parse_decision(value: Any, names: InputNames = InputNames(), allow_auto: bool = False) -> str | None:
+    """The promotion gate's answer, or ``None`` when not given. ``auto`` only where an analysis decides."""
     if value is None:
         return None
     answer = value.strip().lower() if isinstance(value, str) else value
+    if answer == AUTO and allow_auto:
+        return answer
     if answer not in DECISIONS:
-        raise CanaryInputError(f"{names.decision} must be promote, rollback or hold, got {_show(value)}")
+        raise CanaryInputError(f"{names.decision} must be promote, rollback or hold"
+                               f"{' (or auto)' if allow_auto else ''}, got {_show(value)}")
     return answer
 
 
@@ -190,7 +203,9 @@ def release_phase(observed: Observed, base: str, canary: str) -> str:
     if observed.canary_weight(canary) > 0 or (recorded.get("base") == base and recorded.get("canary") == canary
                                                and recorded.get("weight") is not None):
         return "in_progress"
-    last_step = observed.history[-1] if observed.history else {}
+    # Analysis verdicts are recorded in the history too; the phase reads the last traffic step.
+    steps = [entry for entry in observed.history if isinstance(entry, Mapping) and "from" in entry]
+    last_step = steps[-1] if steps else {}
     taken_back = int(((last_step.get("from") or {}) if isinstance(last_step, Mapping) else {}).get(canary) or 0)
     if recorded.get("canary") == base and taken_back > 0 and canary not in observed.subsets:
         return "rolled_back"
@@ -285,18 +300,206 @@ class Inputs:
     steps: tuple[int, ...] = ()
     decision: str | None = None
     names: InputNames = InputNames()
+    analysis: dict[str, Any] | None = None
 
 
 def validate_inputs(base: Any, canary: Any, ratio: Any = None, steps: Any = None, decision: Any = None,
-                    names: InputNames = InputNames()) -> Inputs:
+                    names: InputNames = InputNames(), analysis: Any = None) -> Inputs:
     """Every input checked once, before anything is read or written."""
     base, canary = check_versions(base, canary, names)
-    return Inputs(base, canary, parse_ratio(ratio, names), parse_steps(steps, names), parse_decision(decision, names),
-                  names)
+    policy = parse_analysis(analysis, names)
+    chosen = parse_decision(decision, names, allow_auto=True)
+    if chosen == AUTO and policy is None:
+        raise CanaryInputError(f"{names.decision}=auto promotes on the analysis' verdicts, but {names.analysis} is "
+                               "not set: give the checks to run, or choose promote, rollback or hold")
+    return Inputs(base, canary, parse_ratio(ratio, names), parse_steps(steps, names), chosen, names, policy)
 
 
 def answer(goal: str, observed: Observed, inputs: Inputs) -> dict[str, Any]:
-    """What canary_info adds to its result: the phase, the pending steps and the next run."""
-    phase, plan = plan_run(goal, observed, inputs.base, inputs.canary, inputs.ratio, inputs.steps, inputs.decision,
+    """What canary_info adds to its result: the phase, the pending steps, the next run and the analysis."""
+    # auto is a decision given (no gate asks); it plans as promote, subject to the analysis.
+    given = "promote" if inputs.decision == AUTO else inputs.decision
+    phase, plan = plan_run(goal, observed, inputs.base, inputs.canary, inputs.ratio, inputs.steps, given,
                            inputs.names)
-    return {"phase": phase, "pending_steps": list(plan.pending_steps), "next_run": plan.as_dict()}
+    if inputs.analysis is not None and plan.action == "release":
+        then = ("promote once every step passed" if inputs.decision == AUTO
+                else "act on the verdicts, then " + (inputs.decision or "ask whether to promote, roll back or hold"))
+        head = plan.summary.rsplit(", then ", 1)[0]
+        plan = Plan(plan.action, plan.pending_steps, plan.ask, plan.problem,
+                    f"{head}, analyse each step (a failed analysis rolls back), then {then}")
+    return {"phase": phase, "pending_steps": list(plan.pending_steps), "next_run": plan.as_dict(),
+            "analysis": inputs.analysis}
+
+
+# --------------------------------------------------------------------------------------
+# progressive delivery: analysis after each step
+#
+# The role runs canary.istio.canary_analysis after each step and asks ``analysis_progress`` what
+# to do next, with every result so far; at the end ``settle_decision`` turns the outcome and the
+# decision input into promote, rollback, hold, ask or stop. The rules:
+#
+# - an analysis that could not run (Prometheus unreachable, a query refused) stops the run or
+#   rolls back, per ``on_error``; it never counts as a pass;
+# - ``failure_limit`` failed analyses (over the whole run) roll back; a failed analysis below the
+#   limit is repeated at the same step;
+# - an inconclusive analysis (too little traffic, no data) ends the steps with ``inconclusive``:
+#   hold the split, ask a person, or roll back; it never counts as a pass;
+# - a step is passed after ``analyses`` passing analyses at its share; then the next step moves;
+# - ``decision: auto`` promotes only when every step passed.
+
+ANALYSIS_DEFAULTS: dict[str, Any] = {
+    "checks": None, "window": "1m", "interval": 60, "analyses": 1, "failure_limit": 1,
+    "inconclusive": "hold", "on_error": "rollback", "min_requests": 100, "confidence": 95.0,
+    "reporter": "destination",
+}
+INCONCLUSIVE_POLICIES = ("hold", "ask", "rollback")
+ERROR_POLICIES = ("stop", "rollback")
+# What the role does after an analysis (analysis_progress) and at the end (settle_decision).
+PROGRESS_ACTIONS = ("move", "analyse", "done", "rollback", "hold", "ask", "stop")
+
+
+def _whole(value: Any, key: str, low: int, high: int, names: InputNames) -> int:
+    problem = f"{names.analysis}.{key} must be a whole number from {low} to {high}, got {_show(value)}"
+    digits = isinstance(value, str) and value.strip().isdigit()
+    if isinstance(value, bool) or not (isinstance(value, int) or digits):
+        raise CanaryInputError(problem)
+    number = int(value)
+    if not low <= number <= high:
+        raise CanaryInputError(problem)
+    return number
+
+
+def parse_analysis(value: Any, names: InputNames = InputNames()) -> dict[str, Any] | None:
+    """The analysis policy with its defaults filled in, or ``None`` (no analysis) for nothing / ``{}``."""
+    if value is None or value in ({}, ""):
+        return None
+    if not isinstance(value, Mapping):
+        raise CanaryInputError(f"{names.analysis} must be a mapping (checks, window, interval, analyses, "
+                               f"failure_limit, inconclusive, on_error, ...), got {_show(value)}")
+    unknown = sorted(set(value) - set(ANALYSIS_DEFAULTS))
+    if unknown:
+        raise CanaryInputError(f"{names.analysis} has unknown key(s) {', '.join(unknown)}; "
+                               f"known: {', '.join(ANALYSIS_DEFAULTS)}")
+    policy = dict(ANALYSIS_DEFAULTS)
+    policy.update({key: item for key, item in value.items() if item is not None})
+    try:
+        validate_checks(policy["checks"])
+        policy["window"] = validate_window(policy["window"])
+        policy["confidence"] = validate_confidence(policy["confidence"])
+    except AnalysisInputError as error:
+        raise CanaryInputError(f"{names.analysis}: {error}") from None
+    policy["interval"] = _whole(policy["interval"], "interval", 0, 86400, names)
+    policy["analyses"] = _whole(policy["analyses"], "analyses", 1, 100, names)
+    policy["failure_limit"] = _whole(policy["failure_limit"], "failure_limit", 1, 100, names)
+    policy["min_requests"] = _whole(policy["min_requests"], "min_requests", 1, 10**9, names)
+    for key, choices in (("inconclusive", INCONCLUSIVE_POLICIES), ("on_error", ERROR_POLICIES),
+                         ("reporter", REPORTERS)):
+        if policy[key] not in choices:
+            raise CanaryInputError(f"{names.analysis}.{key} must be {', '.join(choices[:-1])} or {choices[-1]}, "
+                                   f"got {_show(policy[key])}")
+    return policy
+
+
+def analysis_slots(steps: Sequence[int], policy: Mapping[str, Any]) -> int:
+    """The most analyses a run can make: every step's passes, plus the failures below the limit."""
+    return max(1, len(steps)) * int(policy["analyses"]) + int(policy["failure_limit"]) - 1
+
+
+def _numbers(result: Mapping[str, Any]) -> str:
+    """The numbers behind an analysis, one clause per check."""
+    parts = []
+    for check in result.get("checks") or []:
+        canary = (check.get("canary") or {}).get("value")
+        base = (check.get("base") or {}).get("value")
+        shown = "no data" if canary is None else f"{canary:g}"
+        parts.append(f"{check.get('name')} {check.get('verdict')} (canary {shown}"
+                     f"{'' if base is None else f', base {base:g}'})")
+    return "; ".join(parts)
+
+
+def analysis_progress(steps: Sequence[int], current: int, policy: Mapping[str, Any],
+                      results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the role does next, from the shares to move through and every analysis result so far.
+
+    ``results`` holds one entry per analysis: ``step`` (the share it judged), ``verdict``
+    (``pass``, ``fail``, ``inconclusive`` or ``error``), ``summary`` and, for errors, ``msg``.
+    The answer: ``action`` (one of PROGRESS_ACTIONS), ``share`` (to move to, or being analysed),
+    ``reason``, and the counts it came from.
+    """
+    shares = list(steps) or [current]
+    failures = [r for r in results if r.get("verdict") == "fail"]
+    passed_steps = [share for share in shares
+                    if sum(1 for r in results if r.get("step") == share and r.get("verdict") == "pass")
+                    >= policy["analyses"]]
+    counts = {"analyses": len(results), "failures": len(failures), "failure_limit": policy["failure_limit"],
+              "passed_steps": passed_steps, "steps": shares}
+
+    def answer_(action: str, share: int | None, reason: str) -> dict[str, Any]:
+        return {"action": action, "share": share, "reason": reason, **counts}
+
+    last = results[-1] if results else None
+    if last is not None:
+        where = f"analysis {len(results)} at {last.get('step')}%"
+        verdict = last.get("verdict")
+        if verdict not in ("pass", "fail", "inconclusive"):
+            message = last.get("msg") or last.get("summary") or "no verdict"
+            return answer_(policy["on_error"], last.get("step"),
+                           f"{where} could not run: {message} (analysis.on_error: {policy['on_error']}); "
+                           "a missing analysis never promotes")
+        if len(failures) >= policy["failure_limit"]:
+            return answer_("rollback", last.get("step"),
+                           f"{where} failed: {last.get('summary')}; {_numbers(last)} "
+                           f"({len(failures)} failed analysis(es), failure_limit {policy['failure_limit']})")
+        if verdict == "inconclusive":
+            return answer_(policy["inconclusive"], last.get("step"),
+                           f"{where} was inconclusive: {last.get('summary')}; {_numbers(last)} "
+                           f"(analysis.inconclusive: {policy['inconclusive']}); an inconclusive analysis never "
+                           "promotes")
+    pending = [share for share in shares if share not in passed_steps]
+    if not pending:
+        return answer_("done", shares[-1], f"every step passed its analysis ({', '.join(f'{s}%' for s in shares)})")
+    share = pending[0]
+    analysed_here = [r for r in results if r.get("step") == share]
+    moved = bool(analysed_here) or (share == current and not list(steps))
+    if not moved:
+        return answer_("move", share, f"move {share}% to the canary, then analyse it")
+    return answer_("analyse", share, f"analyse again at {share}%"
+                   + (f" after a failed analysis ({len(failures)} of failure_limit {policy['failure_limit']})"
+                      if last is not None and last.get("verdict") == "fail" else ""))
+
+
+def settle_decision(decision: str | None, progress: Mapping[str, Any] | None) -> dict[str, str]:
+    """The end of a run with analysis: ``promote``, ``rollback``, ``hold``, ``ask`` or ``stop``, and why.
+
+    An analysis that rolled back, held, asked or stopped overrides the decision input; after every
+    step passed, ``auto`` and ``promote`` promote, ``rollback`` / ``hold`` do what they say, and no
+    decision asks.
+    """
+    if not progress:
+        return {"decision": decision if decision in DECISIONS else "ask", "reason": "no analysis in this run"}
+    action = progress.get("action")
+    reason = str(progress.get("reason") or "")
+    if action in ("rollback", "hold", "ask", "stop"):
+        return {"decision": action, "reason": reason}
+    if action != "done":
+        # The loop ended before every step was judged (should not happen): never promote on it.
+        return {"decision": "hold", "reason": f"the analysis did not finish ({action}: {reason})"}
+    if decision in (AUTO, "promote"):
+        return {"decision": "promote", "reason": reason}
+    if decision in ("rollback", "hold"):
+        return {"decision": decision, "reason": f"{reason}; the decision input is {decision}"}
+    return {"decision": "ask", "reason": reason}
+
+
+def analysis_record(step: int, result: Mapping[str, Any]) -> dict[str, Any]:
+    """What the role keeps of one canary_analysis result (and records in the history): the verdict and its numbers."""
+    if result.get("failed") or "verdict" not in result:
+        return {"step": step, "verdict": "error", "msg": str(result.get("msg") or "the analysis failed"),
+                "summary": "the analysis could not run", "checks": [], "requests": {},
+                "evaluated_at": result.get("evaluated_at")}
+    checks = [{"name": check.get("name"), "verdict": check.get("verdict"), "reason": check.get("reason"),
+               "canary": (check.get("canary") or {}), "base": (check.get("base") or {}),
+               "min": check.get("min"), "max": check.get("max")} for check in result.get("checks") or []]
+    return {"step": step, "verdict": result["verdict"], "summary": result.get("summary"), "checks": checks,
+            "requests": result.get("requests") or {}, "evaluated_at": result.get("evaluated_at"),
+            "window": result.get("window")}

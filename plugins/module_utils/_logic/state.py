@@ -136,6 +136,24 @@ def append_history(
     return json.dumps(entries, sort_keys=True, separators=(",", ":"))
 
 
+def append_history_entry(vs_object: Any, entry: Any, actor: Any, now: Any, *, limit: Any = HISTORY_LIMIT) -> str:
+    """JSON text for ``canary.istio/history`` with one more non-traffic entry, such as an analysis verdict.
+
+    The entry is ``{"time", "actor", **entry}``; it carries no ``from``/``to``, so readers that
+    follow the weights (the release phase, the report's weights over time) pass it by.
+    """
+    if not is_int(limit) or limit < 1:
+        raise CanaryInputError(f"history limit {show(limit)} is not a positive integer; use e.g. {HISTORY_LIMIT}")
+    if not isinstance(entry, Mapping) or not entry or {"time", "from", "to", "actor"} & set(entry):
+        raise CanaryInputError(f"history entry {show(entry)} must be a non-empty mapping without the keys time, "
+                               "from, to and actor (those belong to traffic steps)")
+    if not isinstance(actor, str):
+        raise CanaryInputError(f"actor {show(actor)} is not a string; pass who made the change, e.g. 'awx:job/42'")
+    record = {"time": _utc_timestamp(now), "actor": actor, **entry}
+    entries = [*_read_history(vs_object), record][-limit:]
+    return json.dumps(entries, sort_keys=True, separators=(",", ":"))
+
+
 def choose_roles(state: dict[str, Any], before: dict[str, int], after: dict[str, int],
                  base: str | None, canary: str | None) -> tuple[str, str]:
     """Which subset is the base and which the canary, for the recorded state."""

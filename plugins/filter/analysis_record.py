@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: analysis_record
+short_description: What a progressive release keeps of one canary_analysis result - the verdict and its numbers
+version_added: 0.1.0
+author:
+  - canary.istio developers
+description:
+  - The share it judged, the verdict (V(pass), V(fail), V(inconclusive), or V(error) when the analysis
+    could not run, with its message), the summary, each check's canary and base values and the request
+    counts - what the C(canary_release) role records in the C(canary.istio/history) annotation and
+    draws in the release report. The PromQL sent is left out.
+positional: _input, step
+options:
+  _input:
+    description: A registered M(canary.istio.canary_analysis) result (failed or not).
+    type: dict
+    required: true
+  step:
+    description: The canary's share the analysis judged.
+    type: int
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Keep the verdict
+  ansible.builtin.set_fact:
+    analyses: "{{ analyses + [analysis | canary.istio.analysis_record(10)] }}"
+"""
+
+RETURN = r"""
+_value:
+  description: C(step), C(verdict), C(summary), C(checks), C(requests), C(evaluated_at) (and C(msg) for an error).
+  type: dict
+"""
+
+from ansible_collections.canary.istio.plugins.module_utils._logic import release
+
+
+def analysis_record(result, step):
+    return release.analysis_record(int(step), result or {})
+
+
+class FilterModule:
+    """Progressive delivery: one analysis, as the release keeps it."""
+
+    def filters(self):
+        return {"analysis_record": analysis_record}

@@ -1,0 +1,239 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: release_report
+short_description: Write a self-contained HTML picture of a canary release
+version_added: 0.1.0
+description:
+  - Writes one HTML page with inline SVG (no script, nothing fetched from the network) - the canary's
+    share of traffic over time (from the C(canary.istio/history) steps given in O(history)), base and
+    canary success rate and p99 over time (Prometheus range queries, C(/api/v1/query_range), on Istio's
+    standard metrics), each analysis verdict marked on the time axis and listed with its numbers, the
+    final decision, and the service's neighbourhood before and after (pictures of M(canary.istio.mesh_topology)).
+  - A module rather than an option of M(canary.istio.canary_analysis) - the report covers a whole run
+    (many analyses, the weights, the decision), while an analysis judges one window; and a separate
+    module keeps canary_analysis read-only and its result small.
+  - When Prometheus cannot answer, the page is still written, without the metric charts, and the
+    module warns.
+  - Writes a file, not the mesh - it runs in check mode too and is never C(changed).
+author:
+  - canary.istio contributors (@canary-istio)
+extends_documentation_fragment:
+  - canary.istio.auth
+  - canary.istio.prometheus
+  - canary.istio.attributes
+  - canary.istio.attributes.INFO
+options:
+  service:
+    description: The service (C(destination_service_name)).
+    type: str
+    required: true
+  namespace:
+    description: Its namespace.
+    type: str
+    default: default
+  base:
+    description: The base version.
+    type: str
+    required: true
+  canary:
+    description: The canary version.
+    type: str
+    required: true
+  dest:
+    description: The HTML file to write (its directory must exist).
+    type: path
+    required: true
+  history:
+    description: The C(canary.istio/history) entries (RV(canary.istio.canary_info#module:history)).
+    type: list
+    elements: dict
+    default: []
+  analyses:
+    description: The analyses of the run, each with C(step), C(verdict), C(evaluated_at), C(checks), C(requests).
+    type: list
+    elements: dict
+    default: []
+  decision:
+    description: The final decision (promote, rollback, hold, stop).
+    type: str
+    default: ""
+  reason:
+    description: Why, in one line.
+    type: str
+    default: ""
+  started_at:
+    description: Start of the time axis (Unix seconds). Default - 60 seconds before the first analysis.
+    type: float
+  ended_at:
+    description: End of the time axis (Unix seconds). Default - now.
+    type: float
+  window:
+    description: The rate window of the charts, a Prometheus duration.
+    type: str
+    default: 30s
+  reporter:
+    description: Which proxy's report to read (Istio's C(reporter) label).
+    type: str
+    choices: [destination, source]
+    default: destination
+  topology_before:
+    description: The neighbourhood before the release, an SVG (mesh_topology's RV(canary.istio.mesh_topology#module:picture)).
+    type: str
+  topology_after:
+    description: The neighbourhood after the release, an SVG.
+    type: str
+seealso:
+  - module: canary.istio.canary_analysis
+  - module: canary.istio.mesh_topology
+"""
+
+EXAMPLES = r"""
+- name: Picture the release
+  canary.istio.release_report:
+    service: reviews
+    namespace: bookinfo
+    base: v1
+    canary: v2
+    history: "{{ info.history }}"
+    analyses: "{{ canary_release_result.analyses }}"
+    decision: "{{ canary_release_result.decision }}"
+    dest: /tmp/reviews-release.html
+"""
+
+RETURN = r"""
+dest:
+  description: Where the report was written.
+  returned: success
+  type: str
+weights:
+  description: The canary's share over time, C([[unix seconds, percent], ...]).
+  returned: success
+  type: list
+series:
+  description: C(success_rate) and C(p99), each with C(base) and C(canary) lists of C([unix seconds, value]).
+  returned: success
+  type: dict
+queries:
+  description: The PromQL of the range queries.
+  returned: success
+  type: dict
+prometheus_requests:
+  description: Number of HTTP requests made to Prometheus.
+  returned: always
+  type: int
+"""
+
+import os
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.canary.istio.plugins.module_utils._analysis import (
+    REPORTERS,
+    AnalysisInputError,
+    validate_name,
+    validate_window,
+)
+from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError
+from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import PROMETHEUS_ARG_SPEC, connect
+from ansible_collections.canary.istio.plugins.module_utils._report import (
+    build_series,
+    range_queries,
+    render,
+    weights_over_time,
+)
+
+ARGUMENT_SPEC = {
+    "service": {"type": "str", "required": True},
+    "namespace": {"type": "str", "default": "default"},
+    "base": {"type": "str", "required": True},
+    "canary": {"type": "str", "required": True},
+    "dest": {"type": "path", "required": True},
+    "history": {"type": "list", "elements": "dict", "default": []},
+    "analyses": {"type": "list", "elements": "dict", "default": []},
+    "decision": {"type": "str", "default": ""},
+    "reason": {"type": "str", "default": ""},
+    "started_at": {"type": "float"},
+    "ended_at": {"type": "float"},
+    "window": {"type": "str", "default": "30s"},
+    "reporter": {"type": "str", "choices": list(REPORTERS), "default": "destination"},
+    "topology_before": {"type": "str"},
+    "topology_after": {"type": "str"},
+    **PROMETHEUS_ARG_SPEC,
+}
+# A chart needs no more points than it has pixels.
+MAX_POINTS = 400
+
+
+def argument_spec():
+    """The module's options plus the group's Kubernetes connection options (accepted, unused)."""
+    return full_argument_spec(ARGUMENT_SPEC, istio=False)
+
+
+def execute(params):
+    client = None
+    result = {}
+    try:
+        service = validate_name(params["service"], "service")
+        namespace = validate_name(params["namespace"], "namespace")
+        base, canary = validate_name(params["base"], "base"), validate_name(params["canary"], "canary")
+        window = validate_window(params["window"])
+        dest = params["dest"]
+        directory = os.path.dirname(os.path.abspath(dest))
+        if os.path.isdir(dest) or not os.path.isdir(directory):
+            raise AnalysisInputError(f"dest {dest!r} must be a file in an existing directory")
+        end = params.get("ended_at") or time.time()
+        stamps = [float(a["evaluated_at"]) for a in params["analyses"] if a.get("evaluated_at")]
+        start = params.get("started_at") or ((min(stamps) if stamps else end) - 60)
+        if start >= end:
+            raise AnalysisInputError(f"started_at ({start}) must be before ended_at ({end})")
+        step = max(1.0, round((end - start) / MAX_POINTS, 3))
+        sent = range_queries(service, namespace, window, params["reporter"])
+        warnings = []
+        series = {"success_rate": {"base": [], "canary": []}, "p99": {"base": [], "canary": []}}
+        try:
+            client = connect(params)
+            answers = {name: client.query_range(promql, start, end, step) for name, promql in sent.items()}
+            series = build_series(answers, base, canary)
+        except PrometheusError as exc:
+            warnings.append(f"the report has no metric charts: {exc}")
+        weights = weights_over_time(params["history"], canary, start, end)
+        page = render(service, namespace, base, canary, start, end, weights, series, params["analyses"],
+                      params["decision"], params["reason"], params.get("topology_before"),
+                      params.get("topology_after"))
+        with open(dest, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        result = {"dest": dest, "weights": weights, "series": series, "queries": sent, "warnings": warnings,
+                  "started_at": start, "ended_at": end}
+    except AnalysisInputError as exc:
+        result = {"failed": True, "msg": str(exc)}
+    except OSError as exc:
+        result = {"failed": True, "msg": f"cannot write the report to {params.get('dest')!r}: {exc}"}
+    except Exception as exc:  # a bug of ours: say so plainly, keep the traceback for -vvv
+        result = {"failed": True, "msg": f"unexpected error in canary.istio: {type(exc).__name__}: {exc}",
+                  "exception": traceback.format_exc()}
+    result["changed"] = False
+    result["prometheus_requests"] = client.requests_made if client else 0
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    result = execute(module.params)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

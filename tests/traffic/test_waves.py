@@ -1,11 +1,11 @@
 """Release waves across three lab clusters, each with its own data plane and Prometheus.
 
-``python -m lab up --clusters 3 --dataplane`` and ``python -m lab inventory`` (waves [1, 2, 2]), then
+``python -m lab up --clusters 3 --dataplane`` and the lab's inventory (waves [1, 2, 2]), then
 ``playbooks/waves.yml`` releases reviews v2 with steps 20 -> 50 %, an analysis after each step from
 that cluster's Prometheus, and ``decision: auto``, while users load every cluster's gateway:
 
 - a healthy canary is promoted in every cluster, wave 1 before wave 2;
-- a canary made faulty only in cluster-2 (v2 answers 20 % of requests with 503, the manifest the
+- with waves [1, 2, 3], a canary made faulty only in cluster-2 (v2 answers 20 % of requests with 503, the manifest the
   progressive tests use) is rolled back there by its analysis, cluster-3 is never touched, and
   cluster-1 stays promoted (``keep``) or is rolled back (``rollback``);
 - after fixing cluster-2's manifest, a re-run resumes: cluster-1 is not run again, cluster-2 and
@@ -55,13 +55,15 @@ RELEASE = {
 HEALTHY = str(BOOKINFO / "platform/kube/bookinfo-reviews-v2.yaml")
 FAULTY = str(BOOKINFO / "platform/kube/bookinfo-reviews-v2-faulty.yaml")
 PAGES_PER_SECOND = 30.0
+# For "cluster-3 is never touched" cluster-3 must come after cluster-2: in the same wave the two run
+# at the same time, so cluster-3 would be released (and, with rollback, rolled back) alongside.
+ORDERED = (1, 2, 3)
 
 
 @dataclass
 class Waves:
     root: Path
     labs: dict[str, TrafficLab]
-    inventory: dict[str, Any]
 
     def weights(self, cluster: str, namespace: str) -> dict[str, int]:
         route = self.labs[cluster].kube.get(VS_PATH.format(namespace))["spec"]["http"][-1]["route"]
@@ -75,10 +77,11 @@ class Waves:
         return {item["metadata"]["name"] for item in listed}
 
     def run(self, namespace: str, canaries: dict[str, str], tmp: Path,
+            traffic: bool = True, wave_numbers: tuple[int, ...] = (1, 2, 2),
             **extra: Any) -> subprocess.CompletedProcess[str]:
         """waves.yml over the lab's inventory, each cluster's canary manifest as its host variable, while
         users load every cluster's gateway."""
-        inventory = json.loads(json.dumps(self.inventory))
+        inventory = clusters.inventory(self.root, list(wave_numbers))
         for name, host in inventory["all"]["children"]["canary_clusters"]["hosts"].items():
             host["canary_release_manifests"] = [canaries[name]]
             host["canary_release_report_path"] = str(tmp / f"report-{name}-{namespace}.html")
@@ -88,11 +91,11 @@ class Waves:
         stop, users = threading.Event(), {name: Users() for name in NAMES}
         loads = [threading.Thread(target=load, daemon=True, args=(
             self.labs[name].gateway, f"{namespace}.bookinfo.test", PAGES_PER_SECOND, users[name], stop, 3))
-            for name in NAMES]
+            for name in NAMES] if traffic else []
         for thread in loads:
             thread.start()
         try:
-            time.sleep(3.0)  # the base has traffic before the canary comes
+            time.sleep(3.0 if traffic else 0.0)  # the base has traffic before the canary comes
             return subprocess.run(
                 [str(VENV_BIN / "ansible-playbook"), "-i", str(path), str(REPO_ROOT / "playbooks/waves.yml"),
                  "-e", json.dumps({**RELEASE, "canary_namespace": namespace, **extra})],
@@ -117,7 +120,7 @@ def waves(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Waves]:
             info = dataplane.info(root / name)
             prometheus.wait_ready(root / name)
             labs[name] = TrafficLab(state, info["gateway_url"], info["metrics_url"], KubeClient.from_state(state))
-        yield Waves(root, labs, clusters.inventory(root))
+        yield Waves(root, labs)
     finally:
         clusters.down(root)
 
@@ -152,6 +155,13 @@ def test_a_healthy_canary_is_promoted_in_every_cluster_wave_by_wave(waves: Waves
     first_of_second = min(entry["time"] for name in NAMES[1:] for entry in history[name])
     assert last_of_first < first_of_second, history
 
+    # The status mode prints the same table and changes nothing.
+    status = waves.run("waves-healthy", dict.fromkeys(NAMES, HEALTHY), tmp_path, traffic=False,
+                       canary_waves_mode="status")
+    assert status.returncode == 0, status.stdout[-4000:] + status.stderr[-2000:]
+    assert "cluster-3  2     reviews  promoted  v2=100   pass at 50%" in status.stdout
+    assert wave_lines(status) == [] and status.stdout.count("changed=0") == 3, status.stdout[-3000:]
+
 
 @pytest.mark.parametrize("policy", ["keep", "rollback"])
 def test_a_canary_faulty_in_cluster_2_is_rolled_back_there_stops_cluster_3_and_a_rerun_resumes(
@@ -160,7 +170,7 @@ def test_a_canary_faulty_in_cluster_2_is_rolled_back_there_stops_cluster_3_and_a
     base_everywhere(waves, namespace)
     untouched = waves.virtual_service("cluster-3", namespace)
     proc = waves.run(namespace, {**dict.fromkeys(NAMES, HEALTHY), "cluster-2": FAULTY}, tmp_path,
-                     canary_waves_on_failure=policy)
+                     wave_numbers=ORDERED, canary_waves_on_failure=policy)
     out = proc.stdout
     assert proc.returncode != 0, out[-4000:]
     # cluster-2: its own analysis failed and the role rolled it back there.
@@ -183,18 +193,21 @@ def test_a_canary_faulty_in_cluster_2_is_rolled_back_there_stops_cluster_3_and_a
     else:
         assert waves.weights("cluster-1", namespace) == {"v1": 100}
         assert "promoted clusters rolled back (canary_waves_on_failure: rollback): cluster-1" in out
-    assert "later waves untouched: cluster-3" in out or "wave 2" in " ".join(wave_lines(proc))
+    assert "later waves untouched: cluster-3" in out, out[-4000:]
+    assert wave_lines(proc)[-1].startswith("wave 3 skipped: an earlier wave did not end promoted everywhere")
     assert "cluster-2  2     reviews  rolled_back  v1=100   fail at 20%" in out, out[-4000:]
-    assert "cluster-3  2     reviews  fresh" in out, out[-4000:]
+    assert "cluster-3  3     reviews  fresh" in out, out[-4000:]
 
     # Fixed: cluster-2 gets the healthy canary. The re-run resumes where each cluster stands.
     first = waves.virtual_service("cluster-1", namespace)["metadata"]["annotations"]["canary.istio/history"]
-    again = waves.run(namespace, dict.fromkeys(NAMES, HEALTHY), tmp_path, canary_waves_on_failure=policy)
+    again = waves.run(namespace, dict.fromkeys(NAMES, HEALTHY), tmp_path, wave_numbers=ORDERED,
+                      canary_waves_on_failure=policy)
     assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-2000:]
     for name in NAMES:
         assert waves.weights(name, namespace) == {"v2": 100}, name
     if policy == "keep":
-        assert wave_lines(again) == ["wave 1: already promoted: cluster-1", "wave 2: run cluster-2, cluster-3"]
+        assert wave_lines(again) == ["wave 1: already promoted: cluster-1", "wave 2: run cluster-2",
+                                     "wave 3: run cluster-3"]
         assert waves.virtual_service("cluster-1", namespace)["metadata"]["annotations"]["canary.istio/history"] == first
     else:
-        assert wave_lines(again) == ["wave 1: run cluster-1", "wave 2: run cluster-2, cluster-3"]
+        assert wave_lines(again) == ["wave 1: run cluster-1", "wave 2: run cluster-2", "wave 3: run cluster-3"]

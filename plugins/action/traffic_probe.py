@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
-from ansible.utils.display import Display
 
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._probe import (
@@ -16,8 +15,7 @@ from ansible_collections.canary.istio.plugins.module_utils._probe import (
     progress_line,
     summary_line,
 )
-
-display = Display()
+from ansible_collections.canary.istio.plugins.plugin_utils._in_process import show_progress
 
 
 class ActionModule(ActionBase):
@@ -30,11 +28,11 @@ class ActionModule(ActionBase):
         validation, params = self.validate_argument_spec(argument_spec=PROBE_ARG_SPEC)
         del validation
         try:
-            probe, failure = probe_from_params(params, progress=lambda snap: display.display(progress_line(snap)))
+            probe, failure = probe_from_params(params, progress=lambda snap: show_progress(progress_line(snap)))
         except CanaryInputError as exc:
             result.update(failed=True, msg=str(exc))
             return result
-        display.display(summary_line(probe))
+        show_progress(summary_line(probe))
         result.update(probe)
         result["changed"] = False
         if failure:

@@ -28,6 +28,15 @@ LOCAL_TRANSPORTS = ("local", "ansible.builtin.local", "ansible.legacy.local")
 display = Display()
 
 
+def show_progress(line: str) -> None:
+    """A progress line for the person watching: on stdout with the usual text callbacks, on stderr
+    when stdout is a machine-readable document (the json/jsonl callbacks), which a line would break."""
+    from ansible import constants
+
+    callback = str(getattr(constants, "DEFAULT_STDOUT_CALLBACK", "") or "")
+    display.display(line, stderr=callback.rsplit(".", 1)[-1] in ("json", "jsonl"))
+
+
 class InProcessModuleAction(ActionBase):
     """Subclasses set MODULE to the module's short name."""
 
@@ -53,7 +62,7 @@ class InProcessModuleAction(ActionBase):
         module = importlib.import_module(f"ansible_collections.canary.istio.plugins.modules.{self.MODULE}")
         validation, params = self.validate_argument_spec(
             argument_spec=full_argument_spec(module.ARGUMENT_SPEC, module.USES_ISTIO))
-        progress = display.display if self.PROGRESS else None
+        progress = show_progress if self.PROGRESS else None
         outcome = execute(params, bool(self._task.check_mode), bool(self._task.diff), module.execute, progress)
         result.update(remove_values(outcome, validation._no_log_values))
         return result

@@ -1,7 +1,7 @@
 """Release waves across three lab clusters, each with its own data plane and Prometheus.
 
 ``python -m lab up --clusters 3 --dataplane`` and the lab's inventory (waves [1, 2, 2]), then
-``playbooks/waves.yml`` releases reviews v2 with steps 20 -> 50 %, an analysis after each step from
+``playbooks/waves.yml`` releases reviews v2 with one step to 50 %, an analysis after it from
 that cluster's Prometheus, and ``decision: auto``, while users load every cluster's gateway:
 
 - a healthy canary is promoted in every cluster, wave 1 before wave 2;
@@ -49,7 +49,7 @@ ANALYSIS = {"window": "10s", "interval": 12, "min_requests": 20,
 RELEASE = {
     "canary_release_service": "reviews", "canary_release_base_version": "v1", "canary_release_canary_version": "v2",
     "canary_release_destination_rule_manifests": [str(BOOKINFO / "networking/destination-rule-v1-v2.yaml")],
-    "canary_release_steps": [20, 50], "canary_release_decision": "auto", "canary_release_analysis": ANALYSIS,
+    "canary_release_steps": [50], "canary_release_decision": "auto", "canary_release_analysis": ANALYSIS,
     "canary_release_topology_window": "10s",
 }
 HEALTHY = str(BOOKINFO / "platform/kube/bookinfo-reviews-v2.yaml")
@@ -195,7 +195,7 @@ def test_a_canary_faulty_in_cluster_2_is_rolled_back_there_stops_cluster_3_and_a
         assert "promoted clusters rolled back (canary_waves_on_failure: rollback): cluster-1" in out
     assert "later waves untouched: cluster-3" in out, out[-4000:]
     assert wave_lines(proc)[-1].startswith("wave 3 skipped: an earlier wave did not end promoted everywhere")
-    assert "cluster-2  2     reviews  rolled_back  v1=100   fail at 20%" in out, out[-4000:]
+    assert "cluster-2  2     reviews  rolled_back  v1=100   fail at 50%" in out, out[-4000:]
     assert "cluster-3  3     reviews  fresh" in out, out[-4000:]
 
     # Fixed: cluster-2 gets the healthy canary. The re-run resumes where each cluster stands.

@@ -62,6 +62,7 @@ def module_cases(namespace: str, tag: str) -> dict[str, tuple[dict[str, Any], An
         "manifest": ({"definition": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"cm-{tag}"},
                                      "data": {"a": "b"}}}, created),
         "release_lock": ({"name": f"lock-{tag}", "holder": "awx-job-1"}, created),
+        "release_history": ({"name": "reviews", "entry": {"note": f"recorded through {tag}"}}, created),
     }
 
 

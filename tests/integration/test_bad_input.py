@@ -121,6 +121,14 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
     ("mesh_topology", {"prometheus_url": "prometheus:9090"}, "must be an http(s) URL"),
     ("mesh_topology", {"prometheus_url": "http://127.0.0.1:9"}, "cannot reach Prometheus at http://127.0.0.1:9"),
     ("mesh_topology", {"prometheus_url": "http://127.0.0.1:9", "prometheus_timeout": 0}, "prometheus_timeout"),
+    # release_history (records an entry on the VirtualService's history), release_report (writes an HTML file)
+    ("release_history", {"name": "reviews", "entry": {"note": "x"}, "history_limit": 0},
+     "history_limit 0 must be between 1 and 1000"),
+    ("release_history", {"name": UNICODE, "entry": {"note": "x"}}, "not a valid Kubernetes name"),
+    ("release_report", {"service": "reviews", "base": "v1", "canary": "v2", "dest": "/definitely/missing/r.html"},
+     "must be a file in an existing directory"),
+    ("release_report", {"service": "reviews", "base": "v1", "canary": "v2", "dest": "/tmp/r.html", "window": "30"},
+     "window must be a Prometheus duration"),
 ]
 
 

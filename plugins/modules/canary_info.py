@@ -239,7 +239,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import (
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.info import routes_report, subsets_report
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
-from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route, iter_destinations
 from ansible_collections.canary.istio.plugins.module_utils._logic.state import read_canary_state
 from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, read_destination_rule
@@ -298,12 +298,12 @@ def _read(ctx):
         return result
     spec = vs.get("spec") or {}
     result["routes"] = routes_report(spec)
+    recorded = read_canary_state(vs)
+    result["history"] = recorded.pop("history")
+    result["state"] = recorded
     host = _reported_host(vs, params.get("service_host"))
     if host is None:
         # A delegate VirtualService whose routes name several services: its routes are all there is to read.
-        recorded = read_canary_state(vs)
-        result["history"] = recorded.pop("history")
-        result["state"] = recorded
         return result
     target = Target(name, namespace, host, None, params.get("destination_rule"),
                     cluster_domain=params["cluster_domain"], root_namespace=params["root_namespace"])
@@ -313,9 +313,6 @@ def _read(ctx):
     except CanaryInputError:
         if params.get("route_name"):
             raise
-    recorded = read_canary_state(vs)
-    result["history"] = recorded.pop("history")
-    result["state"] = recorded
     rule = read_destination_rule(ctx, target, host)
     if rule is not None:
         result["destination_rule"] = rule["metadata"]["name"]
@@ -343,11 +340,8 @@ def _reported_host(vs, given):
     the one host its routes send to, or None when they send to several."""
     if given or (vs.get("spec") or {}).get("hosts"):
         return service_host(vs, given)
-    routed = {destination["destination"]["host"]
-              for route in (vs["spec"].get("http") or []) if isinstance(route, dict)
-              for destination in (route.get("route") or [])
-              if isinstance(destination, dict) and isinstance(destination.get("destination"), dict)
-              and isinstance(destination["destination"].get("host"), str)}
+    routed = {target["host"] for where, target in iter_destinations(vs["spec"])
+              if not where.endswith(("mirror", "mirrors")) and isinstance(target.get("host"), str)}
     return routed.pop() if len(routed) == 1 else None
 
 

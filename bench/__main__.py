@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import changes, module_requests, profile, report, router, scale
+from bench import changes, module_requests, profile, report, router, scale, waves
 from bench.env import (
     REPO_ROOT,
     WORK_DIR,
@@ -44,7 +44,7 @@ def _load() -> str:
         return "?"
 
 
-ALL_PARTS = ("profile", "one", "many", "modules", "router", "scale")
+ALL_PARTS = ("profile", "one", "many", "modules", "router", "scale", "waves")
 # The parts that compare with kubernetes.core, which lives in the benchmark's own virtualenv.
 KUBERNETES_CORE_PARTS = {"profile", "one", "many"}
 
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="numbers of services for item 2 (default %(default)s)")
     parser.add_argument("--scale-sizes", default=os.environ.get("BENCH_SCALE_SIZES", "100,1000,5000"),
                         help="numbers of services for item 6, one lockstep task each (default %(default)s)")
+    parser.add_argument("--runs-waves", type=int, default=int(os.environ.get("BENCH_RUNS_WAVES", "2")),
+                        help="rounds for item 7 (each releases three clusters twice, a few minutes a round)")
     parser.add_argument("--lab-dir", default=str(REPO_ROOT / "build" / "bench-lab"))
     parser.add_argument("--keep-lab", action="store_true", help="leave the lab running at the end")
     parser.add_argument("--only", default=",".join(ALL_PARTS),
@@ -142,6 +144,15 @@ def run(args: argparse.Namespace) -> dict:
             results["scale"] = scale.lockstep_scale(state, args.runs, sizes, args.runs_largest)
             # Its own date and load: a page may show it beside sections measured at another time.
             results["scale"].update(date=results["date"], load=f"{load_before} / {_load()}")
+        if "waves" in parts:
+            load_before = _load()
+            # Three clusters of its own (build/bench-waves); the single-cluster lab idles meanwhile.
+            try:
+                results["waves"] = waves.waves_vs_one_after_another(min(args.runs, args.runs_waves))
+            except Exception as exc:  # three clusters on a busy machine: keep the other sections' numbers
+                say(f"waves: not measured: {exc}")
+                results["waves"] = {"skipped": str(exc)[:2000]}
+            results["waves"].update(date=results["date"], load=f"{load_before} / {_load()}")
     finally:
         if not was_running and not args.keep_lab:
             lab.down(quiet=True)

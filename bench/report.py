@@ -259,6 +259,19 @@ def scale_context(results: dict[str, Any]) -> dict[str, Any] | None:
             "spread": s(largest["per_service_ms"] / smallest), "all_hold": all(r["holds"] for r in rows)}
 
 
+def waves_context(results: dict[str, Any]) -> dict[str, Any] | None:
+    """Item 7: three clusters in waves [1, 2, 2] against one after another [1, 2, 3]."""
+    plans = (results.get("waves") or {}).get("plans")
+    if not plans:
+        return None
+    rows = [{"plan": plan, "waves": ", ".join(str(n) for n in item["waves"]), "runs": str(len(item["runs"])),
+             "wall_s": s(item["median"]["wall_s"], 1), "slowest": s(item["median"]["slowest_cluster_s"], 1),
+             "sum": s(item["median"]["sum_clusters_s"], 1), "promoted": bool(item["promoted_everywhere"])}
+            for plan, item in plans.items()]
+    return {"rows": rows, "ratio": s(results["waves"]["wall_ratio"]),
+            "date": results["waves"].get("date") or results["date"], "load": results["waves"].get("load") or "?"}
+
+
 def _med(one: dict[str, Any], name: str, key: str) -> float | None:
     item = one.get(name) or {}
     return (item.get("median") or {}).get(key)
@@ -335,6 +348,7 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
         "router": router_context(results),
         "router_rate": s((results.get("router") or {}).get("rate"), 0),
         "scale": scale_context(results),
+        "waves": waves_context(results),
         "f": findings(results),
     }
 
@@ -367,6 +381,8 @@ def console(results: dict[str, Any]) -> str:
         lines += ["Router", str(tables.router_section()).rstrip("\n"), ""]
     if ctx["scale"]:
         lines += ["Thousands of services in one step", str(tables.scale_table()).rstrip("\n"), ""]
+    if ctx["waves"]:
+        lines += ["Three clusters: waves against one after another", str(tables.waves_table()).rstrip("\n"), ""]
     if ctx["one_change"] or ctx["many"]:
         lines += [str(tables.path_note(ctx["problems"]["all"])).rstrip("\n"), ""]
     lines += ["Targets", str(tables.targets_table()).rstrip("\n"), ""]

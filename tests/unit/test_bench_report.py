@@ -40,8 +40,10 @@ def _variants() -> dict[str, dict[str, Any]]:
     del no_module["one_change"]["ratios"]["task_module_process_over_k8s_json_patch"]
     no_scale = copy.deepcopy(full)
     del no_scale["scale"]
+    no_waves = copy.deepcopy(full)
+    no_waves["waves"] = {"skipped": "three clusters did not start", "date": full["date"], "load": "9.99 / 9.99"}
     return {"full": full, "router skipped, wrong path": skipped, "no module-process row, no router": no_module,
-            "no lockstep scale section": no_scale}
+            "no lockstep scale section": no_scale, "waves not measured": no_waves}
 
 
 @pytest.mark.parametrize("variant", list(_variants()))
@@ -107,3 +109,18 @@ def test_a_partial_run_prints_its_table():
     partial = {key: results[key] for key in ("date", "settings", "machine", "scale")}
     text = report.console(partial)
     assert "Thousands of services in one step" in text and "| 5,000 |" in text
+
+
+def test_the_waves_section_shows_its_figures_in_both_pages():
+    results = _results()
+    waves, serial = results["waves"]["plans"]["waves"]["median"], results["waves"]["plans"]["one after another"]["median"]
+    figures = {f"{waves['wall_s']:.1f}", f"{serial['wall_s']:.1f}", f"{waves['slowest_cluster_s']:.1f}",
+               f"{serial['sum_clusters_s']:.1f}", f"{results['waves']['wall_ratio']:.2f}", results["waves"]["load"]}
+    for lang in (report.EN, report.ZH):
+        page = report.render(copy.deepcopy(results), lang)
+        assert all(figure in page for figure in figures), (lang, figures - {f for f in figures if f in page})
+        assert "| [1, 2, 2] |" in page and "| [1, 2, 3] |" in page
+    text = report.console({key: results[key] for key in ("date", "settings", "machine", "waves")})
+    assert "Three clusters: waves against one after another" in text and f"{waves['wall_s']:.1f}" in text
+    skipped = _variants()["waves not measured"]
+    assert "--only waves" in report.render(skipped, report.EN) and "--only waves" in report.render(skipped, report.ZH)

@@ -5,8 +5,10 @@ at v1 under load: the graph has no ratings node (reviews v1 never calls ratings)
 beside v1 with half of reviews' traffic: productpage-v1 -> reviews-v1 and -> reviews-v2 each carry
 a share whose interval contains 50, and reviews-v2 -> ratings-v1 appears. Then all of it to v2:
 no edge reaches reviews-v1 in the last window, and its idle edge is said. Expected numbers come
-from Prometheus itself (the test's own PromQL at the module's evaluation time); headless Chromium
-draws the module's picture and the test reads back which words it laid out, and where.
+from Prometheus itself (the test's own PromQL at the module's evaluation time) and from a
+traffic_probe run that is the only traffic of its window (its answers counted by version in the page
+against the graph's shares); headless Chromium draws the module's picture and the test reads back
+which words it laid out, and where.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from lab import prometheus
 from lab.kube import KubeClient
 from tests.helpers.ansible import run_module, run_playbook, task_results
 from tests.helpers.collection import REPO_ROOT
-from tests.traffic.conftest import BOOKINFO, TrafficLab
+from tests.traffic.conftest import BOOKINFO, LABELS, TrafficLab
 from tests.traffic.test_canary_analysis import (
     _closed_port,
     ask_prometheus,
@@ -46,6 +48,8 @@ PROMOTED_SECONDS, PROMOTED_WINDOW = 7.0, "6s"
 # The share's interval is checked to contain 50 %: at 99.9 % confidence a fair split misses it
 # once in a thousand runs.
 CONFIDENCE = 99.9
+# The probe's window: traffic_probe alone, after the last loaded page was scraped.
+PROBE_REQUESTS, PROBE_QUIET = 400, 3.0
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 KEEP = REPO_ROOT / "build" / "screenshots"
 
@@ -59,6 +63,8 @@ class Seen:
     printed: str
     picture: Path
     promoted: dict[str, Any]
+    probed: dict[str, Any]
+    probed_topology: dict[str, Any]
 
 
 def all_to(namespace: str, version: str) -> dict[str, Any]:
@@ -94,6 +100,7 @@ def seen(traffic_lab: TrafficLab, tmp_path_factory: pytest.TempPathFactory) -> I
                            definition=[reviews_half_and_half(namespace)])
         time.sleep(1.0)
         load(traffic_lab.gateway, [host], HALF_SECONDS, PAGES_PER_SECOND)
+        loaded_until = time.time()
         time.sleep(1.5)
         # As a playbook runs it on the controller: in process, check mode, the group's defaults.
         picture = tmp_path_factory.mktemp("topology") / "reviews-50.html"
@@ -106,13 +113,15 @@ def seen(traffic_lab: TrafficLab, tmp_path_factory: pytest.TempPathFactory) -> I
         assert proc.returncode == 0, proc.stdout + proc.stderr
         half = task_results(proc)[0]
 
+        probed, probed_topology = probe_alone(traffic_lab, record["url"], namespace, host, loaded_until)
+
         traffic_lab.module("manifest", namespace, definition=[all_to(namespace, "v2")])
         time.sleep(1.0)
         load(traffic_lab.gateway, [host], PROMOTED_SECONDS, PAGES_PER_SECOND)
         time.sleep(1.5)
         promoted = run_module("mesh_topology", topology_args(record["url"], namespace, PROMOTED_WINDOW,
                                                              service="reviews"))
-        yield Seen(record["url"], namespace, all_v1, half, proc.stdout, picture, promoted)
+        yield Seen(record["url"], namespace, all_v1, half, proc.stdout, picture, promoted, probed, probed_topology)
     finally:
         kube = traffic_lab.kube
         try:
@@ -121,6 +130,34 @@ def seen(traffic_lab: TrafficLab, tmp_path_factory: pytest.TempPathFactory) -> I
             pass
         for item in kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]:
             kube.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/{item['metadata']['name']}")
+
+
+def probe_alone(lab: TrafficLab, url: str, namespace: str, host: str,
+                loaded_until: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """traffic_probe's pages at half and half, then the graph over a window that holds them and nothing else.
+
+    The window starts after the last loaded page was scraped and before the probe's first request,
+    so both reviews series have a sample at its start and the same scrape times after: Prometheus
+    extrapolates both by the same factor, and the shares it gives are the probe's own counts.
+    """
+    time.sleep(max(0.0, loaded_until + PROBE_QUIET - time.time()))
+    started = time.time()
+    probe = {"url": f"{lab.gateway}/productpage", "requests": PROBE_REQUESTS, "concurrency": 4,
+             "headers": {"Host": host}, "labels": LABELS, "max_errors": 0}
+    proc = run_playbook([{"hosts": "localhost", "gather_facts": False, "connection": "local",
+                          "tasks": [{"name": "probe", "canary.istio.traffic_probe": probe}]}], lab.state)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    probed = task_results(proc)[0]
+    time.sleep(1.5)  # the last answers are scraped
+    # Whole seconds back to just before the probe's first request (the module starts within a second).
+    window = int(time.time() + 1.0 - started) + 1
+    graph = run_module("mesh_topology", topology_args(url, namespace, f"{window}s", service="reviews"))
+    assert not graph.get("failed"), graph.get("msg")
+    opened = graph["evaluated_at"] - window
+    # After the load's last page was scraped (1 s interval), before the probe's first request.
+    assert loaded_until + 1.0 < opened < started, (loaded_until, opened, started)
+    graph["probe_window"] = window
+    return probed, graph
 
 
 def edges_of(result: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -166,6 +203,24 @@ def test_half_and_half_shares_contain_50_and_agree_with_prometheus(seen: Seen):
         assert edge["requests"] == pytest.approx(answered[workload], abs=0.01)
         assert edge["share"]["of"] == pytest.approx(total, abs=0.01)
     assert total >= HALF_SECONDS * PAGES_PER_SECOND / 3, total
+
+
+def test_shares_agree_with_traffic_probes_count_for_the_same_window(seen: Seen):
+    probed, result = seen.probed, seen.probed_topology
+    counts = probed["counts"]
+    assert probed["errors"] == 0 and counts["unmatched"] == 0 and counts["v3"] == 0, probed
+    assert counts["v1"] + counts["v2"] == PROBE_REQUESTS
+    edges = edges_of(result)
+    v1, v2 = edges[("productpage-v1", "reviews-v1")], edges[("productpage-v1", "reviews-v2")]
+    # Each page the probe counted is one call from productpage to reviews: the graph's share of each
+    # version is the probe's, far closer than the sampling error of either (about 5 points here).
+    for version, edge in (("v1", v1), ("v2", v2)):
+        assert edge["share"]["percent"] == pytest.approx(100 * counts[version] / PROBE_REQUESTS, abs=0.25), (
+            counts, result["text"])
+    # increase() extrapolates to the window's edges (at most by a scrape interval on each side).
+    assert PROBE_REQUESTS - 0.5 <= v1["share"]["of"] <= PROBE_REQUESTS * 1.5, (result["probe_window"], v1)
+    gateway = [e for e in result["edges"] if e["destination"] == "productpage-v1"]
+    assert not gateway, "the neighbourhood of reviews starts at its callers"
 
 
 def test_after_promotion_no_edge_reaches_reviews_v1_and_its_idle_edge_is_said(seen: Seen):

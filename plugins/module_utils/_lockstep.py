@@ -22,7 +22,7 @@ import resource
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, describe_error
@@ -132,13 +132,32 @@ class Workers:
                 one(target)
                 on_done(done)
             return failed
-        pending = {self._pool.submit(one, target) for target in targets}
-        total = len(pending)
-        while pending:
-            finished, pending = wait(pending, timeout=PROGRESS_EVERY_SECONDS, return_when=FIRST_COMPLETED)
-            for future in finished:
-                future.result()
-            on_done(total - len(pending))
+        # A count under a condition, not wait(FIRST_COMPLETED) in a loop: that call puts a waiter on
+        # every pending future each time one finishes, quadratic in the number of services.
+        total, finished = len(targets), 0
+        all_done = threading.Condition()
+
+        def counted(target: Target) -> None:
+            nonlocal finished
+            try:
+                one(target)
+            finally:
+                with all_done:
+                    finished += 1
+                    if finished == total:
+                        all_done.notify()
+
+        futures = [self._pool.submit(counted, target) for target in targets]
+        while True:
+            with all_done:
+                if finished < total:
+                    all_done.wait(timeout=PROGRESS_EVERY_SECONDS)
+                count = finished
+            on_done(count)
+            if count == total:
+                break
+        for future in futures:
+            future.result()
         return failed
 
     def close(self) -> None:

@@ -70,3 +70,37 @@ def test_task_environment_still_applies(lab_state, kube):
     result = task_results(proc)[0]
     # The context from the task's environment was used: lab-nobody may not list.
     assert result["failed"] is True and 'User "lab:nobody" cannot list' in result["msg"], result
+
+
+# What ansible-playbook does before it forks a task's worker (the linear and free strategies load the
+# action plugin's class in the main process), then which module files a worker forked from it would
+# still have to compile: Ansible's collection loader keeps no bytecode, so each one costs every task.
+_LOAD_AS_THE_STRATEGY_DOES = r"""
+import json, sys
+from ansible.plugins.loader import action_loader, init_plugin_loader
+init_plugin_loader([sys.argv[1]])
+out = {}
+for name in sys.argv[2:]:
+    action_loader.get(f"canary.istio.{name}", class_only=True)
+    out[name] = f"ansible_collections.canary.istio.plugins.modules.{name}" in sys.modules
+print(json.dumps(out))
+"""
+
+
+def test_the_main_process_loads_each_module_with_its_action_plugin(collections_root):
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers.collection import COLLECTION_DIR
+
+    # traffic_probe runs in its action plugin itself, on the controller: its code is the plugin's imports.
+    names = sorted(path.stem for path in (COLLECTION_DIR / "plugins" / "action").glob("*.py")
+                   if path.stem not in ("__init__", "traffic_probe")
+                   and (COLLECTION_DIR / "plugins" / "modules" / path.name).exists())
+    assert "traffic_split" in names and len(names) >= 10, names
+    proc = subprocess.run([sys.executable, "-c", _LOAD_AS_THE_STRATEGY_DOES, str(collections_root), *names],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert loaded == dict.fromkeys(names, True), loaded

@@ -30,6 +30,7 @@ from lab import prometheus
 from lab.kube import KubeClient
 from tests.helpers.ansible import run_module, run_playbook, task_results
 from tests.helpers.collection import REPO_ROOT
+from tests.helpers.split_checks import MAX_FALSE_FAILURE, false_failure_rate
 from tests.traffic.conftest import BOOKINFO, LABELS, TrafficLab
 from tests.traffic.test_canary_analysis import (
     _closed_port,
@@ -45,9 +46,13 @@ PAGES_PER_SECOND = 10.0
 ALL_V1_SECONDS, ALL_V1_WINDOW = 7.0, "6s"
 HALF_SECONDS, HALF_WINDOW = 16.0, "15s"
 PROMOTED_SECONDS, PROMOTED_WINDOW = 7.0, "6s"
-# The share's interval is checked to contain 50 %: at 99.9 % confidence a fair split misses it
-# once in a thousand runs.
-CONFIDENCE = 99.9
+# The share's interval is checked to contain 50 %. Prometheus' increase() scales a window's counts
+# by up to EXTRAPOLATION (the window over the span its samples cover), which narrows the interval;
+# at 99.999 % a fair split still misses it less than once in 10,000 runs for every total the test
+# can see (docs/testing.md; the last test of this file computes it).
+CONFIDENCE = 99.999
+EXTRAPOLATION = 1.2
+MOST_CALLS = 400
 # The probe's window: traffic_probe alone, after the last loaded page was scraped.
 PROBE_REQUESTS, PROBE_QUIET = 400, 3.0
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -202,7 +207,7 @@ def test_half_and_half_shares_contain_50_and_agree_with_prometheus(seen: Seen):
         assert edge["share"]["percent"] == pytest.approx(100 * answered[workload] / total, abs=0.01)
         assert edge["requests"] == pytest.approx(answered[workload], abs=0.01)
         assert edge["share"]["of"] == pytest.approx(total, abs=0.01)
-    assert total >= HALF_SECONDS * PAGES_PER_SECOND / 3, total
+    assert HALF_SECONDS * PAGES_PER_SECOND / 3 <= total <= MOST_CALLS, total
 
 
 def test_shares_agree_with_traffic_probes_count_for_the_same_window(seen: Seen):
@@ -334,3 +339,14 @@ def test_unreachable_or_empty_prometheus(seen: Seen, tmp_path: Path):
     assert not empty.get("failed") and empty["empty"] is True, empty.get("msg")
     assert "has no istio_requests_total series at all" in empty["summary"], empty["summary"]
     assert "has no istio_requests_total series at all" in empty["text"]
+
+
+def test_the_half_and_half_check_fails_a_correct_router_at_most_once_in_10000_runs():
+    from ansible_collections.canary.istio.plugins.module_utils._topology import wilson_interval
+
+    least = int(HALF_SECONDS * PAGES_PER_SECOND / 3)
+    for factor in (1.0, EXTRAPOLATION):
+        worst = max(false_failure_rate(calls, {"v1": 0.5, "v2": 0.5},
+                                       lambda k, n: wilson_interval(k * factor, n * factor, CONFIDENCE), {"v2": 50})
+                    for calls in range(least, MOST_CALLS + 1))
+        assert worst <= MAX_FALSE_FAILURE, (factor, worst)

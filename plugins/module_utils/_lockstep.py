@@ -147,7 +147,20 @@ class Workers:
                     if finished == total:
                         all_done.notify()
 
-        futures = [self._pool.submit(counted, target) for target in targets]
+        # ``size`` loops that take the next target in turn, not one future per target: a thousand
+        # submissions contend for the interpreter with the workers already sending.
+        queue = iter(targets)
+        taking = threading.Lock()
+
+        def loop() -> None:
+            while True:
+                with taking:
+                    target = next(queue, None)
+                if target is None:
+                    return
+                counted(target)
+
+        futures = [self._pool.submit(loop) for _ in range(self.size)]
         while True:
             with all_done:
                 if finished < total:

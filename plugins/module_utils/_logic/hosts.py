@@ -21,6 +21,7 @@ Rules followed (istio/istio):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ DEFAULT_ROOT_NAMESPACE = "istio-system"
 _DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 
+@functools.lru_cache(maxsize=4096)  # thousands of services resolve the same few hosts many times
 def _is_ip_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

@@ -160,7 +160,7 @@ class Workers:
                     return
                 counted(target)
 
-        futures = [self._pool.submit(loop) for _ in range(self.size)]
+        futures = [self._pool.submit(loop) for _worker in range(self.size)]
         while True:
             with all_done:
                 if finished < total:

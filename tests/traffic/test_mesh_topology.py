@@ -347,6 +347,6 @@ def test_the_half_and_half_check_fails_a_correct_router_at_most_once_in_10000_ru
     least = int(HALF_SECONDS * PAGES_PER_SECOND / 3)
     for factor in (1.0, EXTRAPOLATION):
         worst = max(false_failure_rate(calls, {"v1": 0.5, "v2": 0.5},
-                                       lambda k, n: wilson_interval(k * factor, n * factor, CONFIDENCE), {"v2": 50})
+                                       lambda k, n, f=factor: wilson_interval(k * f, n * f, CONFIDENCE), {"v2": 50})
                     for calls in range(least, MOST_CALLS + 1))
         assert worst <= MAX_FALSE_FAILURE, (factor, worst)

@@ -113,7 +113,8 @@ def test_a_partial_run_prints_its_table():
 
 def test_the_waves_section_shows_its_figures_in_both_pages():
     results = _results()
-    waves, serial = results["waves"]["plans"]["waves"]["median"], results["waves"]["plans"]["one after another"]["median"]
+    plans = results["waves"]["plans"]
+    waves, serial = plans["waves"]["median"], plans["one after another"]["median"]
     figures = {f"{waves['wall_s']:.1f}", f"{serial['wall_s']:.1f}", f"{waves['slowest_cluster_s']:.1f}",
                f"{serial['sum_clusters_s']:.1f}", f"{results['waves']['wall_ratio']:.2f}", results["waves"]["load"]}
     for lang in (report.EN, report.ZH):

@@ -25,17 +25,19 @@ from typing import Any
 from bench.env import REPO_ROOT, say
 from lab import clusters
 from lab.kube import KubeClient
+from tests.traffic.conftest import take_down
 from tests.traffic.test_waves import HEALTHY, NAMES, Waves, base_everywhere, start
 
 PLANS = {"waves": (1, 2, 2), "one after another": (1, 2, 3)}
 HISTORY = "canary.istio/history"
 
+
 def _seconds(stamp: str) -> float:
     return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
+
 def _release_seconds(waves: Waves, namespace: str) -> dict[str, float]:
     """Each cluster's release, from its first weight step to its promotion (the history's times)."""
-
     out = {}
     for name in NAMES:
         annotations = waves.virtual_service(name, namespace)["metadata"].get("annotations") or {}
@@ -46,10 +48,7 @@ def _release_seconds(waves: Waves, namespace: str) -> dict[str, float]:
 def _clean(waves: Waves, namespace: str) -> None:
     """The namespace's workloads go: the next run's data plane has only its own to serve."""
     for lab in waves.labs.values():
-        kube = KubeClient.from_state(lab.state)
-        listed = kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]
-        for item in listed:
-            kube.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/{item['metadata']['name']}")
+        take_down(KubeClient.from_state(lab.state), namespace)
 
 
 def _one_run(waves: Waves, plan: str, round_index: int, work: Path) -> dict[str, Any]:
@@ -62,6 +61,7 @@ def _one_run(waves: Waves, plan: str, round_index: int, work: Path) -> dict[str,
     releases = _release_seconds(waves, namespace)
     _clean(waves, namespace)
     return {"wall_s": waves.seconds, "release_s": releases, "promoted_everywhere": promoted}
+
 
 def waves_vs_one_after_another(runs: int, root: Path | None = None) -> dict[str, Any]:
     root = root or REPO_ROOT / "build" / "bench-waves"

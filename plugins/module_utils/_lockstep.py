@@ -132,39 +132,34 @@ class Workers:
                 one(target)
                 on_done(done)
             return failed
-        # A count under a condition, not wait(FIRST_COMPLETED) in a loop: that call puts a waiter on
-        # every pending future each time one finishes, quadratic in the number of services.
-        total, finished = len(targets), 0
-        all_done = threading.Condition()
-
-        def counted(target: Target) -> None:
-            nonlocal finished
-            try:
-                one(target)
-            finally:
-                with all_done:
-                    finished += 1
-                    if finished == total:
-                        all_done.notify()
-
-        # ``size`` loops that take the next target in turn, not one future per target: a thousand
+        # ``size`` loops that take the next target in turn and count it done under one condition: not
+        # a future per target, whose wait(FIRST_COMPLETED) in a loop puts a waiter on every pending
+        # future each time one finishes (quadratic in the number of services), and whose thousand
         # submissions contend for the interpreter with the workers already sending.
+        total, finished = len(targets), 0
         queue = iter(targets)
-        taking = threading.Lock()
+        progress = threading.Condition()
 
         def loop() -> None:
+            nonlocal finished
             while True:
-                with taking:
+                with progress:
                     target = next(queue, None)
                 if target is None:
                     return
-                counted(target)
+                try:
+                    one(target)
+                finally:
+                    with progress:
+                        finished += 1
+                        if finished == total:
+                            progress.notify()
 
         futures = [self._pool.submit(loop) for _worker in range(self.size)]
         while True:
-            with all_done:
+            with progress:
                 if finished < total:
-                    all_done.wait(timeout=PROGRESS_EVERY_SECONDS)
+                    progress.wait(timeout=PROGRESS_EVERY_SECONDS)
                 count = finished
             on_done(count)
             if count == total:

@@ -142,6 +142,17 @@ def deploy_bookinfo(lab: TrafficLab, namespace: str) -> None:
         str(BOOKINFO / "networking/virtual-service-all-v1.yaml")])
 
 
+def take_down(kube: KubeClient, namespace: str) -> None:
+    """A test's Bookinfo goes: its gateway binding (when there is one) and every Deployment of the
+    namespace, so the shared data plane stops serving them."""
+    try:
+        kube.delete(f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/bookinfo")
+    except Exception:
+        pass
+    for item in kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]:
+        kube.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/{item['metadata']['name']}")
+
+
 @pytest.fixture
 def bookinfo_ns(traffic_lab: TrafficLab) -> Iterator[str]:
     """Bookinfo at v1 in a fresh namespace; the gateway binding and workloads go away afterwards."""
@@ -151,11 +162,4 @@ def bookinfo_ns(traffic_lab: TrafficLab) -> Iterator[str]:
     try:
         yield namespace
     finally:
-        kube = traffic_lab.kube
-        for path in (f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/bookinfo",):
-            try:
-                kube.delete(path)
-            except Exception:
-                pass
-        for item in kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]:
-            kube.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/{item['metadata']['name']}")
+        take_down(traffic_lab.kube, namespace)

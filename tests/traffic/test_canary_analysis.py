@@ -33,7 +33,7 @@ import yaml
 from lab import prometheus
 from lab.kube import KubeClient
 from tests.helpers.ansible import ansible_env, run_module, run_playbook
-from tests.traffic.conftest import BOOKINFO, TrafficLab
+from tests.traffic.conftest import BOOKINFO, TrafficLab, take_down
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -160,13 +160,7 @@ def analysed(traffic_lab: TrafficLab) -> Iterator[Analysed]:
         yield outcome
     finally:
         for namespace in namespaces.values():
-            for path in (f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/bookinfo",):
-                try:
-                    traffic_lab.kube.delete(path)
-                except Exception:
-                    pass
-            for item in traffic_lab.kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]:
-                traffic_lab.kube.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/{item['metadata']['name']}")
+            take_down(traffic_lab.kube, namespace)
 
 
 def checks_of(result: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -31,7 +31,7 @@ from lab.kube import KubeClient
 from tests.helpers.ansible import run_module, run_playbook, task_results
 from tests.helpers.collection import REPO_ROOT
 from tests.helpers.split_checks import MAX_FALSE_FAILURE, false_failure_rate
-from tests.traffic.conftest import BOOKINFO, LABELS, TrafficLab
+from tests.traffic.conftest import BOOKINFO, LABELS, TrafficLab, take_down
 from tests.traffic.test_canary_analysis import (
     _closed_port,
     ask_prometheus,
@@ -128,13 +128,7 @@ def seen(traffic_lab: TrafficLab, tmp_path_factory: pytest.TempPathFactory) -> I
                                                              service="reviews"))
         yield Seen(record["url"], namespace, all_v1, half, proc.stdout, picture, promoted, probed, probed_topology)
     finally:
-        kube = traffic_lab.kube
-        try:
-            kube.delete(f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/bookinfo")
-        except Exception:
-            pass
-        for item in kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]:
-            kube.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/{item['metadata']['name']}")
+        take_down(traffic_lab.kube, namespace)
 
 
 def probe_alone(lab: TrafficLab, url: str, namespace: str, host: str,
@@ -149,10 +143,8 @@ def probe_alone(lab: TrafficLab, url: str, namespace: str, host: str,
     started = time.time()
     probe = {"url": f"{lab.gateway}/productpage", "requests": PROBE_REQUESTS, "concurrency": 4,
              "headers": {"Host": host}, "labels": LABELS, "max_errors": 0}
-    proc = run_playbook([{"hosts": "localhost", "gather_facts": False, "connection": "local",
-                          "tasks": [{"name": "probe", "canary.istio.traffic_probe": probe}]}], lab.state)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    probed = task_results(proc)[0]
+    probed = run_module("traffic_probe", probe)
+    assert not probed.get("failed"), probed.get("msg")
     time.sleep(1.5)  # the last answers are scraped
     # Whole seconds back to just before the probe's first request (the module starts within a second).
     window = int(time.time() + 1.0 - started) + 1

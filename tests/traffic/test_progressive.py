@@ -41,7 +41,7 @@ from lab import prometheus
 from lab.kube import KubeClient
 from tests.helpers.ansible import run_playbook, task_results
 from tests.helpers.collection import REPO_ROOT
-from tests.traffic.conftest import BOOKINFO, LABELS, TrafficLab
+from tests.traffic.conftest import BOOKINFO, LABELS, TrafficLab, take_down
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -198,12 +198,7 @@ def released(traffic_lab: TrafficLab, tmp_path_factory: pytest.TempPathFactory) 
     outcome = Released(record["url"], namespaces, procs, users, reports)
     yield outcome
     for namespace in namespaces.values():
-        try:
-            traffic_lab.kube.delete(f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/bookinfo")
-        except Exception:
-            pass
-        for item in traffic_lab.kube.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"]:
-            traffic_lab.kube.delete(f"/apis/apps/v1/namespaces/{namespace}/deployments/{item['metadata']['name']}")
+        take_down(traffic_lab.kube, namespace)
 
 
 def ran(released: Released, kind: str) -> dict[str, Any]:

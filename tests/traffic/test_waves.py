@@ -67,8 +67,7 @@ ORDERED = (1, 2, 3)
 class Waves:
     root: Path
     labs: dict[str, TrafficLab]
-    # When the last run's ansible-playbook started, and how long it took (the benchmark reads them).
-    started: float = 0.0
+    # How long the last run's ansible-playbook took (the benchmark reads it).
     seconds: float = 0.0
 
     def kube(self, cluster: str) -> KubeClient:
@@ -104,15 +103,16 @@ class Waves:
             for name in NAMES] if traffic else []
         for thread in loads:
             thread.start()
+        started = time.monotonic()
         try:
             time.sleep(3.0 if traffic else 0.0)  # the base has traffic before the canary comes
-            self.started = time.monotonic()
+            started = time.monotonic()
             return subprocess.run(
                 [str(VENV_BIN / "ansible-playbook"), "-i", str(path), str(REPO_ROOT / "playbooks/waves.yml"),
                  "-e", json.dumps({**RELEASE, "canary_namespace": namespace, **extra})],
                 capture_output=True, text=True, timeout=900, env=ansible_env(None), cwd=REPO_ROOT, check=False)
         finally:
-            self.seconds = time.monotonic() - self.started
+            self.seconds = time.monotonic() - started
             stop.set()
             for thread in loads:
                 thread.join(timeout=30)

@@ -133,6 +133,8 @@ def run(args: argparse.Namespace) -> dict:
             sizes = tuple(int(n) for n in args.sizes.split(",") if n)
             results["many"] = changes.many_services(runner, objects, namespace, args.runs, sizes,
                                                     args.runs_largest)
+            # The namespace now holds a DestinationRule per service of every variant.
+            results["rule_reads"] = profile.rule_reads(state, namespace)
         if "modules" in parts:
             say("API requests per module operation")
             results["modules"] = module_requests.per_module(state, objects.namespace("bench-mods"))

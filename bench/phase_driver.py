@@ -8,7 +8,12 @@ it trusted only the cluster's CA).
 ``kubernetes``: what kubernetes.core does before its first request: import the ``kubernetes``
 package and its dynamic client, load the kubeconfig.
 
-Prints one JSON line of seconds per step. Reads only; writes nothing.
+``rules``: how a split finds the DestinationRules for a host in a namespace with many of them: the
+full LIST (read from etcd) against the watch cache's table of names and hosts
+(``Istio.cached_column``), each timed ``RULE_ROUNDS`` times in turn on one connection.
+
+Prints one JSON line of seconds per step (``rules``: median seconds and the number of rules). Reads
+only; writes nothing.
 """
 
 from __future__ import annotations
@@ -90,8 +95,30 @@ def kubernetes(kubeconfig: str, namespace: str) -> dict[str, float]:
     return marks
 
 
+RULE_ROUNDS = 15
+
+
+def rules(kubeconfig: str, namespace: str) -> dict[str, float]:
+    from ansible_collections.canary.istio.plugins.module_utils import _client, _istio
+
+    istio = _istio.Istio(_client.KubeClient(_client.resolve_settings({"kubeconfig": kubeconfig, "context": None})))
+    count = len(istio.list("DestinationRule", namespace))  # also opens the connection
+    times: dict[str, list[float]] = {"list": [], "table": []}
+    for _ in range(RULE_ROUNDS):
+        for name, read in (("list", lambda: istio.list("DestinationRule", namespace)),
+                           ("table", lambda: istio.cached_column("DestinationRule", namespace, "Host"))):
+            started = time.perf_counter()
+            read()
+            times[name].append(time.perf_counter() - started)
+    istio.client.close()
+    return {"rules": count, **{name: sorted(values)[len(values) // 2] for name, values in times.items()}}
+
+
 def main() -> int:
     mode, kubeconfig, namespace = sys.argv[1:4]
+    if mode == "rules":
+        print(json.dumps(rules(kubeconfig, namespace)))
+        return 0
     marks = ours(kubeconfig, namespace) if mode == "ours" else kubernetes(kubeconfig, namespace)
     marks["total"] = time.perf_counter() - STARTED
     print(json.dumps(marks))

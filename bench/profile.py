@@ -134,6 +134,22 @@ def module_imports(module: str) -> list[Path]:
     return seen
 
 
+def rule_reads(lab_state: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The two ways a split can learn which DestinationRules of a busy namespace have its host: the
+    full LIST and the watch cache's host table (``phase_driver.py rules``), in milliseconds."""
+    say("profile: finding a host's DestinationRules in a namespace with many")
+    driver = REPO_ROOT / "bench" / "phase_driver.py"
+    env = dict(_module_env(lab_state), PYTHONPATH=str(COLLECTIONS_ROOT))
+    proc = subprocess.run([str(bench_python()), str(driver), "rules", lab_state["kubeconfig"], namespace],
+                          env=env, capture_output=True, text=True, check=False)
+    try:
+        timings = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        say(f"profile: rule reads failed: {proc.stderr[-800:]}")
+        return {}
+    return {"rules": timings["rules"], "list_ms": timings["list"] * 1000, "table_ms": timings["table"] * 1000}
+
+
 def where_time_goes(lab_state: dict[str, Any], namespace: str, runs: int) -> dict[str, Any]:
     python = str(bench_python())
     env = _module_env(lab_state)

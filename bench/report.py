@@ -298,7 +298,10 @@ def findings(results: dict[str, Any]) -> dict[str, Any]:
     in_over_module = (ratios.get("task_in_process_over_module_process") or {}).get("median")
     module_ratio = (ratios.get("task_module_process_over_k8s_json_patch") or {}).get("median")
     seconds = results.get("settings", {}).get("seconds")
-    return {"floor": s(floor), "theirs": s(theirs), "half": s(theirs / 2 if theirs else None),
+    rule_reads = results.get("rule_reads") or {}
+    return {"rules": str(rule_reads["rules"]) if rule_reads else "–",
+            "rules_list": s(rule_reads.get("list_ms"), 1), "rules_table": s(rule_reads.get("table_ms"), 1),
+            "floor": s(floor), "theirs": s(theirs), "half": s(theirs / 2 if theirs else None),
             "tls": s(phases.get("ours.tls_context"), 1),
             "system_ca": s(phases.get("ours.system_ca_context"), 1),
             "around": s(around),

@@ -291,14 +291,17 @@ class KubeClient:
             self._transport.close()
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                content_type: str = "application/json") -> Any:
-        """One API request; JSON in, JSON out. Raises ApiError, ConnectionFailed, or, when the answer
-        to a request that changes something is lost, RequestOutcomeUnknown."""
+                content_type: str = "application/json", accept: str | None = None) -> Any:
+        """One API request; JSON in, JSON out (``accept`` asks for another JSON form, such as a
+        Table). Raises ApiError, ConnectionFailed, or, when the answer to a request that changes
+        something is lost, RequestOutcomeUnknown."""
         url = self.base_path + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         payload = None
         headers = list(self._headers)
+        if accept:
+            headers = [("Accept", accept) if name == "Accept" else (name, value) for name, value in headers]
         if body is not None:
             payload = body if isinstance(body, (bytes, str)) else json.dumps(body, separators=(",", ":"))
             if isinstance(payload, str):

@@ -75,6 +75,11 @@ class ReadCache:
         self._values: dict[Any, Any] = {}
         self._pending: dict[Any, threading.Lock] = {}
 
+    def holds(self, key: Any) -> bool:
+        """Whether ``key`` has been read already in this task."""
+        with self._lock:
+            return key in self._values
+
     def get(self, key: Any, read: Callable[[], Any]) -> Any:
         with self._lock:
             if key in self._values:

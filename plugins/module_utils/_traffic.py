@@ -5,13 +5,15 @@
 """Moving traffic: plan a weight change on one VirtualService, write it with one guarded JSON
 Patch, retry on conflicts, and put it back when a lockstep move fails later.
 
-Requests for one VirtualService: GET of the VirtualService, one LIST of DestinationRules per
-namespace Istio searches until one applies to the host (the VirtualService's namespace; then the
-service's namespace when it lives elsewhere; then the mesh root namespace), one PATCH - three in
-the common case of a rule beside the VirtualService. A lockstep task reads each namespace's
-DestinationRules once for all its services, and the VirtualServices of a namespace it moves many of
-with one LIST (``_lockstep``): about one request per service, the PATCH. A conflict (someone wrote in between; the
-patch's ``test`` ops fail) costs a re-read and a re-plan, never a blind overwrite.
+Requests for one VirtualService: GET of the VirtualService; the names of the DestinationRules for
+its host from the API server's watch cache and a GET of each (:func:`_rules_beside`), or, when that
+cannot show the answer, one LIST of DestinationRules per namespace Istio searches until one applies
+to the host (the VirtualService's namespace; then the service's namespace when it lives elsewhere;
+then the mesh root namespace); one PATCH - four small requests in the common case of a rule beside
+the VirtualService. A lockstep task lists the DestinationRules and VirtualServices of a namespace it
+moves many services of once for all of them (``_lockstep``): about one request per service, the
+PATCH. A conflict (someone wrote in between; the patch's ``test`` ops fail) costs a re-read and a
+re-plan, never a blind overwrite.
 """
 
 from __future__ import annotations
@@ -128,18 +130,25 @@ def list_virtual_services(ctx: Context, namespace: str) -> dict[str, dict[str, A
     return {(item.get("metadata") or {}).get("name"): item for item in items}
 
 
-def read_destination_rules(ctx: Context, target: Target, host: str) -> list[dict[str, Any]]:
+def read_destination_rules(ctx: Context, target: Target, host: str,
+                           needed: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The DestinationRules Istio applies to ``host`` for clients in the VirtualService's namespace.
 
     Namespaces are searched in Istio's order (:func:`destination_rule_namespaces`), one LIST each,
     stopping at the first that has a rule for the host. With ``destination_rule`` set, that name
-    is looked up (one GET per namespace, same order) and must apply to the host.
+    is looked up (one GET per namespace, same order) and must apply to the host. Without it, the
+    short way (:func:`_rules_beside`) is tried first; ``needed`` are the subsets the caller will
+    route to.
     """
     fqdn = target.hosts.fqdn(host)
     target.fqdn = fqdn
     namespaces = destination_rule_namespaces(target.namespace, target.hosts.service_namespace(fqdn),
                                              target.root_namespace)
     istio = ctx.istio
+    if not target.destination_rule:
+        rules = _rules_beside(ctx, target, fqdn, needed)
+        if rules:
+            return rules
     for namespace in namespaces:
         if target.destination_rule:
             ctx.at("get", "destinationrules", target.destination_rule, namespace)
@@ -162,6 +171,63 @@ def read_destination_rules(ctx: Context, target: Target, host: str) -> list[dict
         if rules:
             return rules
     return []
+
+
+def _rules_beside(ctx: Context, target: Target, fqdn: str, needed: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The common case without listing every rule of a busy namespace: the rules for exactly
+    ``fqdn`` in the VirtualService's own namespace (the first Istio searches), or [] when this
+    cannot be shown cheaply and the caller must search in full.
+
+    The names come from the API server's watch cache (a Table with each rule's host), which may
+    lag; each rule is then read with a GET, so what is used is current. A rule the cache missed
+    can only be one more rule for the same exact host, which Istio merges in: it could add
+    subsets, never remove one. So the answer stands when the rules read apply to ``fqdn`` exactly
+    and define every ``needed`` subset; otherwise (no such rule in the cache, a rule changed or
+    deleted since, a subset missing) the full search decides, as it would without this.
+    """
+    namespace, domain = target.namespace, target.hosts.cluster_domain
+    if ctx.cache.holds(("DestinationRules", namespace, domain)):
+        return []  # this task listed the namespace already: that answer is complete and costs nothing
+    names = destination_rule_hosts(ctx, namespace, domain)
+    if not names or not names.get(fqdn):
+        return []
+    istio = ctx.istio
+    found = []
+    for name in names[fqdn]:
+        ctx.at("get", "destinationrules", name, namespace)
+        rule = ctx.cache.get(("DestinationRule", namespace, name),
+                             lambda name=name: istio.get("DestinationRule", namespace, name))
+        if rule is not None:
+            found.append(_forget_managed_fields(rule))
+    rules = rules_for_host(found, namespace, namespace, fqdn, domain)
+    scope = Hosts(namespace, domain)
+    if not rules or any(scope.fqdn((rule.get("spec") or {}).get("host")) != fqdn for rule in rules):
+        return []
+    defined = merged_subsets(rules)
+    if any(subset not in defined for subset in needed):
+        return []
+    return rules
+
+
+def destination_rule_hosts(ctx: Context, namespace: str, cluster_domain: str) -> dict[str, list[str]] | None:
+    """Names of a namespace's DestinationRules by resolved exact host (wildcards left out), from the
+    watch cache (:meth:`Istio.cached_column`): one small request per namespace and task. None when
+    the server gives no host column."""
+    ctx.at("list", "destinationrules", None, namespace)
+
+    def read() -> dict[str, list[str]] | None:
+        pairs = ctx.istio.cached_column("DestinationRule", namespace, "Host")
+        if pairs is None:
+            return None
+        scope = Hosts(namespace, cluster_domain)
+        by_host: dict[str, list[str]] = {}
+        for name, host in pairs:
+            resolved = scope.fqdn(host) if isinstance(host, str) and host else None
+            if isinstance(resolved, str) and "*" not in resolved:
+                by_host.setdefault(resolved, []).append(name)
+        return by_host
+
+    return ctx.cache.get(("DestinationRuleHosts", namespace, cluster_domain), read)
 
 
 def destination_rules_of(ctx: Context, namespace: str, cluster_domain: str) -> RuleIndex:
@@ -200,9 +266,10 @@ class RuleIndex:
         return [rule for _position, rule in sorted(found + self.others, key=lambda pair: pair[0])]
 
 
-def read_destination_rule(ctx: Context, target: Target, host: str) -> dict[str, Any] | None:
+def read_destination_rule(ctx: Context, target: Target, host: str,
+                          needed: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """The first of :func:`read_destination_rules` (the one reported), or None."""
-    target.rules = read_destination_rules(ctx, target, host)
+    target.rules = read_destination_rules(ctx, target, host, needed)
     target.rule = target.rules[0] if target.rules else None
     return target.rule
 
@@ -244,7 +311,7 @@ def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor
     new_route = plan_route_weights(route, host, target.weights, remove_unnamed=remove_unnamed, hosts=target.hosts)
     target.after = route_weights(new_route)
     routed = [subset for subset, weight in target.weights.items() if weight > 0]
-    read_destination_rule(ctx, target, host)
+    read_destination_rule(ctx, target, host, tuple(routed))
     if routed:
         defined = merged_subsets(target.rules)
         missing = [subset for subset in routed if subset not in defined]
@@ -385,7 +452,7 @@ def plan_header(ctx: Context, target: Target, route: str, match: list[dict[str, 
     else:
         new_http = plan_header_route(spec, route, host, match, subset, port=header_route_port(spec, host, target.hosts),
                                      hosts=target.hosts)
-        read_destination_rule(ctx, target, host)
+        read_destination_rule(ctx, target, host, (subset,))
         if subset not in merged_subsets(target.rules):
             raise ModuleFailure(_no_subset_message(target, f"route {route!r} to subset {subset!r}"))
     target.patch = build_http_list_patch(vs, old_http, new_http)

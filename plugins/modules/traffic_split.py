@@ -34,7 +34,8 @@ description:
     read and validated before the first write; when a later write fails, no new write starts, and the
     ones already moved - and any whose write may have been applied although its answer was lost - are
     put back; the result says so for each service. Reads and writes run O(concurrency) at a time, each
-    worker on a connection of its own. DestinationRules are listed once per namespace for the whole task.
+    worker on a connection of its own. DestinationRules of a namespace with 50 or more of the services are
+    listed once for the whole task; otherwise found as for one service (see the collection's docs).
   - When the task runs in the controller (a local connection, see the collection's docs), a move of 100
     services or more prints progress lines while it reads, writes and, on failure, puts back.
   - Each step is recorded on the VirtualService in annotations with the prefix C(canary.istio/),

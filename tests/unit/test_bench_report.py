@@ -61,7 +61,8 @@ def test_the_figures_come_from_the_results():
     one = results["one_change"]
     figures = {f"{one['traffic_split']['median']['task_s']:.3f}",
                f"{results['router']['added']['one hop']['p50_ms']:.3f}",
-               f"{results['profile']['phases_ms']['ours.tls_context']:.1f}", results["machine"]["kernel"]}
+               f"{results['profile']['phases_ms']['ours.tls_context']:.1f}", results["machine"]["kernel"],
+               f"{results['rule_reads']['list_ms']:.1f}", f"{results['rule_reads']['table_ms']:.1f}"}
     for lang in (report.EN, report.ZH):
         page = report.render(copy.deepcopy(results), lang)
         assert all(figure in page for figure in figures), (lang, figures)

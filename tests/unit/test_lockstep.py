@@ -56,6 +56,8 @@ class FakeIstio:
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self.api.lock:
             self.api.requests += 1
+            if kind == "DestinationRule":
+                return copy.deepcopy(RULE) if name == RULE["metadata"]["name"] else None
             if name in self.api.broken_reads:
                 self.api.broken_reads.discard(name)
                 raise ConnectionFailed("connection reset while reading")
@@ -67,6 +69,11 @@ class FakeIstio:
             self.api.requests += 1
             items = copy.deepcopy(list(self.api.store.values() if kind == "VirtualService" else [RULE]))
             return [each(item) for item in items] if each else items
+
+    def cached_column(self, kind: str, namespace: str, column: str) -> list[tuple[str, Any]]:
+        with self.api.lock:
+            self.api.requests += 1
+            return [(RULE["metadata"]["name"], RULE["spec"]["host"])]
 
     def json_patch(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]],
                    dry_run: bool = False) -> dict[str, Any]:

@@ -5,12 +5,13 @@
 """Moving traffic: plan a weight change on one VirtualService, write it with one guarded JSON
 Patch, retry on conflicts, and put it back when a lockstep move fails later.
 
-Requests for one VirtualService: GET of the VirtualService; the names of the DestinationRules for
-its host from the API server's watch cache and a GET of each (:func:`_rules_beside`), or, when that
-cannot show the answer, one LIST of DestinationRules per namespace Istio searches until one applies
-to the host (the VirtualService's namespace; then the service's namespace when it lives elsewhere;
-then the mesh root namespace); one PATCH - four small requests in the common case of a rule beside
-the VirtualService. A lockstep task lists the DestinationRules and VirtualServices of a namespace it
+Requests for one VirtualService: GET of the VirtualService; GET of the DestinationRule named
+after the service, or the names of the rules for its host from the API server's watch cache and a
+GET of each (:func:`_rules_beside`), or, when neither can show the answer, one LIST of
+DestinationRules per namespace Istio searches until one applies to the host (the VirtualService's
+namespace; then the service's namespace when it lives elsewhere; then the mesh root namespace); one
+PATCH - three requests in the common case of a rule named after its service beside the
+VirtualService. A lockstep task lists the DestinationRules and VirtualServices of a namespace it
 moves many services of once for all of them (``_lockstep``): about one request per service, the
 PATCH. A conflict (someone wrote in between; the patch's ``test`` ops fail) costs a re-read and a
 re-plan, never a blind overwrite.
@@ -174,37 +175,63 @@ def read_destination_rules(ctx: Context, target: Target, host: str,
 
 
 def _rules_beside(ctx: Context, target: Target, fqdn: str, needed: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The common case without listing every rule of a busy namespace: the rules for exactly
-    ``fqdn`` in the VirtualService's own namespace (the first Istio searches), or [] when this
-    cannot be shown cheaply and the caller must search in full.
+    """The common case without listing every rule of a busy namespace: rules for exactly ``fqdn``
+    in the VirtualService's own namespace (the first Istio searches), or [] when this cannot be
+    shown cheaply and the caller must search in full.
 
-    The names come from the API server's watch cache (a Table with each rule's host), which may
-    lag; each rule is then read with a GET, so what is used is current. A rule the cache missed
-    can only be one more rule for the same exact host, which Istio merges in: it could add
-    subsets, never remove one. So the answer stands when the rules read apply to ``fqdn`` exactly
-    and define every ``needed`` subset; otherwise (no such rule in the cache, a rule changed or
-    deleted since, a subset missing) the full search decides, as it would without this.
+    Two rules of Istio's make a partial view safe. Rules for the same exact host in one namespace
+    are merged, so a rule not seen could only add subsets, never remove one; and an exact host
+    beats every wildcard. Hence:
+
+    1. With ``needed`` subsets (a split, a header route): the rule named after the service (GET,
+       current) answers alone when it is for exactly this host and defines them all.
+    2. Otherwise the API server's watch cache names the namespace's rules for this host (a Table
+       of names and hosts); each is read with a GET, so what is used is current. A rule the cache
+       missed (it may lag) is again one that could only add subsets.
+
+    The answer stands when the rules read apply to ``fqdn`` exactly and define every ``needed``
+    subset; otherwise (no such rule, a rule changed or deleted since the cache saw it, a subset
+    missing) the full search decides, as it would without this.
     """
     namespace, domain = target.namespace, target.hosts.cluster_domain
     if ctx.cache.holds(("DestinationRules", namespace, domain)):
         return []  # this task listed the namespace already: that answer is complete and costs nothing
+    service = target.hosts.service_name(fqdn)
+    if needed and service:
+        rules = _exact_rules(ctx, namespace, [service], fqdn, domain)
+        if rules and _defines(rules, needed):
+            return rules
     names = destination_rule_hosts(ctx, namespace, domain)
     if not names or not names.get(fqdn):
         return []
+    rules = _exact_rules(ctx, namespace, names[fqdn], fqdn, domain)
+    return rules if rules and _defines(rules, needed) else []
+
+
+def _defines(rules: list[dict[str, Any]], needed: tuple[str, ...]) -> bool:
+    defined = merged_subsets(rules)
+    return all(subset in defined for subset in needed)
+
+
+def _exact_rules(ctx: Context, namespace: str, names: list[str], fqdn: str, domain: str) -> list[dict[str, Any]]:
+    """The rules of ``names`` (read with GET, current) that Istio applies to ``fqdn`` for clients in
+    their own namespace, when every one of them is for exactly ``fqdn``; else []."""
     istio = ctx.istio
     found = []
-    for name in names[fqdn]:
+    for name in names:
         ctx.at("get", "destinationrules", name, namespace)
-        rule = ctx.cache.get(("DestinationRule", namespace, name),
-                             lambda name=name: istio.get("DestinationRule", namespace, name))
+        try:
+            rule = ctx.cache.get(("DestinationRule", namespace, name),
+                                 lambda name=name: istio.get("DestinationRule", namespace, name))
+        except ApiError as exc:
+            if exc.status == 403:  # a Role with list but not get: the full search needs only list
+                return []
+            raise
         if rule is not None:
             found.append(_forget_managed_fields(rule))
     rules = rules_for_host(found, namespace, namespace, fqdn, domain)
     scope = Hosts(namespace, domain)
-    if not rules or any(scope.fqdn((rule.get("spec") or {}).get("host")) != fqdn for rule in rules):
-        return []
-    defined = merged_subsets(rules)
-    if any(subset not in defined for subset in needed):
+    if any(scope.fqdn((rule.get("spec") or {}).get("host")) != fqdn for rule in rules):
         return []
     return rules
 

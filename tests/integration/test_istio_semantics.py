@@ -93,13 +93,14 @@ def test_split_across_namespaces_succeeds_once_the_subset_exists_there(lab_state
     made = window.requests(user=ADMIN)
     assert result.get("failed") is not True, result
     assert result["services"][0]["destination_rule_namespace"] == staging
-    # GET the VirtualService; the watch cache's host table of its namespace shows no rule for this
-    # host, and a cache may lag, so a full LIST there confirms it; LIST rules in the service's
-    # namespace; one PATCH: five requests for a cross-namespace split.
+    # GET the VirtualService; in its namespace no rule named after the service, and the watch cache's
+    # host table shows none for this host - a cache may lag, so a full LIST there confirms it; LIST
+    # rules in the service's namespace; one PATCH: six requests for a cross-namespace split.
     assert [(e["verb"], e["objectRef"].get("namespace")) for e in made] == [
-        ("get", frontend), ("list", frontend), ("list", frontend), ("list", staging), ("patch", frontend)]
-    assert "resourceVersion=0" in made[1]["requestURI"] and "resourceVersion" not in made[2]["requestURI"]
-    assert result["api_requests"] == 5
+        ("get", frontend), ("get", frontend), ("list", frontend), ("list", frontend), ("list", staging),
+        ("patch", frontend)]
+    assert "resourceVersion=0" in made[2]["requestURI"] and "resourceVersion" not in made[3]["requestURI"]
+    assert result["api_requests"] == 6
     route = kube.get(f"{VS.format(ns=frontend)}/reviews")["spec"]["http"][0]["route"]
     assert route == [{"destination": {"host": fqdn, "subset": "v1"}, "weight": 70},
                      {"destination": {"host": fqdn, "subset": "v2"}, "weight": 30}]

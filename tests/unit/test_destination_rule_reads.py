@@ -1,5 +1,6 @@
-"""Which DestinationRules a split checks (``_traffic.read_destination_rules``) when the names come
-from the API server's watch cache, which may lag behind etcd.
+"""Which DestinationRules a split checks (``_traffic.read_destination_rules``) when it reads fewer
+than all of a namespace's rules: the rule named after the service, or the names the API server's
+watch cache gives, which may lag behind etcd.
 
 The expected rules follow Istio's documented behaviour, not our code: rules for the same exact host
 in one namespace are merged (the earlier one's subsets first), a deleted or re-pointed rule no
@@ -42,9 +43,12 @@ class TwoViews:
         self.stored = {r["metadata"]["name"]: r for r in stored}
         self.cached = cached
         self.calls: list[tuple[str, str | None]] = []
+        self.may_get = True
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         self.calls.append(("get", name))
+        if not self.may_get:
+            raise ApiError(403, "Forbidden", {"message": "cannot get destinationrules"})
         return copy.deepcopy(self.stored.get(name)) if namespace == NAMESPACE else None
 
     def list(self, kind: str, namespace: str, label_selector: str | None = None, page_size: int | None = None,
@@ -68,22 +72,52 @@ class Ctx:
 
 
 def read(views: TwoViews, needed: tuple[str, ...] = ("v1", "v2"), ctx: Ctx | None = None) -> list[str]:
+    """The names of the rules a split of service reviews (VirtualService in bookinfo) checks."""
     target = Target("reviews", NAMESPACE, "reviews")
     rules = read_destination_rules(ctx or Ctx(views), target, "reviews", needed)
     return [r["metadata"]["name"] for r in rules]
 
 
-def test_a_rule_the_cache_names_is_read_with_a_get_and_nothing_is_listed_in_full():
+def test_the_rule_named_after_the_service_answers_alone_when_it_has_the_subsets():
     views = TwoViews([rule("reviews", "reviews", "v1", "v2"), rule("ratings", "ratings", "v1")],
                      [("ratings", "ratings"), ("reviews", "reviews")])
     assert read(views) == ["reviews"]
-    assert views.calls == [("table", NAMESPACE), ("get", "reviews")]
+    assert views.calls == [("get", "reviews")]  # with the VirtualService's GET and the PATCH: three
+
+
+def test_the_rule_named_after_the_service_but_for_another_host_is_not_used():
+    views = TwoViews([rule("reviews", "ratings", "v1", "v2"), rule("reviews-dr", "reviews", "v1", "v2")],
+                     [("reviews", "ratings"), ("reviews-dr", "reviews")])
+    assert read(views) == ["reviews-dr"]
+    assert views.calls == [("get", "reviews"), ("table", NAMESPACE), ("get", "reviews-dr")]
+
+
+def test_a_subset_the_named_rule_lacks_is_looked_for_in_every_rule_istio_merges():
+    views = TwoViews([rule("reviews", "reviews", "v1"), rule("reviews-canary", "reviews", "v2")],
+                     [("reviews", "reviews"), ("reviews-canary", "reviews")])
+    assert read(views) == ["reviews", "reviews-canary"]
+    assert ("list", NAMESPACE) not in views.calls
+
+
+def test_without_subsets_to_check_the_cache_names_every_rule_for_the_host():
+    # canary_info reports the merged subsets: one rule alone is not the answer.
+    views = TwoViews([rule("reviews", "reviews", "v1"), rule("reviews-canary", "reviews", "v2")],
+                     [("reviews", "reviews"), ("reviews-canary", "reviews")])
+    assert read(views, needed=()) == ["reviews", "reviews-canary"]
+    assert views.calls == [("table", NAMESPACE), ("get", "reviews"), ("get", "reviews-canary")]
+
+
+def test_a_rule_the_cache_names_is_read_with_a_get_and_nothing_is_listed_in_full():
+    views = TwoViews([rule("reviews-dr", "reviews", "v1", "v2"), rule("ratings", "ratings", "v1")],
+                     [("ratings", "ratings"), ("reviews-dr", "reviews")])
+    assert read(views) == ["reviews-dr"]
+    assert views.calls == [("get", "reviews"), ("table", NAMESPACE), ("get", "reviews-dr")]
 
 
 def test_hosts_in_the_table_are_resolved_in_the_rule_namespace():
-    views = TwoViews([rule("reviews", "reviews.bookinfo.svc.cluster.local", "v1", "v2")],
-                     [("reviews", "reviews.bookinfo.svc.cluster.local")])
-    assert read(views) == ["reviews"]
+    views = TwoViews([rule("reviews-dr", "reviews.bookinfo.svc.cluster.local", "v1", "v2")],
+                     [("reviews-dr", "reviews.bookinfo.svc.cluster.local")])
+    assert read(views) == ["reviews-dr"]
     assert ("list", NAMESPACE) not in views.calls
 
 
@@ -98,14 +132,14 @@ def test_a_rule_pointed_at_another_host_since_the_cache_saw_it_is_not_used():
 def test_a_rule_deleted_since_the_cache_saw_it_is_not_used():
     views = TwoViews([rule("wide", "*.bookinfo.svc.cluster.local", "v1")], [("gone", "reviews")])
     assert read(views, needed=("v1",)) == ["wide"]
-    assert views.calls == [("table", NAMESPACE), ("get", "gone"), ("list", NAMESPACE)]
+    assert views.calls == [("get", "reviews"), ("table", NAMESPACE), ("get", "gone"), ("list", NAMESPACE)]
 
 
-def test_a_subset_missing_from_the_cached_rules_is_looked_for_in_every_rule_istio_merges():
+def test_a_rule_the_cache_missed_is_found_by_the_full_search():
     # "reviews-v2" was created after the cache's snapshot; Istio merges both rules for the host.
-    views = TwoViews([rule("reviews", "reviews", "v1"), rule("reviews-v2", "reviews", "v2")],
-                     [("reviews", "reviews")])
-    assert read(views) == ["reviews", "reviews-v2"]
+    views = TwoViews([rule("reviews-dr", "reviews", "v1"), rule("reviews-v2", "reviews", "v2")],
+                     [("reviews-dr", "reviews")])
+    assert read(views) == ["reviews-dr", "reviews-v2"]
     assert views.calls[-1] == ("list", NAMESPACE)
 
 
@@ -116,16 +150,23 @@ def test_a_subset_defined_nowhere_leaves_the_rules_for_the_caller_to_refuse():
 
 
 def test_only_a_wildcard_in_the_cache_means_a_full_search():
-    views = TwoViews([rule("reviews", "reviews", "v1", "v2"), rule("wide", "*.svc.cluster.local", "v1")],
+    views = TwoViews([rule("reviews-dr", "reviews", "v1", "v2"), rule("wide", "*.svc.cluster.local", "v1")],
                      [("wide", "*.svc.cluster.local")])
-    assert read(views) == ["reviews"]  # an exact host beats any wildcard
-    assert ("list", NAMESPACE) in views.calls
+    assert read(views) == ["reviews-dr"]  # an exact host beats any wildcard
+    assert views.calls[-1] == ("list", NAMESPACE)
 
 
 def test_a_server_without_the_host_column_is_searched_in_full():
-    views = TwoViews([rule("reviews", "reviews", "v1", "v2")], None)
+    views = TwoViews([rule("reviews-dr", "reviews", "v1", "v2")], None)
+    assert read(views) == ["reviews-dr"]
+    assert views.calls == [("get", "reviews"), ("table", NAMESPACE), ("list", NAMESPACE)]
+
+
+def test_a_role_that_may_list_rules_but_not_get_them_is_served_by_the_full_search():
+    views = TwoViews([rule("reviews", "reviews", "v1", "v2")], [("reviews", "reviews")])
+    views.may_get = False
     assert read(views) == ["reviews"]
-    assert views.calls == [("table", NAMESPACE), ("list", NAMESPACE)]
+    assert views.calls == [("get", "reviews"), ("table", NAMESPACE), ("get", "reviews"), ("list", NAMESPACE)]
 
 
 def test_a_namespace_the_task_listed_already_costs_no_request():

@@ -21,6 +21,10 @@ class AuditWindow:
     def __init__(self, state: dict[str, Any]):
         self.path = Path(state["audit_log"])
         self.client = KubeClient.from_state(state, user="admin")
+        # Where the log ended before the window opened: only what follows is read. The API server
+        # rotates its log (every 100 MB: lumberjack's default when --audit-log-maxsize is 0), so the
+        # file is remembered by inode and followed into its rotated name.
+        self.origin = _position(self.path)
         self.start_marker = self._mark()
         self.events: list[dict[str, Any]] | None = None
 
@@ -50,19 +54,39 @@ class AuditWindow:
     def _read(self) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         seen: set[str] = set()
-        with open(self.path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("stage") not in ("ResponseComplete", "Panic"):
-                    continue
-                if event.get("auditID") in seen:
-                    continue
-                seen.add(event.get("auditID"))
-                events.append(event)
+        for path, offset in self._files():
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                for line in handle:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    if event.get("stage") not in ("ResponseComplete", "Panic"):
+                        continue
+                    if event.get("auditID") in seen:
+                        continue
+                    seen.add(event.get("auditID"))
+                    events.append(event)
         return events
+
+    def _files(self) -> list[tuple[Path, int]]:
+        """The files to read, oldest first, each with the offset to start at: the file that was
+        current when the window opened (from where it ended then), any rotated since, the current."""
+        inode, offset = self.origin
+        rotated = sorted(self.path.parent.glob(f"{self.path.stem}-*{self.path.suffix}"),
+                         key=lambda candidate: candidate.stat().st_mtime)
+        files: list[tuple[Path, int]] = []
+        for candidate in [*rotated, self.path]:
+            try:
+                same = candidate.stat().st_ino == inode
+            except FileNotFoundError:
+                continue
+            if same:
+                files = [(candidate, offset)]
+            elif files:
+                files.append((candidate, 0))
+        return files or [(self.path, 0)]
 
     def requests(self, user: str | None = None,
                  where: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
@@ -76,6 +100,14 @@ class AuditWindow:
     def writes(self, user: str | None = None) -> list[dict[str, Any]]:
         return self.requests(user, lambda e: e.get("verb") in ("create", "update", "patch", "delete",
                                                                "deletecollection"))
+
+
+def _position(path: Path) -> tuple[int | None, int]:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None, 0
+    return stat.st_ino, stat.st_size
 
 
 def summarize(events: list[dict[str, Any]]) -> list[str]:

@@ -206,8 +206,8 @@ ISTIO_TABLE = {
 
 def test_the_host_table_is_asked_of_the_watch_cache_and_read_by_column_name():
     client = TableClient(ISTIO_TABLE)
-    assert Istio(client).cached_column("DestinationRule", NAMESPACE, "Host") == [("details", "details"),
-                                                                                ("reviews", "reviews")]
+    pairs = Istio(client).cached_column("DestinationRule", NAMESPACE, "Host")
+    assert pairs == [("details", "details"), ("reviews", "reviews")]
     asked = client.asked[0]
     assert asked["method"] == "GET" and asked["path"].endswith(f"/namespaces/{NAMESPACE}/destinationrules")
     assert asked["query"] == {"resourceVersion": "0", "includeObject": "None"}

@@ -249,9 +249,9 @@ def destination_rule_hosts(ctx: Context, namespace: str, cluster_domain: str) ->
         scope = Hosts(namespace, cluster_domain)
         by_host: dict[str, list[str]] = {}
         for name, host in pairs:
-            resolved = scope.fqdn(host) if isinstance(host, str) and host else None
-            if isinstance(resolved, str) and "*" not in resolved:
-                by_host.setdefault(resolved, []).append(name)
+            exact = exact_host(scope, host)
+            if exact is not None:
+                by_host.setdefault(exact, []).append(name)
         return by_host
 
     return ctx.cache.get(("DestinationRuleHosts", namespace, cluster_domain), read)
@@ -264,6 +264,13 @@ def destination_rules_of(ctx: Context, namespace: str, cluster_domain: str) -> R
     return ctx.cache.get(("DestinationRules", namespace, cluster_domain),
                          lambda: RuleIndex(ctx.istio.list("DestinationRule", namespace, page_size=LIST_PAGE,
                                                           each=_forget_managed_fields), namespace, cluster_domain))
+
+
+def exact_host(scope: Hosts, host: Any) -> str | None:
+    """A rule's ``spec.host`` resolved in its namespace, or None when it is a wildcard (or no host):
+    the key by which a namespace's rules are indexed, from their objects or from the host table."""
+    resolved = scope.fqdn(host)
+    return resolved if isinstance(resolved, str) and "*" not in resolved else None
 
 
 class RuleIndex:
@@ -280,8 +287,8 @@ class RuleIndex:
         self.by_host: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         self.others: list[tuple[int, dict[str, Any]]] = []
         for position, rule in enumerate(rules):
-            host = scope.fqdn(((rule.get("spec") if isinstance(rule, dict) else None) or {}).get("host"))
-            if isinstance(host, str) and "*" not in host:
+            host = exact_host(scope, ((rule.get("spec") if isinstance(rule, dict) else None) or {}).get("host"))
+            if host is not None:
                 self.by_host.setdefault(host, []).append((position, rule))
             else:
                 self.others.append((position, rule))

@@ -7,10 +7,13 @@
 Version negotiation costs no request in the common case: the best version (v1) is tried first,
 and only when the server says it does not serve that resource type (a 404 that names no object)
 is the group discovered, with one request, and the best served version used from then on.
+Twins (one per worker thread) share what was negotiated: when several requests miss at once, one of
+them discovers and the others try again at the version it found.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -42,16 +45,31 @@ class Istio:
     def __init__(self, client: KubeClient, api_version: str = "auto"):
         self.client = client
         self.forced = api_version not in (None, "", "auto")
-        self.version: str = api_version if self.forced else PREFERRED_VERSIONS[0]
-        self.discovered = self.forced
+        self._negotiated = _Negotiated(api_version if self.forced else PREFERRED_VERSIONS[0], self.forced)
         self.discovery_requests = 0
+
+    @property
+    def version(self) -> str:
+        return self._negotiated.version
+
+    @version.setter
+    def version(self, value: str) -> None:
+        self._negotiated.version = value
+
+    @property
+    def discovered(self) -> bool:
+        return self._negotiated.discovered
+
+    @discovered.setter
+    def discovered(self, value: bool) -> None:
+        self._negotiated.discovered = value
 
     @property
     def api_version(self) -> str:
         return f"{GROUP}/{self.version}"
 
     def twin(self, client: KubeClient) -> Istio:
-        """The same access (version as discovered so far) over another client."""
+        """The same access over another client; the version negotiated is shared with the twin."""
         other = Istio.__new__(Istio)
         other.__dict__.update(self.__dict__)
         other.client = client
@@ -96,33 +114,42 @@ class Istio:
             f"the cluster at {self.client.settings.server} serves {GROUP} but not {kind} ({resource}) at "
             f"{', '.join(PREFERRED_VERSIONS)}: Istio's {kind} CRD is missing. Install Istio (or its CRDs) first")
 
-    def path(self, kind: str, namespace: str | None, name: str | None = None) -> str:
+    def path(self, kind: str, namespace: str | None, name: str | None = None, version: str | None = None) -> str:
         """The object's path, or its collection's; all namespaces when ``namespace`` is None."""
         scope = f"namespaces/{namespace}/" if namespace else ""
-        base = f"/apis/{GROUP}/{self.version}/{scope}{KINDS[kind]}"
+        base = f"/apis/{GROUP}/{version or self.version}/{scope}{KINDS[kind]}"
         return f"{base}/{name}" if name else base
 
     def call(self, method: str, kind: str, namespace: str | None, name: str | None = None, **kwargs: Any) -> Any:
-        """A request, retried once at the discovered version when the first guess is not served."""
-        try:
-            return self.client.request(method, self.path(kind, namespace, name), **kwargs)
-        except ApiError as exc:
-            type_not_served = exc.status == 404 and not exc.object_missing and "namespaces" not in exc.message
-            if type_not_served and not self.discovered:
-                self.discover()
-                try:
-                    return self.client.request(method, self.path(kind, namespace, name), **kwargs)
-                except ApiError as retry:
-                    if not (retry.status == 404 and not retry.object_missing and "namespaces" not in retry.message):
-                        raise
-                # The group is served but not this kind at the version picked for the group (a
-                # cluster with only some of Istio's CRDs, or older versions for some kinds).
-                self.discover_kind(kind)
-                return self.client.request(method, self.path(kind, namespace, name), **kwargs)
-            if type_not_served and self.forced:
-                raise IstioMissing(f"the cluster does not serve {KINDS[kind]} at {self.api_version} "
-                                   "(api_version); use api_version: auto or a version the cluster serves") from None
-            raise
+        """A request, tried again at the discovered version when the first guess is not served.
+
+        The group is discovered after the first miss; when the group's version does not serve
+        ``kind`` either, the versions are asked for that kind (once per kind). A request that misses
+        while a twin is discovering waits for it and tries the version found."""
+        while True:
+            tried = self.version
+            try:
+                return self.client.request(method, self.path(kind, namespace, name, tried), **kwargs)
+            except ApiError as exc:
+                if not _type_not_served(exc):
+                    raise
+                if self.forced:
+                    raise IstioMissing(f"the cluster does not serve {KINDS[kind]} at {self.api_version} "
+                                       "(api_version); use api_version: auto or a version the cluster "
+                                       "serves") from None
+                with self._negotiated.lock:
+                    if self.version != tried:
+                        continue  # a twin found the version meanwhile
+                    if not self.discovered:
+                        self.discover()
+                        continue
+                    if kind not in self._negotiated.kinds_asked:
+                        # The group is served but not this kind at the version picked for the group (a
+                        # cluster with only some of Istio's CRDs, or older versions for some kinds).
+                        self._negotiated.kinds_asked.add(kind)
+                        self.discover_kind(kind)
+                        continue
+                raise
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The object, or None when it does not exist (a missing namespace also reads as None)."""
@@ -134,14 +161,19 @@ class Istio:
             raise
 
     def list(self, kind: str, namespace: str | None, label_selector: str | None = None,
-             page_size: int | None = None, each: Callable[[dict[str, Any]], Any] | None = None) -> list[Any]:
+             page_size: int | None = None, each: Callable[[dict[str, Any]], Any] | None = None,
+             cached: bool = False) -> list[Any]:
         """Every object (all namespaces when ``namespace`` is None). With ``page_size``, read in pages of
         that many (``limit``/``continue``), and ``each`` turns every object into what is kept, so only
-        one page is held whole at a time."""
+        one page is held whole at a time. ``cached`` reads from the API server's watch cache
+        (``resourceVersion=0``): no etcd read, but objects may lag behind by a moment, so only for
+        reads whose writes are guarded by the resourceVersion read (and a server that does not page
+        its cache answers with everything at once)."""
         items: list[Any] = []
         token = None
         while True:
-            query = {"labelSelector": label_selector, "limit": page_size, "continue": token}
+            query = {"labelSelector": label_selector, "limit": page_size, "continue": token,
+                     "resourceVersion": "0" if cached and not token else None}
             result = self.call("GET", kind, namespace, query={k: v for k, v in query.items() if v} or None)
             for item in (result or {}).get("items") or []:
                 # List items carry no kind/apiVersion; fill them so results look like single reads.
@@ -200,6 +232,21 @@ class Istio:
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
         return self.call("DELETE", kind, namespace, name, body=body)
+
+
+class _Negotiated:
+    """The API version in use and whether it was discovered, shared by an Istio and its twins."""
+
+    def __init__(self, version: str, discovered: bool):
+        self.version = version
+        self.discovered = discovered
+        self.kinds_asked: set[str] = set()
+        self.lock = threading.Lock()
+
+
+def _type_not_served(exc: ApiError) -> bool:
+    """A 404 about the resource type (the URL's version does not serve it), not about an object."""
+    return exc.status == 404 and not exc.object_missing and "namespaces" not in exc.message
 
 
 def _write_query(dry_run: bool) -> dict[str, Any]:

@@ -12,8 +12,10 @@ flight.
    may have been applied (its answer was lost) and a re-read shows it was - is put back.
 
 ``concurrency`` workers each have their own connection (a connection carries one request at a
-time). The first VirtualService is planned before the workers start, so an API version discovery,
-when one is needed, is made once. Progress lines come from the calling thread only.
+time) and they share the API version negotiated, so a discovery, when one is needed, is made once.
+The first VirtualService is planned before the workers start, unless its namespace is read with
+LISTs (those of every such namespace go side by side). Progress lines come from the calling thread
+only.
 """
 
 from __future__ import annotations
@@ -190,12 +192,13 @@ def move(ctx: Context, targets: list[Target], plan: Callable[[Context, Target], 
     stop = threading.Event()
     several = len(targets) > 1
     try:
-        # 1. Read and validate everything before the first write; the first one alone (discovery).
+        # 1. Read and validate everything before the first write.
         progress.phase("reading", len(targets))
         failed = _list_crowded_namespaces(ctx, workers, targets, stop, plan)
         first_planned = any(t.vs is not None for t in targets[:1])
         if not failed:
-            rest = targets[1:] if first_planned else targets
+            failed, rest = _plan_listed(ctx, targets[1:] if first_planned else targets, plan, stop)
+        if not failed:
             failed = workers.run(rest, plan, stop, lambda done: progress.tick(
                 "read and checked", done + len(targets) - len(rest), len(targets)))
         if failed:
@@ -222,17 +225,15 @@ def move(ctx: Context, targets: list[Target], plan: Callable[[Context, Target], 
 def _list_crowded_namespaces(ctx: Context, workers: Workers, targets: list[Target], stop: threading.Event,
                              plan: Callable[[Context, Target], None] | None = None) -> list[Target]:
     """Reads what many services of one namespace need with one LIST each - the namespace's
-    VirtualServices and DestinationRules - side by side. The first request of the task goes alone
-    (an API version discovery, when one is needed, happens once): the first namespace's VirtualService
-    LIST, or, with no such namespace, the plan of the first service. A namespace's first service
-    stands for it in an error."""
+    VirtualServices and DestinationRules - all side by side (workers share the API version negotiated:
+    when one is discovered, it is discovered once). With no such namespace, the plan of the first
+    service goes alone. A namespace's first service stands for it in an error."""
     by_namespace: dict[str, list[Target]] = {}
     for target in targets:
         by_namespace.setdefault(target.namespace, []).append(target)
     crowded = [group for group in by_namespace.values() if len(group) >= LIST_FROM]
-    alone = Workers(ctx, 1)
     if not crowded:
-        return alone.run(targets[:1], plan, stop, lambda done: None) if plan else []
+        return Workers(ctx, 1).run(targets[:1], plan, stop, lambda done: None) if plan else []
 
     def read_virtual_services(worker: Context, first: Target) -> None:
         listed = list_virtual_services(worker, first.namespace)
@@ -245,12 +246,28 @@ def _list_crowded_namespaces(ctx: Context, workers: Workers, targets: list[Targe
         if not first.destination_rule:
             destination_rules_of(worker, first.namespace, first.hosts.cluster_domain)
 
-    failed = alone.run([crowded[0][0]], read_virtual_services, stop, lambda done: None)
-    if failed:
-        return failed
-    jobs = [(read_virtual_services, group[0]) for group in crowded[1:]]
+    jobs = [(read_virtual_services, group[0]) for group in crowded]
     jobs += [(read_destination_rules, group[0]) for group in crowded]
     return workers.run([first for _read, first in jobs], _dispatch(jobs), stop, lambda done: None)
+
+
+def _plan_listed(ctx: Context, targets: list[Target], plan: Callable[[Context, Target], None],
+                 stop: threading.Event) -> tuple[list[Target], list[Target]]:
+    """Plans in this thread, in order, the targets a LIST already read, for as long as planning makes
+    no request (all it needs was listed): handing each to a worker would cost more than planning it.
+    Returns the failed targets and those left for the workers (from the first one not listed, or
+    after the first plan that had to read)."""
+    here = Workers(ctx, 1)
+    for index, target in enumerate(targets):
+        if target.listed is None:
+            return [], targets[index:]
+        requests = ctx.client.requests_made
+        failed = here.run([target], plan, stop, lambda done: None)
+        if failed:
+            return failed, []
+        if ctx.client.requests_made != requests:
+            return [], targets[index + 1:]
+    return [], []
 
 
 def _dispatch(jobs: list[tuple[Callable[[Context, Target], None], Target]]) -> Callable[[Context, Target], None]:

@@ -120,10 +120,16 @@ class Target:
 
 def list_virtual_services(ctx: Context, namespace: str) -> dict[str, dict[str, Any]] | None:
     """Every VirtualService of a namespace by name, in one LIST; None when listing is not allowed
-    (a Role may grant ``get`` on named objects only: then each is read on its own)."""
+    (a Role may grant ``get`` on named objects only: then each is read on its own).
+
+    The LIST is answered from the API server's watch cache, which may lag behind etcd by a moment.
+    That is safe here: each PATCH tests the resourceVersion read, so one made from a stale copy is
+    refused, and the VirtualService is read again (GET), planned and checked anew before it is
+    written (see :func:`write`); one missing from the cache is read with a GET."""
     ctx.at("list", "virtualservices", None, namespace)
     try:
-        items = ctx.istio.list("VirtualService", namespace, page_size=LIST_PAGE, each=_forget_managed_fields)
+        items = ctx.istio.list("VirtualService", namespace, page_size=LIST_PAGE, each=_forget_managed_fields,
+                               cached=True)
     except ApiError as exc:
         if exc.status == 403:
             return None

@@ -43,6 +43,9 @@ class FakeApi:
         self.forbid: set[str] = set()
         self.lose: set[str] = set()
         self.broken_reads: set[str] = set()
+        # Names whose copy in a LIST lags behind the store (a watch cache not yet up to date).
+        self.stale: dict[str, dict[str, Any]] = {}
+        self.lists: list[tuple[str, bool]] = []
         self.patches = 0
         self.requests = 0
 
@@ -50,12 +53,17 @@ class FakeApi:
 class FakeIstio:
     api_version = "networking.istio.io/v1"
 
-    def __init__(self, api: FakeApi):
+    def __init__(self, api: FakeApi, client: FakeClient | None = None):
         self.api = api
+        self.client = client or FakeClient()
+
+    def _count(self) -> None:
+        self.api.requests += 1
+        self.client.requests_made += 1
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self.api.lock:
-            self.api.requests += 1
+            self._count()
             if kind == "DestinationRule":
                 return copy.deepcopy(RULE) if name == RULE["metadata"]["name"] else None
             if name in self.api.broken_reads:
@@ -64,21 +72,27 @@ class FakeIstio:
             return copy.deepcopy(self.api.store.get(name))
 
     def list(self, kind: str, namespace: str, label_selector: str | None = None, page_size: int | None = None,
-             each: Any = None) -> list[dict[str, Any]]:
+             each: Any = None, cached: bool = False) -> list[dict[str, Any]]:
         with self.api.lock:
-            self.api.requests += 1
-            items = copy.deepcopy(list(self.api.store.values() if kind == "VirtualService" else [RULE]))
+            self._count()
+            self.api.lists.append((kind, cached))
+            if kind == "VirtualService":
+                items = [self.api.stale.get(name) if cached and name in self.api.stale else vs
+                         for name, vs in self.api.store.items()]
+            else:
+                items = [RULE]
+            items = copy.deepcopy(items)
             return [each(item) for item in items] if each else items
 
     def cached_column(self, kind: str, namespace: str, column: str) -> list[tuple[str, Any]]:
         with self.api.lock:
-            self.api.requests += 1
+            self._count()
             return [(RULE["metadata"]["name"], RULE["spec"]["host"])]
 
     def json_patch(self, kind: str, namespace: str, name: str, ops: list[dict[str, Any]],
                    dry_run: bool = False) -> dict[str, Any]:
         with self.api.lock:
-            self.api.requests += 1
+            self._count()
             if name in self.api.forbid:
                 raise ApiError(403, "Forbidden", {"message": f"cannot patch {name}"}, "PATCH", name)
             try:
@@ -97,14 +111,15 @@ class FakeIstio:
 
 
 class FakeClient:
-    requests_made = 0
+    def __init__(self) -> None:
+        self.requests_made = 0
 
 
 class FakeContext:
     def __init__(self, api: FakeApi, progress=None):
         self.api = api
-        self.istio = FakeIstio(api)
         self.client = FakeClient()
+        self.istio = FakeIstio(api, self.client)
         self.check_mode = False
         self.cache = ReadCache()
         self.progress = progress
@@ -153,6 +168,56 @@ def test_all_move_with_one_list_of_each_kind_and_a_patch_each():
     assert lines[0] == "traffic_split: reading 120 VirtualServices, 8 at a time"
     assert any(line.startswith("traffic_split: written 120/120") for line in lines), lines
     assert figures["peak_rss_mib"] > 0
+
+
+def test_a_stale_copy_from_the_listing_is_read_again_and_planned_anew():
+    # The LIST comes from the API server's watch cache, which may lag: svc-0007's copy there is from
+    # before someone moved it to 50/50. The PATCH made from it tests the old resourceVersion and is
+    # refused; the service is read again and its move planned from what is really stored.
+    api = FakeApi(60)
+    api.stale["svc-0007"] = copy.deepcopy(api.store["svc-0007"])
+    newer = api.store["svc-0007"]
+    newer["spec"]["http"][-1]["route"][0]["weight"] = 50
+    newer["spec"]["http"][-1]["route"][1]["weight"] = 50
+    newer["metadata"]["resourceVersion"] = "1235"
+    ctx = FakeContext(api)
+    targets, figures = _move(ctx, 60)
+    assert not isinstance(figures, ModuleFailure), figures
+    assert api.lists[0] == ("VirtualService", True)
+    moved = targets[7]
+    assert moved.before == {"v1": 50, "v2": 50} and moved.after == {"v1": 60, "v2": 40}
+    assert _weights(api.store["svc-0007"]) == {"v1": 60, "v2": 40}
+    history = api.store["svc-0007"]["metadata"]["annotations"]["canary.istio/history"]
+    assert '"from":{"v1":50,"v2":50}' in history
+    assert api.requests == 2 + 60 + 2  # LISTs, a PATCH each, the refused PATCH and the GET after it
+
+
+@pytest.mark.parametrize("case", ["not listed", "plan reads"])
+def test_services_a_listing_read_are_planned_in_the_calling_thread_until_one_needs_a_request(case):
+    api = FakeApi(80)
+    targets = [Target(f"svc-{index:04d}", NAMESPACE, weights={"v1": 60, "v2": 40}) for index in range(80)]
+    if case == "not listed":
+        # svc-0030 was created after the LIST was answered: it is read with a GET, by a worker.
+        late = api.store.pop("svc-0030")
+        first_elsewhere = 30
+    else:
+        # svc-0030's rule is named, so its plan reads it (a GET): the services after it go to workers.
+        targets[30].destination_rule = "reviews"
+        first_elsewhere = 31
+    planned_in: dict[str, str] = {}
+
+    def planning(worker, target):
+        if case == "not listed" and target.name == "svc-0000":
+            api.store["svc-0030"] = late
+        planned_in[target.name] = threading.current_thread().name
+        plan(worker, target, **OPTIONS)
+
+    move(FakeContext(api), targets, planning,
+         lambda worker, t: write(worker, t, lambda: plan(worker, t, **OPTIONS), 2), 4)
+    here = threading.current_thread().name
+    assert [name for name, thread in planned_in.items() if thread == here] == \
+        [f"svc-{index:04d}" for index in range(first_elsewhere)]
+    assert all(_weights(vs) == {"v1": 60, "v2": 40} for vs in api.store.values())
 
 
 def test_a_refused_write_puts_back_every_service_already_written():

@@ -55,6 +55,17 @@ def show(value: Any) -> str:
     return text
 
 
+def json_copy(value: Any) -> Any:
+    """A copy of JSON data (mappings, lists, scalars) sharing nothing mutable with ``value``: what
+    ``copy.deepcopy`` gives for such data, several times faster (no memo; every mapping becomes a
+    plain dict, every list or tuple a list)."""
+    if isinstance(value, Mapping):
+        return {key: json_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_copy(item) for item in value]
+    return value
+
+
 def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -9,13 +9,13 @@ concurrent edit makes the PATCH fail instead of being overwritten.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import (
     CanaryInputError,
     is_int,
+    json_copy,
     require_mapping,
     require_text,
     show,
@@ -82,14 +82,14 @@ def build_route_patch(vs_object: Any, route_index: Any, new_route: Any, *, resto
         return []
     ops = _resource_version_test(metadata)
     if "route" in old_route:
-        ops.append({"op": "test", "path": base_path + "/route", "value": copy.deepcopy(old_route["route"])})
+        ops.append({"op": "test", "path": base_path + "/route", "value": json_copy(old_route["route"])})
         if "name" in old_route:
-            ops.append({"op": "test", "path": base_path + "/name", "value": copy.deepcopy(old_route["name"])})
-        ops.append({"op": "replace", "path": base_path + "/route", "value": copy.deepcopy(new_destinations)})
+            ops.append({"op": "test", "path": base_path + "/name", "value": json_copy(old_route["name"])})
+        ops.append({"op": "replace", "path": base_path + "/route", "value": json_copy(new_destinations)})
     else:
         # JSON Patch cannot test that a member is absent; pinning the whole route does.
-        ops.append({"op": "test", "path": base_path, "value": copy.deepcopy(dict(old_route))})
-        ops.append({"op": "add", "path": base_path + "/route", "value": copy.deepcopy(new_destinations)})
+        ops.append({"op": "test", "path": base_path, "value": json_copy(old_route)})
+        ops.append({"op": "add", "path": base_path + "/route", "value": json_copy(new_destinations)})
     return ops
 
 
@@ -166,8 +166,8 @@ def build_http_list_patch(vs_object: Any, old_http: Any, new_http: Any) -> list[
         return []
     ops = _resource_version_test(metadata)
     if old_http is None:
-        ops.append({"op": "add", "path": "/spec/http", "value": copy.deepcopy(new_http)})
+        ops.append({"op": "add", "path": "/spec/http", "value": json_copy(new_http)})
     else:
-        ops.append({"op": "test", "path": "/spec/http", "value": copy.deepcopy(old_http)})
-        ops.append({"op": "replace", "path": "/spec/http", "value": copy.deepcopy(new_http)})
+        ops.append({"op": "test", "path": "/spec/http", "value": json_copy(old_http)})
+        ops.append({"op": "replace", "path": "/spec/http", "value": json_copy(new_http)})
     return ops

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
     CanaryInputError,
     integer_in_range,
     is_int,
+    json_copy,
     pairs,
     require_mapping,
     require_text,
@@ -252,7 +252,8 @@ def plan_route_weights(route: Any, host: Any, weights: Any, remove_unnamed: bool
                                        and route.get("name") else "the http route")
     wanted = validate_weights(weights)
     destinations = route_destinations(route, "route")
-    new_route = copy.deepcopy(dict(route))
+    # The destinations are built anew below; everything else is copied, in its place.
+    new_route = {key: None if key == "route" else json_copy(value) for key, value in route.items()}
 
     existing_keys = [destination_key(item) for item in destinations]
     duplicates = sorted({key for key in existing_keys if existing_keys.count(key) > 1})
@@ -285,7 +286,7 @@ def plan_route_weights(route: Any, host: Any, weights: Any, remove_unnamed: bool
     new_destinations = []
     for key, item in pairs(existing_keys, destinations):
         if key in wanted:
-            kept = copy.deepcopy(dict(item))
+            kept = json_copy(item)
             kept["weight"] = wanted[key]
             new_destinations.append(kept)
     for key, weight in wanted.items():
@@ -293,7 +294,7 @@ def plan_route_weights(route: Any, host: Any, weights: Any, remove_unnamed: bool
             continue
         target: dict[str, Any] = {"host": template["host"] if template else host, "subset": key}
         if template is not None and "port" in template:
-            target["port"] = copy.deepcopy(template["port"])
+            target["port"] = json_copy(template["port"])
         new_destinations.append({"destination": target, "weight": weight})
     new_route["route"] = new_destinations
     return new_route

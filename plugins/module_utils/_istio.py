@@ -50,19 +50,8 @@ class Istio:
 
     @property
     def version(self) -> str:
+        """The version requests use: the preferred one, or the one discovered (by this or a twin)."""
         return self._negotiated.version
-
-    @version.setter
-    def version(self, value: str) -> None:
-        self._negotiated.version = value
-
-    @property
-    def discovered(self) -> bool:
-        return self._negotiated.discovered
-
-    @discovered.setter
-    def discovered(self, value: bool) -> None:
-        self._negotiated.discovered = value
 
     @property
     def api_version(self) -> str:
@@ -79,7 +68,7 @@ class Istio:
     def discover(self) -> str:
         """One discovery request for the group; picks the best served version."""
         self.discovery_requests += 1
-        self.discovered = True
+        self._negotiated.discovered = True
         try:
             group = self.client.get(f"/apis/{GROUP}")
         except ApiError as exc:
@@ -91,7 +80,7 @@ class Istio:
         served = [v.get("version") for v in (group or {}).get("versions", [])]
         for version in PREFERRED_VERSIONS:
             if version in served:
-                self.version = version
+                self._negotiated.version = version
                 return version
         raise IstioMissing(f"{GROUP} is served only at {', '.join(map(str, served)) or 'no version'}; "
                            f"this collection needs one of {', '.join(PREFERRED_VERSIONS)}")
@@ -108,7 +97,7 @@ class Istio:
                     continue
                 raise
             if any(r.get("name") == resource for r in (listing or {}).get("resources") or []):
-                self.version = version
+                self._negotiated.version = version
                 return version
         raise IstioMissing(
             f"the cluster at {self.client.settings.server} serves {GROUP} but not {kind} ({resource}) at "
@@ -140,7 +129,7 @@ class Istio:
                 with self._negotiated.lock:
                     if self.version != tried:
                         continue  # a twin found the version meanwhile
-                    if not self.discovered:
+                    if not self._negotiated.discovered:
                         self.discover()
                         continue
                     if kind not in self._negotiated.kinds_asked:

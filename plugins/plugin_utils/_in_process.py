@@ -17,8 +17,13 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -77,9 +82,71 @@ class InProcessModuleAction(ActionBase):
                                                module_args=self._task.args, task_vars=task_vars))
             return result
         module = importlib.import_module(_module_name(self.MODULE))
-        validation, params = self.validate_argument_spec(
-            argument_spec=full_argument_spec(module.ARGUMENT_SPEC, module.USES_ISTIO))
+        validation, params = self._validated(full_argument_spec(module.ARGUMENT_SPEC, module.USES_ISTIO))
         progress = show_progress if self.PROGRESS else None
         outcome = execute(params, bool(self._task.check_mode), bool(self._task.diff), module.execute, progress)
-        result.update(remove_values(outcome, validation._no_log_values))
+        result.update(hide_secrets(outcome, validation._no_log_values))
         return result
+
+    def _validated(self, argument_spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """The task's arguments checked against the module's spec, as ActionBase.validate_argument_spec
+        does, but on a plain copy of them: the task's values carry Ansible's data tags, which every deep
+        copy (the validator makes one) and every hand-over to the controller's main process pickle again
+        (a second or more for a lockstep task of thousands of services). The module needs the values
+        only."""
+        args = plain(self._task.args)
+        validation = ArgumentSpecValidator(argument_spec).validate(args)
+        if validation.error_messages:
+            error, msg = validation.errors[0], validation.errors.msg
+            if isinstance(error, UnsupportedError):
+                msg = f"Unsupported parameters for (canary.istio.{self.MODULE}) module: {msg}"
+            raise AnsibleActionFail(msg, obj=self._task.args)
+        return validation, {**args, **validation.validated_parameters}
+
+
+def plain(value: Any) -> Any:
+    """A copy of task arguments in Python's own types: strings, numbers, dicts and lists without
+    Ansible's data tags (or unsafe markers), the values unchanged."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, Mapping):
+        return {plain(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(plain(item) for item in value)
+    return value
+
+
+def hide_secrets(outcome: Any, secrets: Iterable[str]) -> Any:
+    """The result with every no_log value masked, as AnsibleModule.exit_json does. remove_values copies
+    the whole result, every string with its tags (tens of milliseconds per hundred services in a
+    lockstep result), so it runs only when it could change something."""
+    secrets = [secret for secret in secrets if secret]
+    return remove_values(outcome, set(secrets)) if _may_hold(outcome, secrets) else outcome
+
+
+def _may_hold(outcome: Any, secrets: list[str]) -> bool:
+    """Whether remove_values could change anything: a string, or a number written out, that contains
+    a secret (remove_values masks values, not mapping keys), or a value of another type than those
+    JSON has (remove_values turns a tuple into a list, for one)."""
+    pending = [outcome]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            text = value if isinstance(value, str) else str(value)
+            if any(secret in text for secret in secrets):
+                return True
+        elif isinstance(value, Mapping):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif value is not None and not isinstance(value, bool):
+            return True
+    return False

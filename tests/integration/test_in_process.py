@@ -28,7 +28,8 @@ def _play(namespace: str, kubeconfig: str) -> list[dict]:
                  {"name": "split", **_split({"v1": 70, "v2": 30}, actor="test")},
                  {"name": "split check", **_split({"v1": 10, "v2": 90}), "check_mode": True, "diff": True},
                  {"name": "bad", **_split({"v1": 70, "v2": 0, "v9": 30}), "ignore_errors": True},
-                 {"name": "bad type", **_split({"v1": 100}, max_retries="many"), "ignore_errors": True}]}]
+                 {"name": "bad type", **_split({"v1": 100}, max_retries="many"), "ignore_errors": True},
+                 {"name": "unknown", **_split({"v1": 100}, bogus=1), "ignore_errors": True}]}]
 
 
 def _comparable(results: list[dict], namespace: str) -> list[tuple]:
@@ -50,11 +51,13 @@ def test_in_process_and_module_process_give_the_same_results(lab_state, kube):
         assert results[3]["changed"] is True and results[3]["after"] == {"v1": 10, "v2": 90}
         assert results[4]["status"] == "ignored" and "subset(s) v9" in results[4]["msg"]
         assert results[5]["status"] == "ignored" and "max_retries" in results[5]["msg"]
+        assert results[6]["status"] == "ignored"
+        assert results[6]["msg"].startswith("Unsupported parameters for (canary.istio.traffic_split) module: bogus")
         stored = kube.get(f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/reviews")
         weights = {d["destination"]["subset"]: d["weight"] for d in stored["spec"]["http"][0]["route"]}
         assert weights == {"v1": 70, "v2": 30}
         timings[mode] = results[2]["end"] - results[2]["start"]
-    assert outcomes["1"][:5] == outcomes["0"][:5]
+    assert outcomes["1"][:5] == outcomes["0"][:5] and outcomes["1"][6] == outcomes["0"][6]
     print(f"traffic_split task: in process {timings['1'] * 1000:.0f} ms, "
           f"module process {timings['0'] * 1000:.0f} ms")
 

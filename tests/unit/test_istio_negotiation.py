@@ -108,3 +108,42 @@ def test_a_list_not_cached_reads_from_etcd():
     client = PagedCluster()
     Istio(client, "v1").list("VirtualService", "bookinfo", page_size=1)
     assert all("resourceVersion" not in query for query in client.asked)
+
+
+class MixedCluster(KubeClient):
+    """networking.istio.io served at v1beta1 and v1alpha3; DestinationRule at both, VirtualService at
+    v1alpha3 only (an old VirtualService CRD left in place)."""
+
+    SERVES = {"v1beta1": ["destinationrules"], "v1alpha3": ["destinationrules", "virtualservices"]}
+
+    def __init__(self):  # pylint: disable=super-init-not-called
+        self.asked: list[str] = []
+
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+                content_type: str = "application/json", accept: str | None = None) -> Any:
+        self.asked.append(path)
+        if path == GROUP:
+            return {"kind": "APIGroup", "versions": [{"version": "v1beta1"}, {"version": "v1alpha3"}]}
+        version, _sep, rest = path[len(GROUP) + 1:].partition("/")
+        if version not in self.SERVES:
+            raise ApiError(404, "Not Found", NOT_SERVED, method, path)
+        if not rest:
+            return {"kind": "APIResourceList", "resources": [{"name": name} for name in self.SERVES[version]]}
+        if rest.split("/")[2] not in self.SERVES[version]:
+            raise ApiError(404, "Not Found", NOT_SERVED, method, path)
+        return {"metadata": {}, "items": []}
+
+
+def test_a_kind_not_served_at_the_version_discovered_earlier_is_looked_for():
+    client = MixedCluster()
+    istio = Istio(client)
+    assert istio.list("DestinationRule", "bookinfo") == []
+    assert istio.version == "v1beta1"
+    assert istio.list("VirtualService", "bookinfo") == []
+    assert istio.version == "v1alpha3"
+    assert client.asked == [
+        f"{GROUP}/v1/namespaces/bookinfo/destinationrules", GROUP,
+        f"{GROUP}/v1beta1/namespaces/bookinfo/destinationrules",
+        f"{GROUP}/v1beta1/namespaces/bookinfo/virtualservices",
+        f"{GROUP}/v1", f"{GROUP}/v1beta1", f"{GROUP}/v1alpha3",
+        f"{GROUP}/v1alpha3/namespaces/bookinfo/virtualservices"]

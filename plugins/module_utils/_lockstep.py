@@ -197,7 +197,9 @@ def move(ctx: Context, targets: list[Target], plan: Callable[[Context, Target], 
         failed = _list_crowded_namespaces(ctx, workers, targets, stop, plan)
         first_planned = any(t.vs is not None for t in targets[:1])
         if not failed:
-            failed, rest = _plan_listed(ctx, targets[1:] if first_planned else targets, plan, stop)
+            listed = targets[1:] if first_planned else targets
+            failed, rest = _plan_listed(ctx, listed, plan, stop, lambda done: progress.tick(
+                "read and checked", done + len(targets) - len(listed), len(targets)))
         if not failed:
             failed = workers.run(rest, plan, stop, lambda done: progress.tick(
                 "read and checked", done + len(targets) - len(rest), len(targets)))
@@ -252,7 +254,7 @@ def _list_crowded_namespaces(ctx: Context, workers: Workers, targets: list[Targe
 
 
 def _plan_listed(ctx: Context, targets: list[Target], plan: Callable[[Context, Target], None],
-                 stop: threading.Event) -> tuple[list[Target], list[Target]]:
+                 stop: threading.Event, on_done: Callable[[int], None]) -> tuple[list[Target], list[Target]]:
     """Plans in this thread, in order, the targets a LIST already read, for as long as planning makes
     no request (all it needs was listed): handing each to a worker would cost more than planning it.
     Returns the failed targets and those left for the workers (from the first one not listed, or
@@ -265,6 +267,7 @@ def _plan_listed(ctx: Context, targets: list[Target], plan: Callable[[Context, T
         failed = here.run([target], plan, stop, lambda done: None)
         if failed:
             return failed, []
+        on_done(index + 1)
         if ctx.client.requests_made != requests:
             return [], targets[index + 1:]
     return [], []

@@ -271,6 +271,21 @@ def process_alive(record: dict[str, Any]) -> bool:
     return record.get("marker", "") in _cmdline(pid)
 
 
+def still_starting(record: dict[str, Any], proc: Path = Path("/proc")) -> bool:
+    """True when the recorded process runs, or is still inside exec: Popen returns once the kernel
+    wakes it from vfork, which happens before the new program's arguments are in place, so for a
+    moment /proc/<pid>/cmdline reads empty and :func:`process_alive` cannot find the marker yet."""
+    if process_alive(record):
+        return True
+    pid = record.get("pid")
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+        arguments = (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X") and not arguments
+
+
 def stop_process(record: dict[str, Any], timeout: float = 10.0) -> None:
     if not process_alive(record):
         return
@@ -319,7 +334,7 @@ class Lab:
     def _wait_port(self, record: dict[str, Any], port: int, what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not process_alive(record):
+            if not still_starting(record):
                 raise LabError(f"{what} ({record['argv']}) exited during start-up; last lines of "
                                f"{record['log']}:\n{_tail(Path(record['log']))}")
             if _port_open(port):
@@ -433,7 +448,7 @@ class Lab:
     def _wait(self, probe: Any, deadline: float, record: dict[str, Any], what: str) -> Any:
         last: Exception | None = None
         while time.monotonic() < deadline:
-            if not process_alive(record):
+            if not still_starting(record):
                 raise LabError(f"{record.get('name', 'kube-apiserver')} exited while waiting for {what}; "
                                f"last lines of {record['log']}:\n{_tail(Path(record['log']))}")
             try:

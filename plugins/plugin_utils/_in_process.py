@@ -128,7 +128,7 @@ def hide_secrets(outcome: Any, secrets: Iterable[str]) -> Any:
     """The result with every no_log value masked, as AnsibleModule.exit_json does. remove_values copies
     the whole result, every string with its tags (tens of milliseconds per hundred services in a
     lockstep result), so it runs only when it could change something."""
-    secrets = [secret for secret in secrets if secret]
+    secrets = [str(secret) for secret in secrets if secret not in (None, "")]
     return remove_values(outcome, set(secrets)) if _may_hold(outcome, secrets) else outcome
 
 

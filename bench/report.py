@@ -252,7 +252,9 @@ def scale_context(results: dict[str, Any]) -> dict[str, Any] | None:
                      "requests": f"{med['requests']:.0f}", "per_service": s(med["requests_per_service"], 3),
                      "read_s": s(med["read_s"]), "write_s": s(med["write_s"]),
                      "peak_rss": s(med["peak_rss_mib"], 1), "growth": s(med["peak_rss_growth_mib"], 1),
-                     "concurrency": str(item.get("concurrency")), "holds": bool(item.get("holds_last_weights"))})
+                     "concurrency": str(item.get("concurrency")), "holds": bool(item.get("holds_last_weights")),
+                     "fastest": s(min(run["task_s"] for run in item["runs"])),
+                     "slowest": s(max(run["task_s"] for run in item["runs"]))})
     largest = ordered[-1][1]["median"]
     return {"rows": rows, "largest": rows[-1]["size"], "smallest": rows[0]["size"],
             "date": results["scale"].get("date") or results["date"], "load": results["scale"].get("load") or "?",

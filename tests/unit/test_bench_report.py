@@ -98,7 +98,7 @@ def test_the_lockstep_scale_section_shows_its_figures_in_both_pages():
     largest = results["scale"]["sizes"]["5000"]["median"]
     rounds = [run["task_s"] for run in results["scale"]["sizes"]["1000"]["runs"]]
     figures = {f"{thousand['task_s']:.2f}", f"{thousand['peak_rss_mib']:.1f}", f"{largest['per_service_ms']:.2f}",
-               f"{thousand['requests']:.0f}", results["scale"]["load"], f"{min(rounds):.2f}–{max(rounds):.2f}"}
+               f"{thousand['requests']:.0f}", results["scale"]["load"], f"{min(rounds):.2f}\u2013{max(rounds):.2f}"}
     for lang in (report.EN, report.ZH):
         page = report.render(copy.deepcopy(results), lang)
         assert all(figure in page for figure in figures), (lang, figures - {f for f in figures if f in page})

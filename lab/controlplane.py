@@ -233,13 +233,6 @@ def _save_state(state: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _pids_with_marker(marker: str, executables: set[str]) -> list[int]:
     """Pids of the lab's own processes (etcd, kube-apiserver, webhook) whose arguments name this lab's directory."""
     pids = []
@@ -257,33 +250,32 @@ def _pids_with_marker(marker: str, executables: set[str]) -> list[int]:
     return pids
 
 
+def _seen(pid: Any, proc: Path = Path("/proc")) -> tuple[str, str] | None:
+    """A process's run state (the letter in /proc/<pid>/stat) and its arguments joined by spaces, or
+    None when there is no such process."""
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+        arguments = (proc / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[0], arguments.replace(b"\0", b" ").decode(errors="replace")
+
+
 def process_alive(record: dict[str, Any]) -> bool:
     """True when the recorded pid still runs the recorded command (pids are reused)."""
-    pid = record.get("pid")
-    if not pid:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False
-    return record.get("marker", "") in _cmdline(pid)
+    seen = _seen(record["pid"]) if record.get("pid") else None
+    return seen is not None and seen[0] != "Z" and record.get("marker", "") in seen[1]
 
 
 def still_starting(record: dict[str, Any], proc: Path = Path("/proc")) -> bool:
     """True when the recorded process runs, or is still inside exec: Popen returns once the kernel
     wakes it from vfork, which happens before the new program's arguments are in place, so for a
-    moment /proc/<pid>/cmdline reads empty and :func:`process_alive` cannot find the marker yet."""
-    if process_alive(record):
-        return True
-    pid = record.get("pid")
-    try:
-        stat = (proc / str(pid) / "stat").read_text()
-        arguments = (proc / str(pid) / "cmdline").read_bytes()
-    except OSError:
+    moment /proc/<pid>/cmdline reads empty and the marker cannot be found in it yet."""
+    seen = _seen(record["pid"], proc) if record.get("pid") else None
+    if seen is None or seen[0] == "Z":
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X") and not arguments
+    state, arguments = seen
+    return state != "X" if not arguments else record.get("marker", "") in arguments
 
 
 def stop_process(record: dict[str, Any], timeout: float = 10.0) -> None:

@@ -26,14 +26,12 @@ def _proc(tmp_path: Path, state: str, cmdline: bytes | None) -> Path:
     return tmp_path
 
 
-@pytest.fixture(autouse=True)
-def _marker_not_found(monkeypatch):
-    # What process_alive sees in that moment (the marker is not in an empty cmdline).
-    monkeypatch.setattr(controlplane, "process_alive", lambda record: False)
-
-
 def test_a_process_inside_exec_is_still_starting(tmp_path):
     assert controlplane.still_starting(RECORD, _proc(tmp_path, "R", b""))
+
+
+def test_a_process_running_its_command_is_still_starting(tmp_path):
+    assert controlplane.still_starting(RECORD, _proc(tmp_path, "S", b"etcd\x00--data-dir\x00/tmp/labs/one/etcd\x00"))
 
 
 @pytest.mark.parametrize("state, cmdline", [

@@ -196,13 +196,16 @@ def move(ctx: Context, targets: list[Target], plan: Callable[[Context, Target], 
         progress.phase("reading", len(targets))
         failed = _list_crowded_namespaces(ctx, workers, targets, stop, plan)
         first_planned = any(t.vs is not None for t in targets[:1])
+
+        def checked(left: list[Target]) -> Callable[[int], None]:
+            """Progress of planning ``left``, the targets not planned before it."""
+            return lambda done: progress.tick("read and checked", done + len(targets) - len(left), len(targets))
+
         if not failed:
             listed = targets[1:] if first_planned else targets
-            failed, rest = _plan_listed(ctx, listed, plan, stop, lambda done: progress.tick(
-                "read and checked", done + len(targets) - len(listed), len(targets)))
+            failed, rest = _plan_listed(ctx, listed, plan, stop, checked(listed))
         if not failed:
-            failed = workers.run(rest, plan, stop, lambda done: progress.tick(
-                "read and checked", done + len(targets) - len(rest), len(targets)))
+            failed = workers.run(rest, plan, stop, checked(rest))
         if failed:
             first = min(failed, key=targets.index)
             raise ModuleFailure(about(first) + (" (no VirtualService was changed)" if several else ""),

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from lab import procfs
 from lab.kube import KubeClient, KubeError
 from lab.webhook import CONFIGURATION_NAME, WEBHOOK_NAME
 from lab.webhook import INFO_FILE as WEBHOOK_INFO_FILE
@@ -250,32 +251,19 @@ def _pids_with_marker(marker: str, executables: set[str]) -> list[int]:
     return pids
 
 
-def _seen(pid: Any, proc: Path = Path("/proc")) -> tuple[str, str] | None:
-    """A process's run state (the letter in /proc/<pid>/stat) and its arguments joined by spaces, or
-    None when there is no such process."""
-    try:
-        stat = (proc / str(pid) / "stat").read_text()
-        arguments = (proc / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[0], arguments.replace(b"\0", b" ").decode(errors="replace")
-
-
 def process_alive(record: dict[str, Any]) -> bool:
     """True when the recorded pid still runs the recorded command (pids are reused)."""
-    seen = _seen(record["pid"]) if record.get("pid") else None
-    return seen is not None and seen[0] != "Z" and record.get("marker", "") in seen[1]
+    return procfs.runs(record.get("pid"), record.get("marker", ""))
 
 
-def still_starting(record: dict[str, Any], proc: Path = Path("/proc")) -> bool:
+def still_starting(record: dict[str, Any], proc: Path = procfs.PROC) -> bool:
     """True when the recorded process runs, or is still inside exec: Popen returns once the kernel
     wakes it from vfork, which happens before the new program's arguments are in place, so for a
     moment /proc/<pid>/cmdline reads empty and the marker cannot be found in it yet."""
-    seen = _seen(record["pid"], proc) if record.get("pid") else None
-    if seen is None or seen[0] == "Z":
+    seen = procfs.seen(record["pid"], proc) if record.get("pid") else None
+    if seen is None or seen[0] in procfs.GONE:
         return False
-    state, arguments = seen
-    return state != "X" if not arguments else record.get("marker", "") in arguments
+    return not seen[1] or record.get("marker", "") in seen[1]
 
 
 def stop_process(record: dict[str, Any], timeout: float = 10.0) -> None:

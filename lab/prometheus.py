@@ -28,6 +28,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from lab import procfs
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INFO_FILE = "prometheus.json"
 SCRAPE_INTERVAL = "1s"
@@ -80,15 +82,7 @@ def _free_port() -> int:
 
 
 def _alive(record: dict[str, Any]) -> bool:
-    pid = int(record.get("pid") or 0)
-    if pid <= 0:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-    return state not in ("Z", "X") and str(record.get("config", "-")) in cmdline
+    return procfs.runs(record.get("pid"), str(record.get("config", "-")))
 
 
 def info(state_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

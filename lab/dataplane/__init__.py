@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab import prometheus
+from lab import procfs, prometheus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INFO_FILE = "dataplane.json"
@@ -36,13 +36,7 @@ def _state_dir(state_dir: str | os.PathLike[str]) -> Path:
 
 def _is_ours(pid: int) -> bool:
     """Whether ``pid`` is a live data plane process (not a zombie, not a recycled pid)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-    state = stat.rpartition(")")[2].split()[0]
-    return state not in ("Z", "X") and "lab.dataplane" in cmdline
+    return procfs.runs(pid, "lab.dataplane")
 
 
 def _reap(pid: int) -> None:

@@ -131,6 +131,10 @@ def seen(traffic_lab: TrafficLab, tmp_path_factory: pytest.TempPathFactory) -> I
         take_down(traffic_lab.kube, namespace)
 
 
+REVIEWS_FROM_PRODUCTPAGE = ('reporter="destination",source_workload="productpage-v1",'
+                            'destination_service_name="reviews"')
+
+
 def probe_alone(lab: TrafficLab, url: str, namespace: str, host: str,
                 loaded_until: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """traffic_probe's pages at half and half, then the graph over a window that holds them and nothing else.
@@ -138,6 +142,8 @@ def probe_alone(lab: TrafficLab, url: str, namespace: str, host: str,
     The window starts after the last loaded page was scraped and before the probe's first request,
     so both reviews series have a sample at its start and the same scrape times after: Prometheus
     extrapolates both by the same factor, and the shares it gives are the probe's own counts.
+    Prometheus' own answer to the test's query at the module's evaluation time goes with the graph
+    (``prometheus_of``), and what its raw samples say the probe added (``sampled``).
     """
     time.sleep(max(0.0, loaded_until + PROBE_QUIET - time.time()))
     started = time.time()
@@ -145,16 +151,46 @@ def probe_alone(lab: TrafficLab, url: str, namespace: str, host: str,
              "headers": {"Host": host}, "labels": LABELS, "max_errors": 0}
     probed = run_module("traffic_probe", probe)
     assert not probed.get("failed"), probed.get("msg")
+    selector = f'{REVIEWS_FROM_PRODUCTPAGE},destination_service_namespace="{namespace}"'
+    sampled = added_since(url, selector, started, PROBE_REQUESTS)
     time.sleep(1.5)  # the last answers are scraped
-    # Whole seconds back to just before the probe's first request (the module starts within a second).
-    window = int(time.time() + 1.0 - started) + 1
-    graph = run_module("mesh_topology", topology_args(url, namespace, f"{window}s", service="reviews"))
-    assert not graph.get("failed"), graph.get("msg")
-    opened = graph["evaluated_at"] - window
-    # After the load's last page was scraped (1 s interval), before the probe's first request.
-    assert loaded_until + 1.0 < opened < started, (loaded_until, opened, started)
-    graph["probe_window"] = window
+    # A scrape stored just after the module asked changes increase() at a time already queried
+    # (a sample more in the window moves Prometheus' extrapolation). Then the graph is asked again,
+    # over a window that still starts before the probe: its numbers must then be Prometheus' own.
+    for _attempt in range(3):
+        # Whole seconds back to just before the probe's first request (the module starts within a second).
+        window = int(time.time() + 1.0 - started) + 1
+        graph = run_module("mesh_topology", topology_args(url, namespace, f"{window}s", service="reviews"))
+        assert not graph.get("failed"), graph.get("msg")
+        opened = graph["evaluated_at"] - window
+        # After the load's last page was scraped (1 s interval), before the probe's first request.
+        assert loaded_until + 1.0 < opened < started, (loaded_until, opened, started)
+        answered = sum(float(series["value"][1]) for series in ask_prometheus(
+            url, f"increase(istio_requests_total{{{selector}}}[{window}s])", graph["evaluated_at"]))
+        of = next(e["share"]["of"] for e in graph["edges"] if e["destination"] == "reviews-v1")
+        if of == pytest.approx(answered, abs=0.01):
+            break
+        time.sleep(1.0)
+    graph.update(probe_window=window, prometheus_of=answered, sampled=sampled)
     return probed, graph
+
+
+def added_since(url: str, selector: str, since: float, expected: float, timeout: float = 10.0) -> float:
+    """What Prometheus' raw samples say the series gained after ``since``: each series' last sample
+    less its last sample before ``since``, summed (no extrapolation). Asked again until it reaches
+    ``expected`` or ``timeout`` passes, as scrapes can lag on a busy machine."""
+    deadline = time.time() + timeout
+    while True:
+        now = time.time()
+        span = int(now - since) + 5
+        added = 0.0
+        for series in ask_prometheus(url, f"istio_requests_total{{{selector}}}[{span}s]", now):
+            before = [float(value) for at, value in series["values"] if float(at) < since]
+            assert before, ("a series with no sample before the probe", series["metric"])
+            added += float(series["values"][-1][1]) - before[-1]
+        if added >= expected or time.time() > deadline:
+            return added
+        time.sleep(0.5)
 
 
 def edges_of(result: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -188,8 +224,7 @@ def test_half_and_half_shares_contain_50_and_agree_with_prometheus(seen: Seen):
     assert {node["name"] for node in result["nodes"]} == {"productpage-v1", "reviews-v1", "reviews-v2", "ratings-v1"}
 
     # Prometheus' own answer, to the test's own query, at the module's evaluation time.
-    selector = (f'reporter="destination",source_workload="productpage-v1",destination_service_name="reviews",'
-                f'destination_service_namespace="{seen.namespace}"')
+    selector = f'{REVIEWS_FROM_PRODUCTPAGE},destination_service_namespace="{seen.namespace}"'
     answered = {series["metric"]["destination_workload"]: float(series["value"][1]) for series in ask_prometheus(
         seen.prometheus_url, f"sum by (destination_workload) (increase(istio_requests_total{{{selector}}}"
                              f"[{HALF_WINDOW}]))", result["evaluated_at"])}
@@ -214,8 +249,13 @@ def test_shares_agree_with_traffic_probes_count_for_the_same_window(seen: Seen):
     for version, edge in (("v1", v1), ("v2", v2)):
         assert edge["share"]["percent"] == pytest.approx(100 * counts[version] / PROBE_REQUESTS, abs=0.25), (
             counts, result["text"])
-    # increase() extrapolates to the window's edges (at most by a scrape interval on each side).
-    assert PROBE_REQUESTS - 0.5 <= v1["share"]["of"] <= PROBE_REQUESTS * 1.5, (result["probe_window"], v1)
+    # Prometheus' raw samples: the probe's pages and nothing else reached reviews in the window.
+    assert result["sampled"] == PROBE_REQUESTS, result["sampled"]
+    # The graph's total is Prometheus' increase() over the window, extrapolated to its edges as
+    # Prometheus does (by how much depends on when the scrapes fell), never less than what was sampled.
+    for edge in (v1, v2):
+        assert edge["share"]["of"] == pytest.approx(result["prometheus_of"], abs=0.01), (result["probe_window"], edge)
+    assert v1["share"]["of"] >= PROBE_REQUESTS - 0.5, (result["probe_window"], v1)
     gateway = [e for e in result["edges"] if e["destination"] == "productpage-v1"]
     assert not gateway, "the neighbourhood of reviews starts at its callers"
 

@@ -5,6 +5,7 @@ And the whole canary flow run with a token bound only to the shipped least-privi
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -57,11 +58,21 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
+@pytest.fixture(scope="module")
+def refusing_namespace(fault_lab: FaultLab) -> str:
+    """One base for every refused input: each case proves it wrote nothing, so the next finds the base
+    as deployed (a case that wrote would fail itself, whatever the later ones see)."""
+    namespace = f"refuse-{uuid.uuid4().hex[:8]}"
+    rc, out, _results = fault_lab.run("deploy_base.yml", {"canary_namespace": namespace})
+    assert rc == 0, out[-3000:]
+    return namespace
+
+
 @pytest.mark.parametrize("playbook,args,fragment", ROWS, ids=[f"{i}-{r[0]}" for i, r in enumerate(ROWS)])
-def test_bad_role_input_is_refused_without_a_write(fault_lab: FaultLab, base_namespace: str, playbook, args,
+def test_bad_role_input_is_refused_without_a_write(fault_lab: FaultLab, refusing_namespace: str, playbook, args,
                                                    fragment):
     window = AuditWindow(fault_lab.state)
-    rc, out, results = fault_lab.run(playbook, {"canary_namespace": base_namespace, **GOOD, **args})
+    rc, out, results = fault_lab.run(playbook, {"canary_namespace": refusing_namespace, **GOOD, **args})
     assert rc != 0, out[-2000:]
     failed = [r for r in results if r["status"] == "failed"]
     message = " ".join(str(r["result"].get("msg", "")) for r in failed) or out

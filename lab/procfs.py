@@ -31,3 +31,18 @@ def runs(pid: Any, marker: str, proc: Path = PROC) -> bool:
         return False
     found = seen(pid, proc)
     return found is not None and found[0] not in GONE and marker in found[1]
+
+
+def group_alive(pgid: int, proc: Path = PROC) -> bool:
+    """Whether any live process (not a zombie, not dead) remains in process group ``pgid``."""
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        # After the command name: state, ppid, pgrp.
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in GONE:
+            return True
+    return False

@@ -117,7 +117,7 @@ def stop(state_dir: str | os.PathLike[str], timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             _reap(pid)
-            if not _is_ours(pid) and not _group_alive(pid):
+            if not _is_ours(pid) and not procfs.group_alive(pid):
                 break
             time.sleep(0.05)
         _kill_group(pid, signal.SIGKILL)
@@ -130,20 +130,6 @@ def stop(state_dir: str | os.PathLike[str], timeout: float = 10.0) -> bool:
 def _kill_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any non-zombie process remains in the group."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if len(fields) > 3 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
 
 
 def _tail(path: Path, lines: int = 30) -> str:

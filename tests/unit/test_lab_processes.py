@@ -72,3 +72,16 @@ def test_a_command_name_with_spaces_and_parentheses_is_read_past(tmp_path):
 @pytest.mark.parametrize("pid", [None, 0, -1, ""])
 def test_no_pid_recorded_is_not_running(tmp_path, pid):
     assert not procfs.runs(pid, "lab.dataplane", tmp_path)
+
+
+def test_a_group_is_alive_while_one_live_process_is_in_it(tmp_path):
+    def member(pid: int, state: str, pgrp: int) -> None:
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (python3) {state} 1 {pgrp} {pgrp} 0 -1 0\n")
+
+    member(10, "Z", 10)          # the leader, exited
+    member(11, "S", 99)          # another group
+    (tmp_path / "self").mkdir()  # not a pid
+    assert not procfs.group_alive(10, tmp_path)
+    member(12, "S", 10)          # a child still running in the leader's group
+    assert procfs.group_alive(10, tmp_path)

@@ -41,8 +41,9 @@ binaries: venv
 collection: venv
 	@$(PY) -m tests.helpers.collection >/dev/null
 
+# The traffic tests and the others side by side, each on labs of their own (tools/test_streams.py).
 test: setup
-	$(PY) -m pytest
+	$(PY) tools/test_streams.py
 
 test-unit: venv collection
 	$(PY) -m pytest -m unit

@@ -34,9 +34,12 @@ def main(argv: list[str]) -> int:
             print(f"\n[make test] the other tests ended after {time.monotonic() - started:.0f} s "
                   f"(exit {rest}); the traffic tests, {LOG.relative_to(REPO_ROOT)}:", flush=True)
             traffic_rc = traffic.wait()
-        except BaseException:
-            traffic.send_signal(signal.SIGINT)  # pytest then takes its labs down
-            traffic.wait(timeout=60)
+        except BaseException as stopped:
+            # Ctrl-C at a terminal reaches both pytest runs already; a second one would cut short
+            # the teardown that takes their labs down.
+            if not isinstance(stopped, KeyboardInterrupt):
+                traffic.send_signal(signal.SIGINT)
+            traffic.wait(timeout=120)
             raise
     print(LOG.read_text(errors="replace"), flush=True)
     print(f"[make test] {time.monotonic() - started:.0f} s in all; other tests exit {rest}, "

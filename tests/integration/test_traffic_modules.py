@@ -288,8 +288,11 @@ def test_concurrent_writer_and_fifty_splits_both_survive(lab_state, kube, bookin
     weights = [(i * 7) % 101 for i in range(50)]
     try:
         for weight in weights:
-            result = split(lab_state, bookinfo, weight)
-            assert not result.get("failed"), result
+            # The other writer writes about every 0.1 s; on a loaded machine one re-read-and-patch of
+            # ours can take longer than that several times in a row, so this test allows more
+            # attempts than the default 5 (what it shows is that neither write is lost).
+            result = split(lab_state, bookinfo, weight, max_retries=30)
+            assert not result.get("failed"), result.get("msg", result)
     finally:
         done.set()
         thread.join()

@@ -55,6 +55,13 @@ class FaultLab:
     def run(self, playbook: str, extra: dict[str, Any], verbosity: str = "") -> tuple[int, str, list[dict[str, Any]]]:
         return self.finish(self.start_playbook(playbook, extra, verbosity))
 
+    def deploy_base(self) -> str:
+        """Bookinfo's base (deploy_base.yml) in a fresh namespace; its name."""
+        namespace = f"rel-{uuid.uuid4().hex[:8]}"
+        rc, out, _results = self.run("deploy_base.yml", {"canary_namespace": namespace})
+        assert rc == 0, out[-3000:]
+        return namespace
+
     def get(self, path: str) -> dict[str, Any] | None:
         try:
             return self.kube.get(path)
@@ -84,10 +91,7 @@ def fault_lab(tmp_path_factory) -> Iterator[FaultLab]:
 
 @pytest.fixture
 def base_namespace(fault_lab: FaultLab) -> str:
-    namespace = f"rel-{uuid.uuid4().hex[:8]}"
-    rc, out, _results = fault_lab.run("deploy_base.yml", {"canary_namespace": namespace})
-    assert rc == 0, out[-3000:]
-    return namespace
+    return fault_lab.deploy_base()
 
 
 def python() -> str:

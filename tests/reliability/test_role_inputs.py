@@ -5,7 +5,6 @@ And the whole canary flow run with a token bound only to the shipped least-privi
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -62,10 +61,7 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
 def refusing_namespace(fault_lab: FaultLab) -> str:
     """One base for every refused input: each case proves it wrote nothing, so the next finds the base
     as deployed (a case that wrote would fail itself, whatever the later ones see)."""
-    namespace = f"refuse-{uuid.uuid4().hex[:8]}"
-    rc, out, _results = fault_lab.run("deploy_base.yml", {"canary_namespace": namespace})
-    assert rc == 0, out[-3000:]
-    return namespace
+    return fault_lab.deploy_base()
 
 
 @pytest.mark.parametrize("playbook,args,fragment", ROWS, ids=[f"{i}-{r[0]}" for i, r in enumerate(ROWS)])

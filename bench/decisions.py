@@ -1,0 +1,188 @@
+"""``python -m bench --only decisions``: the decision-quality benchmark (docs/decisions*.md).
+
+Healthy and bad canaries are simulated (bench/decision_sim.py) and each simulated release is judged
+by canary.istio's pure decision code (plugins/module_utils/_logic/evidence.py, through
+bench/decision_ours.py) and, on the same counts, by the rules users would pick instead
+(bench/decision_rules.py: Flagger, Argo Rollouts, Kayenta). Per scenario it reports how often a
+healthy canary is rolled back, how often a bad one is promoted, how often the release holds
+undecided, and the seconds and canary requests until the decision. A smaller run feeds the same
+kind of telemetry through the lab's real Prometheus into the real ``canary.istio.canary_analysis``
+module and checks that it decides as the pure code does (bench/decision_e2e.py).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench import decision_rules as rules
+from bench.decision_sim import Latency, Traffic, draw, fixed_sample_requests
+
+SEED = 20261206
+REPLICATIONS = 10_000
+CHUNK = 1_000
+RULES = ("ours", "flagger", "argo", "kayenta")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One simulated canary: the base's error rate, what is wrong with the canary, the traffic."""
+
+    base_error: float  # fraction
+    rate: float  # requests per second to the service (base + canary)
+    error_factor: float = 1.0  # canary error rate = factor x base's (a base at 0 % gets factor x 0.1 %)
+    latency_factor: float = 1.0  # every canary request this many times as slow (p99 moves as much)
+    steps: tuple[int, ...] = (10, 25, 50)
+    latency: Latency = field(default_factory=Latency)
+
+    @property
+    def kind(self) -> str:
+        if self.error_factor == 1.0 and self.latency_factor == 1.0:
+            return "healthy"
+        if self.error_factor >= 2.0 or self.latency_factor >= 2.0:
+            return "bad"
+        return "between"  # x1.5: at the default tolerance (50 %), neither healthy nor bad
+
+    @property
+    def canary_error(self) -> float:
+        if self.error_factor == 1.0:
+            return self.base_error
+        return self.error_factor * (self.base_error if self.base_error > 0 else 0.001)
+
+    @property
+    def limits(self) -> rules.Limits:
+        """Absolute limits the base itself meets: ``min: 99`` up to 0.5 % errors, lowered above."""
+        if self.base_error <= 0.005:
+            minimum = 99.0
+        elif self.base_error <= 0.01:
+            minimum = 98.0
+        else:
+            minimum = 96.0
+        return rules.Limits(min_success=minimum, max_p99_ms=500.0, latency=True)
+
+    @property
+    def name(self) -> str:
+        what = {"healthy": "healthy"}.get(self.kind, "")
+        if self.error_factor != 1.0:
+            what = f"errors x{self.error_factor:g}"
+        if self.latency_factor != 1.0:
+            what = f"p99 +{(self.latency_factor - 1) * 100:.0f}%"
+        steps = "/".join(str(step) for step in self.steps)
+        return f"{what}, base {self.base_error * 100:g}%, {self.rate:g} req/s, steps {steps}%"
+
+    def seed(self) -> int:
+        return zlib.crc32(self.name.encode()) ^ SEED
+
+
+def scenarios() -> list[Scenario]:
+    rows: list[Scenario] = []
+    for base_error in (0.0, 0.002, 0.005, 0.01, 0.02):
+        for rate in (1.0, 10.0, 100.0, 1000.0):
+            rows.append(Scenario(base_error, rate))
+    for factor in (1.5, 2.0, 5.0):
+        for rate in (10.0, 100.0, 1000.0):
+            rows.append(Scenario(0.01, rate, error_factor=factor))
+    for base_error in (0.002, 0.005, 0.02):
+        rows.append(Scenario(base_error, 100.0, error_factor=2.0))
+        rows.append(Scenario(base_error, 100.0, error_factor=5.0))
+    for rate in (10.0, 100.0, 1000.0):
+        rows.append(Scenario(0.005, rate, latency_factor=2.0))
+    # Smaller canary shares: 5 % first.
+    for kind in ({}, {"error_factor": 2.0}, {"error_factor": 5.0}, {"latency_factor": 2.0}):
+        rows.append(Scenario(0.005, 100.0, steps=(5, 20, 50), **kind))
+    return rows
+
+
+@dataclass
+class Tally:
+    """Decisions of one rule on one scenario, summed over chunks."""
+
+    decisions: list[int] = field(default_factory=lambda: [0, 0, 0])  # promote, rollback, hold
+    seconds: list[np.ndarray] = field(default_factory=list)
+    requests: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, outcome: rules.Outcome, canary_requests: np.ndarray, interval: int) -> None:
+        self.decisions[0] += int(np.sum(outcome.decision == rules.PROMOTE))
+        self.decisions[1] += int(np.sum(outcome.decision == rules.ROLLBACK))
+        self.decisions[2] += int(np.sum(outcome.decision == rules.HOLD))
+        decided = outcome.decision != rules.HOLD
+        per_slot = canary_requests.sum(axis=3).cumsum(axis=2)  # [replication, step, slot]
+        index = np.clip(outcome.used - 1, 0, per_slot.shape[2] - 1)
+        seen = np.take_along_axis(per_slot, index[:, :, None], 2)[:, :, 0] * (outcome.used > 0)
+        self.seconds.append((outcome.used.sum(axis=1) * interval)[decided])
+        self.requests.append(seen.sum(axis=1)[decided])
+
+    def summary(self, replications: int) -> dict[str, Any]:
+        seconds = np.concatenate(self.seconds) if self.seconds else np.array([])
+        requests = np.concatenate(self.requests) if self.requests else np.array([])
+        promote, rollback, hold = self.decisions
+
+        def quantile(values: np.ndarray, q: float) -> float | None:
+            return float(np.quantile(values, q)) if values.size else None
+
+        return {"promote": promote / replications, "rollback": rollback / replications, "hold": hold / replications,
+                "seconds_median": quantile(seconds, 0.5), "seconds_p90": quantile(seconds, 0.9),
+                "requests_median": quantile(requests, 0.5), "requests_p90": quantile(requests, 0.9)}
+
+
+def run_scenario(scenario: Scenario, plan: rules.Plan, replications: int, judge: rules.Judge,
+                 which: tuple[str, ...] = RULES) -> dict[str, Any]:
+    rng = np.random.Generator(np.random.PCG64(scenario.seed()))
+    base = Traffic(scenario.base_error, scenario.latency)
+    canary = Traffic(scenario.canary_error, scenario.latency.scaled(scenario.latency_factor))
+    shares = tuple(step / 100.0 for step in scenario.steps)
+    tallies = {name: Tally() for name in which}
+    limits = scenario.limits
+    timings = dict.fromkeys(which, 0.0)
+    done = 0
+    while done < replications:
+        size = min(CHUNK, replications - done)
+        data = draw(rng, size, shares, plan.slots, plan.scrapes, plan.scrape, scenario.rate, base, canary)
+        for name in which:
+            started = time.perf_counter()
+            if name == "ours":
+                outcome = rules.ours(data, limits, plan, judge)
+            else:
+                outcome = getattr(rules, name)(data, limits, plan)
+            timings[name] += time.perf_counter() - started
+            tallies[name].add(outcome, data.canary_requests, plan.interval)
+        done += size
+    first_share = shares[0]
+    reference = None
+    if scenario.error_factor > 1.0:
+        reference = fixed_sample_requests(scenario.base_error if scenario.base_error > 0 else 0.0,
+                                          scenario.canary_error, first_share)
+    return {"scenario": scenario.name, "kind": scenario.kind, "base_error": scenario.base_error,
+            "canary_error": scenario.canary_error, "error_factor": scenario.error_factor,
+            "latency_factor": scenario.latency_factor, "rate": scenario.rate, "steps": list(scenario.steps),
+            "min_success": limits.min_success, "fixed_sample_requests": reference,
+            "rules": {name: tallies[name].summary(replications) for name in which},
+            "seconds_per_rule": {name: round(value, 2) for name, value in timings.items()}}
+
+
+def run(replications: int = REPLICATIONS, plan: rules.Plan | None = None, only: str | None = None,
+        e2e: bool = True, say=print) -> dict[str, Any]:
+    from bench import decision_ours
+    plan = plan or rules.Plan()
+    judge = decision_ours.judge
+    results: dict[str, Any] = {"replications": replications, "seed": SEED, "plan": asdict(plan),
+                               "evidence": decision_ours.describe(), "scenarios": []}
+    started = time.monotonic()
+    for scenario in scenarios():
+        if only and only not in scenario.name:
+            continue
+        row = run_scenario(scenario, plan, replications, judge)
+        results["scenarios"].append(row)
+        figures = "  ".join(f"{name} P{row['rules'][name]['promote']:.3f}/R{row['rules'][name]['rollback']:.3f}"
+                            for name in RULES)
+        say(f"[decisions] {scenario.name}: {figures}")
+    results["simulation_seconds"] = round(time.monotonic() - started)
+    if e2e:
+        from bench import decision_e2e
+        results["e2e"] = decision_e2e.run(plan, say=say)
+    return results
+

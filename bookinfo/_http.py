@@ -61,6 +61,11 @@ class Faults:
     them, 503); ``SERVICE_VERSION=v-delayed`` answers a share late (upstream: half of them, 7 s).
     ``FAULT_PERCENT`` (0-100), ``FAULT_STATUS`` (500-599) and ``DELAY_MS`` change the share, the
     status and the delay.  ``/health`` always answers: the process is up, its answers are bad.
+
+    ``SERVICE_VERSION=v-refusing`` is ours, not upstream's: a server that dies once started.  The
+    process answers its first ``/health`` (so it is taken as ready, like a container with no
+    readiness probe) and then stops accepting connections while it keeps running; every later
+    connection to its port is refused.  See :func:`serve`.
     """
 
     def __init__(self, environ: Mapping[str, str]):
@@ -73,6 +78,8 @@ class Faults:
             self.error_share = share
         elif mode == "v-delayed":
             self.delay_share = share
+        self.refuse_connections = mode == "v-refusing"
+        self.health_answered = threading.Event()
         self._random = random.Random()
 
     @staticmethod
@@ -237,6 +244,11 @@ class Handler(BaseHTTPRequestHandler):
         if parts.path == "/health":
             self.send_json(200, {"status": f"{self.identity.service} is healthy",
                                  "version": self.identity.version})
+            self.faults.health_answered.set()
+            return
+        if self.faults.refuse_connections:
+            # Accepted in the instant before the listener closes: dropped unanswered, as by a dying server.
+            self.close_connection = True
             return
         self.faults.delay()
         if self.faults.fail():
@@ -286,6 +298,10 @@ def serve(handler: type[Handler], identity: Identity, args: argparse.Namespace) 
             stream.write(str(port))
         os.replace(temporary, args.ready_file)
 
+    if attributes["faults"].refuse_connections:
+        _serve_then_refuse(server, attributes["faults"], identity, args.host, port)
+        return
+
     def stop(signum: int, frame: Any) -> None:
         # shutdown() waits for serve_forever to return, so it must run off the main thread.
         threading.Thread(target=server.shutdown, daemon=True).start()
@@ -299,3 +315,33 @@ def serve(handler: type[Handler], identity: Identity, args: argparse.Namespace) 
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+
+
+def _serve_then_refuse(server: Server, faults: Faults, identity: Identity, host: str, port: int) -> None:
+    """``SERVICE_VERSION=v-refusing``: serve until ``/health`` is answered once, then refuse every connection.
+
+    The listening socket is closed and the port stays bound by a socket that never listens, so a
+    connection is refused (RST) and no other process can take the port while this one runs.
+    """
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    sys.stderr.write(f"bookinfo {identity.service} {identity.version} listening on {host}:{port} "
+                     "until its first health check (SERVICE_VERSION=v-refusing)\n")
+    sys.stderr.flush()
+    while not (faults.health_answered.wait(0.2) or stopped.is_set()):
+        pass
+    server.shutdown()
+    server.server_close()
+    placeholder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        placeholder.bind((host, port))
+        if not stopped.is_set():
+            sys.stderr.write(f"bookinfo {identity.service} {identity.version}: no longer accepting "
+                             f"connections on {host}:{port}; the process keeps running\n")
+            sys.stderr.flush()
+        stopped.wait()
+    finally:
+        placeholder.close()

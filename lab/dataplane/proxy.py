@@ -28,6 +28,9 @@ SOURCE_NAMESPACE_HEADER = "x-source-namespace"
 DEFAULT_UPSTREAM_TIMEOUT = 60.0
 # Envoy retries a failed connection twice by default in Istio (connect-failure, reset, 503).
 CONNECT_RETRIES = 2
+# Envoy's short response flags, joined with "," in the order of its flag list (UH, UT, ..., UF, ..., URX).
+UPSTREAM_CONNECTION_FAILURE = "UF"
+RETRIES_EXHAUSTED = "UF,URX"
 # Not forwarded: hop-by-hop headers, and those the proxy writes itself.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
               "content-length", "server", "date"}
@@ -61,9 +64,27 @@ class UpstreamPool:
 
 
 class UpstreamError(Exception):
-    def __init__(self, status: int, body: str, flags: str):
+    """No answer from upstream; ``target`` is the workload last tried (None when none could be chosen)."""
+
+    def __init__(self, status: int, body: str, flags: str, target: Target | None = None):
         super().__init__(body)
-        self.status, self.body, self.flags = status, body, flags
+        self.status, self.body, self.flags, self.target = status, body, flags, target
+
+
+def canonical_service(labels: Mapping[str, str], workload: str) -> str:
+    """Istio's canonical service of a workload: its canonical-name label, app.kubernetes.io/name, app, or its name."""
+    for key in ("service.istio.io/canonical-name", "app.kubernetes.io/name", "app"):
+        if key in labels:
+            return labels[key]
+    return workload
+
+
+def canonical_revision(labels: Mapping[str, str]) -> str:
+    """Istio's canonical revision: its canonical-revision label, app.kubernetes.io/version, version, or "latest"."""
+    for key in ("service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"):
+        if key in labels:
+            return labels[key]
+    return "latest"
 
 
 class Router:
@@ -112,7 +133,7 @@ class Router:
                     payload = response.read()
                 except TimeoutError:
                     conn.close()
-                    raise UpstreamError(504, "upstream request timeout", "UT") from None
+                    raise UpstreamError(504, "upstream request timeout", "UT", target) from None
                 except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine,
                         OSError) as exc:
                     conn.close()
@@ -125,8 +146,10 @@ class Router:
                 else:
                     self.pool.release(port, conn)
                 return response.status, response.getheaders(), payload, target
+        # With retries allowed and all used up, Envoy adds URX (retry limit exceeded) to UF.
         raise UpstreamError(503, "upstream connect error or disconnect/reset before headers. "
-                                 f"reset reason: connection failure ({last})", "UF")
+                                 f"reset reason: connection failure ({last})",
+                            RETRIES_EXHAUSTED if attempts > 1 else UPSTREAM_CONNECTION_FAILURE, target)
 
     def mirror(self, target: Target, method: str, path: str, headers: dict[str, str], body: bytes,
                record: Callable[[Target, int, float], None]) -> None:
@@ -227,7 +250,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
         source_info = {"source_workload": source, "source_workload_namespace": source_namespace,
                        "source_app": (source_labels or {}).get("app", GATEWAY_WORKLOAD if self.gateway else "unknown"),
-                       "source_version": (source_labels or {}).get("version", "unknown")}
+                       "source_version": (source_labels or {}).get("version", "unknown"),
+                       "source_canonical_service": canonical_service(source_labels or {}, source),
+                       "source_canonical_revision": canonical_revision(source_labels or {})}
         known_source = self.gateway or source_labels is not None
 
         if decision.target is None:
@@ -262,9 +287,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 target, self.command, path, upstream_headers, body,
                 decision.timeout_seconds or DEFAULT_UPSTREAM_TIMEOUT, snapshot)
         except UpstreamError as exc:
+            # Only the caller's proxy reports these: the destination's never answered (or never saw them).
             if known_source:
-                self._record("source", source_info, target.service, target if exc.flags == "UT" else None,
-                             exc.status, exc.flags, started)
+                self._record("source", source_info, target.service, exc.target, exc.status, exc.flags, started,
+                             answered=False)
             self._respond(exc.status, [("content-type", "text/plain")], exc.body.encode())
             return
         service_ms = int((time.perf_counter() - upstream_started) * 1000)
@@ -280,17 +306,30 @@ class ProxyHandler(BaseHTTPRequestHandler):
         self._respond(status, out, payload)
 
     def _record(self, reporter: str, source_info: Mapping[str, str], service: ServiceEntry | None,
-                target: Target | None, status: int, flags: str, started: float) -> None:
+                target: Target | None, status: int, flags: str, started: float, answered: bool = True) -> None:
+        """Counts one request as Istio's stats filter does on the ``reporter`` side.
+
+        The destination's proxy labels the destination from its own pod. The source's proxy learns
+        the destination's app and version from the answer (Istio's metadata exchange); with no
+        answer (``answered`` False: connection failure, timeout) it falls back to the endpoint's
+        metadata, which holds the workload, namespace and canonical service and revision but no app
+        or version, so those read "unknown" (istio/proxy, istio_stats ``populatePeerInfo``).
+        """
         labels = dict(source_info)
+        endpoint = target.endpoint if target else None
+        peer_labels = endpoint.labels if endpoint and (answered or reporter == "destination") else {}
         labels.update({
             "reporter": reporter,
             "destination_service": service.fqdn if service else "unknown",
             "destination_service_name": service.name if service else "unknown",
             "destination_service_namespace": service.namespace if service else "unknown",
-            "destination_workload": target.endpoint.workload if target else "unknown",
-            "destination_workload_namespace": target.endpoint.namespace if target else "unknown",
-            "destination_app": target.endpoint.labels.get("app", "unknown") if target else "unknown",
-            "destination_version": target.endpoint.version if target else "unknown",
+            "destination_workload": endpoint.workload if endpoint else "unknown",
+            "destination_workload_namespace": endpoint.namespace if endpoint else "unknown",
+            "destination_app": peer_labels.get("app", "unknown"),
+            "destination_version": peer_labels.get("version", "unknown"),
+            "destination_canonical_service": (canonical_service(endpoint.labels, endpoint.workload) if endpoint
+                                              else "unknown"),
+            "destination_canonical_revision": canonical_revision(endpoint.labels) if endpoint else "latest",
             "request_protocol": "http",
             "response_code": str(status),
             "response_flags": flags,

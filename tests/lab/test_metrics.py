@@ -57,6 +57,16 @@ def test_requests_total_counts_what_was_sent(dp_lab: DataPlaneLab, bookinfo_name
     # Only reviews v2 and v3 call ratings.
     ratings = delta(reporter="destination", destination_service_name="ratings", **common)
     assert ratings == by_version["v2"] + by_version["v3"]
+    # Istio counts each request between two sidecars once on each side: the caller's proxy
+    # (reporter="source") learns the destination's labels from its answer, so both sides agree.
+    for version in ("v1", "v2", "v3"):
+        assert delta(reporter="source", source_workload="productpage-v1", destination_service_name="reviews",
+                     destination_workload=f"reviews-{version}", destination_version=version,
+                     destination_canonical_service="reviews", destination_canonical_revision=version,
+                     **common) == by_version[version]
+    for service in ("details", "ratings"):
+        assert (delta(reporter="source", destination_service_name=service, **common)
+                == delta(reporter="destination", destination_service_name=service, **common) > 0)
     # The histogram counts the same requests.
     histogram = (total(after, "istio_request_duration_milliseconds_count", reporter="destination",
                        destination_service_name="productpage", destination_service_namespace=ns)
@@ -105,3 +115,55 @@ def test_histogram_is_well_formed(dp_lab: DataPlaneLab, bookinfo_namespace: str)
         values = [v for _, v in sorted(points)]
         assert values == sorted(values), "buckets are cumulative"
         assert values[-1] == counts[key], "+Inf bucket equals the count"
+
+
+def test_a_canary_that_refuses_connections_is_reported_by_the_caller_only(dp_lab: DataPlaneLab) -> None:
+    """Envoy answers 503 with UF,URX (connection failure, both retries used); only the caller's proxy counts it.
+
+    The labels are those of Istio's stats filter on the client side when no answer came back (istio/proxy
+    istio_stats ``populatePeerInfo``): the service from the cluster, the workload, namespace and canonical
+    service/revision from the endpoint's metadata (``workload;namespace;canonical-name;canonical-revision;
+    cluster``), and no app or version (the endpoint metadata has neither): "unknown".
+    """
+    ns = dp_lab.create_namespace("crashing")
+    caller = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "productpage-v1"},
+              "spec": {"selector": {"matchLabels": {"app": "productpage", "version": "v1"}},
+                       "template": {"metadata": {"labels": {"app": "productpage", "version": "v1"}},
+                                    "spec": {"containers": [{
+                                        "name": "productpage",
+                                        "image": "docker.io/istio/examples-bookinfo-productpage-v1:1.16.2"}]}}}}
+    dp_lab.apply(caller, ns)
+    dp_lab.apply_file("platform/kube/bookinfo-reviews-v2-crashing.yaml", ns)
+    # The pod is Ready: its process runs and answered its first health check.
+    dp_lab.wait_available(ns, ["productpage-v1", "reviews-v2"])
+    pid = dp_lab.workload(ns, "reviews-v2")["current"]["pid"]
+    before = dp_lab.metrics()
+    sent = 12
+    for _ in range(sent):
+        reply = dp_lab.mesh("reviews:9080", "/reviews/0", namespace=ns, source="productpage-v1")
+        assert reply.status == 503, reply.text
+        assert reply.text.startswith("upstream connect error or disconnect/reset before headers. "
+                                     "reset reason: connection failure"), reply.text
+    after = dp_lab.metrics()
+
+    def delta(name: str = "istio_requests_total", **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    istio_source_labels = {
+        "reporter": "source", "source_workload": "productpage-v1", "source_workload_namespace": ns,
+        "source_app": "productpage", "source_version": "v1", "source_canonical_service": "productpage",
+        "source_canonical_revision": "v1",
+        "destination_service": f"reviews.{ns}.svc.cluster.local", "destination_service_name": "reviews",
+        "destination_service_namespace": ns, "destination_workload": "reviews-v2",
+        "destination_workload_namespace": ns, "destination_canonical_service": "reviews",
+        "destination_canonical_revision": "v2", "destination_app": "unknown", "destination_version": "unknown",
+        "request_protocol": "http", "response_code": "503", "response_flags": "UF,URX"}
+    assert delta(**istio_source_labels) == sent
+    assert delta("istio_request_duration_milliseconds_count", **istio_source_labels) == sent
+    # Nothing else was counted for reviews: the canary's own proxy never saw these requests.
+    assert delta(destination_service_namespace=ns) == sent
+    assert delta(reporter="destination", destination_workload="reviews-v2") == 0
+    # The process still runs and the Deployment stays Available: nothing restarts it.
+    workload = dp_lab.workload(ns, "reviews-v2")
+    assert workload["current"]["pid"] == pid and workload["restarts"] == 0
+    dp_lab.wait_condition(ns, "reviews-v2", "Available", "True", timeout=1)

@@ -27,6 +27,8 @@ from typing import Any
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, RequestOutcomeUnknown
 from ansible_collections.canary.istio.plugins.module_utils._context import Context, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.destinations import RouteDestinations, routed_subsets
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.header_routes import (
     header_route_port,
     plan_header_route,
@@ -40,12 +42,17 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import (
     rules_for_host,
     service_host,
 )
+from ansible_collections.canary.istio.plugins.module_utils._logic.matches import is_catch_all
 from ansible_collections.canary.istio.plugins.module_utils._logic.patches import (
     build_annotation_ops,
     build_http_list_patch,
     build_route_patch,
 )
-from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import (
+    find_http_route,
+    refuse_unreachable,
+    route_checked,
+)
 from ansible_collections.canary.istio.plugins.module_utils._logic.state import (
     HISTORY_ANNOTATION,
     STATE_ANNOTATION,
@@ -54,7 +61,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.state import (
     encode_canary_state,
     read_canary_state,
 )
-from ansible_collections.canary.istio.plugins.module_utils._logic.weights import plan_route_weights, route_weights
+from ansible_collections.canary.istio.plugins.module_utils._logic.weights import plan_route_move, route_weights
 
 UTC = timezone.utc
 # Objects per page when a namespace is listed: what is held whole at once stays bounded.
@@ -80,6 +87,9 @@ class Target:
         self.hosts = Hosts(namespace, cluster_domain)
         self.root_namespace = root_namespace or DEFAULT_ROOT_NAMESPACE
         self.host = host
+        # The service host the task named (service_host); None: the route's own host decides.
+        self.given_host = host
+        self.notes: list[str] = []
         self.fqdn: str | None = None
         self.route_name = route_name
         self.destination_rule = destination_rule
@@ -107,7 +117,7 @@ class Target:
         return {"name": self.name, "namespace": self.namespace, "service_host": self.host,
                 "route": self.route_label(), "before": self.before, "after": self.after,
                 "changed": bool(self.patch), "moved": self.written is not None and not self.rolled_back,
-                "rolled_back": self.rolled_back, "error": self.error,
+                "rolled_back": self.rolled_back, "error": self.error, "notes": self.notes,
                 "destination_rule": (self.rule or {}).get("metadata", {}).get("name"),
                 "destination_rule_namespace": (self.rule or {}).get("metadata", {}).get("namespace")}
 
@@ -343,14 +353,18 @@ def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor
                             "(canary.istio.virtual_service or the base_release role)")
     _forget_managed_fields(vs)
     target.vs = vs
-    host = service_host(vs, target.host)
-    target.host = host
-    target.route_index = find_http_route(vs.get("spec") or {}, host, target.route_name, hosts=target.hosts)
+    default = target.given_host or (service_host(vs, None) if target.route_name is None else _own_host(vs))
+    target.route_index = find_http_route(vs.get("spec") or {}, default, target.route_name, hosts=target.hosts)
+    if target.route_name is not None:
+        refuse_unreachable(vs["spec"]["http"], target.route_index)
     route = vs["spec"]["http"][target.route_index]
-    target.before = route_weights(route)
-    new_route = plan_route_weights(route, host, target.weights, remove_unnamed=remove_unnamed, hosts=target.hosts)
-    target.after = route_weights(new_route)
-    routed = [subset for subset, weight in target.weights.items() if weight > 0]
+    target.before = route_weights(route, target.hosts)
+    new_route, moved, note = plan_route_move(route, default, target.weights, remove_unnamed=remove_unnamed,
+                                             hosts=target.hosts, host_given=bool(target.given_host))
+    target.notes = [note] if note else []
+    target.after = route_weights(new_route, target.hosts)
+    host = target.host = RouteDestinations(new_route, target.hosts).spelling.get(moved, default)
+    routed = routed_subsets(new_route, moved, target.hosts)
     read_destination_rule(ctx, target, host, tuple(routed))
     if routed:
         defined = merged_subsets(target.rules)
@@ -369,6 +383,31 @@ def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor
         }
         patch = patch + build_annotation_ops(vs, annotations)
     target.patch = patch
+
+
+def _default_route_host(vs: dict[str, Any], hosts: Hosts) -> str:
+    """The host a header route sends its testers to when the task names none: the one host the first
+    catch-all route (the route everyone else gets) already sends to, so testers reach the same service;
+    else the VirtualService's own host (:func:`service_host`)."""
+    for route in (vs.get("spec") or {}).get("http") or []:
+        if isinstance(route, dict) and is_catch_all(route) and isinstance(route.get("route"), list) and route["route"]:
+            try:
+                view = RouteDestinations(route_checked(route), hosts)
+            except CanaryInputError:
+                break
+            if len(view.service_hosts) == 1:
+                return view.spelling[view.service_hosts[0]]
+            break
+    return service_host(vs, None)
+
+
+def _own_host(vs: dict[str, Any]) -> str | None:
+    """The VirtualService's own service host when it can be told (see :func:`service_host`), else None:
+    with a route name given, the route's destinations say which host moves."""
+    try:
+        return service_host(vs, None)
+    except CanaryInputError:
+        return None
 
 
 def _forget_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
@@ -484,8 +523,7 @@ def plan_header(ctx: Context, target: Target, route: str, match: list[dict[str, 
         raise ModuleFailure(f"VirtualService {target.label} not found; create it first")
     target.vs = vs
     spec = vs.get("spec") or {}
-    host = service_host(vs, target.host)
-    target.host = host
+    host = target.host = target.given_host or _default_route_host(vs, target.hosts)
     old_http = spec.get("http")
     if not present:
         new_http = remove_header_route(spec, route)

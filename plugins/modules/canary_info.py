@@ -231,15 +231,22 @@ api_requests:
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._logic import release
+from ansible_collections.canary.istio.plugins.module_utils._logic.destinations import RouteDestinations
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import (
     MESH_ARG_SPEC,
+    Hosts,
     service_host,
     validate_cluster_domain,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.info import routes_report, subsets_report
+from ansible_collections.canary.istio.plugins.module_utils._logic.matches import is_catch_all
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
-from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route, iter_destinations
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import (
+    find_http_route,
+    iter_destinations,
+    route_label,
+)
 from ansible_collections.canary.istio.plugins.module_utils._logic.state import read_canary_state
 from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, read_destination_rule
@@ -297,22 +304,30 @@ def _read(ctx):
     if vs is None:
         return result
     spec = vs.get("spec") or {}
-    result["routes"] = routes_report(spec)
+    hosts = Hosts(namespace, params["cluster_domain"])
+    result["routes"] = routes_report(spec, hosts)
     recorded = read_canary_state(vs)
     result["history"] = recorded.pop("history")
     result["state"] = recorded
     host = _reported_host(vs, params.get("service_host"))
+    index = _reported_route(spec, host, params.get("route_name"), hosts)
+    if index is not None:
+        chosen = result["routes"][index]
+        if chosen["weights"] is None:
+            raise CanaryInputError(f"http route {route_label(index, spec['http'][index])} cannot be read: "
+                                   f"{chosen['problem']}")
+        result["weights"] = chosen["weights"]
+        if not params.get("service_host"):
+            # The service whose subsets matter is the one the route sends to (a destination is its host
+            # plus its subset), which need not be the VirtualService's own host.
+            view = RouteDestinations(spec["http"][index], hosts)
+            if len(view.service_hosts) == 1:
+                host = view.spelling[view.service_hosts[0]]
     if host is None:
         # A delegate VirtualService whose routes name several services: its routes are all there is to read.
         return result
     target = Target(name, namespace, host, None, params.get("destination_rule"),
                     cluster_domain=params["cluster_domain"], root_namespace=params["root_namespace"])
-    try:
-        index = find_http_route(spec, host, params.get("route_name"), hosts=target.hosts)
-        result["weights"] = result["routes"][index]["weights"]
-    except CanaryInputError:
-        if params.get("route_name"):
-            raise
     rule = read_destination_rule(ctx, target, host)
     if rule is not None:
         result["destination_rule"] = rule["metadata"]["name"]
@@ -333,6 +348,20 @@ def _read(ctx):
         deployments = ctx.client.get(f"/apis/apps/v1/namespaces/{service_namespace}/deployments").get("items") or []
         result["subsets"] = subsets_report(spec, host, target.rules, selector, deployments, target.hosts)
     return result
+
+
+def _reported_route(spec, host, route_name, hosts):
+    """Index of the route whose weights are reported: ``route_name``'s; else the host's default route;
+    else the first route that matches every request (the one Istio gives unmatched requests, whatever
+    host it sends to); None when there is none."""
+    if route_name or host is not None:
+        try:
+            return find_http_route(spec, host, route_name, hosts=hosts)
+        except CanaryInputError:
+            if route_name:
+                raise
+    catch_all = [index for index, route in enumerate(spec.get("http") or []) if is_catch_all(route)]
+    return catch_all[0] if catch_all else None
 
 
 def _reported_host(vs, given):

@@ -18,7 +18,7 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
-from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts, hosts_of
 from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route, virtual_service_spec
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import (
     canary_weights,
@@ -68,7 +68,8 @@ def route_weights_filter(resource: Any, host: Any = None, route_name: Any = None
             metadata = resource.get("metadata") if isinstance(resource, Mapping) else None
             own = metadata.get("namespace") if isinstance(metadata, Mapping) else None
             hosts = Hosts(namespace or own, cluster_domain)
+        hosts = hosts_of(resource, hosts)
         index = find_http_route(resource, host=host, route_name=route_name, hosts=hosts)
-        return route_weights(virtual_service_spec(resource)["http"][index])
+        return route_weights(virtual_service_spec(resource)["http"][index], hosts)
     except CanaryInputError as error:
         raise _refuse("route_weights", error) from None

@@ -22,16 +22,19 @@ def labels_match(selector: Mapping | None, labels: Mapping) -> bool:
     return all(labels.get(key) == value for key, value in (selector or {}).items())
 
 
-def routes_report(spec: Mapping) -> list[dict[str, Any]]:
-    """The http routes in order with name, match and weights (``{}`` for a route we cannot read)."""
+def routes_report(spec: Mapping, hosts: Hosts | None = None) -> list[dict[str, Any]]:
+    """The http routes in order with name, match and weights, read as Istio routes them
+    (:func:`weights.route_weights`). A route whose weights Istio would refuse has ``weights: None``
+    and ``problem`` saying why: never an empty mapping that would read as "no route"."""
     routes = []
     for index, route in enumerate(spec.get("http") or []):
+        entry = {"index": index, "name": route.get("name"), "match": route.get("match") or []}
         try:
-            weights = route_weights(route)
-        except CanaryInputError:
-            weights = {}
-        routes.append({"index": index, "name": route.get("name"), "match": route.get("match") or [],
-                       "weights": weights})
+            entry["weights"] = route_weights(route, hosts) if route.get("route") is not None else {}
+        except CanaryInputError as error:
+            entry["weights"] = None
+            entry["problem"] = str(error)
+        routes.append(entry)
     return routes
 
 

@@ -83,11 +83,10 @@ def route_destinations(route: Any, where: str) -> list:
     return destinations
 
 
-def destination_key(item: Mapping) -> str:
-    """How weights name a destination: its subset, or its host when it has no subset."""
-    target = item["destination"]
-    subset = target.get("subset")
-    return subset if subset else target["host"]
+def route_checked(route: Any, where: str = "route") -> Any:
+    """``route`` after :func:`route_destinations` found its destinations well formed."""
+    route_destinations(route, where)
+    return route
 
 
 def route_names(http: list) -> list[str]:
@@ -228,3 +227,21 @@ def referenced_subsets(vs_spec: Any, host: Any, hosts: Hosts | None = None) -> s
         if isinstance(subset, str) and subset and hosts.same(target.get("host"), host):
             result.add(subset)
     return result
+
+
+def refuse_unreachable(http: list, index: int) -> None:
+    """Refuse to write into route ``index`` when an earlier route matches every request.
+
+    istio/istio ``pilot/pkg/networking/core/route/route.go`` ``BuildHTTPRoutesForVirtualService``
+    stops building routes after the first catch-all route (no match, or a match without
+    conditions), and ``analyzeUnreachableHTTPRules`` warns of every route after it: such a route
+    never receives traffic, so weights written there would move nothing.
+    """
+    for earlier in range(index):
+        if is_catch_all(http[earlier]):
+            raise CanaryConflictError(
+                f"http route {route_label(index, http[index])} comes after {route_label(earlier, http[earlier])}, "
+                "which matches every request: Istio stops building routes after the first catch-all (route.go), so "
+                f"{route_label(index, http[index])} never receives traffic and weights written there would move "
+                f"nothing. Nothing was changed. Move traffic on {route_label(earlier, http[earlier])} instead, or "
+                "give it a match")

@@ -15,17 +15,16 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ansible_collections.canary.istio.plugins.module_utils._logic.destinations import validate_destination_key
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import (
     CanaryInputError,
     is_int,
     require_text,
     show,
 )
-from ansible_collections.canary.istio.plugins.module_utils._logic.subsets import validate_subset_name
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import (
     TOTAL_WEIGHT,
     plain_shares,
-    plain_weights,
     validate_ratio,
 )
 
@@ -40,8 +39,8 @@ _UTC = timezone.utc
 def encode_canary_state(base: Any, canary: Any, weight: Any, route: Any = None) -> str:
     """JSON text for the ``canary.istio/state`` annotation."""
     state = {
-        "base": validate_subset_name(base, "base subset name"),
-        "canary": validate_subset_name(canary, "canary subset name"),
+        "base": validate_destination_key(base, "base destination"),
+        "canary": validate_destination_key(canary, "canary destination"),
         "weight": validate_ratio(weight),
         "route": None,
     }
@@ -114,7 +113,7 @@ def append_history(
 ) -> str:
     """JSON text for ``canary.istio/history`` with one more step appended.
 
-    A step is ``{"time": "<UTC ISO 8601>", "from": {destination: share}, "to": {subset: w},
+    A step is ``{"time": "<UTC ISO 8601>", "from": {destination: share}, "to": {destination: share},
     "actor": str}``. Only the newest ``limit`` steps are kept. Unreadable existing
     history is treated as empty; the new step's own arguments are validated.
     """
@@ -129,7 +128,7 @@ def append_history(
     step = {
         "time": _utc_timestamp(now),
         "from": plain_shares(from_weights, "from weights"),
-        "to": plain_weights(to_weights, "to weights"),
+        "to": plain_shares(to_weights, "to weights"),
         "actor": actor,
     }
     entries = [*_read_history(vs_object), step][-limit:]

@@ -9,10 +9,10 @@
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.canary.istio.plugins.module_utils._logic.destinations import validate_subset_name
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import (
     CanaryConflictError,
     CanaryInputError,
@@ -21,25 +21,6 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
     require_text,
     show,
 )
-
-MAX_SUBSET_NAME_LENGTH = 63
-_SUBSET_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-
-
-def validate_subset_name(name: Any, what: str = "subset name") -> str:
-    """Return ``name`` if Istio accepts it as a DestinationRule subset name, else raise.
-
-    Rule: a DNS-1123 label, 1..63 characters of ``a-z 0-9 -`` starting and ending with a
-    letter or digit (istio/istio ``pkg/config/validation/validation.go`` ``validateSubsetName``,
-    ``labels.IsDNS1123Label``); istiod rejects ``v2.1``, ``v2_1`` and ``V2``.
-    """
-    if not isinstance(name, str) or len(name) > MAX_SUBSET_NAME_LENGTH or not _SUBSET_NAME_RE.fullmatch(name):
-        raise CanaryInputError(
-            f"{what} {show(name)} is not a valid subset name: Istio requires a DNS-1123 label, 1 to "
-            f"{MAX_SUBSET_NAME_LENGTH} lower-case letters, digits or '-', starting and ending with a letter or "
-            "digit (e.g. 'v2' or 'v2-1')"
-        )
-    return name
 
 
 def _validate_subset_entry(entry: Any, index: int) -> dict:

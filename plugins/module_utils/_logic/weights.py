@@ -14,25 +14,29 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
+from ansible_collections.canary.istio.plugins.module_utils._logic.destinations import (
+    MAX_ISTIO_WEIGHT,
+    TOTAL_WEIGHT,
+    Destination,
+    RouteDestinations,
+    is_subset_name,
+    moved_host,
+    refuse_duplicates,
+    validate_destination_key,
+)
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import (
     MAX_NUMBER_DIGITS,
-    CanaryConflictError,
     CanaryInputError,
     integer_in_range,
     is_int,
     json_copy,
-    pairs,
     require_mapping,
     require_text,
     show,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
-from ansible_collections.canary.istio.plugins.module_utils._logic.routes import destination_key, route_destinations
-from ansible_collections.canary.istio.plugins.module_utils._logic.subsets import validate_subset_name
+from ansible_collections.canary.istio.plugins.module_utils._logic.routes import route_destinations
 
-TOTAL_WEIGHT = 100
-# Weights are int32 in Istio's API.
-MAX_ISTIO_WEIGHT = 2**31 - 1
 _DECIMAL_TEXT_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
 
 
@@ -48,10 +52,13 @@ def validate_ratio(value: Any) -> int:
 
 
 def canary_weights(ratio: Any, base: str = "base", canary: str = "canary") -> dict[str, int]:
-    """Weights for a two-subset canary: ``{base: 100 - ratio, canary: ratio}``."""
+    """Weights for a two-destination canary: ``{base: 100 - ratio, canary: ratio}``.
+
+    ``base`` and ``canary`` name destinations as weights do (:mod:`destinations`): usually subsets.
+    """
     percent = validate_ratio(ratio)
-    validate_subset_name(base, "base subset name")
-    validate_subset_name(canary, "canary subset name")
+    validate_destination_key(base, "base subset name")
+    validate_destination_key(canary, "canary subset name")
     if base == canary:
         raise CanaryInputError(
             f"base and canary subset are both {base!r}; name two different subsets (e.g. 'v1' and 'v2')"
@@ -124,14 +131,16 @@ def split_weights(shares: Any) -> dict[str, int] | list[int]:
 
 
 def plain_weights(weights: Any, what: str) -> dict[str, int]:
-    """Mapping of valid subset names to integers 0..100, without the sum rule."""
+    """Mapping of destination keys (a subset, a host, or ``host:subset``; see :mod:`destinations`) to
+    integers 0..100, without the sum rule."""
     hint = "give a mapping of subset name to weight, e.g. {'v1': 90, 'v2': 10}"
     require_mapping(weights, what, hint)
     result = {}
     for name, weight in weights.items():
-        validate_subset_name(name, f"subset name in {what}")
+        validate_destination_key(name, f"subset name in {what}")
         result[name] = integer_in_range(
-            weight, f"weight of subset {name!r}", 0, TOTAL_WEIGHT, "weights are whole percentages"
+            weight, f"weight of {'subset' if is_subset_name(name) else 'destination'} {name!r}", 0, TOTAL_WEIGHT,
+            "weights are whole percentages"
         )
     return result
 
@@ -154,7 +163,8 @@ def plain_shares(shares: Any, what: str) -> dict[str, int | float]:
 def validate_weights(weights: Any) -> dict[str, int]:
     """Return ``weights`` as ``{subset: int}`` after checking every rule.
 
-    Rules: a non-empty mapping; keys are valid subset names (:func:`validate_subset_name`);
+    Rules: a non-empty mapping; keys name destinations (a subset, a host, or ``host:subset``:
+    :func:`destinations.validate_destination_key`);
     values are integers 0..100 (int-like strings accepted, booleans refused); the values
     sum to exactly 100.
     """
@@ -191,113 +201,118 @@ def refuse_routes_without_destinations(route: Any, where: str) -> None:
         )
 
 
-def _percent(share: Fraction) -> int | float:
-    return int(share) if share.denominator == 1 else round(float(share), 2)
-
-
-def route_weights(route: Any) -> dict[str, int | float]:
+def route_weights(route: Any, hosts: Hosts | None = None) -> dict[str, int | float]:
     """The share of traffic (percent) each destination of one http/tcp/tls route receives from Istio.
 
-    Keyed by subset, or by host for a destination without subset. Read the way Istio routes
-    (istio/istio ``pilot/pkg/networking/core/route/route.go``, ``translateRoute``): a lone
-    destination takes all traffic whatever its weight; among several, weights are relative
-    (``weight / sum``), a missing weight is 0 and a weight-0 destination gets nothing. Shares
-    are whole numbers when exact, else rounded to two decimals. Weights Istio rejects
-    (negative, not integers, several destinations summing to 0) raise; a key that appears
-    twice raises.
+    A destination is its resolved host plus its subset (:mod:`destinations`, which also says how
+    keys name them). Read the way Istio routes (istio/istio
+    ``pilot/pkg/networking/core/route/route.go``): a lone destination takes all traffic whatever its
+    weight; among several, weights are relative (``weight / sum``), a missing weight is 0, a weight-0
+    destination gets nothing (and is listed with 0), and entries naming the same destination add
+    up. Shares are whole numbers when exact, else rounded to two decimals. Weights Istio rejects
+    (negative, not integers, several destinations summing to 0) raise. ``hosts`` resolves short
+    host names (default: none known, so hosts compare as spelled).
     """
-    destinations = route_destinations(route, "route")
-    weights: dict[str, int] = {}
-    for index, item in enumerate(destinations):
-        key = destination_key(item)
-        if key in weights:
-            raise CanaryConflictError(
-                f"route destination {key!r} appears more than once in the route (again at #{index}); "
-                "merge those destinations so each subset appears once"
-            )
-        weight = item.get("weight")
-        weights[key] = 0 if weight is None else integer_in_range(
-            weight, f"weight of destination {key!r}", 0, MAX_ISTIO_WEIGHT,
-            "Istio accepts only integers of zero or more; fix the VirtualService"
-        )
-    if len(weights) == 1:
-        return {key: TOTAL_WEIGHT for key in weights}
-    total = sum(weights.values())
-    if weights and total == 0:
-        raise CanaryInputError(
-            f"the route's weights {show(weights)} sum to 0; Istio rejects several destinations whose weights "
-            "total 0 (validateHTTPRouteDestinations); fix the VirtualService"
-        )
-    return {key: _percent(Fraction(weight * TOTAL_WEIGHT, total)) for key, weight in weights.items()}
+    route_destinations(route, "route")
+    return RouteDestinations(route, hosts).percent()
 
 
 def plan_route_weights(route: Any, host: Any, weights: Any, remove_unnamed: bool = False,
-                       hosts: Hosts | None = None) -> dict:
-    """A deep copy of ``route`` whose destinations carry ``weights``.
+                       hosts: Hosts | None = None, host_given: bool = True) -> dict:
+    """A deep copy of ``route`` whose destinations of one service host carry ``weights``.
 
-    Every field of the route and of each existing destination (headers, port, ...) is
-    kept; only ``weight`` values change. Existing destinations keep their place, subsets
-    not yet routed to are appended in the order given, using the host spelling and port
-    of the route's existing destination for ``host`` (or ``host`` itself). Weights are
-    always written explicitly, including a lone ``weight: 100``; weight-0 destinations
-    stay in the list.
-
-    A destination the call does not name raises, unless ``remove_unnamed`` is true, in
-    which case it is dropped. A route that delegates, redirects or answers directly is refused
-    (:func:`refuse_routes_without_destinations`).
+    The host moved is chosen by :func:`destinations.moved_host`: ``host`` when ``host_given``
+    (it must be one the route sends to), else the one host the route already sends to (``host``,
+    the VirtualService's, is then only the default for a route without destinations). Keys of
+    ``weights`` name destinations of that host only. Destinations of other hosts keep their
+    entries and weights exactly; the moved host keeps its share of the route, split as ``weights``
+    say (largest remainder over its current total when the route has other hosts, else ``weights``
+    as given, summing to 100). Every field of the route and of each kept destination (headers,
+    port, ...) stays; entries that repeat a destination with the same fields are merged into the
+    first. Destinations not yet routed to are appended, using the route's spelling and port of the
+    moved host. A destination of the moved host that ``weights`` does not name raises, unless
+    ``remove_unnamed`` is true, in which case it is dropped. A route that delegates, redirects or
+    answers directly is refused (:func:`refuse_routes_without_destinations`).
     """
-    hosts = hosts or Hosts()
-    require_text(host, "host", "pass the service host the route sends to, e.g. 'reviews'")
-    refuse_routes_without_destinations(route, f"http route {route.get('name')!r}" if isinstance(route, Mapping)
-                                       and route.get("name") else "the http route")
-    wanted = validate_weights(weights)
-    destinations = route_destinations(route, "route")
-    # The destinations are built anew below; everything else is copied, in its place.
-    new_route = {key: None if key == "route" else json_copy(value) for key, value in route.items()}
+    return plan_route_move(route, host, weights, remove_unnamed, hosts, host_given)[0]
 
-    existing_keys = [destination_key(item) for item in destinations]
-    duplicates = sorted({key for key in existing_keys if existing_keys.count(key) > 1})
-    if duplicates:
-        raise CanaryConflictError(
-            f"route destinations {duplicates} appear more than once in the route; "
-            "merge them so each subset appears once before changing weights"
-        )
-    unnamed = [key for key in existing_keys if key not in wanted]
+
+def plan_route_move(route: Any, host: Any, weights: Any, remove_unnamed: bool = False,
+                    hosts: Hosts | None = None, host_given: bool = True) -> tuple[dict, str, str | None]:
+    """:func:`plan_route_weights`, and the resolved host moved with a note on how it was chosen."""
+    hosts = hosts or Hosts()
+    where = (f"http route {route.get('name')!r}" if isinstance(route, Mapping) and route.get("name")
+             else "the http route")
+    refuse_routes_without_destinations(route, where)
+    wanted_keys = validate_weights(weights)
+    route_destinations(route, "route")
+    view = RouteDestinations(route, hosts)
+    if host_given:
+        require_text(host, "host", "pass the service host the route sends to, e.g. 'reviews'")
+    moved, spelling, note = moved_host(view, wanted_keys, host if host_given else None, host, where)
+    wanted: dict[Destination, int] = {}
+    for key, weight in wanted_keys.items():
+        destination = view.parse_key(key, moved)
+        if destination in wanted:
+            raise CanaryInputError(f"weights {show(weights)} name destination {destination} twice; name it once")
+        wanted[destination] = weight
+    merged = set(refuse_duplicates(view, moved))
+    raw = view.raw_weights(where) if len(view.items) > 1 else [TOTAL_WEIGHT]
+    others = [i for i, d in enumerate(view.destinations) if d.host != moved]
+    mine = [i for i, d in enumerate(view.destinations) if d.host == moved and i not in merged]
+
+    unnamed = [view.destinations[i] for i in mine if view.destinations[i] not in wanted]
     if unnamed and not remove_unnamed:
-        whole_hosts = [item["destination"]["host"] for key, item in pairs(existing_keys, destinations)
-                       if key in unnamed and not item["destination"].get("subset")]
-        subsets = [key for key in unnamed if key not in whole_hosts]
+        subsets = [view.key(d) for d in unnamed if d.subset]
+        whole_hosts = [view.key(d) for d in unnamed if not d.subset]
         parts = []
         if subsets:
             parts.append(f"subset(s) {subsets}, which weights {show(weights)} do not name; name them (weight 0 "
                          "keeps them in the route) or set remove_unnamed to drop them")
         if whole_hosts:
             parts.append(f"host {', '.join(repr(h) for h in whole_hosts)} with no subset (every version of the "
-                         "service, not a missing subset); set remove_unnamed to replace that destination by the "
-                         "subsets in weights")
+                         "service, not a missing subset: name it by its host in weights to keep it, or set "
+                         "remove_unnamed to replace it by the subsets in weights)")
         raise CanaryInputError("the route also sends to " + "; and to ".join(parts))
 
-    template = None
-    for item in destinations:
-        if hosts.same(item["destination"].get("host"), host):
-            template = item["destination"]
-            break
+    order = list(wanted)
+    if others:
+        share = sum(raw[i] for i in range(len(raw)) if view.destinations[i].host == moved)
+        if share == 0:
+            raise CanaryInputError(
+                f"{where} sends nothing to {moved} (its destinations there have weight 0 or none); splitting that "
+                "host's share would move no traffic, and giving it a share would take traffic from "
+                f"{', '.join(h for h in view.service_hosts if h != moved)}. Nothing was changed")
+        values = _largest_remainder([Fraction(wanted[d]) for d in order], share)  # wanted sums to 100
+    else:
+        values = [wanted[d] for d in order]
+    new_weight = dict(zip(order, values))
 
+    new_route = {key: None if key == "route" else json_copy(value) for key, value in route.items()}
     new_destinations = []
-    for key, item in pairs(existing_keys, destinations):
-        if key in wanted:
-            kept = json_copy(item)
-            kept["weight"] = wanted[key]
-            new_destinations.append(kept)
-    for key, weight in wanted.items():
-        if key in existing_keys:
+    template = None
+    for index, (item, destination) in enumerate(zip(view.items, view.destinations)):
+        if index in others:
+            new_destinations.append(json_copy(item))
+        elif index in merged or destination not in new_weight:
             continue
-        target: dict[str, Any] = {"host": template["host"] if template else host, "subset": key}
+        else:
+            template = template or item["destination"]
+            kept = json_copy(item)
+            kept["weight"] = new_weight[destination]
+            new_destinations.append(kept)
+    present = set(view.destinations)
+    for destination in order:
+        if destination in present:
+            continue
+        target: dict[str, Any] = {"host": template["host"] if template else spelling}
+        if destination.subset:
+            target["subset"] = destination.subset
         if template is not None and "port" in template:
             target["port"] = json_copy(template["port"])
-        new_destinations.append({"destination": target, "weight": weight})
+        new_destinations.append({"destination": target, "weight": new_weight[destination]})
     new_route["route"] = new_destinations
-    return new_route
+    return new_route, moved, note
 
 
 def _destinations_to_check(route: Any, where: str) -> tuple[list, list[str]]:

@@ -21,6 +21,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.patches import
     build_http_list_patch,
     build_route_patch,
 )
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import hosts_of
 from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import (
     plan_route_weights,
@@ -153,18 +154,19 @@ def test_planned_patch_changes_only_the_route_list(vs, weights, reuse_existing):
     snapshot = copy.deepcopy(vs)
     index = find_http_route(vs, "reviews")
     old_route = vs["spec"]["http"][index]
-    old_keys = list(route_weights(old_route))
+    hosts = hosts_of(vs)
+    old_keys = list(route_weights(old_route, hosts))
     if reuse_existing:
         # Name every existing subset so remove_unnamed is not needed.
         weights = dict(zip(old_keys, split_weights([1] * len(old_keys)), strict=True))
-    planned = plan_route_weights(old_route, "reviews", weights, remove_unnamed=True)
+    planned = plan_route_weights(old_route, "reviews", weights, remove_unnamed=True, hosts=hosts)
     ops = build_route_patch(vs, index, planned)
     assert vs == snapshot, "inputs are never mutated"
 
     after = apply_patch(vs, ops)
     new_route = after["spec"]["http"][index]
     assert new_route["route"] == planned["route"]
-    assert route_weights(new_route) == weights
+    assert route_weights(new_route, hosts) == weights
     assert sum(item["weight"] for item in new_route["route"]) == 100
     assert all(isinstance(item["weight"], int) and not isinstance(item["weight"], bool) for item in new_route["route"])
 
@@ -174,7 +176,7 @@ def test_planned_patch_changes_only_the_route_list(vs, weights, reuse_existing):
     assert restored == vs
 
     # Kept destinations keep their other fields; existing ones keep their place.
-    old_by_key = {route_weights({"route": [item]}).popitem()[0]: item for item in old_route["route"]}
+    old_by_key = {route_weights({"route": [item]}, hosts).popitem()[0]: item for item in old_route["route"]}
     kept = [item for item in new_route["route"] if item["destination"]["subset"] in old_by_key]
     for item in kept:
         old_item = dict(old_by_key[item["destination"]["subset"]])
@@ -195,7 +197,7 @@ def test_planned_patch_changes_only_the_route_list(vs, weights, reuse_existing):
             apply_patch(concurrent, ops)
 
     # Idempotence: planning the same weights again changes nothing.
-    again = plan_route_weights(new_route, "reviews", weights)
+    again = plan_route_weights(new_route, "reviews", weights, hosts=hosts)
     assert build_route_patch(after, index, again) == []
     assert check_invariant(after["spec"], {}) == []
 

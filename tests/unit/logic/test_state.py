@@ -93,7 +93,7 @@ def test_append_history_refuses_bad_arguments():
         append_history({}, {}, {"v1": 100}, "me", now, limit=0)
     with pytest.raises(CanaryInputError, match="actor None"):
         append_history({}, {}, {"v1": 100}, None, now)
-    with pytest.raises(CanaryInputError, match="weight of subset 'v1' 'x'"):
+    with pytest.raises(CanaryInputError, match="share of 'v1' 'x'"):
         append_history({}, {}, {"v1": "x"}, "me", now)
     with pytest.raises(CanaryInputError, match="share of 'v1' 101"):
         append_history({}, {"v1": 101}, {"v1": 100}, "me", now)

@@ -76,9 +76,10 @@ def test_merge_subsets_refuses_touching_duplicated_subset():
     assert merge_subsets(existing, [{"name": "v2", "labels": {"a": "d"}}], [])[:2] == existing
 
 
-@pytest.mark.parametrize("name", ["v2.1", "v2_1", "V2", "-v2", "v2-", "a" * 64, ""])
+@pytest.mark.parametrize("name", ["v2.1", "v2_1", "-v2", "v2-", "a" * 64, ""])
 def test_subset_names_must_be_dns_labels_as_istio_requires(name):
-    # istio/istio pkg/config/validation/validation.go validateSubsetName: labels.IsDNS1123Label.
+    # istio/istio pkg/config/validation/validation.go validateSubsetName: labels.IsDNS1123Label, whose
+    # pattern in pkg/config/labels/instance.go is [a-zA-Z0-9](?:[-a-zA-Z0-9]*[a-zA-Z0-9])? (at most 63).
     with pytest.raises(CanaryInputError) as caught:
         validate_subset_name(name)
     assert repr(name) in str(caught.value) and "DNS-1123 label" in str(caught.value)
@@ -86,6 +87,6 @@ def test_subset_names_must_be_dns_labels_as_istio_requires(name):
         merge_subsets([], [{"name": name, "labels": {"version": "x"}}])
 
 
-@pytest.mark.parametrize("name", ["v2", "v2-1", "2", "a" * 63])
+@pytest.mark.parametrize("name", ["v2", "v2-1", "2", "a" * 63, "V2", "Canary-B"])
 def test_dns_label_subset_names_are_accepted(name):
     assert validate_subset_name(name) == name

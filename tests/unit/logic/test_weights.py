@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryConflictError, CanaryInputError
-from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts, hosts_of
 from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import (
     canary_weights,
@@ -205,9 +205,9 @@ def test_route_weights():
     assert route_weights({"route": []}) == {}
 
 
-def test_route_weights_refuses_duplicates_and_junk():
-    with pytest.raises(CanaryConflictError, match="'v1' appears more than once"):
-        route_weights({"route": [dest("v1", 50), dest("v1", 50)]})
+def test_route_weights_adds_up_duplicates_and_refuses_junk():
+    # route.go: each entry is a weighted cluster; two for the same host and subset both go to v1.
+    assert route_weights({"route": [dest("v1", 50), dest("v1", 50)]}) == {"v1": 100}
     with pytest.raises(CanaryInputError, match="weight of destination 'v1' 'x'"):
         route_weights({"route": [dest("v1", "x")]})
     with pytest.raises(CanaryInputError, match="has no 'destination' mapping"):
@@ -290,8 +290,13 @@ def test_plan_route_weights_unnamed_destinations():
 def test_plan_route_weights_refuses_bad_weights_and_duplicates():
     with pytest.raises(CanaryInputError, match="sum to 90"):
         plan_route_weights({"route": [dest("v1")]}, "reviews", {"v1": 90})
-    with pytest.raises(CanaryConflictError, match="more than once"):
-        plan_route_weights({"route": [dest("v1", 50), dest("v1", 50)]}, "reviews", {"v1": 100})
+    # Entries repeating a destination with the same fields are one destination: merged into the first.
+    assert plan_route_weights({"route": [dest("v1", 50), dest("v1", 50)]}, "reviews", {"v1": 90, "v2": 10})[
+        "route"] == [dest("v1", 90), dest("v2", 10)]
+    # With different fields one weight cannot be written for both.
+    with pytest.raises(CanaryConflictError, match="twice"):
+        plan_route_weights({"route": [dest("v1", 50), dest("v1", 50, headers={"request": {}})]}, "reviews",
+                           {"v1": 100})
 
 
 # The VirtualService strategy is large; on a busy machine generation alone can exceed the default budget.
@@ -300,14 +305,15 @@ def test_plan_route_weights_refuses_bad_weights_and_duplicates():
 def test_plan_without_remove_unnamed_refuses_exactly_when_a_subset_is_left_out(vs, weights):
     index = find_http_route(vs, "reviews")
     route = vs["spec"]["http"][index]
-    left_out = [key for key in route_weights(route) if key not in weights]
+    hosts = hosts_of(vs)
+    left_out = [key for key in route_weights(route, hosts) if key not in weights]
     if left_out:
         with pytest.raises(CanaryInputError) as caught:
-            plan_route_weights(route, "reviews", weights)
+            plan_route_weights(route, "reviews", weights, hosts=hosts)
         assert repr(left_out) in str(caught.value)
     else:
-        planned = plan_route_weights(route, "reviews", weights)
-        assert route_weights(planned) == weights
+        planned = plan_route_weights(route, "reviews", weights, hosts=hosts)
+        assert route_weights(planned, hosts) == weights
 
 
 # --------------------------------------------------------------------------------------

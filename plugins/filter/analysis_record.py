@@ -16,7 +16,7 @@ description:
     could not run, with its message), the summary, each check's canary and base values and the request
     counts - what the C(canary_release) role records in the C(canary.istio/history) annotation and
     draws in the release report. The PromQL sent is left out.
-positional: _input, step
+positional: _input, step, look, looks, since, at
 options:
   _input:
     description: A registered M(canary.istio.canary_analysis) result (failed or not).
@@ -26,6 +26,18 @@ options:
     description: The canary's share the analysis judged.
     type: int
     required: true
+  look:
+    description: The look number the analysis was asked (C(analysis_next)'s C(look)).
+    type: int
+  looks:
+    description: The planned looks of the release.
+    type: int
+  since:
+    description: When the evidence of this look starts (Unix seconds).
+    type: float
+  at:
+    description: When the answer came (Unix seconds); the driver times the next look from it.
+    type: float
 """
 
 EXAMPLES = r"""
@@ -36,15 +48,22 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(step), C(verdict), C(summary), C(checks), C(requests), C(evaluated_at) (and C(msg) for an error).
+  description:
+    - C(step), C(look), C(looks), C(since), C(at), C(verdict), C(summary), C(checks) (each with its C(bounds)),
+      C(requests), C(alpha), C(more_requests), C(numbers), C(evaluated_at) (and C(msg) for an error).
   type: dict
 """
 
 from ansible_collections.canary.istio.plugins.module_utils._logic import release
 
 
-def analysis_record(result, step):
-    return release.analysis_record(int(step), result or {})
+def _number(value, kind):
+    return None if value is None or value == "" else kind(value)
+
+
+def analysis_record(result, step, look=None, looks=None, since=None, at=None):
+    return release.analysis_record(int(step), result or {}, _number(look, int), _number(looks, int),
+                                   _number(since, float), _number(at, float))
 
 
 class FilterModule:

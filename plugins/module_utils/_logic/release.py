@@ -51,6 +51,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     validate_confidence,
     validate_window,
 )
+from ansible_collections.canary.istio.plugins.module_utils._logic.driver import duration_seconds
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import validate_ratio
 
@@ -312,6 +313,10 @@ def validate_inputs(base: Any, canary: Any, ratio: Any = None, steps: Any = None
     if chosen == AUTO and policy is None:
         raise CanaryInputError(f"{names.decision}=auto promotes on the analysis' verdicts, but {names.analysis} is "
                                "not set: give the checks to run, or choose promote, rollback or hold")
+    if chosen == AUTO and policy is not None and policy["dry_run"]:
+        raise CanaryInputError(f"{names.decision}=auto lets the analysis promote, but {names.analysis}.dry_run is true "
+                               "(the analysis reports and never acts): choose promote, rollback or hold, or leave "
+                               f"{names.decision} unset to be asked")
     return Inputs(base, canary, parse_ratio(ratio, names), parse_steps(steps, names), chosen, names, policy)
 
 
@@ -324,38 +329,30 @@ def answer(goal: str, observed: Observed, inputs: Inputs) -> dict[str, Any]:
     if inputs.analysis is not None and plan.action == "release":
         then = ("promote once every step passed" if inputs.decision == AUTO
                 else "act on the verdicts, then " + (inputs.decision or "ask whether to promote, roll back or hold"))
+        analyse = "analyse each step (a failed analysis rolls back)"
+        if inputs.analysis["dry_run"]:
+            then = inputs.decision or "ask whether to promote, roll back or hold"
+            analyse = "analyse each step and report (dry run: the analysis never acts)"
         head = plan.summary.rsplit(", then ", 1)[0]
-        plan = Plan(plan.action, plan.pending_steps, plan.ask, plan.problem,
-                    f"{head}, analyse each step (a failed analysis rolls back), then {then}")
+        plan = Plan(plan.action, plan.pending_steps, plan.ask, plan.problem, f"{head}, {analyse}, then {then}")
     return {"phase": phase, "pending_steps": list(plan.pending_steps), "next_run": plan.as_dict(),
             "analysis": inputs.analysis}
 
 
 # --------------------------------------------------------------------------------------
-# progressive delivery: analysis after each step
+# progressive delivery: the analysis settings
 #
-# The role runs canary.istio.canary_analysis after each step and asks ``analysis_progress`` what
-# to do next, with every result so far; at the end ``settle_decision`` turns the outcome and the
-# decision input into promote, rollback, hold, ask or stop. The rules:
-#
-# - an analysis that could not run (Prometheus unreachable, a query refused) stops the run or
-#   rolls back, per ``on_error``; it never counts as a pass;
-# - ``failure_limit`` failed analyses (over the whole run) roll back; a failed analysis below the
-#   limit is repeated at the same step;
-# - an inconclusive analysis (too little traffic, no data) ends the steps with ``inconclusive``:
-#   hold the split, ask a person, or roll back; it never counts as a pass;
-# - a step is passed after ``analyses`` passing analyses at its share; then the next step moves;
-# - ``decision: auto`` promotes only when every step passed.
+# What the release does with the analyses is the driver's (``_logic/driver.py``); here the settings
+# are read and checked, once, with the other inputs.
 
 ANALYSIS_DEFAULTS: dict[str, Any] = {
     "checks": None, "window": "1m", "interval": 60, "analyses": 1, "failure_limit": 1,
-    "inconclusive": "hold", "on_error": "rollback", "min_requests": 100, "confidence": 95.0,
-    "reporter": "destination",
+    "looks_per_step": None, "consecutive_error_limit": 4, "initial_delay": 0, "dry_run": False,
+    "scrape_interval": None, "inconclusive": "hold", "on_error": "rollback", "min_requests": 100,
+    "confidence": 95.0, "reporter": "destination",
 }
 INCONCLUSIVE_POLICIES = ("hold", "ask", "rollback")
 ERROR_POLICIES = ("stop", "rollback")
-# What the role does after an analysis (analysis_progress) and at the end (settle_decision).
-PROGRESS_ACTIONS = ("move", "analyse", "done", "rollback", "hold", "ask", "stop")
 
 
 def _whole(value: Any, key: str, low: int, high: int, names: InputNames) -> int:
@@ -369,8 +366,31 @@ def _whole(value: Any, key: str, low: int, high: int, names: InputNames) -> int:
     return number
 
 
+def _seconds(value: Any, key: str, names: InputNames) -> float:
+    """A duration given as seconds (a whole number) or as a Prometheus duration (``15s``)."""
+    if isinstance(value, str) and not value.strip().isdigit():
+        try:
+            return duration_seconds(validate_window(value.strip()))
+        except AnalysisInputError:
+            pass
+        raise CanaryInputError(f"{names.analysis}.{key} must be seconds or a Prometheus duration such as 15s, "
+                               f"got {_show(value)}")
+    return float(_whole(value, key, 1, 86400, names))
+
+
+def _flag(value: Any, key: str, names: InputNames) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in ("true", "yes", "on"):
+        return True
+    if text in ("false", "no", "off"):
+        return False
+    raise CanaryInputError(f"{names.analysis}.{key} must be true or false, got {_show(value)}")
+
+
 def parse_analysis(value: Any, names: InputNames = InputNames()) -> dict[str, Any] | None:
-    """The analysis policy with its defaults filled in, or ``None`` (no analysis) for nothing / ``{}``."""
+    """The analysis settings with their defaults filled in, or ``None`` (no analysis) for nothing / ``{}``."""
     if value is None or value in ({}, ""):
         return None
     if not isinstance(value, Mapping):
@@ -388,123 +408,92 @@ def parse_analysis(value: Any, names: InputNames = InputNames()) -> dict[str, An
         policy["confidence"] = validate_confidence(policy["confidence"])
     except AnalysisInputError as error:
         raise CanaryInputError(f"{names.analysis}: {error}") from None
-    policy["interval"] = _whole(policy["interval"], "interval", 0, 86400, names)
+    policy["interval"] = _whole(policy["interval"], "interval", 1, 86400, names)
     policy["analyses"] = _whole(policy["analyses"], "analyses", 1, 100, names)
     policy["failure_limit"] = _whole(policy["failure_limit"], "failure_limit", 1, 100, names)
+    policy["consecutive_error_limit"] = _whole(policy["consecutive_error_limit"], "consecutive_error_limit", 1, 100,
+                                               names)
+    policy["initial_delay"] = _whole(policy["initial_delay"], "initial_delay", 0, 86400, names)
     policy["min_requests"] = _whole(policy["min_requests"], "min_requests", 1, 10**9, names)
+    policy["dry_run"] = _flag(policy["dry_run"], "dry_run", names)
     for key, choices in (("inconclusive", INCONCLUSIVE_POLICIES), ("on_error", ERROR_POLICIES),
                          ("reporter", REPORTERS)):
         if policy[key] not in choices:
             raise CanaryInputError(f"{names.analysis}.{key} must be {', '.join(choices[:-1])} or {choices[-1]}, "
                                    f"got {_show(policy[key])}")
+    # By default a step has room for its passes and the failures below the limit, as before looks were planned.
+    least = policy["analyses"]
+    if policy["looks_per_step"] is None:
+        policy["looks_per_step"] = least + policy["failure_limit"] - 1
+    policy["looks_per_step"] = _whole(policy["looks_per_step"], "looks_per_step", 1, 100, names)
+    if policy["looks_per_step"] < least:
+        raise CanaryInputError(f"{names.analysis}.looks_per_step ({policy['looks_per_step']}) is less than analyses "
+                               f"({least}): a step could never pass; set looks_per_step to at least {least}")
+    window = duration_seconds(policy["window"])
+    if policy["interval"] < window:
+        raise CanaryInputError(f"{names.analysis}.interval ({policy['interval']} s) is shorter than window "
+                               f"({policy['window']}): the first look after a step would count requests of the share "
+                               f"before it, and looks would overlap; set interval to at least {window:g}")
+    if policy["scrape_interval"] is not None:
+        scrape = _seconds(policy["scrape_interval"], "scrape_interval", names)
+        if window < 2 * scrape:
+            raise CanaryInputError(f"{names.analysis}.window ({policy['window']}) is shorter than two scrape intervals "
+                                   f"({2 * scrape:g} s with scrape_interval {_show(policy['scrape_interval'])}): "
+                                   "Prometheus' increase() needs two samples in the window; set window to at least "
+                                   f"{2 * scrape:g}s")
+        policy["scrape_interval"] = scrape
     return policy
 
 
-def analysis_slots(steps: Sequence[int], policy: Mapping[str, Any]) -> int:
-    """The most analyses a run can make: every step's passes, plus the failures below the limit."""
-    return max(1, len(steps)) * int(policy["analyses"]) + int(policy["failure_limit"]) - 1
-
-
-def _numbers(result: Mapping[str, Any]) -> str:
-    """The numbers behind an analysis, one clause per check."""
+def _numbers(checks: Sequence[Mapping[str, Any]]) -> str:
+    """The numbers behind an analysis, one clause per check, with the bounds when the module gave them."""
     parts = []
-    for check in result.get("checks") or []:
+    for check in checks:
         canary = (check.get("canary") or {}).get("value")
         base = (check.get("base") or {}).get("value")
         shown = "no data" if canary is None else f"{canary:g}"
+        bounds = _bounds_text(check.get("bounds"))
         parts.append(f"{check.get('name')} {check.get('verdict')} (canary {shown}"
-                     f"{'' if base is None else f', base {base:g}'})")
+                     f"{'' if base is None else f', base {base:g}'}{f', bounds {bounds}' if bounds else ''})")
     return "; ".join(parts)
 
 
-def analysis_progress(steps: Sequence[int], current: int, policy: Mapping[str, Any],
-                      results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """What the role does next, from the shares to move through and every analysis result so far.
+def _bounds_text(bounds: Any) -> str:
+    """``[0.1, 2.3]``-like text of a check's confidence bounds, whatever keys the module used."""
+    if not isinstance(bounds, Mapping):
+        return ""
+    low = next((bounds[key] for key in ("lower", "low", "canary_lower") if isinstance(bounds.get(key), (int, float))),
+               None)
+    high = next((bounds[key] for key in ("upper", "high", "canary_upper")
+                 if isinstance(bounds.get(key), (int, float))), None)
+    if low is None and high is None:
+        return ""
+    return f"[{'' if low is None else f'{low:.4g}'}, {'' if high is None else f'{high:.4g}'}]"
 
-    ``results`` holds one entry per analysis: ``step`` (the share it judged), ``verdict``
-    (``pass``, ``fail``, ``inconclusive`` or ``error``), ``summary`` and, for errors, ``msg``.
-    The answer: ``action`` (one of PROGRESS_ACTIONS), ``share`` (to move to, or being analysed),
-    ``reason``, and the counts it came from.
+
+def analysis_record(step: int, result: Mapping[str, Any], look: int | None = None, looks: int | None = None,
+                    since: float | None = None, at: float | None = None) -> dict[str, Any]:
+    """What the role keeps of one canary_analysis result (and records in the history): the verdict and its numbers.
+
+    ``look`` / ``looks`` / ``since`` are what the analysis was asked; ``at`` when the answer came
+    (the driver times the next look from it). An analysis that could not run is an ``error``.
     """
-    shares = list(steps) or [current]
-    failures = [r for r in results if r.get("verdict") == "fail"]
-    passed_steps = [share for share in shares
-                    if sum(1 for r in results if r.get("step") == share and r.get("verdict") == "pass")
-                    >= policy["analyses"]]
-    counts = {"analyses": len(results), "failures": len(failures), "failure_limit": policy["failure_limit"],
-              "passed_steps": passed_steps, "steps": shares}
-
-    def answer_(action: str, share: int | None, reason: str) -> dict[str, Any]:
-        return {"action": action, "share": share, "reason": reason, **counts}
-
-    last = results[-1] if results else None
-    if last is not None:
-        where = f"analysis {len(results)} at {last.get('step')}%"
-        verdict = last.get("verdict")
-        if verdict not in ("pass", "fail", "inconclusive"):
-            message = last.get("msg") or last.get("summary") or "no verdict"
-            return answer_(policy["on_error"], last.get("step"),
-                           f"{where} could not run: {message} (analysis.on_error: {policy['on_error']}); "
-                           "a missing analysis never promotes")
-        if len(failures) >= policy["failure_limit"]:
-            return answer_("rollback", last.get("step"),
-                           f"{where} failed: {last.get('summary')}; {_numbers(last)} "
-                           f"({len(failures)} failed analysis(es), failure_limit {policy['failure_limit']})")
-        if verdict == "inconclusive":
-            return answer_(policy["inconclusive"], last.get("step"),
-                           f"{where} was inconclusive: {last.get('summary')}; {_numbers(last)} "
-                           f"(analysis.inconclusive: {policy['inconclusive']}); an inconclusive analysis never "
-                           "promotes")
-    pending = [share for share in shares if share not in passed_steps]
-    if not pending:
-        return answer_("done", shares[-1], f"every step passed its analysis ({', '.join(f'{s}%' for s in shares)})")
-    share = pending[0]
-    analysed_here = [r for r in results if r.get("step") == share]
-    moved = bool(analysed_here) or (share == current and not list(steps))
-    if not moved:
-        return answer_("move", share, f"move {share}% to the canary, then analyse it")
-    return answer_("analyse", share, f"analyse again at {share}%"
-                   + (f" after a failed analysis ({len(failures)} of failure_limit {policy['failure_limit']})"
-                      if last is not None and last.get("verdict") == "fail" else ""))
-
-
-def settle_decision(decision: str | None, progress: Mapping[str, Any] | None) -> dict[str, str]:
-    """The end of a run with analysis: ``promote``, ``rollback``, ``hold``, ``ask`` or ``stop``, and why.
-
-    An analysis that rolled back, held, asked or stopped overrides the decision input; after every
-    step passed, ``auto`` and ``promote`` promote, ``rollback`` / ``hold`` do what they say, and no
-    decision asks.
-    """
-    if not progress:
-        return {"decision": decision if decision in DECISIONS else "ask", "reason": "no analysis in this run"}
-    action = progress.get("action")
-    reason = str(progress.get("reason") or "")
-    if action in ("rollback", "hold", "ask", "stop"):
-        return {"decision": action, "reason": reason}
-    if action != "done":
-        # The loop ended before every step was judged (should not happen): never promote on it.
-        return {"decision": "hold", "reason": f"the analysis did not finish ({action}: {reason})"}
-    if decision in (AUTO, "promote"):
-        return {"decision": "promote", "reason": reason}
-    if decision in ("rollback", "hold"):
-        return {"decision": decision, "reason": f"{reason}; the decision input is {decision}"}
-    return {"decision": "ask", "reason": reason}
-
-
-def analysis_record(step: int, result: Mapping[str, Any]) -> dict[str, Any]:
-    """What the role keeps of one canary_analysis result (and records in the history): the verdict and its numbers."""
+    asked = {"look": look, "looks": looks, "since": since, "at": at if at is not None else result.get("evaluated_at")}
     if result.get("failed") or "verdict" not in result:
         return {"step": step, "verdict": "error", "msg": str(result.get("msg") or "the analysis failed"),
                 "summary": "the analysis could not run", "checks": [], "requests": {},
-                "evaluated_at": result.get("evaluated_at"), "numbers": ""}
+                "evaluated_at": result.get("evaluated_at"), "numbers": "", **asked}
     checks = [{"name": check.get("name"), "verdict": check.get("verdict"), "reason": check.get("reason"),
                "canary": (check.get("canary") or {}), "base": (check.get("base") or {}),
-               "min": check.get("min"), "max": check.get("max")} for check in result.get("checks") or []]
+               "min": check.get("min"), "max": check.get("max"), "bounds": check.get("bounds"),
+               "more_requests": check.get("more_requests")} for check in result.get("checks") or []]
     requests = result.get("requests") or {}
-    numbers = _numbers({"checks": checks})
+    numbers = _numbers(checks)
     if requests:
         numbers += (f"; requests in {result.get('window')}: canary {float(requests.get('canary') or 0):g}, "
                     f"base {float(requests.get('base') or 0):g}")
+    if result.get("more_requests"):
+        numbers += f"; about {float(result['more_requests']):g} more canary requests would settle it"
     return {"step": step, "verdict": result["verdict"], "summary": result.get("summary"), "checks": checks,
             "requests": requests, "evaluated_at": result.get("evaluated_at"), "window": result.get("window"),
-            "numbers": numbers}
+            "alpha": result.get("alpha"), "more_requests": result.get("more_requests"), "numbers": numbers, **asked}

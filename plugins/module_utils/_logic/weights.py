@@ -226,7 +226,7 @@ def plan_route_weights(route: Any, host: Any, weights: Any, remove_unnamed: bool
     the VirtualService's, is then only the default for a route without destinations). Keys of
     ``weights`` name destinations of that host only. Destinations of other hosts keep their
     entries and weights exactly; the moved host keeps its share of the route, split as ``weights``
-    say (largest remainder over its current total when the route has other hosts, else ``weights``
+    say (largest remainder over its current total when other hosts receive traffic, else ``weights``
     as given, summing to 100). Every field of the route and of each kept destination (headers,
     port, ...) stays; entries that repeat a destination with the same fields are merged into the
     first. Destinations not yet routed to are appended, using the route's spelling and port of the
@@ -276,7 +276,7 @@ def plan_route_move(route: Any, host: Any, weights: Any, remove_unnamed: bool = 
         raise CanaryInputError("the route also sends to " + "; and to ".join(parts))
 
     order = list(wanted)
-    if others:
+    if any(raw[i] for i in others):
         share = sum(raw[i] for i in range(len(raw)) if view.destinations[i].host == moved)
         if share == 0:
             raise CanaryInputError(

@@ -19,6 +19,8 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+from ansible_collections.canary.istio.plugins.module_utils._logic.release import bounds_text
+
 COLOURS = {"base": "#0066cc", "canary": "#ec7a08"}
 VERDICT_COLOURS = {"pass": "#3e8635", "fail": "#c9190b", "inconclusive": "#8a8d90", "error": "#151515"}
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 860, 190, 60, 20, 16, 28
@@ -163,6 +165,26 @@ def _value(side: dict[str, Any]) -> str:
     return "no data" if value is None else f"{value:.2f}"
 
 
+def _look(analysis: dict[str, Any]) -> str:
+    """``2 of 6``: the look's number among the looks planned for the release, and its alpha when given."""
+    look, looks = analysis.get("look"), analysis.get("looks")
+    if not look:
+        return ""
+    alpha = analysis.get("alpha")
+    spent = f" (alpha {float(alpha):.2g})" if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) else ""
+    return html.escape(f"{look} of {looks}{spent}" if looks else f"{look}{spent}")
+
+
+def _bounds_cell(analysis: dict[str, Any]) -> str:
+    """Each check's confidence bounds at this look, one line per check."""
+    lines = []
+    for check in analysis.get("checks") or []:
+        text = bounds_text(check.get("bounds"))
+        if text:
+            lines.append(html.escape(f"{check.get('name')}: {text}"))
+    return "<br>".join(lines)
+
+
 def render(service: str, namespace: str, base: str, canary: str, start: float, end: float,
            weights: list[list[float]], series: dict[str, dict[str, list]], analyses: list[dict[str, Any]],
            decision: str, reason: str, topology_before: str | None, topology_after: str | None) -> str:
@@ -192,6 +214,8 @@ def render(service: str, namespace: str, base: str, canary: str, start: float, e
             f"<td class=\"canary-p99\">{_value(duration.get('canary', {}))}</td>"
             f"<td class=\"base-p99\">{_value(duration.get('base', {}))}</td>"
             f"<td class=\"canary-requests\">{float(requests.get('canary') or 0):.0f}</td>"
+            f"<td class=\"look\">{_look(analysis)}</td>"
+            f"<td class=\"bounds\">{_bounds_cell(analysis)}</td>"
             f"<td>{html.escape(str(analysis.get('msg') or analysis.get('summary') or ''))}</td></tr>")
     colour = {"promote": "#3e8635", "rollback": "#c9190b"}.get(decision, "#8a8d90")
     title = html.escape(f"Canary release of {namespace}/{service}: {base} → {canary}")
@@ -199,7 +223,7 @@ def render(service: str, namespace: str, base: str, canary: str, start: float, e
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>{title}</title>\n<style>body{{font-family:Helvetica,Arial,sans-serif;margin:16px;color:#151515}}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #d2d2d2;padding:3px 6px;text-align:right}"
-        "td:last-child{text-align:left}.decision{font-size:20px;font-weight:bold}"
+        "td:last-child,td.bounds{text-align:left}.decision{font-size:20px;font-weight:bold}"
         "svg{max-width:100%;height:auto}figure{margin:8px 0}</style>\n</head>\n<body>\n"
         f"<h1>{title}</h1>\n"
         f'<p class="decision" style="color:{colour}">Decision: <span id="decision">{html.escape(decision)}</span></p>\n'
@@ -209,7 +233,8 @@ def render(service: str, namespace: str, base: str, canary: str, start: float, e
         + "\n".join(f"<figure>{svg}</figure>" for svg in charts)
         + "\n<h2>Analyses</h2>\n<table id=\"analyses\"><tr><th>#</th><th>time</th><th>share</th><th>verdict</th>"
         "<th>canary success %</th><th>base success %</th><th>canary p99 ms</th><th>base p99 ms</th>"
-        "<th>canary requests</th><th>summary</th></tr>\n" + "\n".join(rows) + "\n</table>\n"
+        "<th>canary requests</th><th>look</th><th>confidence bounds</th><th>summary</th></tr>\n"
+        + "\n".join(rows) + "\n</table>\n"
         f"<h2>Neighbourhood of {html.escape(service)} before the release</h2>\n<figure id=\"topology-before\">"
         f"{_inline_svg(topology_before)}</figure>\n"
         f"<h2>Neighbourhood of {html.escape(service)} at the end of the run</h2>\n<figure id=\"topology-after\">"

@@ -297,7 +297,8 @@ def test_prometheus_killed_mid_analysis_stops_the_run_and_never_promotes(release
     try:
         proc = release(traffic_lab, namespace, "quiet", tmp_path / "report.html",
                        canary_release_prometheus_url=record["url"],
-                       canary_release_analysis={**ANALYSIS, "interval": 4, "on_error": "stop"})
+                       canary_release_analysis={**ANALYSIS, "interval": 10, "on_error": "stop",
+                                                "consecutive_error_limit": 2})
     finally:
         killed.set()
         watcher.join(timeout=10)
@@ -307,7 +308,9 @@ def test_prometheus_killed_mid_analysis_stops_the_run_and_never_promotes(release
     assert proc.returncode != 0, proc.stdout[-3000:]
     message = " ".join(proc.stdout.split())
     assert f"cannot reach Prometheus at {record['url']}" in message, message[-3000:]
-    assert "Stopped: analysis 1 at 25% could not run" in message and "nothing was promoted" in message
+    # Retried once (consecutive_error_limit 2), then stopped.
+    assert "Stopped: analysis 2 at 25% could not run" in message and "nothing was promoted" in message
+    assert "(2 in a row, consecutive_error_limit 2; analysis.on_error: stop)" in message
     assert "Traceback" not in proc.stdout + proc.stderr
     assert weights(traffic_lab, namespace) == {"v1": 75, "v2": 25}
 

@@ -452,23 +452,42 @@ def _numbers(checks: Sequence[Mapping[str, Any]]) -> str:
         canary = (check.get("canary") or {}).get("value")
         base = (check.get("base") or {}).get("value")
         shown = "no data" if canary is None else f"{canary:g}"
-        bounds = _bounds_text(check.get("bounds"))
+        bounds = bounds_text(check.get("bounds"))
         parts.append(f"{check.get('name')} {check.get('verdict')} (canary {shown}"
                      f"{'' if base is None else f', base {base:g}'}{f', bounds {bounds}' if bounds else ''})")
     return "; ".join(parts)
 
 
-def _bounds_text(bounds: Any) -> str:
-    """``[0.1, 2.3]``-like text of a check's confidence bounds, whatever keys the module used."""
+def _number_at(bounds: Mapping[str, Any], key: str) -> float | None:
+    value = bounds.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _interval_text(bounds: Mapping[str, Any]) -> str:
+    """One part's bounds: shares in percent, the canary/base ratio as a number, the latency boundary used."""
+    pieces = []
+    low, high = _number_at(bounds, "lower"), _number_at(bounds, "upper")
+    if low is not None or high is not None:
+        pieces.append(f"{'' if low is None else f'{100 * low:.3g}'}%..{'' if high is None else f'{100 * high:.3g}'}%")
+    low, high = _number_at(bounds, "ratio_lower"), _number_at(bounds, "ratio_upper")
+    if low is not None or high is not None:
+        pieces.append(f"ratio {'' if low is None else f'{low:.3g}'}..{'' if high is None else f'{high:.3g}'}")
+    boundary = _number_at(bounds, "boundary_ms")
+    if boundary is None:
+        boundary = _number_at(bounds, "fail_boundary_ms")
+    if boundary is not None:
+        pieces.append(f"slower than {boundary:g} ms")
+    return " ".join(pieces)
+
+
+def bounds_text(bounds: Any) -> str:
+    """A check's confidence bounds as a short text, one clause per part (``errors 0.1%..2.3%``)."""
     if not isinstance(bounds, Mapping):
         return ""
-    low = next((bounds[key] for key in ("lower", "low", "canary_lower") if isinstance(bounds.get(key), (int, float))),
-               None)
-    high = next((bounds[key] for key in ("upper", "high", "canary_upper")
-                 if isinstance(bounds.get(key), (int, float))), None)
-    if low is None and high is None:
-        return ""
-    return f"[{'' if low is None else f'{low:.4g}'}, {'' if high is None else f'{high:.4g}'}]"
+    if any(isinstance(value, Mapping) for value in bounds.values()):
+        parts = [(str(name), _interval_text(part)) for name, part in bounds.items() if isinstance(part, Mapping)]
+        return "; ".join(f"{name} {text}" for name, text in parts if text)
+    return _interval_text(bounds)
 
 
 def analysis_record(step: int, result: Mapping[str, Any], look: int | None = None, looks: int | None = None,

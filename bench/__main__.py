@@ -27,6 +27,7 @@ from lab.kube import KubeClient
 
 RESULTS = WORK_DIR / "results.json"
 DOCS = {report.EN: REPO_ROOT / "docs" / "performance.md", report.ZH: REPO_ROOT / "docs" / "performance.zh-CN.md"}
+DECISION_DOCS = {report.EN: REPO_ROOT / "docs" / "decisions.md", report.ZH: REPO_ROOT / "docs" / "decisions.zh-CN.md"}
 
 
 def _lab_running(directory: Path) -> bool:
@@ -44,7 +45,9 @@ def _load() -> str:
         return "?"
 
 
-ALL_PARTS = ("profile", "one", "many", "modules", "router", "scale", "waves")
+PERFORMANCE_PARTS = ("profile", "one", "many", "modules", "router", "scale", "waves")
+# The decision-quality benchmark (bench/decisions.py) needs no Kubernetes lab and writes pages of its own.
+ALL_PARTS = (*PERFORMANCE_PARTS, "decisions")
 # The parts that compare with kubernetes.core, which lives in the benchmark's own virtualenv.
 KUBERNETES_CORE_PARTS = {"profile", "one", "many"}
 
@@ -71,11 +74,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", action="store_true",
                         help=f"with --only: put the parts measured into {RESULTS.relative_to(REPO_ROOT)} (from a "
                              "full run) and write docs/ from it, other sections as they were")
+    parser.add_argument("--replications", type=int, default=int(os.environ.get("BENCH_REPLICATIONS", "10000")),
+                        help="simulated releases per scenario of the decisions part (default %(default)s)")
+    parser.add_argument("--no-e2e", action="store_true",
+                        help="decisions part: skip the end-to-end run through Prometheus and the module")
     args = parser.parse_args(argv)
+
+    parts = set(args.only.split(","))
+    if "decisions" in parts or args.report_only:
+        code = decisions_part(args, run_it="decisions" in parts and not args.report_only)
+        parts.discard("decisions")
+        if not parts or (args.report_only and not RESULTS.exists()):
+            return code
+        args.only = ",".join(part for part in PERFORMANCE_PARTS if part in parts)
 
     # The documents need every section: a run of some sections (--only) keeps its numbers apart and
     # leaves the full results and docs/ as they are.
-    partial = not args.report_only and set(args.only.split(",")) != set(ALL_PARTS)
+    partial = not args.report_only and set(args.only.split(",")) != set(PERFORMANCE_PARTS)
     if args.merge and not (partial and RESULTS.exists()):
         say(f"--merge needs --only and the results of a full run in {RESULTS.relative_to(REPO_ROOT)}")
         return 2
@@ -98,6 +113,27 @@ def main(argv: list[str] | None = None) -> int:
         for lang, path in DOCS.items():
             path.write_text(report.render(results, lang))
         say(f"wrote {', '.join(str(p.relative_to(REPO_ROOT)) for p in DOCS.values())}")
+    return 0
+
+
+def decisions_part(args: argparse.Namespace, run_it: bool) -> int:
+    """The decisions part: simulate (or, with --report-only, re-read), print, write docs/decisions*.md."""
+    from bench import decision_report, decisions
+    saved = WORK_DIR / "decisions.json"
+    if run_it:
+        results = decisions.run(args.replications, e2e=not args.no_e2e, say=say)
+        results["date"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(results, indent=1, default=str))
+    elif saved.exists():
+        results = json.loads(saved.read_text())
+    else:
+        return 0
+    print(decision_report.console(results))
+    if not args.no_docs:
+        for lang, path in DECISION_DOCS.items():
+            path.write_text(decision_report.render(results, lang))
+        say(f"wrote {', '.join(str(p.relative_to(REPO_ROOT)) for p in DECISION_DOCS.values())}")
     return 0
 
 

@@ -72,6 +72,7 @@ class Outcome:
 
     decision: np.ndarray
     used: np.ndarray
+    least_pass: float = math.inf  # fewest canary requests a step passed on (ours only)
 
 
 # --------------------------------------------------------------------------- Flagger
@@ -283,6 +284,7 @@ def ours(data: Telemetry, limits: Limits, plan: Plan, judge: Judge) -> Outcome:
     if limits.latency:
         base_buckets = data.base_buckets[:, :, :looks].sum(axis=3).cumsum(axis=2)
         canary_buckets = data.canary_buckets[:, :, :looks].sum(axis=3).cumsum(axis=2)
+    least_pass = math.inf
     for replication in range(replications):
         look_number = 0
         outcome = PROMOTE
@@ -299,8 +301,10 @@ def ours(data: Telemetry, limits: Limits, plan: Plan, judge: Judge) -> Outcome:
                                 limits, look_number, planned)
                 if verdict != "inconclusive":
                     break
-            if verdict != "pass":
+            if verdict == "pass":
+                least_pass = min(least_pass, int(canary_requests[replication, step, slot]))
+            else:
                 outcome = ROLLBACK if verdict == "fail" else HOLD
                 break
         decision[replication] = outcome
-    return Outcome(decision, used)
+    return Outcome(decision, used, least_pass)

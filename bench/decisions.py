@@ -12,6 +12,7 @@ module and checks that it decides as the pure code does (bench/decision_e2e.py).
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -104,11 +105,13 @@ class Tally:
     decisions: list[int] = field(default_factory=lambda: [0, 0, 0])  # promote, rollback, hold
     seconds: list[np.ndarray] = field(default_factory=list)
     requests: list[np.ndarray] = field(default_factory=list)
+    least_pass: float = math.inf
 
     def add(self, outcome: rules.Outcome, canary_requests: np.ndarray, interval: int) -> None:
         self.decisions[0] += int(np.sum(outcome.decision == rules.PROMOTE))
         self.decisions[1] += int(np.sum(outcome.decision == rules.ROLLBACK))
         self.decisions[2] += int(np.sum(outcome.decision == rules.HOLD))
+        self.least_pass = min(self.least_pass, outcome.least_pass)
         decided = outcome.decision != rules.HOLD
         per_slot = canary_requests.sum(axis=3).cumsum(axis=2)  # [replication, step, slot]
         index = np.clip(outcome.used - 1, 0, per_slot.shape[2] - 1)
@@ -126,7 +129,8 @@ class Tally:
 
         return {"promote": promote / replications, "rollback": rollback / replications, "hold": hold / replications,
                 "seconds_median": quantile(seconds, 0.5), "seconds_p90": quantile(seconds, 0.9),
-                "requests_median": quantile(requests, 0.5), "requests_p90": quantile(requests, 0.9)}
+                "requests_median": quantile(requests, 0.5), "requests_p90": quantile(requests, 0.9),
+                "least_pass_requests": None if math.isinf(self.least_pass) else self.least_pass}
 
 
 def run_scenario(scenario: Scenario, plan: rules.Plan, replications: int, judge: rules.Judge,
@@ -156,7 +160,10 @@ def run_scenario(scenario: Scenario, plan: rules.Plan, replications: int, judge:
     if scenario.error_factor > 1.0:
         reference = fixed_sample_requests(scenario.base_error if scenario.base_error > 0 else 0.0,
                                           scenario.canary_error, first_share)
-    return {"scenario": scenario.name, "kind": scenario.kind, "base_error": scenario.base_error,
+    from bench import decision_ours
+    documented = decision_ours.documented_requests(limits, len(scenario.steps) * plan.looks_per_step)
+    return {"scenario": scenario.name, "kind": scenario.kind, "documented_requests": documented,
+            "first_look_requests": scenario.rate * first_share * plan.interval, "base_error": scenario.base_error,
             "canary_error": scenario.canary_error, "error_factor": scenario.error_factor,
             "latency_factor": scenario.latency_factor, "rate": scenario.rate, "steps": list(scenario.steps),
             "min_success": limits.min_success, "fixed_sample_requests": reference,
@@ -172,14 +179,15 @@ def run(replications: int = REPLICATIONS, plan: rules.Plan | None = None, only: 
     results: dict[str, Any] = {"replications": replications, "seed": SEED, "plan": asdict(plan),
                                "evidence": decision_ours.describe(), "scenarios": []}
     started = time.monotonic()
-    for scenario in scenarios():
-        if only and only not in scenario.name:
-            continue
-        row = run_scenario(scenario, plan, replications, judge)
-        results["scenarios"].append(row)
-        figures = "  ".join(f"{name} P{row['rules'][name]['promote']:.3f}/R{row['rules'][name]['rollback']:.3f}"
-                            for name in RULES)
-        say(f"[decisions] {scenario.name}: {figures}")
+    with decision_ours.fast_bounds():
+        for scenario in scenarios():
+            if only and only not in scenario.name:
+                continue
+            row = run_scenario(scenario, plan, replications, judge)
+            results["scenarios"].append(row)
+            figures = "  ".join(f"{name} P{row['rules'][name]['promote']:.3f}/R{row['rules'][name]['rollback']:.3f}"
+                                f"/H{row['rules'][name]['hold']:.3f}" for name in RULES)
+            say(f"[decisions] {scenario.name}: {figures} ({row['seconds_per_rule']['ours']:.0f} s)")
     results["simulation_seconds"] = round(time.monotonic() - started)
     if e2e:
         from bench import decision_e2e

@@ -1,0 +1,159 @@
+"""Turns the decision benchmark's results into docs/decisions.md and docs/decisions.zh-CN.md.
+
+As bench/report.py does for the performance pages: the figures are computed here once, the words
+live in two templates (``templates/decisions.md.j2``, ``templates/decisions.zh-CN.md.j2``), so a
+figure cannot differ between the languages (tests/unit/test_bench_decisions.py checks it).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jinja2
+
+from bench.report import EN, TEMPLATES, ZH
+
+TEMPLATE_FILES = {EN: "decisions.md.j2", ZH: "decisions.zh-CN.md.j2"}
+PEERS = ("flagger", "argo", "kayenta")
+# The issue's goals (#22): healthy false rollback, bad false promotion, time to a decision.
+HEALTHY_ROLLBACK_GOAL = 0.01
+BAD_PROMOTION_GOAL = 0.05
+TIME_GOAL = 1.5
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "–"  # noqa: RUF001 - the en dash: no value
+    return f"{100 * value:.{digits}f}%"
+
+
+def num(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
+        return "–"  # noqa: RUF001
+    return f"{value:,.{digits}f}"
+
+
+def _row(row: dict[str, Any]) -> dict[str, Any]:
+    ours = row["rules"]["ours"]
+    cells = {"scenario": row["scenario"], "kind": row["kind"], "min": num(row["min_success"], 0),
+             "hold": pct(ours["hold"]), "seconds": num(ours["seconds_median"]),
+             "requests": num(ours["requests_median"]), "fixed": num(row.get("fixed_sample_requests")),
+             "least_pass": num(ours.get("least_pass_requests"))}
+    for name in ("ours", *PEERS):
+        rule = row["rules"].get(name, {})
+        cells[f"{name}_rollback"] = pct(rule.get("rollback"))
+        cells[f"{name}_promote"] = pct(rule.get("promote"))
+        cells[f"{name}_seconds"] = num(rule.get("seconds_median"))
+    reference = row.get("fixed_sample_requests")
+    ratio = ours["requests_median"] / reference if reference and ours["requests_median"] else None
+    cells["ratio"] = num(ratio, 2)
+    in_looks = ours["requests_median"] / _fixed_in_looks(row) if reference and ours["requests_median"] else None
+    cells["ratio_looks"] = num(in_looks, 2)
+    cells["first_look"] = num(row.get("first_look_requests"))
+    cells["documented"] = num(row.get("documented_requests"))
+    return cells
+
+
+TIMES = "\u00d7"
+
+
+def _fixed(row: dict[str, Any]) -> float:
+    return row["fixed_sample_requests"]
+
+
+def _fixed_in_looks(row: dict[str, Any]) -> float:
+    """The fixed-sample minimum rounded up to whole looks: no look-based rule decides between two looks."""
+    per_look = row.get("first_look_requests") or 0
+    if per_look <= 0:
+        return row["fixed_sample_requests"]
+    return math.ceil(row["fixed_sample_requests"] / per_look) * per_look
+
+
+def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each goal of the issue: its figure and whether the measurement meets it (None: not measured)."""
+    rows = results["scenarios"]
+    healthy = [row for row in rows if row["kind"] == "healthy"]
+    bad = [row for row in rows if row["kind"] == "bad"]
+    out = []
+    if healthy:
+        worst = max(healthy, key=lambda row: row["rules"]["ours"]["rollback"])
+        value = worst["rules"]["ours"]["rollback"]
+        out.append({"id": "healthy", "value": pct(value, 2), "where": worst["scenario"],
+                    "met": value <= HEALTHY_ROLLBACK_GOAL})
+    passed = [row for row in rows if row["rules"]["ours"].get("least_pass_requests") is not None]
+    if passed:
+        closest = min(passed, key=lambda row: row["rules"]["ours"]["least_pass_requests"] / row["documented_requests"])
+        least = closest["rules"]["ours"]["least_pass_requests"]
+        out.append({"id": "evidence", "value": f"{num(least)} / {num(closest['documented_requests'])}",
+                    "where": closest["scenario"], "met": least >= closest["documented_requests"]})
+    if bad:
+        worst = max(bad, key=lambda row: row["rules"]["ours"]["promote"])
+        value = worst["rules"]["ours"]["promote"]
+        out.append({"id": "bad", "value": pct(value, 2), "where": worst["scenario"],
+                    "met": value <= BAD_PROMOTION_GOAL})
+    timed = [row for row in bad if row.get("fixed_sample_requests") and row["rules"]["ours"]["requests_median"]]
+    if timed:
+        for goal, reference in (("time", _fixed), ("time-looks", _fixed_in_looks)):
+            worst = max(timed, key=lambda row, ref=reference: row["rules"]["ours"]["requests_median"] / ref(row))
+            ratio = worst["rules"]["ours"]["requests_median"] / reference(worst)
+            out.append({"id": goal, "value": f"{ratio:.2f}{TIMES}", "where": worst["scenario"],
+                        "met": ratio <= TIME_GOAL})
+    for peer in PEERS:
+        lost = []
+        for row in rows:
+            ours, theirs = row["rules"]["ours"], row["rules"].get(peer)
+            if theirs is None:
+                continue
+            if row["kind"] == "healthy" and ours["rollback"] > theirs["rollback"]:
+                lost.append(row["scenario"])
+            if row["kind"] == "bad" and ours["promote"] > theirs["promote"]:
+                lost.append(row["scenario"])
+        compared = [row for row in rows if row["kind"] in ("healthy", "bad")]
+        out.append({"id": f"peer-{peer}", "value": f"{len(compared) - len(lost)}/{len(compared)}",
+                    "where": "; ".join(lost[:4]), "met": not lost})
+    return out
+
+
+def context(results: dict[str, Any]) -> dict[str, Any]:
+    rows = [_row(row) for row in results["scenarios"]]
+    e2e = results.get("e2e")
+    e2e_rows = []
+    if e2e and e2e.get("scenarios"):
+        for row in e2e["scenarios"]:
+            e2e_rows.append({"scenario": row["scenario"], "replications": row["replications"],
+                             "promote": row["e2e"]["promote"], "rollback": row["e2e"]["rollback"],
+                             "hold": row["e2e"]["hold"], "same": row["same_decision_as_pure"],
+                             "pure_promote": pct(row["pure_rates"]["promote"]),
+                             "pure_rollback": pct(row["pure_rates"]["rollback"]),
+                             "pure_hold": pct(row["pure_rates"]["hold"]), "agrees": row["agrees"]})
+    plan = results["plan"]
+    return {"date": results.get("date", "–"), "replications": f"{results['replications']:,}",  # noqa: RUF001
+            "seed": results["seed"], "plan": plan, "evidence": results.get("evidence", {}),
+            "seconds": results.get("simulation_seconds"),
+            "healthy": [row for row in rows if row["kind"] == "healthy"],
+            "bad": [row for row in rows if row["kind"] == "bad"],
+            "between": [row for row in rows if row["kind"] == "between"],
+            "goals": goals(results), "e2e": e2e, "e2e_rows": e2e_rows}
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                              autoescape=False)  # Markdown, not HTML
+
+
+def render(results: dict[str, Any], lang: str) -> str:
+    return _environment().get_template(TEMPLATE_FILES[lang]).render(context(results))
+
+
+def console(results: dict[str, Any]) -> str:
+    """The tables printed at the end of ``python -m bench --only decisions``."""
+    tables = _environment().get_template(TEMPLATE_FILES[EN]).make_module(context(results))
+    return "\n".join(["", "Decision quality (whole releases)", str(tables.goals_table()).rstrip("\n"), "",
+                      str(tables.healthy_table()).rstrip("\n"), "", str(tables.bad_table()).rstrip("\n"), ""])
+
+
+__all__ = ["EN", "ZH", "console", "context", "goals", "render"]

@@ -8,6 +8,9 @@ rollback → the neighbourhood after → a probe → a short report, with the re
 
 `DEMO_CANARY=faulty` deploys reviews v2 answering 20% of its requests with 503: the first analysis
 fails and the role rolls back on its own. `DEMO_CANARY=slow` adds 500 ms: the latency check fails.
+`DEMO_CANARY=crashing` deploys a v2 whose server accepts no connections although its pod is Ready:
+callers get 503 (Envoy's UF,URX) that only their own proxies report (`reporter="source"`), and the
+analysis, which counts what callers saw, rolls it back.
 `DEMO_INTERACTIVE=1` runs the old, person-driven flow (prompts for the ratio and the decision).
 The lab stays up for browsing until `make lab-down`.
 
@@ -46,7 +49,7 @@ LABELS = {"v3": 'data-star-color="red"', "v2": 'data-star-color="black"', "v1": 
 CONFIDENCE = 0.9999
 OUT = REPO_ROOT / "build" / "demo"
 CANARIES = {"healthy": "bookinfo-reviews-v2.yaml", "faulty": "bookinfo-reviews-v2-faulty.yaml",
-            "slow": "bookinfo-reviews-v2-slow.yaml"}
+            "slow": "bookinfo-reviews-v2-slow.yaml", "crashing": "bookinfo-reviews-v2-crashing.yaml"}
 STEPS = [10, 25, 50]
 # Short windows keep the demo to tens of seconds: at 60 pages/s the canary answers about 60
 # requests in a 10 s window at 10%, enough for the checks (min_requests 30); the interval lets
@@ -219,7 +222,7 @@ def canary_analysed(gateway: str, kubeconfig: str, state: dict[str, Any], promet
     pictures: list[Path] = []
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("topology-*"):  # pictures of an earlier run would be taken for this one's
-        old.unlink()
+        old.unlink(missing_ok=True)  # another demo beside this one may have removed it first
     load = Load(f"{gateway}/productpage", rate).start()
     try:
         time.sleep(WINDOW_SECONDS + 1)  # a whole window of traffic for the first look
@@ -308,6 +311,9 @@ def main() -> int:
         for version in sorted(load.counts):
             counts = load.counts[version]
             print(f"    users on {version:<8} {counts['ok']:>5} pages ok, {counts['failed']} failed")
+        if load.counts.get("unknown", {}).get("failed"):
+            print("    (unknown: the reviews call failed with no answer from any version - a refused connection -"
+                  " so the page cannot name one)")
         for index, analysis in enumerate(outcome["analyses"], 1):
             print(f"    analysis {index} at {analysis['step']}%: {analysis['verdict']} - "
                   f"{analysis.get('msg') or analysis.get('summary')}")

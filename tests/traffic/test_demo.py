@@ -2,8 +2,11 @@
 
 The default run promotes a healthy v2 through 10 -> 25 -> 50 % with every analysis passing;
 ``DEMO_CANARY=faulty`` deploys a v2 that answers 20 % of its requests with 503, and the role rolls
-back on its own at the first step. In both, users routed to the base see no failure (the demo's load
-generator sorts every page by the reviews version that served or failed it).
+back on its own at the first step; ``DEMO_CANARY=crashing`` deploys a v2 that refuses every
+connection (503s that only the callers' proxies report), rolled back the same way. The two rollback
+runs go side by side, each on its own lab: most of a run is waiting for windows of traffic. In all,
+users routed to the base see no failure (the demo's load generator sorts every page by the reviews
+version that served or failed it).
 """
 
 from __future__ import annotations
@@ -23,13 +26,25 @@ from tests.helpers.collection import REPO_ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def run_demo(lab_dir: Path, **env_extra: str) -> str:
+def start_demo(lab_dir: Path, **env_extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "LAB_DIR": str(lab_dir), **env_extra}
     env.pop("DEMO_INTERACTIVE", None)
-    proc = subprocess.run([sys.executable, "-m", "lab.demo"], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=600, stdin=subprocess.DEVNULL, check=False)
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
-    return proc.stdout
+    return subprocess.Popen([sys.executable, "-m", "lab.demo"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def finish_demo(proc: subprocess.Popen[str]) -> str:
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+    assert proc.returncode == 0, stdout[-5000:] + stderr[-2000:]
+    return stdout
+
+
+def run_demo(lab_dir: Path, **env_extra: str) -> str:
+    return finish_demo(start_demo(lab_dir, **env_extra))
 
 
 def users(out: str) -> dict[str, tuple[int, int]]:
@@ -67,19 +82,27 @@ def test_demo_promotes_a_healthy_canary_through_analysed_steps_and_leaves_the_la
         Lab(lab_dir).down(quiet=True)
 
 
-def test_demo_faulty_canary_is_rolled_back_at_the_first_step(tmp_path: Path):
-    lab_dir = tmp_path / "demo-lab"
+def test_demo_faulty_and_crashing_canaries_are_rolled_back_by_the_analysis_at_the_first_step(tmp_path: Path):
+    labs = {kind: tmp_path / f"demo-lab-{kind}" for kind in ("faulty", "crashing")}
     try:
-        out = run_demo(lab_dir, DEMO_CANARY="faulty")
-        assert re.findall(r"analysis \d at (\d+)%: (\w+)", out) == [("10", "fail")], out[-3000:]
-        assert "Analysis of v2: rollback - analysis 1 at 10% failed" in out
-        assert "Rolled back: default/reviews sends v1 100%" in out
-        assert re.search(r"after\s+200 answers, 0 errors: .*v1 100\.0%", out), out[-3000:]
-        seen = users(out)
-        assert seen["v1"][1] == 0 and "unknown" not in seen, seen
-        assert seen["v2"][1] > 0, seen
-        assert re.search(r"Release report: \S+release-report-faulty\.html", out)
-        print(f"\nfaulty canary: {seen['v2'][1]} of {sum(seen['v2'])} canary pages failed before the rollback; "
-              f"base pages: {seen['v1'][0]} ok, 0 failed")
+        running = {kind: start_demo(lab_dir, DEMO_CANARY=kind) for kind, lab_dir in labs.items()}
+        outputs = {kind: finish_demo(proc) for kind, proc in running.items()}
+        for kind, out in outputs.items():
+            assert re.findall(r"analysis \d at (\d+)%: (\w+)", out) == [("10", "fail")], (kind, out[-3000:])
+            assert "Analysis of v2: rollback - analysis 1 at 10% failed" in out, (kind, out[-3000:])
+            assert re.search(r"Rolled back: default/reviews sends v1 100%.* rolled back by the analysis", out), (
+                kind, out[-3000:])
+            assert re.search(r"after\s+200 answers, 0 errors: .*v1 100\.0%", out), (kind, out[-3000:])
+            assert re.search(rf"Release report: \S+release-report-{kind}\.html", out), kind
+        faulty, crashing = users(outputs["faulty"]), users(outputs["crashing"])
+        # The faulty v2 answers, and names itself in its errors; users on v1 see no failure.
+        assert faulty["v1"][1] == 0 and "unknown" not in faulty and faulty["v2"][1] > 0, faulty
+        # The crashing v2 never answers: no page comes from it, and its failures cannot name a version.
+        assert crashing["v1"][1] == 0 and crashing.get("v2", (0, 0)) == (0, 0), crashing
+        assert crashing["unknown"] == (0, crashing["unknown"][1]) and crashing["unknown"][1] > 0, crashing
+        print(f"\nfaulty canary: {faulty['v2'][1]} of {sum(faulty['v2'])} canary pages failed before the rollback; "
+              f"crashing canary: {crashing['unknown'][1]} pages failed before the rollback; "
+              f"base pages: {faulty['v1'][0]} and {crashing['v1'][0]} ok, 0 failed")
     finally:
-        Lab(lab_dir).down(quiet=True)
+        for lab_dir in labs.values():
+            Lab(lab_dir).down(quiet=True)

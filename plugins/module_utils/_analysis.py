@@ -2,49 +2,79 @@
 # Copyright: canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Canary analysis: which PromQL to send, and the verdict on the answers (pure functions).
+"""Canary analysis: the options, the PromQL to send, and the answers turned into counts.
 
 Nothing here does I/O: ``analyse`` takes a ``query`` callable (PromQL in, a number or ``None`` for
-"no data" out), so unit tests drive it with made-up answers and the module drives it with
-Prometheus.  The rules, as documented in docs/analysis.md:
+"no data" out) and a ``query_buckets`` callable (PromQL in, ``(le, count)`` pairs out), so unit
+tests drive it with made-up answers and the module drives it with Prometheus. The verdicts
+themselves come from the pure statistics in ``_logic/evidence.py``; the rules are documented in
+docs/analysis.md:
 
-- A check's verdict is ``fail`` when any of its parts fails, else ``inconclusive`` when any part
-  had too little data, else ``pass``.  Missing data never passes.
-- The canary is judged alone against ``min``/``max`` (as Flagger's ``thresholdRange``) and, for the
-  built-in checks, against the base: error rates by a one-sided exact test on the request counts,
-  p99 latency by a tolerance.
+- Every built-in check is judged on confidence bounds (pass, fail, or inconclusive with the canary
+  requests that would settle it), spending the release's error budget over its planned looks.
+- Custom checks compare one number with ``min``/``max``, as Flagger's ``thresholdRange`` does.
 - The overall verdict is ``fail`` if any check fails, else ``inconclusive`` if any check is,
-  else ``pass``.
+  else ``pass``. Missing data never passes.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
-SUCCESS_RATE, DURATION = "request-success-rate", "request-duration"
+from ansible_collections.canary.istio.plugins.module_utils._logic.evidence import (  # noqa: F401 (re-exported)
+    DURATION,
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    SUCCESS_RATE,
+    Budget,
+    Check,
+    Counts,
+    binomial_upper_tail,
+    combine,
+    failing_parts,
+    histogram_quantile,
+    judge,
+    normalise_buckets,
+)
+
 BUILTIN_CHECKS = (SUCCESS_RATE, DURATION)
 # Istio's own names (https://istio.io/latest/docs/reference/config/metrics/).
 REQUESTS_METRIC = "istio_requests_total"
 DURATION_METRIC = "istio_request_duration_milliseconds_bucket"
 # Server errors, as Flagger's built-in request-success-rate counts them.
 ERROR_CODES = "5.."
+# Envoy's response flags for requests that never reached the destination's proxy, so that only the
+# caller's proxy (reporter="source") reports them: no healthy upstream, upstream connection failure,
+# upstream overflow (circuit breaker), no route, no cluster, retry/connect attempts exhausted.
+# https://www.envoyproxy.io/docs/envoy/latest/configuration/observability/access_log/usage
+SOURCE_ONLY_FLAGS = ("UH", "UF", "UO", "NR", "NC", "URX")
+# The label holds one flag or several joined by commas ("UF,URX"); "-" is no flag.
+SOURCE_ONLY_FLAGS_REGEX = "(.*,)?(" + "|".join(SOURCE_ONLY_FLAGS) + ")(,.*)?"
 
-# Defaults of the built-in checks (Flagger's documented examples: >= 99 %, p99 <= 500 ms).
+# Defaults of the built-in checks (Flagger's documented examples: >= 99 %, p99 <= 500 ms). The
+# error comparison tolerates up to twice the base's rate (the issue's "bad canary" starts there),
+# and a canary shown below 0.1 % errors passes the comparison whatever the base shows; for latency,
+# below 0.5 % of its requests slower than the boundary (its p99.5 within base p99 + tolerance).
 DEFAULTS: dict[str, dict[str, float]] = {
-    SUCCESS_RATE: {"min": 99.0, "tolerance_percent": 50.0},
-    DURATION: {"max": 500.0, "tolerance_percent": 20.0, "tolerance_ms": 25.0},
+    SUCCESS_RATE: {"min": 99.0, "tolerance_percent": 100.0, "negligible_percent": 0.1},
+    DURATION: {"max": 500.0, "tolerance_percent": 20.0, "tolerance_ms": 25.0, "negligible_percent": 0.5},
 }
-CHECK_KEYS = {"name", "query", "min", "max", "compare", "tolerance_percent", "tolerance_ms"}
+CHECK_KEYS = {"name", "query", "min", "max", "compare", "tolerance_percent", "tolerance_ms", "negligible_percent"}
 # Prometheus durations: one or more number+unit pairs, largest unit first ("1m30s").
 WINDOW_PATTERN = re.compile(r"^(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?$")
+DURATION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
+UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 # Kubernetes names (RFC 1123): safe to put inside a PromQL string literal as they are.
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 REPORTERS = ("destination", "source")
+# A custom check has no bounds to tell how much evidence it needs: without min_requests, this many.
+CUSTOM_MIN_REQUESTS = 100
 
 
 class AnalysisInputError(Exception):
@@ -55,74 +85,7 @@ class AnalysisQueryError(Exception):
     """A query could not be answered (bad template, or an answer that is not one number)."""
 
 
-# --------------------------------------------------------------------------- statistics
-
-
-def binomial_upper_tail(successes: int, trials: int, probability: float) -> float:
-    """P(X >= successes) for X ~ Binomial(trials, probability), summed in log space."""
-    if successes <= 0:
-        return 1.0
-    if successes > trials:
-        return 0.0
-    if probability <= 0.0:
-        return 0.0
-    if probability >= 1.0:
-        return 1.0
-    log_p, log_q = math.log(probability), math.log1p(-probability)
-    log_terms = [math.lgamma(trials + 1) - math.lgamma(k + 1) - math.lgamma(trials - k + 1) + k * log_p
-                 + (trials - k) * log_q for k in range(successes, trials + 1)]
-    peak = max(log_terms)
-    return min(1.0, math.exp(peak) * math.fsum(math.exp(t - peak) for t in log_terms))
-
-
-@dataclass(frozen=True)
-class ErrorRateTest:
-    """Outcome of the one-sided test "the canary's error rate is above ``ratio`` x the base's"."""
-
-    p_value: float
-    worse: bool
-    ratio: float  # 1 + tolerance_percent / 100
-    null_share: float  # the canary's expected share of all errors if it were exactly ``ratio`` x worse
-
-
-def error_rate_test(base_requests: float, base_errors: float, canary_requests: float, canary_errors: float,
-                    tolerance_percent: float, confidence: float) -> ErrorRateTest:
-    """Exact conditional test that the canary's error rate exceeds ``(1 + tolerance) x`` the base's.
-
-    Errors are counted as Poisson events with rates ``n_base * p_base`` and ``n_canary * p_canary``;
-    given their total ``x``, the canary's errors are Binomial(x, pi) with
-    ``pi = r * n_canary / (r * n_canary + n_base)`` when ``p_canary = r * p_base`` (the edge of the null
-    hypothesis ``p_canary <= r * p_base``).  The p-value is ``P(X >= canary_errors)`` under that pi;
-    the canary is worse when it is at most ``1 - confidence``.  Counts are rounded to whole requests
-    (Prometheus' ``increase`` extrapolates to fractions).
-    """
-    n_base, n_canary = round(base_requests), round(canary_requests)
-    x_base, x_canary = round(base_errors), round(canary_errors)
-    ratio = 1.0 + tolerance_percent / 100.0
-    if n_base <= 0 or n_canary <= 0:
-        raise ValueError("both versions need requests to be compared")
-    null_share = ratio * n_canary / (ratio * n_canary + n_base)
-    p_value = binomial_upper_tail(x_canary, x_base + x_canary, null_share)
-    return ErrorRateTest(p_value=p_value, worse=p_value <= 1.0 - confidence / 100.0, ratio=ratio,
-                         null_share=null_share)
-
-
 # --------------------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    query: str | None = None
-    min: float | None = None
-    max: float | None = None
-    compare: bool = True
-    tolerance_percent: float = 0.0
-    tolerance_ms: float = 0.0
-
-    @property
-    def builtin(self) -> bool:
-        return self.query is None
 
 
 def _number(raw: Any, what: str) -> float | None:
@@ -173,14 +136,15 @@ def validate_checks(raw_checks: Any) -> list[Check]:
             raise AnalysisInputError(f"{label} is a built-in check and takes no query; name a custom check differently")
         defaults = DEFAULTS.get(name, {}) if query is None else {}
         values = {key: _number(raw.get(key, defaults.get(key)), f"{label}: {key}")
-                  for key in ("min", "max", "tolerance_percent", "tolerance_ms")}
+                  for key in ("min", "max", "tolerance_percent", "tolerance_ms", "negligible_percent")}
         compare = raw.get("compare", True)
         if not isinstance(compare, bool):
             raise AnalysisInputError(f"{label}: compare must be true or false, got {compare!r}")
         if query is None:
             _validate_builtin(name, label, raw, values)
         else:
-            extra = sorted(key for key in ("compare", "tolerance_percent", "tolerance_ms") if key in raw)
+            extra = sorted(key for key in ("compare", "tolerance_percent", "tolerance_ms", "negligible_percent")
+                           if key in raw)
             if extra:
                 raise AnalysisInputError(f"{label}: {extra} apply to the built-in checks only; a custom check "
                                          "is judged by min and max")
@@ -191,24 +155,29 @@ def validate_checks(raw_checks: Any) -> list[Check]:
             raise AnalysisInputError(f"{label}: min {values['min']:g} is above max {values['max']:g}")
         checks.append(Check(name=name, query=query, min=values["min"], max=values["max"], compare=compare,
                             tolerance_percent=values["tolerance_percent"] or 0.0,
-                            tolerance_ms=values["tolerance_ms"] or 0.0))
+                            tolerance_ms=values["tolerance_ms"] or 0.0,
+                            negligible_percent=values["negligible_percent"] or 0.0))
     return checks
 
 
 def _validate_builtin(name: str, label: str, raw: dict[str, Any], values: dict[str, float | None]) -> None:
-    for key in ("tolerance_percent", "tolerance_ms"):
+    for key in ("tolerance_percent", "tolerance_ms", "negligible_percent"):
         if values[key] is not None and values[key] < 0:
             raise AnalysisInputError(f"{label}: {key} must be 0 or more, got {values[key]:g}")
+    if values["negligible_percent"] is not None and values["negligible_percent"] >= 100:
+        raise AnalysisInputError(f"{label}: negligible_percent is a share of requests in percent below 100, "
+                                 f"got {values['negligible_percent']:g}")
     if name == SUCCESS_RATE:
         if "max" in raw or "tolerance_ms" in raw:
-            raise AnalysisInputError(f"{label} takes min (lowest success rate in %) and tolerance_percent; "
-                                     "max and tolerance_ms belong to request-duration")
-        if values["min"] is not None and not 0 <= values["min"] <= 100:
-            raise AnalysisInputError(f"{label}: min is a success rate in percent (0-100), got {values['min']:g}")
+            raise AnalysisInputError(f"{label} takes min (lowest success rate in %), tolerance_percent and "
+                                     "negligible_percent; max and tolerance_ms belong to request-duration")
+        if values["min"] is not None and not 0 <= values["min"] < 100:
+            raise AnalysisInputError(f"{label}: min is a success rate in percent from 0 up to (not including) 100 "
+                                     f"(no count of requests shows a rate of exactly 100%), got {values['min']:g}")
     else:
         if "min" in raw:
-            raise AnalysisInputError(f"{label} takes max (highest p99 in milliseconds), tolerance_percent and "
-                                     "tolerance_ms; min belongs to request-success-rate")
+            raise AnalysisInputError(f"{label} takes max (highest p99 in milliseconds), tolerance_percent, "
+                                     "tolerance_ms and negligible_percent; min belongs to request-success-rate")
         if values["max"] is not None and values["max"] <= 0:
             raise AnalysisInputError(f"{label}: max is a p99 latency in milliseconds above 0, got {values['max']:g}")
 
@@ -233,12 +202,92 @@ def validate_confidence(value: Any) -> float:
     return confidence
 
 
+
+
+def validate_power(value: Any) -> float:
+    power = _number(value, "power")
+    if power is None or not 50 <= power < 100:
+        raise AnalysisInputError(f"power is a percentage from 50 up to (not including) 100, got {value!r}")
+    return power
+
+
+def validate_looks(look: Any, looks: Any) -> tuple[int, int]:
+    for what, value in (("look", look), ("looks", looks)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise AnalysisInputError(f"{what} must be a whole number, 1 or more, got {value!r}")
+    if look > looks:
+        raise AnalysisInputError(f"look {look} is beyond looks {looks}: looks is the number of looks planned for "
+                                 "the whole release, this look's number included")
+    return look, looks
+
+
+def duration_seconds(window: str) -> float:
+    """Seconds in a Prometheus duration that ``validate_window`` accepted."""
+    return sum(int(number) * UNIT_SECONDS[unit] for number, unit in DURATION_PART.findall(window))
+
+
+def validate_scrape_interval(scrape_interval: Any, window: str) -> float | None:
+    """The scrape interval in seconds (None when not given); the window must span two of them."""
+    if scrape_interval is None:
+        return None
+    if not isinstance(scrape_interval, str) or not scrape_interval or not WINDOW_PATTERN.match(scrape_interval) \
+            or duration_seconds(scrape_interval) <= 0:
+        raise AnalysisInputError(f"scrape_interval must be a Prometheus duration above 0 such as 15s or 1m, "
+                                 f"got {scrape_interval!r}")
+    seconds = duration_seconds(scrape_interval)
+    if duration_seconds(window) < 2 * seconds:
+        raise AnalysisInputError(f"window {window} is shorter than two scrape intervals (scrape_interval "
+                                 f"{scrape_interval}): increase() needs two samples in the window; use a window "
+                                 f"of at least {2 * seconds:g}s")
+    return seconds
+
+
+def validate_since(since: Any, now: float) -> float | None:
+    """Unix seconds of ``since`` (Unix seconds, or RFC 3339 with a time zone); None when not given."""
+    if since is None or since == "":
+        return None
+    seconds: float | None = None
+    if isinstance(since, (int, float)) and not isinstance(since, bool):
+        seconds = float(since)
+    elif isinstance(since, str):
+        text = since.strip()
+        try:
+            seconds = float(text)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                seconds = moment.timestamp()
+    if seconds is None or math.isnan(seconds) or math.isinf(seconds):
+        raise AnalysisInputError(f"since must be Unix seconds or an RFC 3339 time with a time zone "
+                                 f"(2026-12-06T17:30:00Z), got {since!r}")
+    if seconds > now + 1:
+        raise AnalysisInputError(f"since {since!r} is in the future (now is {now:.0f} Unix seconds): evidence is "
+                                 "counted from since until now")
+    return seconds
+
+
+def evidence_range(window: str, since: float | None, now: float) -> str:
+    """The PromQL range of the evidence: from ``since`` until now, never shorter than ``window``."""
+    if since is None:
+        return window
+    seconds = math.ceil(now - since)
+    return f"{seconds}s" if seconds > duration_seconds(window) else window
+
+
 # --------------------------------------------------------------------------- PromQL
 
 
 @dataclass(frozen=True)
 class Target:
-    """What one analysis looks at: a service in a namespace, two versions, a window."""
+    """What one analysis looks at: a service in a namespace, two versions, a range of time.
+
+    ``window`` is the PromQL range actually queried (``evidence_range``). With
+    ``caller_failures`` (and the destination reporter), the requests callers saw fail that never
+    reached the destination (Envoy response flags in SOURCE_ONLY_FLAGS, reported by the source
+    only) are added to the destination's counts."""
 
     service: str
     namespace: str
@@ -246,26 +295,48 @@ class Target:
     canary: str
     window: str
     reporter: str = "destination"
+    caller_failures: bool = True
 
-    def selector(self, version: str, extra: str = "") -> str:
-        labels = (f'reporter="{self.reporter}",destination_service_name="{self.service}",'
+    def selector(self, version: str, extra: str = "", reporter: str | None = None) -> str:
+        labels = (f'reporter="{reporter or self.reporter}",destination_service_name="{self.service}",'
                   f'destination_service_namespace="{self.namespace}",destination_version="{version}"')
         return "{" + labels + (f",{extra}" if extra else "") + "}"
 
+    @property
+    def adds_source_failures(self) -> bool:
+        return self.caller_failures and self.reporter == "destination"
+
+
+def _increase(selector: str, window: str) -> str:
+    return f"sum(increase({REQUESTS_METRIC}{selector}[{window}]))"
+
+
+def _source_failures(target: Target, version: str) -> str:
+    selector = target.selector(version, f'response_flags=~"{SOURCE_ONLY_FLAGS_REGEX}"', reporter="source")
+    return f"({_increase(selector, target.window)} or vector(0))"
+
 
 def requests_query(target: Target, version: str) -> str:
-    return f"sum(increase({REQUESTS_METRIC}{target.selector(version)}[{target.window}]))"
+    own = _increase(target.selector(version), target.window)
+    if not target.adds_source_failures:
+        return own
+    # Either part may have no series (a canary that refuses every connection has no destination
+    # report at all): each counts 0 then, and the sum of two zeros is still "no requests".
+    return f"({own} or vector(0)) + {_source_failures(target, version)}"
 
 
 def errors_query(target: Target, version: str) -> str:
     # No 5xx series at all means no errors: "or vector(0)" answers 0 then instead of no data.
-    selector = target.selector(version, f'response_code=~"{ERROR_CODES}"')
-    return f"sum(increase({REQUESTS_METRIC}{selector}[{target.window}])) or vector(0)"
+    server_errors = target.selector(version, 'response_code=~"' + ERROR_CODES + '"')
+    own = f"({_increase(server_errors, target.window)} or vector(0))"
+    if not target.adds_source_failures:
+        return own
+    return f"{own} + {_source_failures(target, version)}"
 
 
-def p99_query(target: Target, version: str) -> str:
-    return (f"histogram_quantile(0.99, sum by (le) (rate({DURATION_METRIC}{target.selector(version)}"
-            f"[{target.window}])))")
+def buckets_query(target: Target, version: str) -> str:
+    """The latency histogram's counts per boundary over the range (the destination's view)."""
+    return f"sum by (le) (increase({DURATION_METRIC}{target.selector(version)}[{target.window}]))"
 
 
 def render_template(check: Check, target: Target, version: str) -> str:
@@ -285,10 +356,19 @@ def render_template(check: Check, target: Target, version: str) -> str:
             f"(variables: service, namespace, version, window); template: {check.query}") from None
 
 
+def parse_le(raw: Any) -> float:
+    """A histogram boundary label as Prometheus writes it ("100", "+Inf")."""
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise AnalysisQueryError(f"the histogram boundary le={raw!r} is not a number") from None
+
+
 # --------------------------------------------------------------------------- analysis
 
 
 Query = Callable[[str, str], "float | None"]  # (check name, PromQL) -> value, None when there is no data
+BucketsQuery = Callable[[str, str], "list[tuple[float, float]]"]  # (check name, PromQL) -> [(le, count)]
 
 
 @dataclass
@@ -305,61 +385,94 @@ class Side:
 
 
 def _rounded(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None else round(value, digits)
+    return None if value is None or math.isnan(value) else round(value, digits)
 
 
-def combine(verdicts: list[str]) -> str:
-    if FAIL in verdicts:
-        return FAIL
-    if INCONCLUSIVE in verdicts or not verdicts:
-        return INCONCLUSIVE
-    return PASS
+class _Evidence:
+    """Counts per version, each asked of Prometheus once per analysis."""
 
+    def __init__(self, target: Target, query: Query, query_buckets: BucketsQuery):
+        self.target, self.query, self.query_buckets = target, query, query_buckets
+        self._requests: dict[str, tuple[float | None, float | None, list[str]]] = {}
+        self._buckets: dict[str, tuple[list[tuple[float, float]], str]] = {}
 
-class _Counts:
-    """Requests and errors per version, each asked of Prometheus once per analysis."""
-
-    def __init__(self, target: Target, query: Query):
-        self.target, self.query = target, query
-        self._cache: dict[str, tuple[float | None, float | None, list[str]]] = {}
-
-    def get(self, version: str, check: str) -> tuple[float | None, float | None, list[str]]:
-        if version not in self._cache:
+    def requests(self, version: str, check: str) -> tuple[float | None, float | None, list[str]]:
+        if version not in self._requests:
             queries = [requests_query(self.target, version), errors_query(self.target, version)]
             requests = self.query(check, queries[0])
             errors = self.query(check, queries[1]) if requests is not None else None
-            self._cache[version] = (requests, errors, queries)
-        return self._cache[version]
+            self._requests[version] = (requests, errors, queries)
+        return self._requests[version]
+
+    def buckets(self, version: str, check: str) -> tuple[list[tuple[float, float]], str]:
+        if version not in self._buckets:
+            promql = buckets_query(self.target, version)
+            self._buckets[version] = (list(self.query_buckets(check, promql)), promql)
+        return self._buckets[version]
 
 
-def analyse(target: Target, checks: list[Check], min_requests: int, confidence: float, query: Query) -> dict[str, Any]:
-    """Runs every check and returns the module's result (verdict, checks, request counts)."""
+def analyse(target: Target, checks: list[Check], min_requests: int | None, budget: Budget, query: Query,
+            query_buckets: BucketsQuery) -> dict[str, Any]:
+    """Runs every check and returns the module's result (verdict, checks, request counts, budget)."""
     for check in checks:  # a bad template is refused before any query is sent
         if not check.builtin:
             render_template(check, target, target.canary)
-    counts = _Counts(target, query)
-    canary_requests, _errors, _queries = counts.get(target.canary, "request counts")
-    base_requests, _errors, _queries = counts.get(target.base, "request counts")
+    evidence = _Evidence(target, query, query_buckets)
+    canary_requests = evidence.requests(target.canary, "request counts")[0]
+    base_requests = evidence.requests(target.base, "request counts")[0]
+    parts = failing_parts([check for check in checks if check.builtin])
     results = []
     for check in checks:
-        if check.name == SUCCESS_RATE:
-            results.append(_success_rate(check, target, counts, min_requests, confidence))
-        elif check.name == DURATION:
-            results.append(_duration(check, target, counts, query, min_requests))
+        if check.builtin:
+            results.append(_builtin(check, target, evidence, budget, parts, min_requests))
         else:
-            results.append(_custom(check, target, counts, query, min_requests))
+            results.append(_custom(check, target, evidence, query, min_requests))
     verdict = combine([r["verdict"] for r in results])
     failed = [r["name"] for r in results if r["verdict"] == FAIL]
     unsure = [r["name"] for r in results if r["verdict"] == INCONCLUSIVE]
+    more = max((r["more_requests"] for r in results), default=0)
     if verdict == FAIL:
         summary = f"canary {target.canary} failed: {', '.join(failed)}"
     elif verdict == INCONCLUSIVE:
-        summary = f"inconclusive for canary {target.canary}: {', '.join(unsure)} (never counted as a pass)"
+        summary = (f"inconclusive for canary {target.canary}: {', '.join(unsure)} (never counted as a pass); "
+                   f"about {more} more canary requests would settle it")
     else:
         summary = f"canary {target.canary} passed every check against base {target.base}"
     return {"verdict": verdict, "summary": summary, "checks": results,
             "requests": {"base": _rounded(base_requests, 1), "canary": _rounded(canary_requests, 1)},
-            "failed_checks": failed, "inconclusive_checks": unsure}
+            "failed_checks": failed, "inconclusive_checks": unsure, "more_requests": more,
+            "look": budget.look, "looks": budget.looks, "alpha": budget.alpha_look / parts,
+            "alpha_look": budget.alpha_look, "beta": budget.beta_look,
+            "release_alpha": budget.alpha, "release_beta": budget.beta}
+
+
+def _builtin(check: Check, target: Target, evidence: _Evidence, budget: Budget, parts: int,
+             min_requests: int | None) -> dict[str, Any]:
+    canary, base = Side(), Side()
+    if check.name == SUCCESS_RATE:
+        canary.requests, canary.errors, canary.queries = evidence.requests(target.canary, check.name)
+        base.requests, base.errors, base.queries = evidence.requests(target.base, check.name)
+        for side in (canary, base):
+            if side.requests and side.errors is not None:
+                side.value = 100.0 * (1.0 - min(side.errors, side.requests) / side.requests)
+        canary_counts = Counts(canary.requests, canary.errors)
+        base_counts = Counts(base.requests, base.errors)
+    else:
+        canary_buckets, canary_query = evidence.buckets(target.canary, check.name)
+        base_buckets, base_query = evidence.buckets(target.base, check.name)
+        canary.queries, base.queries = [canary_query], [base_query]
+        for side, buckets in ((canary, canary_buckets), (base, base_buckets)):
+            whole = normalise_buckets(buckets)
+            side.requests = float(whole[-1][1]) if whole else None
+            side.value = histogram_quantile(0.99, whole) if whole else None
+        canary_counts, base_counts = Counts(buckets=tuple(canary_buckets)), Counts(buckets=tuple(base_buckets))
+    verdict = judge(check, base_counts, canary_counts, budget, parts, min_requests)
+    comparison = verdict.bounds.get("base")
+    return {"name": check.name, "kind": "builtin", "verdict": verdict.verdict, "reason": verdict.reason,
+            "canary": canary.as_dict(), "base": base.as_dict(), "min": check.min, "max": check.max,
+            "bounds": verdict.bounds, "comparison": comparison, "more_requests": verdict.more_requests,
+            "min_requests": verdict.min_requests, "notes": verdict.notes,
+            "queries": {"canary": canary.queries, "base": base.queries}}
 
 
 def _enough(requests: float | None, min_requests: int) -> bool:
@@ -372,108 +485,23 @@ def _too_few(who: str, version: str, requests: float | None, min_requests: int) 
     return f"the {who} ({version}) saw {requests:.0f} requests in the window, fewer than min_requests {min_requests}"
 
 
-def _result(check: Check, kind: str, canary: Side, base: Side, verdict: str, reasons: list[str],
-            comparison: dict[str, Any] | None) -> dict[str, Any]:
-    return {"name": check.name, "kind": kind, "verdict": verdict, "reason": "; ".join(reasons),
-            "canary": canary.as_dict(), "base": base.as_dict(), "min": check.min, "max": check.max,
-            "comparison": comparison, "queries": {"canary": canary.queries, "base": base.queries}}
-
-
-def _success_rate(check: Check, target: Target, counts: _Counts, min_requests: int,
-                  confidence: float) -> dict[str, Any]:
+def _custom(check: Check, target: Target, evidence: _Evidence, query: Query, min_requests: int | None
+            ) -> dict[str, Any]:
+    floor = CUSTOM_MIN_REQUESTS if min_requests is None else min_requests
     canary, base = Side(), Side()
-    canary.requests, canary.errors, canary.queries = counts.get(target.canary, check.name)
-    base.requests, base.errors, base.queries = counts.get(target.base, check.name)
-    for side in (canary, base):
-        if side.requests and side.errors is not None:
-            side.value = 100.0 * (1.0 - side.errors / side.requests)
-    parts, reasons, comparison = [], [], None
-    if not _enough(canary.requests, min_requests):
-        parts.append(INCONCLUSIVE)
-        reasons.append(_too_few("canary", target.canary, canary.requests, min_requests))
-    elif canary.value is not None and check.min is not None:
-        ok = canary.value >= check.min
-        parts.append(PASS if ok else FAIL)
-        reasons.append(f"canary success rate {canary.value:.2f}% {'>=' if ok else '<'} min {check.min:g}%")
-    if check.compare and _enough(canary.requests, min_requests):
-        if not _enough(base.requests, min_requests):
-            parts.append(INCONCLUSIVE)
-            reasons.append(_too_few("base", target.base, base.requests, min_requests) + "; cannot compare")
-        else:
-            test = error_rate_test(base.requests or 0, base.errors or 0, canary.requests or 0, canary.errors or 0,
-                                   check.tolerance_percent, confidence)
-            parts.append(FAIL if test.worse else PASS)
-            comparison = {"test": "exact conditional binomial test (one-sided) on error counts",
-                          "tolerance_percent": check.tolerance_percent, "confidence": confidence,
-                          "p_value": round(test.p_value, 6), "verdict": FAIL if test.worse else PASS}
-            base_rate = 100 - (base.value or 0)
-            canary_rate = 100 - (canary.value or 0)
-            reasons.append(f"canary error rate {canary_rate:.2f}% vs base {base_rate:.2f}%: "
-                           + ("worse than the base by more than the tolerance" if test.worse else
-                              "not shown to be worse than the base by more than the tolerance")
-                           + f" (p={test.p_value:.4f}, tolerance {check.tolerance_percent:g}%, "
-                           f"confidence {confidence:g}%)")
-    return _result(check, "builtin", canary, base, combine(parts), reasons, comparison)
-
-
-def _latency(query: Query, check: Check, side: Side, promql: str) -> None:
-    side.queries = [*side.queries, promql]
-    value = query(check.name, promql)
-    side.value = None if value is None or math.isnan(value) else value
-
-
-def _duration(check: Check, target: Target, counts: _Counts, query: Query, min_requests: int) -> dict[str, Any]:
-    canary, base = Side(), Side()
-    canary.requests, _errors, requests_queries = counts.get(target.canary, check.name)
-    canary.queries = requests_queries[:1]
-    base.requests, _errors, requests_queries = counts.get(target.base, check.name)
-    base.queries = requests_queries[:1]
-    parts, reasons, comparison = [], [], None
-    if not _enough(canary.requests, min_requests):
-        parts.append(INCONCLUSIVE)
-        reasons.append(_too_few("canary", target.canary, canary.requests, min_requests))
-        return _result(check, "builtin", canary, base, combine(parts), reasons, comparison)
-    _latency(query, check, canary, p99_query(target, target.canary))
-    if canary.value is None:
-        parts.append(INCONCLUSIVE)
-        reasons.append(f"no latency data for the canary ({target.canary})")
-    elif check.max is not None:
-        ok = canary.value <= check.max
-        parts.append(PASS if ok else FAIL)
-        reasons.append(f"canary p99 {canary.value:.1f} ms {'<=' if ok else '>'} max {check.max:g} ms")
-    if check.compare:
-        if not _enough(base.requests, min_requests):
-            parts.append(INCONCLUSIVE)
-            reasons.append(_too_few("base", target.base, base.requests, min_requests) + "; cannot compare")
-        else:
-            _latency(query, check, base, p99_query(target, target.base))
-            if base.value is None:
-                parts.append(INCONCLUSIVE)
-                reasons.append(f"no latency data for the base ({target.base}); cannot compare")
-            elif canary.value is not None:
-                allowed = max(base.value * check.tolerance_percent / 100.0, check.tolerance_ms)
-                worse = canary.value - base.value > allowed
-                parts.append(FAIL if worse else PASS)
-                comparison = {"test": "p99 difference against a tolerance",
-                              "tolerance_percent": check.tolerance_percent, "tolerance_ms": check.tolerance_ms,
-                              "allowed_increase_ms": round(allowed, 3), "verdict": FAIL if worse else PASS}
-                reasons.append(f"canary p99 {canary.value:.1f} ms vs base {base.value:.1f} ms: "
-                               f"{'more' if worse else 'no more'} than the allowed increase of {allowed:.1f} ms")
-    return _result(check, "builtin", canary, base, combine(parts), reasons, comparison)
-
-
-def _custom(check: Check, target: Target, counts: _Counts, query: Query, min_requests: int) -> dict[str, Any]:
-    canary, base = Side(), Side()
-    canary.requests = counts.get(target.canary, check.name)[0]
-    base.requests = counts.get(target.base, check.name)[0]
-    canary_promql = render_template(check, target, target.canary)
-    base_promql = render_template(check, target, target.base)
+    canary.requests = evidence.requests(target.canary, check.name)[0]
+    base.requests = evidence.requests(target.base, check.name)[0]
+    for side, version in ((canary, target.canary), (base, target.base)):
+        promql = render_template(check, target, version)
+        side.queries = [promql]
+        value = query(check.name, promql)
+        side.value = None if value is None or math.isnan(value) else value
     parts, reasons = [], []
-    _latency(query, check, canary, canary_promql)
-    _latency(query, check, base, base_promql)
-    if not _enough(canary.requests, min_requests):
+    more = 0
+    if not _enough(canary.requests, floor):
         parts.append(INCONCLUSIVE)
-        reasons.append(_too_few("canary", target.canary, canary.requests, min_requests))
+        reasons.append(_too_few("canary", target.canary, canary.requests, floor))
+        more = max(1, floor - round(canary.requests or 0))
     elif canary.value is None:
         parts.append(INCONCLUSIVE)
         reasons.append(f"the query returned no data for the canary ({target.canary})")
@@ -486,4 +514,23 @@ def _custom(check: Check, target: Target, counts: _Counts, query: Query, min_req
             ok = canary.value <= check.max
             parts.append(PASS if ok else FAIL)
             reasons.append(f"canary value {canary.value:g} {'<=' if ok else '>'} max {check.max:g}")
-    return _result(check, "custom", canary, base, combine(parts), reasons, None)
+    return {"name": check.name, "kind": "custom", "verdict": combine(parts), "reason": "; ".join(reasons),
+            "canary": canary.as_dict(), "base": base.as_dict(), "min": check.min, "max": check.max,
+            "bounds": {}, "comparison": None, "more_requests": more, "min_requests": floor,
+            "notes": ["a custom check compares one number with min/max: it has no confidence bounds and "
+                      "spends no error budget"],
+            "queries": {"canary": canary.queries, "base": base.queries}}
+
+
+def buckets_from_vector(result: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
+    """``(le, count)`` pairs from an instant vector grouped by ``le`` (Prometheus' JSON)."""
+    pairs = []
+    for series in result:
+        le = parse_le((series.get("metric") or {}).get("le"))
+        raw = (series.get("value") or [None, None])[1]
+        try:
+            count = float(raw)
+        except (TypeError, ValueError):
+            raise AnalysisQueryError(f"Prometheus answered {raw!r}, not a number, for the bucket le={le}") from None
+        pairs.append((le, 0.0 if math.isnan(count) else count))
+    return sorted(pairs)

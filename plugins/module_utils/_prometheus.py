@@ -6,7 +6,9 @@
 
 Every failure becomes ``PrometheusError`` with a message that names the URL and what to do:
 unreachable, TLS verification, authentication, a query Prometheus refused (its own message), an
-answer that is not Prometheus'.
+answer that is not Prometheus'.  Failures that may pass by themselves (no connection, a timeout,
+HTTP 5xx from Prometheus or a proxy in front of it) are retried a few times before they are
+reported, so that one dropped connection does not decide a release.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,10 +25,18 @@ from typing import Any
 PROMETHEUS_URL_ENV = "CANARY_ISTIO_PROMETHEUS_URL"
 PROMETHEUS_TOKEN_ENV = "CANARY_ISTIO_PROMETHEUS_TOKEN"
 USER_AGENT = "canary.istio"
+# Tries per request for failures that may pass (the first try included), and the pause before each
+# retry in seconds, doubling: 0.5 s, 1 s.
+ATTEMPTS = 3
+RETRY_DELAY = 0.5
 
 
 class PrometheusError(Exception):
     """Prometheus could not answer; the message is meant for the user."""
+
+
+class _Transient(Exception):
+    """A failure worth another try; carries the user's message for when the tries run out."""
 
 
 class Prometheus:
@@ -59,6 +70,9 @@ class Prometheus:
         # urllib's standard handlers (proxies from the environment, redirects) with our TLS context.
         self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self.context))
         self.requests_made = 0
+        self.attempts = ATTEMPTS
+        self.retry_delay = RETRY_DELAY
+        self.retried = 0
 
     def query(self, promql: str, at: float | None = None) -> dict[str, Any]:
         """The ``data`` of an instant query (``resultType`` and ``result``)."""
@@ -73,6 +87,20 @@ class Prometheus:
         return self._post("query_range", params, promql)
 
     def _post(self, endpoint: str, params: dict[str, str], promql: str) -> dict[str, Any]:
+        delay = self.retry_delay
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return self._post_once(endpoint, params, promql)
+            except _Transient as exc:
+                if attempt == self.attempts:
+                    suffix = f" (tried {attempt} times)" if attempt > 1 else ""
+                    raise PrometheusError(f"{exc}{suffix}") from None
+                self.retried += 1
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post_once(self, endpoint: str, params: dict[str, str], promql: str) -> dict[str, Any]:
         body = urllib.parse.urlencode(params).encode()
         headers = dict(self.headers, **{"Content-Type": "application/x-www-form-urlencoded"})
         # POST: long queries do not hit URL length limits (Prometheus accepts both).
@@ -85,12 +113,24 @@ class Prometheus:
         except urllib.error.HTTPError as exc:
             status, payload = exc.code, exc.read()
         except urllib.error.URLError as exc:
-            raise PrometheusError(self._unreachable(exc.reason)) from None
+            raise self._failure(exc.reason) from None
         except TimeoutError as exc:
-            raise PrometheusError(self._unreachable(exc)) from None
+            raise self._failure(exc) from None
         except (OSError, ValueError) as exc:
-            raise PrometheusError(self._unreachable(exc)) from None
+            raise self._failure(exc) from None
+        if status >= 500:
+            try:
+                return self._data(status, payload, promql)
+            except PrometheusError as exc:
+                raise _Transient(str(exc)) from None
         return self._data(status, payload, promql)
+
+    def _failure(self, reason: Any) -> Exception:
+        """A failure to get an answer: certificate problems stay (another try cannot fix them)."""
+        message = self._unreachable(reason)
+        if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
+            return PrometheusError(message)
+        return _Transient(message)
 
     def _unreachable(self, reason: Any) -> str:
         if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):

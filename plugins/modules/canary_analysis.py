@@ -17,19 +17,35 @@ description:
     in percent, at least O(checks[].min)) and V(request-duration) (p99 latency in milliseconds, at most
     O(checks[].max)). Each judges the canary alone and, unless O(checks[].compare=false), compared with
     the base."
-  - The error-rate comparison is a one-sided exact test on the request counts - the canary fails when
-    its error rate is above (1 + O(checks[].tolerance_percent)/100) times the base's with
-    O(confidence)% confidence. The p99 comparison fails when the canary's p99 exceeds the base's by
-    more than the larger of O(checks[].tolerance_percent) of the base's p99 and O(checks[].tolerance_ms).
-    See C(docs/analysis.md) for the test and its assumptions.
+  - Built-in checks are judged on confidence bounds, never on point estimates. A check V(pass)es when
+    its bounds show the canary within its limits and no worse than the base within the tolerance, and
+    V(fail)s when they show it outside; otherwise it is V(inconclusive) and RV(more_requests) says how
+    many more canary requests would settle it if the canary kept showing what it shows.
+  - The error rate is bounded with exact (Clopper-Pearson) bounds; the comparison with the base is the
+    exact conditional test for two Poisson counts - it fails when the canary's error rate is shown
+    above the base's, and passes when it is shown below (1 + O(checks[].tolerance_percent)/100) times
+    the base's, or below O(checks[].negligible_percent).
+  - Latency is judged on the histogram's counts - the share of the canary's requests slower than the
+    bucket boundary at or above O(checks[].max) (at most 1% for a p99 within the limit), and the
+    share slower than the boundary at or above p99 + tolerance compared with the base's by the same
+    count test. The result names the boundaries, and says when the tolerance is finer than the buckets.
+  - "The error budget is the release's: O(confidence) bounds the chance that a canary as healthy as its
+    base is failed at any of the O(looks) planned looks, O(power) the chance that a bad canary passes.
+    Each look spends its share (O(looks) equal shares). With O(since), evidence accumulates from that
+    time until now. See C(docs/analysis.md) for the tests, their assumptions and the request counts
+    they need."
   - Custom checks take a PromQL template (Jinja, with C(service), C(namespace), C(version) and
     C(window)) that must return one number, judged against O(checks[].min) and O(checks[].max), as
     Flagger's MetricTemplates and Argo Rollouts' AnalysisTemplates do.
-  - Missing data never passes - a check is V(inconclusive) when the canary saw fewer than
-    O(min_requests) requests in the window, or when a query returned no data.
+  - Missing data never passes - a check is V(inconclusive) when the canary answered fewer than
+    O(min_requests) requests, or when a query returned no data.
   - Queries use Istio's standard metrics C(istio_requests_total) and
     C(istio_request_duration_milliseconds) with the labels C(reporter), C(destination_service_name),
-    C(destination_service_namespace) and C(destination_version).
+    C(destination_service_namespace) and C(destination_version); with O(caller_failures), requests that
+    only the caller's proxy reports (Envoy response flags C(UH), C(UF), C(UO), C(NR), C(NC), C(URX))
+    count as failed requests as well.
+  - Prometheus errors that may pass by themselves (no connection, timeouts, HTTP 5xx) are retried twice
+    (after 0.5 s and 1 s) before the module fails.
   - Accepts the Kubernetes connection options of the C(canary.istio.istio) action group so that
     C(module_defaults) for the group apply, but does not use them.
 author:
@@ -57,20 +73,62 @@ options:
     type: str
     required: true
   window:
-    description: How far back to look, as a Prometheus duration (V(30s), V(1m), V(5m)).
+    description:
+      - How far back to look, as a Prometheus duration (V(30s), V(1m), V(5m)); with O(since), the
+        shortest range looked at.
     type: str
     default: 1m
+  since:
+    description:
+      - Count the evidence from this time until now (Unix seconds, or RFC 3339 with a time zone such as
+        V(2026-12-06T17:30:00Z)), so that the looks of one canary step accumulate evidence; the range
+        queried is the longer of O(window) and now - O(since).
+    type: raw
+  scrape_interval:
+    description:
+      - Prometheus' scrape interval for Istio's metrics (a duration such as V(15s)). When given, a
+        O(window) shorter than two scrape intervals is refused (C(increase) needs two samples).
+    type: str
+  look:
+    description:
+      - This look's number among the looks planned for the whole release (1 for the first).
+    type: int
+    default: 1
+  looks:
+    description:
+      - How many looks are planned for the whole release; the error budget (O(confidence), O(power))
+        is spent over them in equal shares, so the release's false-rollback and false-promotion rates
+        hold for the release as a whole.
+    type: int
+    default: 1
   min_requests:
     description:
-      - The fewest requests the canary must have answered in the window for any check to pass or
-        fail on its own numbers; with fewer, checks are V(inconclusive).
-      - The base needs as many for a comparison with it.
+      - The fewest requests the canary must have answered for a check to pass (a fail needs only its
+        bound).
+      - Default - for each built-in check, the fewest requests with which a canary without a single
+        bad request could pass its absolute limit at this look's O(power) (for example 299 for V(min=99)
+        at one look); 100 for custom checks.
     type: int
-    default: 100
   confidence:
-    description: Confidence, in percent, of the error-rate comparison (one-sided).
+    description:
+      - Confidence, in percent, against failing a canary as healthy as its base, over all the O(looks)
+        of the release and all checks (the release's false-rollback rate is at most 100 - this).
+    type: float
+    default: 99
+  power:
+    description:
+      - Power, in percent, against passing a bad canary (one twice as bad as the base or outside its
+        limits); the release's false-promotion rate is at most 100 - this.
     type: float
     default: 95
+  caller_failures:
+    description:
+      - With O(reporter=destination), also count the requests callers saw fail that never reached the
+        destination (source-reported with Envoy response flags C(UH), C(UF), C(UO), C(NR), C(NC),
+        C(URX)), as requests and as errors. A request is reported by one proxy or the other for these
+        flags, never counted twice.
+    type: bool
+    default: true
   reporter:
     description: Which proxy's report to read (Istio's C(reporter) label); Flagger reads V(destination).
     type: str
@@ -108,7 +166,7 @@ options:
       tolerance_percent:
         description:
           - For V(request-success-rate), how much higher the canary's error rate may be, relative to the
-            base's (default V(50) - up to 1.5 times the base's rate).
+            base's (default V(100) - up to twice the base's rate).
           - For V(request-duration), how much higher the canary's p99 may be, relative to the base's
             (default V(20)).
           - A number, 0 or more.
@@ -116,8 +174,18 @@ options:
       tolerance_ms:
         description:
           - For V(request-duration), an increase of the p99 that is always allowed, in milliseconds
-            (default V(25)); histogram buckets make small p99 differences noise.
+            (default V(25)). The comparison uses the first bucket boundary at or above p99 + tolerance;
+            when that lies further, the result says so.
           - A number, 0 or more.
+        type: raw
+      negligible_percent:
+        description:
+          - For V(request-success-rate), an error rate in percent so small that it passes the comparison
+            with the base whatever the base shows (default V(0.1)); without it, a base with no errors
+            would block every pass.
+          - For V(request-duration), the same for the share of requests slower than the comparison's
+            boundary (default V(0.5)).
+          - A number, 0 (off) or more, below 100.
         type: raw
 notes:
   - The module returns the verdict and does not fail the task when the canary fails; use
@@ -185,7 +253,9 @@ summary:
 checks:
   description:
     - Every check with its verdict and reason, canary and base values (C(value), C(requests), C(errors)),
-      its thresholds, the comparison with the base (test, tolerance, p-value) and the PromQL sent.
+      its thresholds, the confidence C(bounds) it was judged on (C(limit) - the absolute limit, C(base) -
+      the comparison, with the boundary used for latency), C(more_requests), C(min_requests), C(notes)
+      and the PromQL sent.
   returned: success
   type: list
   elements: dict
@@ -198,8 +268,13 @@ checks:
       base: {value: 100.0, requests: 401.0, errors: 0.0}
       min: 99.0
       max: null
-      comparison: {test: exact conditional binomial test (one-sided) on error counts, tolerance_percent: 50.0,
-                   confidence: 95.0, p_value: 0.0, verdict: fail}
+      bounds:
+        limit: {lower: 0.1667, upper: 0.2383, limit: 0.01, lower_confidence: 0.9975, upper_confidence: 0.95}
+        base: {ratio_lower: 40.3, ratio_upper: .inf, ratio_limit: 2.0, canary_upper: 0.2383, negligible: 0.001,
+               lower_confidence: 0.9975, upper_confidence: 0.975}
+      more_requests: 0
+      min_requests: 299
+      notes: []
       queries:
         canary: ['sum(increase(istio_requests_total{reporter="destination",...}[1m]))']
         base: ['sum(increase(istio_requests_total{reporter="destination",...}[1m]))']
@@ -213,8 +288,39 @@ inconclusive_checks:
   returned: success
   type: list
   elements: str
+more_requests:
+  description:
+    - Canary requests beyond those seen that would settle the inconclusive checks (the largest over the
+      checks) if both versions kept showing what they show; 0 when every check is settled.
+  returned: success
+  type: int
+  sample: 1200
+look:
+  description: This look's number (O(look)).
+  returned: success
+  type: int
+looks:
+  description: The looks planned for the release (O(looks)).
+  returned: success
+  type: int
+alpha:
+  description:
+    - The error level each failing test used at this look - the release's alpha (100 - O(confidence),
+      as a fraction) divided by O(looks) and by the number of failing tests of the built-in checks.
+  returned: success
+  type: float
+  sample: 0.00083
+beta:
+  description: The error level each passing test used at this look (100 - O(power), as a fraction, / O(looks)).
+  returned: success
+  type: float
+  sample: 0.0167
+since:
+  description: The start of the evidence (Unix seconds) when O(since) was given, else null.
+  returned: success
+  type: float
 requests:
-  description: Requests each version answered in the window, as Prometheus counts them.
+  description: Requests each version answered in the range, as Prometheus counts them.
   returned: success
   type: dict
   sample: {base: 401.0, canary: 412.0}
@@ -223,7 +329,7 @@ evaluated_at:
   returned: success
   type: float
 window:
-  description: The window analysed.
+  description: The range analysed (O(window), or now - O(since) when longer, in seconds).
   returned: success
   type: str
   sample: 1m
@@ -238,11 +344,18 @@ import time
 from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     REPORTERS,
     AnalysisInputError,
+    Budget,
     Target,
     analyse,
+    buckets_from_vector,
+    evidence_range,
     validate_checks,
     validate_confidence,
+    validate_looks,
     validate_name,
+    validate_power,
+    validate_scrape_interval,
+    validate_since,
     validate_window,
 )
 from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
@@ -262,6 +375,7 @@ CHECK_OPTIONS = {
     "compare": {"type": "bool"},
     "tolerance_percent": {"type": "raw"},
     "tolerance_ms": {"type": "raw"},
+    "negligible_percent": {"type": "raw"},
 }
 
 ARGUMENT_SPEC = {
@@ -270,9 +384,15 @@ ARGUMENT_SPEC = {
     "base": {"type": "str", "required": True},
     "canary": {"type": "str", "required": True},
     "window": {"type": "str", "default": "1m"},
-    "min_requests": {"type": "int", "default": 100},
-    "confidence": {"type": "float", "default": 95.0},
+    "since": {"type": "raw"},
+    "scrape_interval": {"type": "str"},
+    "look": {"type": "int", "default": 1},
+    "looks": {"type": "int", "default": 1},
+    "min_requests": {"type": "int"},
+    "confidence": {"type": "float", "default": 99.0},
+    "power": {"type": "float", "default": 95.0},
     "reporter": {"type": "str", "choices": list(REPORTERS), "default": "destination"},
+    "caller_failures": {"type": "bool", "default": True},
     "checks": {"type": "list", "elements": "dict", "options": CHECK_OPTIONS},
     **PROMETHEUS_ARG_SPEC,
 }
@@ -290,28 +410,46 @@ def execute(params):
 
 def _analyse(session):
     params = session.params
-    if params["min_requests"] < 1:
+    now = time.time()
+    if params["min_requests"] is not None and params["min_requests"] < 1:
         raise AnalysisInputError(f"min_requests must be 1 or more, got {params['min_requests']}")
+    window = validate_window(params["window"])
+    validate_scrape_interval(params.get("scrape_interval"), window)
+    since = validate_since(params.get("since"), now)
+    look, looks = validate_looks(params["look"], params["looks"])
     target = Target(service=validate_name(params["service"], "service"),
                     namespace=validate_name(params["namespace"], "namespace"),
                     base=validate_name(params["base"], "base"),
                     canary=validate_name(params["canary"], "canary"),
-                    window=validate_window(params["window"]), reporter=params["reporter"])
+                    window=evidence_range(window, since, now), reporter=params["reporter"],
+                    caller_failures=params["caller_failures"])
     if target.base == target.canary:
         raise AnalysisInputError(f"base and canary are both {target.base!r}; name two different versions")
     checks = validate_checks(params.get("checks"))
-    confidence = validate_confidence(params["confidence"])
+    alpha = 1.0 - validate_confidence(params["confidence"]) / 100.0
+    beta = 1.0 - validate_power(params["power"]) / 100.0
+    budget = Budget(alpha=alpha, beta=beta, look=look, looks=looks)
     client = session.client
-    evaluated_at = round(time.time(), 3)
+    evaluated_at = round(now, 3)
 
-    def query(check, promql):
+    def ask(check, promql):
         try:
-            return single_value(client.query(promql, evaluated_at), promql)
+            return client.query(promql, evaluated_at)
         except PrometheusError as exc:
             raise PrometheusError(f"{check}: {exc}") from None
 
-    result = analyse(target, checks, params["min_requests"], confidence, query)
-    result.update(evaluated_at=evaluated_at, window=target.window)
+    def query(check, promql):
+        return single_value(ask(check, promql), promql)
+
+    def query_buckets(check, promql):
+        data = ask(check, promql)
+        if data.get("resultType") != "vector":
+            raise PrometheusError(f"{check}: expected an instant vector by le, got a {data.get('resultType')}: "
+                                  f"{promql}")
+        return buckets_from_vector(data.get("result") or [])
+
+    result = analyse(target, checks, params["min_requests"], budget, query, query_buckets)
+    result.update(evaluated_at=evaluated_at, window=target.window, since=since)
     return result
 
 

@@ -55,10 +55,9 @@ SUCCESS_RATE, DURATION = "request-success-rate", "request-duration"
 # p99: the share of requests allowed above a latency.
 QUANTILE = 0.99
 SLOW_SHARE_LIMIT = 1.0 - QUANTILE
-# The comparison of latency: the canary's share of slow requests may be up to twice the base's; a
-# canary shown below 0.5 % slow requests (its p99.5 within the boundary) passes whatever the base.
+# The comparison of latency: the canary's share of slow requests may be up to twice the base's (a
+# canary shown below ``negligible_percent`` slow requests passes whatever the base shows).
 LATENCY_RATIO = 2.0
-LATENCY_NEGLIGIBLE_SHARE = 0.005
 # Release defaults: at most 1 % false rollbacks, at most 5 % false promotions.
 DEFAULT_ALPHA = 0.01
 DEFAULT_BETA = 0.05
@@ -314,9 +313,11 @@ def _whole(value: float | None) -> int:
     return 0 if value is None or math.isnan(value) or math.isinf(value) else max(0, round(value))
 
 
-def _sig(value: float) -> float:
-    """A bound for people to read: 4 significant digits (inf stays inf)."""
-    if value == 0 or math.isinf(value):
+def _sig(value: float) -> float | None:
+    """A bound for people (and JSON) to read: 4 significant digits; None for no bound (infinity)."""
+    if math.isinf(value):
+        return None
+    if value == 0:
         return value
     return float(f"{value:.4g}")
 
@@ -504,7 +505,7 @@ def _latency_comparison(check: Check, base_buckets: list[tuple[float, int]], can
     boundary = candidates[0]
     slow_canary = n_canary - count_at(canary_buckets, boundary)
     slow_base = n_base - count_at(base_buckets, boundary)
-    part = ratio_part("base", slow_canary, n_canary, slow_base, n_base, LATENCY_RATIO, LATENCY_NEGLIGIBLE_SHARE,
+    part = ratio_part("base", slow_canary, n_canary, slow_base, n_base, LATENCY_RATIO, check.negligible_percent / 100.0,
                       alpha_level, beta_level, f"requests slower than {boundary:g} ms")
     part.bounds.update(boundary_ms=boundary, p99_ms=_sig(p99), tolerance_ms=_sig(allowed),
                        effective_tolerance_ms=_sig(boundary - p99))

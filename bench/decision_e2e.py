@@ -305,6 +305,8 @@ def _summarise(releases: list[Release], scenarios: list[Any], plan: rules.Plan, 
         from bench.decisions import run_scenario
         reference = run_scenario(scenario, plan, 2_000, decision_ours.judge, which=("ours",))["rules"]["ours"]
         rows.append({"scenario": scenario.name, "kind": scenario.kind, "replications": len(mine),
+                     "error_factor": scenario.error_factor, "latency_factor": scenario.latency_factor,
+                     "base_error": scenario.base_error, "rate": scenario.rate, "steps": list(scenario.steps),
                      "e2e": {"promote": int(np.sum(e2e == rules.PROMOTE)),
                              "rollback": int(np.sum(e2e == rules.ROLLBACK)), "hold": int(np.sum(e2e == rules.HOLD))},
                      "same_decision_as_pure": int(np.sum(e2e == pure.decision)),

@@ -35,9 +35,16 @@ def num(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def scenario(row: dict[str, Any]) -> dict[str, str]:
+    """A scenario's figures, for the templates to put into words."""
+    return {"kind": row["kind"], "errors": f"{row['error_factor']:g}",
+            "p99": f"{(row['latency_factor'] - 1) * 100:.0f}", "base": f"{row['base_error'] * 100:g}",
+            "rate": f"{row['rate']:g}", "steps": "/".join(str(step) for step in row["steps"])}
+
+
 def _row(row: dict[str, Any]) -> dict[str, Any]:
     ours = row["rules"]["ours"]
-    cells = {"scenario": row["scenario"], "kind": row["kind"], "min": num(row["min_success"], 0),
+    cells = {"scenario": scenario(row), "kind": row["kind"], "min": num(row["min_success"], 0),
              "hold": pct(ours["hold"]), "seconds": num(ours["seconds_median"]),
              "requests": num(ours["requests_median"]), "fixed": num(row.get("fixed_sample_requests")),
              "least_pass": num(ours.get("least_pass_requests"))}
@@ -80,25 +87,25 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     if healthy:
         worst = max(healthy, key=lambda row: row["rules"]["ours"]["rollback"])
         value = worst["rules"]["ours"]["rollback"]
-        out.append({"id": "healthy", "value": pct(value, 2), "where": worst["scenario"],
+        out.append({"id": "healthy", "value": pct(value, 2), "where": [scenario(worst)],
                     "met": value <= HEALTHY_ROLLBACK_GOAL})
     passed = [row for row in rows if row["rules"]["ours"].get("least_pass_requests") is not None]
     if passed:
         closest = min(passed, key=lambda row: row["rules"]["ours"]["least_pass_requests"] / row["documented_requests"])
         least = closest["rules"]["ours"]["least_pass_requests"]
         out.append({"id": "evidence", "value": f"{num(least)} / {num(closest['documented_requests'])}",
-                    "where": closest["scenario"], "met": least >= closest["documented_requests"]})
+                    "where": [scenario(closest)], "met": least >= closest["documented_requests"]})
     if bad:
         worst = max(bad, key=lambda row: row["rules"]["ours"]["promote"])
         value = worst["rules"]["ours"]["promote"]
-        out.append({"id": "bad", "value": pct(value, 2), "where": worst["scenario"],
+        out.append({"id": "bad", "value": pct(value, 2), "where": [scenario(worst)],
                     "met": value <= BAD_PROMOTION_GOAL})
     timed = [row for row in bad if row.get("fixed_sample_requests") and row["rules"]["ours"]["requests_median"]]
     if timed:
         for goal, reference in (("time", _fixed), ("time-looks", _fixed_in_looks)):
             worst = max(timed, key=lambda row, ref=reference: row["rules"]["ours"]["requests_median"] / ref(row))
             ratio = worst["rules"]["ours"]["requests_median"] / reference(worst)
-            out.append({"id": goal, "value": f"{ratio:.2f}{TIMES}", "where": worst["scenario"],
+            out.append({"id": goal, "value": f"{ratio:.2f}{TIMES}", "where": [scenario(worst)],
                         "met": ratio <= TIME_GOAL})
     for peer in PEERS:
         lost = []
@@ -107,12 +114,12 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             if theirs is None:
                 continue
             if row["kind"] == "healthy" and ours["rollback"] > theirs["rollback"]:
-                lost.append(row["scenario"])
+                lost.append(scenario(row))
             if row["kind"] == "bad" and ours["promote"] > theirs["promote"]:
-                lost.append(row["scenario"])
+                lost.append(scenario(row))
         compared = [row for row in rows if row["kind"] in ("healthy", "bad")]
         out.append({"id": f"peer-{peer}", "value": f"{len(compared) - len(lost)}/{len(compared)}",
-                    "where": "; ".join(lost[:4]), "met": not lost})
+                    "where": lost, "met": not lost})
     return out
 
 
@@ -122,7 +129,7 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
     e2e_rows = []
     if e2e and e2e.get("scenarios"):
         for row in e2e["scenarios"]:
-            e2e_rows.append({"scenario": row["scenario"], "replications": row["replications"],
+            e2e_rows.append({"scenario": scenario(row), "replications": row["replications"],
                              "promote": row["e2e"]["promote"], "rollback": row["e2e"]["rollback"],
                              "hold": row["e2e"]["hold"], "same": row["same_decision_as_pure"],
                              "pure_promote": pct(row["pure_rates"]["promote"]),

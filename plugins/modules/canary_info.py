@@ -135,13 +135,19 @@ exists:
   type: bool
 weights:
   description:
-    - Share of traffic (percent) per subset of the route named by O(route_name), or of the default route
-      (empty when there is none), as Istio routes it. Whole numbers when exact, else two decimals.
+    - Share of traffic (percent) per destination of the route named by O(route_name), else of the host's
+      default route, else of the first route that matches every request (empty only when there is no such
+      route), as Istio routes it. Whole numbers when exact, else two decimals.
+    - A destination is its resolved host plus its subset. Keys name the subset; the host itself for a
+      destination without subset; C(host:subset) for every destination with a subset when the route sends to
+      several hosts. Entries naming one destination add up, as Istio builds them.
   returned: always
   type: dict
   sample: {v1: 70, v2: 30}
 routes:
-  description: The http routes in order, with name, match and weights.
+  description:
+    - The http routes in order, with name, match and weights (keyed as RV(weights)).
+    - A route whose weights Istio would refuse has C(weights) null and C(problem) saying why.
   returned: always
   type: list
   elements: dict

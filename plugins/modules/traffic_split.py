@@ -60,13 +60,22 @@ options:
     type: str
   service_host:
     description:
-      - The service host whose traffic moves. Defaults to the VirtualService's only host.
+      - The service host whose traffic moves. A destination is its resolved host plus its subset, and a
+        split moves weight only between the destinations of one service host; destinations of other hosts
+        in the route keep their entries and weights exactly.
+      - Without it, the host the route already sends to when that is one host (the result's
+        RV(services[].notes) says so when that is not the VirtualService's own host); a route that sends to
+        several hosts needs this option, or weights named as C(host:subset).
+      - When given, the route must already send to it (or to nothing); otherwise the task is refused, naming
+        both hosts, and nothing is written.
       - The API server is O(host); this option names the mesh service the VirtualService routes to.
     type: str
   route_name:
     description:
       - Name of the http route to change. Without it, the single http route with no C(match) that
         sends only to O(service_host) is used.
+      - A route that comes after a route matching every request is refused, naming that route - Istio never
+        builds it (route.go), so its weights would move nothing.
     type: str
   destination_rule:
     description:
@@ -76,9 +85,15 @@ options:
     type: str
   weights:
     description:
-      - "Weight per subset, integers from 0 to 100 summing to 100, for example C({v1: 70, v2: 30})."
-      - Subsets not yet in the route are added with the host and port of the route's other
-        destinations. Weight 0 keeps a destination in the route.
+      - "Weight per destination of the moved host, integers from 0 to 100 summing to 100, for example
+        C({v1: 70, v2: 30})."
+      - A key names a subset (C(v2); Istio's subset names, upper case allowed), the host itself with no
+        subset (C(reviews): every version of the service), or both (C(reviews.staging.svc.cluster.local:v2)).
+      - When other hosts in the route receive traffic, the moved host keeps its share of the route and these
+        weights split that share (largest remainder over its integer weight).
+      - Subsets not yet in the route are added with the host spelling and port of the moved host's
+        destinations. Weight 0 keeps a destination in the route. Entries that repeat one destination with
+        the same fields are merged into the first.
       - Mutually exclusive with O(base), O(canary) and O(canary_weight).
     type: dict
   base:
@@ -186,8 +201,9 @@ EXAMPLES = r"""
 RETURN = r"""
 before:
   description:
-    - Share of traffic (percent) per subset before the change, as Istio routed it (of the first service
-      with O(services)); whole numbers when exact, else two decimals.
+    - Share of traffic (percent) per destination before the change, as Istio routed it (of the first service
+      with O(services)); whole numbers when exact, else two decimals. Keys as in O(weights); a route that
+      sends to several hosts names every destination with a subset as C(host:subset).
   returned: always
   type: dict
   sample: {v1: 100, v2: 0}
@@ -219,6 +235,7 @@ services:
     error: {description: 'Why this service failed (null when it did not).', type: str, returned: always}
     destination_rule: {description: Name of the DestinationRule whose subsets were checked., type: str, returned: always}
     destination_rule_namespace: {description: Namespace of that DestinationRule., type: str, returned: always}
+    notes: {description: 'How the moved host was chosen, when it is not the VirtualService''s own host.', type: list, elements: str, returned: always}
 api_version:
   description: The C(networking.istio.io) version used.
   returned: always
@@ -369,6 +386,9 @@ def execute(ctx):
               "route": first.route_label(), "services": [t.report() for t in targets],
               "api_version": ctx.istio.api_version, "memory": {k: figures[k] for k in MEMORY_KEYS},
               "lockstep": {k: v for k, v in figures.items() if k not in MEMORY_KEYS}}
+    notes = [f"{t.label}: {note}" for t in targets for note in t.notes]
+    if notes:
+        result["warnings"] = notes
     if ctx.diff_mode:
         result["diff"] = {"before": {t.label: t.before for t in targets},
                           "after": {t.label: t.after for t in targets}}

@@ -87,8 +87,13 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
      "'v2.1' is not a valid subset name: Istio requires a DNS-1123 label"),
     ("traffic_split", {"name": "reviews", "weights": {"v1": 50, "v2_1": 50}},
      "'v2_1' is not a valid subset name: Istio requires a DNS-1123 label"),
-    ("header_route", {"name": "reviews", "route": "t", "headers": {"a": "b"}, "subset": "V2"},
-     "'V2' is not a valid subset name: Istio requires a DNS-1123 label"),
+    # Istio's DNS-1123 label admits upper case (pkg/config/labels IsDNS1123Label): 'V2' is valid, 'v2.1' is not.
+    ("header_route", {"name": "reviews", "route": "t", "headers": {"a": "b"}, "subset": "v2.1"},
+     "'v2.1' is not a valid subset name: Istio requires a DNS-1123 label"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 50, "reviews:v2_1": 50}},
+     "'v2_1' is not a valid subset name: Istio requires a DNS-1123 label"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 50, ":v2": 50}}, "host name before ':'"),
+    ("traffic_split", {"name": "reviews", "weights": {"v1": 50, "ratings:v2": 50}}, "never sends traffic"),
     ("destination_rule_info", {"name": "reviews", "all_namespaces": True}, "exclude each other"),
     ("virtual_service_info", {"name": UNICODE}, "not a valid Kubernetes name"),
     # manifest, canary_info, release_lock

@@ -169,7 +169,8 @@ def test_a_destination_without_subset_is_the_host_itself(lab_state, kube, namesp
     assert result["before"] == {"reviews": 100} and result["after"] == {"reviews": 90, "v2": 10}
     written = kube.get(f"{VS.format(ns=namespace)}/reviews")["spec"]["http"][0]["route"]
     fqdn = f"reviews.{namespace}.svc.cluster.local"
-    assert oracle.destination_shares(written, namespace) == {(fqdn, None): Fraction(9, 10), (fqdn, "v2"): Fraction(1, 10)}
+    assert oracle.destination_shares(written, namespace) == {(fqdn, None): Fraction(9, 10),
+                                                             (fqdn, "v2"): Fraction(1, 10)}
 
 
 def test_a_route_across_two_hosts_is_read_per_host_and_split_within_one(lab_state, kube, audit, namespace):
@@ -198,3 +199,25 @@ def test_a_route_across_two_hosts_is_read_per_host_and_split_within_one(lab_stat
     assert shares[(far, "v1")] == Fraction(40, 100)
     assert shares == {(near, "v1"): Fraction(30, 100), (near, "v2"): Fraction(30, 100), (far, "v1"): Fraction(40, 100)}
     assert result["after"] == {"reviews:v1": 30, "reviews:v2": 30, f"{far}:v1": 40}
+
+
+def test_a_header_route_sends_testers_to_the_service_everyone_else_gets(lab_state, kube, audit, bookinfo_and_staging):
+    bookinfo, staging, fqdn = (bookinfo_and_staging[k] for k in ("bookinfo", "staging", "fqdn"))
+    options = {**lab_auth(lab_state), "name": "reviews", "namespace": bookinfo, "route": "testers",
+               "headers": {"end-user": "jason"}, "subset": "v2"}
+    window = audit()
+    refused = run_module("header_route", options)
+    # bookinfo's own rule defines v2, but the route everyone gets sends to reviews.<staging>, whose rule does not.
+    assert refused.get("failed") is True and f"DestinationRule {staging}/reviews" in refused["msg"], refused
+    assert window.writes() == []
+    stored = kube.get(f"{DR.format(ns=staging)}/reviews")
+    stored["spec"]["subsets"].append({"name": "v2", "labels": {"version": "v2"}})
+    kube.replace(f"{DR.format(ns=staging)}/reviews", stored)
+    result = run_module("header_route", options)
+    assert result.get("failed") is not True, result
+    vs = kube.get(f"{VS.format(ns=bookinfo)}/reviews")
+    testers = next(route for route in vs["spec"]["http"] if route.get("name") == "testers")
+    assert oracle.destination_shares(testers["route"], bookinfo) == {(fqdn, "v2"): 1}
+    # Istio's first match: jason reaches staging's v2, everyone else staging's v1.
+    assert oracle.route_request(vs, oracle.Request(headers={"end-user": "jason"}), bookinfo).shares == {(fqdn, "v2"): 1}
+    assert oracle.route_request(vs, oracle.Request(), bookinfo).shares == {(fqdn, "v1"): 1}

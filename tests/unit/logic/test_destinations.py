@@ -87,8 +87,8 @@ def test_a_split_never_changes_what_another_host_receives(route, data):
                    if oracle.resolve_shortname(e["destination"]["host"], NAMESPACE) == moved)
     names = data.draw(st.lists(st.sampled_from(["v1", "v2", "v3", "V4"]), min_size=1, max_size=3, unique=True))
     cuts = sorted(data.draw(st.lists(st.integers(0, 100), min_size=len(names) - 1, max_size=len(names) - 1)))
-    values = [b - a for a, b in zip([0, *cuts], [*cuts, 100])]
-    weights = dict(zip(names, values))
+    values = [b - a for a, b in zip([0, *cuts], [*cuts, 100], strict=True)]
+    weights = dict(zip(names, values, strict=True))
     try:
         planned = plan_route_weights(route, spelled, weights, remove_unnamed=True, hosts=hosts)
     except CanaryInputError as error:

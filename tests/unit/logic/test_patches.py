@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.header_routes import remove_header_route
+from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import hosts_of
 from ansible_collections.canary.istio.plugins.module_utils._logic.invariant import check_invariant
 from ansible_collections.canary.istio.plugins.module_utils._logic.patches import (
     build_annotation_ops,
     build_http_list_patch,
     build_route_patch,
 )
-from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import hosts_of
 from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import (
     plan_route_weights,

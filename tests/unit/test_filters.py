@@ -161,6 +161,23 @@ def test_route_weights_filter_reads_object_spec_and_route():
     assert route_weights(VIRTUAL_SERVICE["spec"]["http"][1]) == {"v1": 80, "v2": 20}
 
 
+def test_route_weights_filter_reads_duplicates_and_several_hosts_as_istio_builds_them():
+    # route.go: one weighted cluster per entry, named by resolved host and subset; entries for one destination
+    # add up, and two services of the same subset name are two destinations (tests/conformance/oracle.py).
+    route_weights = get_filter("route_weights")
+    duplicated = {"name": "d", "route": [{"destination": {"host": "reviews", "subset": "v1"}, "weight": 50},
+                                         {"destination": {"host": "reviews", "subset": "v1"}, "weight": 50}]}
+    assert route_weights(duplicated) == {"v1": 100}
+    across = {"metadata": {"name": "reviews", "namespace": "bookinfo"}, "spec": {"hosts": ["reviews"], "http": [
+        {"name": "primary", "route": [
+            {"destination": {"host": "reviews", "subset": "v1"}, "weight": 75},
+            {"destination": {"host": "reviews.staging.svc.cluster.local", "subset": "v1"}, "weight": 25}]}]}}
+    assert route_weights(across, route_name="primary") == {"reviews:v1": 75,
+                                                           "reviews.staging.svc.cluster.local:v1": 25}
+    whole = {"route": [{"destination": {"host": "reviews"}}]}
+    assert route_weights(whole) == {"reviews": 100}
+
+
 @pytest.mark.parametrize(
     ("resource", "options", "fragment"),
     [

@@ -65,6 +65,8 @@ BAD = [
     ({"dry_run": True}, "canary_release_decision=auto lets the analysis promote, but canary_release_analysis.dry_run "
                         "is true"),
     ({"confidence": 100}, "confidence is a percentage"),
+    ({"power": 40}, "power is a percentage"),
+    ({"caller_failures": "sometimes"}, "caller_failures must be true or false"),
 ]
 
 
@@ -98,9 +100,12 @@ def test_auto_plans_a_release_that_asks_nothing():
 def test_settings_in_other_spellings_are_read_as_meant():
     policy = parse_analysis({"window": "1m30s", "interval": "90", "scrape_interval": 30, "dry_run": "yes",
                              "analyses": 2, "failure_limit": 3})
-    assert policy["interval"] == 90 and policy["scrape_interval"] == 30.0 and policy["dry_run"] is True
+    assert policy["interval"] == 90 and policy["scrape_interval"] == "30s" and policy["dry_run"] is True
     assert policy["looks_per_step"] == 4  # room for two passes and the two failures below the limit
-    assert parse_analysis({"window": "30s", "interval": 30, "scrape_interval": "15s"})["scrape_interval"] == 15.0
+    assert parse_analysis({"window": "30s", "interval": 30, "scrape_interval": "15s"})["scrape_interval"] == "15s"
+    # Unset, the module's own defaults apply (min_requests follows from the power it needs).
+    assert {key: policy[key] for key in ("min_requests", "confidence", "power", "caller_failures")} == dict.fromkeys(
+        ("min_requests", "confidence", "power", "caller_failures"))
 
 
 def test_an_analysis_entry_in_the_history_does_not_hide_a_rollback():

@@ -49,6 +49,7 @@ from ansible_collections.canary.istio.plugins.module_utils._analysis import (
     AnalysisInputError,
     validate_checks,
     validate_confidence,
+    validate_power,
     validate_window,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.driver import duration_seconds
@@ -348,8 +349,9 @@ def answer(goal: str, observed: Observed, inputs: Inputs) -> dict[str, Any]:
 ANALYSIS_DEFAULTS: dict[str, Any] = {
     "checks": None, "window": "1m", "interval": 60, "analyses": 1, "failure_limit": 1,
     "looks_per_step": None, "consecutive_error_limit": 4, "initial_delay": 0, "dry_run": False,
-    "scrape_interval": None, "inconclusive": "hold", "on_error": "rollback", "min_requests": 100,
-    "confidence": 95.0, "reporter": "destination",
+    "scrape_interval": None, "inconclusive": "hold", "on_error": "rollback",
+    # Passed to canary_analysis when set; unset, the module's own defaults apply (min_requests from power).
+    "min_requests": None, "confidence": None, "power": None, "caller_failures": None, "reporter": "destination",
 }
 INCONCLUSIVE_POLICIES = ("hold", "ask", "rollback")
 ERROR_POLICIES = ("stop", "rollback")
@@ -405,7 +407,10 @@ def parse_analysis(value: Any, names: InputNames = InputNames()) -> dict[str, An
     try:
         validate_checks(policy["checks"])
         policy["window"] = validate_window(policy["window"])
-        policy["confidence"] = validate_confidence(policy["confidence"])
+        if policy["confidence"] is not None:
+            policy["confidence"] = validate_confidence(policy["confidence"])
+        if policy["power"] is not None:
+            policy["power"] = validate_power(policy["power"])
     except AnalysisInputError as error:
         raise CanaryInputError(f"{names.analysis}: {error}") from None
     policy["interval"] = _whole(policy["interval"], "interval", 1, 86400, names)
@@ -414,8 +419,11 @@ def parse_analysis(value: Any, names: InputNames = InputNames()) -> dict[str, An
     policy["consecutive_error_limit"] = _whole(policy["consecutive_error_limit"], "consecutive_error_limit", 1, 100,
                                                names)
     policy["initial_delay"] = _whole(policy["initial_delay"], "initial_delay", 0, 86400, names)
-    policy["min_requests"] = _whole(policy["min_requests"], "min_requests", 1, 10**9, names)
+    if policy["min_requests"] is not None:
+        policy["min_requests"] = _whole(policy["min_requests"], "min_requests", 1, 10**9, names)
     policy["dry_run"] = _flag(policy["dry_run"], "dry_run", names)
+    if policy["caller_failures"] is not None:
+        policy["caller_failures"] = _flag(policy["caller_failures"], "caller_failures", names)
     for key, choices in (("inconclusive", INCONCLUSIVE_POLICIES), ("on_error", ERROR_POLICIES),
                          ("reporter", REPORTERS)):
         if policy[key] not in choices:
@@ -441,7 +449,9 @@ def parse_analysis(value: Any, names: InputNames = InputNames()) -> dict[str, An
                                    f"({2 * scrape:g} s with scrape_interval {_show(policy['scrape_interval'])}): "
                                    "Prometheus' increase() needs two samples in the window; set window to at least "
                                    f"{2 * scrape:g}s")
-        policy["scrape_interval"] = scrape
+        # canary_analysis takes it as a Prometheus duration
+        policy["scrape_interval"] = (policy["scrape_interval"].strip() if isinstance(policy["scrape_interval"], str)
+                                     and not policy["scrape_interval"].strip().isdigit() else f"{scrape:g}s")
     return policy
 
 

@@ -312,7 +312,13 @@ def _increase(selector: str, window: str) -> str:
 
 
 def _source_failures(target: Target, version: str) -> str:
-    selector = target.selector(version, f'response_flags=~"{SOURCE_ONLY_FLAGS_REGEX}"', reporter="source")
+    # A request that got no answer is labelled by the caller's proxy from the endpoint's metadata
+    # (istio/proxy istio_stats, populatePeerInfo): workload and canonical revision, but no app or
+    # version (destination_version="unknown"). The canonical revision is the version label unless a
+    # service.istio.io/canonical-revision or app.kubernetes.io/version label says otherwise.
+    selector = ("{" + f'reporter="source",destination_service_name="{target.service}",'
+                f'destination_service_namespace="{target.namespace}",destination_canonical_revision="{version}",'
+                f'response_flags=~"{SOURCE_ONLY_FLAGS_REGEX}"' + "}")
     return f"({_increase(selector, target.window)} or vector(0))"
 
 

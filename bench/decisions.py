@@ -13,9 +13,11 @@ module and checks that it decides as the pure code does (bench/decision_e2e.py).
 from __future__ import annotations
 
 import math
+import subprocess
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -176,7 +178,10 @@ def run(replications: int = REPLICATIONS, plan: rules.Plan | None = None, only: 
     from bench import decision_ours
     plan = plan or rules.Plan()
     judge = decision_ours.judge
+    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "plugins/module_utils/_logic/evidence.py"],
+                            capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[1])
     results: dict[str, Any] = {"replications": replications, "seed": SEED, "plan": asdict(plan),
+                               "evidence_commit": commit.stdout.strip() or None,
                                "evidence": decision_ours.describe(), "scenarios": []}
     started = time.monotonic()
     with decision_ours.fast_bounds():

@@ -481,7 +481,7 @@ def _interval_text(bounds: Mapping[str, Any]) -> str:
         pieces.append(f"{'' if low is None else f'{100 * low:.3g}'}%..{'' if high is None else f'{100 * high:.3g}'}%")
     low, high = _number_at(bounds, "ratio_lower"), _number_at(bounds, "ratio_upper")
     if low is not None or high is not None:
-        pieces.append(f"ratio {'' if low is None else f'{low:.3g}'}..{'' if high is None else f'{high:.3g}'}")
+        pieces.append(f"ratio {'0' if low is None else f'{low:.3g}'}..{'inf' if high is None else f'{high:.3g}'}")
     boundary = _number_at(bounds, "boundary_ms")
     if boundary is None:
         boundary = _number_at(bounds, "fail_boundary_ms")
@@ -521,8 +521,6 @@ def analysis_record(step: int, result: Mapping[str, Any], look: int | None = Non
     if requests:
         numbers += (f"; requests in {result.get('window')}: canary {float(requests.get('canary') or 0):g}, "
                     f"base {float(requests.get('base') or 0):g}")
-    if result.get("more_requests"):
-        numbers += f"; about {float(result['more_requests']):g} more canary requests would settle it"
     return {"step": step, "verdict": result["verdict"], "summary": result.get("summary"), "checks": checks,
             "requests": requests, "evaluated_at": result.get("evaluated_at"), "window": result.get("window"),
             "alpha": result.get("alpha"), "more_requests": result.get("more_requests"), "numbers": numbers, **asked}

@@ -78,6 +78,8 @@ lab-down: venv
 # Benchmarks against kubernetes.core on a lab of their own (build/bench-lab); kubernetes.core comes
 # from PyPI's ansible package in ~/.cache/canary-istio-lab/bench-venv, made here when missing.
 # Prints a table and writes docs/performance.md and docs/performance.zh-CN.md. BENCH_RUNS=N for fewer rounds.
+# Its decisions section (no lab; python -m bench --only decisions) simulates 10^4 releases per scenario and
+# writes docs/decisions.md and docs/decisions.zh-CN.md; BENCH_REPLICATIONS=N for fewer.
 bench: setup
 	$(PY) -m bench
 

@@ -91,12 +91,17 @@ def judge(base_requests: int, base_errors: int, canary_requests: int, canary_err
                   _cumulative(canary_buckets), limits, look, looks, _bounds_in_use())
 
 
+def clear_cache() -> None:
+    """Forget cached verdicts (each scenario's counts differ: the cache only helps within one)."""
+    _judge.cache_clear()
+
+
 def _bounds_in_use() -> object:
     # Part of the cache key: verdicts cached with the fast bounds are not reused without them.
     return evidence().upper_bound
 
 
-@functools.lru_cache(maxsize=1 << 18)
+@functools.lru_cache(maxsize=1 << 15)
 def _judge(base_requests: int, base_errors: int, canary_requests: int, canary_errors: int,
            base_buckets: tuple | None, canary_buckets: tuple | None, limits: Limits, look: int, looks: int,
            _bounds: object) -> str:
@@ -136,15 +141,13 @@ def documented_requests(limits: Limits, looks: int) -> int:
 
 
 def describe() -> dict[str, Any]:
+    """The decision code's settings the benchmark ran with (figures only; the pages put them into words)."""
     ev = evidence()
     budget = ev.Budget()
-    example = checks(Limits())
-    shown = "; ".join(", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
-                                for key, value in dataclasses.asdict(check).items()
-                                if value not in (None, "") and key != "query") for check in example)
-    return {"alpha": budget.alpha, "beta": budget.beta,
-            "summary": f"release alpha {budget.alpha:g} (false rollback), beta {budget.beta:g} (false promotion), "
-                       f"spent over the planned looks; checks: {shown}"}
+    shown = {check.name: {key: f"{value:g}" for key, value in dataclasses.asdict(check).items()
+                          if isinstance(value, float) and key not in ("min", "max")}
+             for check in checks(Limits())}
+    return {"alpha": f"{budget.alpha:g}", "beta": f"{budget.beta:g}", "checks": shown}
 
 
 # --------------------------------------------------------------------------- fast exact bounds

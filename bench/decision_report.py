@@ -138,6 +138,7 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
     plan = results["plan"]
     return {"date": results.get("date", "–"), "replications": f"{results['replications']:,}",  # noqa: RUF001
             "seed": results["seed"], "plan": plan, "evidence": results.get("evidence", {}),
+            "evidence_commit": results.get("evidence_commit") or "–",  # noqa: RUF001
             "seconds": results.get("simulation_seconds"),
             "healthy": [row for row in rows if row["kind"] == "healthy"],
             "bad": [row for row in rows if row["kind"] == "bad"],

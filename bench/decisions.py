@@ -189,6 +189,7 @@ def run(replications: int = REPLICATIONS, plan: rules.Plan | None = None, only: 
             if only and only not in scenario.name:
                 continue
             row = run_scenario(scenario, plan, replications, judge)
+            decision_ours.clear_cache()
             results["scenarios"].append(row)
             figures = "  ".join(f"{name} P{row['rules'][name]['promote']:.3f}/R{row['rules'][name]['rollback']:.3f}"
                                 f"/H{row['rules'][name]['hold']:.3f}" for name in RULES)

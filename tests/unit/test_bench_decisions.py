@@ -275,8 +275,9 @@ def _results() -> dict:
                                                 "rate", "steps")},
                "replications": 4, "e2e": {"promote": 3, "rollback": 1, "hold": 0}, "same_decision_as_pure": 4,
                "pure_rates": {"promote": 0.9, "rollback": 0.05, "hold": 0.05}, "agrees": True}
+    evidence = {"alpha": "0.01", "beta": "0.05", "checks": {"request-success-rate": {"tolerance_percent": "100"}}}
     return {"date": "2026-12-06 18:00 UTC", "replications": 200, "seed": 4242, "plan": vars(plan) | {},
-            "evidence": {"summary": "alpha 0.01"}, "simulation_seconds": 77, "scenarios": rows,
+            "evidence": evidence, "simulation_seconds": 77, "scenarios": rows,
             "e2e": {"plan": {"interval": 6, "looks_per_step": 3, "scrape": 1, "rate": 2000.0}, "replications": 4,
                     "seconds": 93, "scenarios": [e2e_row], "looks": 31, "looks_checked": 29,
                     "looks_same_verdict": 28, "errors": []}}

@@ -1,6 +1,7 @@
 """`make demo` as a new user runs it: base, then a progressive canary judged by Prometheus.
 
-The default run promotes a healthy v2 through 10 -> 25 -> 50 % with every analysis passing;
+The default run promotes a healthy v2 through 10 -> 25 -> 50 %, each step passing once its looks
+have seen enough requests;
 ``DEMO_CANARY=faulty`` deploys a v2 that answers 20 % of its requests with 503, and the role rolls
 back on its own at the first step; ``DEMO_CANARY=crashing`` deploys a v2 that refuses every
 connection (503s that only the callers' proxies report), rolled back the same way. The two rollback
@@ -59,12 +60,16 @@ def test_demo_promotes_a_healthy_canary_through_analysed_steps_and_leaves_the_la
         assert re.search(r"Open the product page: http://127\.0\.0\.1:\d+/productpage", out)
         assert re.search(r"base release\s+200 answers, 0 errors: .*v1 100\.0%", out), out[-3000:]
         assert re.search(r"after\s+200 answers, 0 errors: .*v2 100\.0%", out), out[-3000:]
-        verdicts = re.findall(r"analysis \d at (\d+)%: (\w+)", out)
-        assert verdicts == [("10", "pass"), ("25", "pass"), ("50", "pass")], out[-3000:]
+        # Each step is looked at until the evidence shows a pass: looks before it are inconclusive, none fails.
+        verdicts = re.findall(r"analysis \d+ at (\d+)%: (\w+)", out)
+        assert [step for step, verdict in verdicts if verdict == "pass"] == ["10", "25", "50"], out[-3000:]
+        assert {verdict for _, verdict in verdicts} <= {"inconclusive", "pass"}, out[-3000:]
+        assert [step for step, _ in verdicts] == sorted((step for step, _ in verdicts), key=int), out[-3000:]
         assert "Analysis of v2: promote - every step passed its analysis (10%, 25%, 50%)" in out
         rate = float(re.search(r"load\s+([\d.]+) pages/s through the gateway", out).group(1))
         seen = users(out)
-        assert rate >= 50 and seen["v1"][1] == 0 and seen["v2"][1] == 0 and "unknown" not in seen, (rate, seen)
+        assert rate >= 0.8 * demo.DEFAULT_RATE, rate
+        assert seen["v1"][1] == 0 and seen["v2"][1] == 0 and "unknown" not in seen, seen
         report = Path(re.search(r"Release report: (\S+\.html)", out).group(1))
         assert report.is_file() and f"release report: {report}" in out
         # The tutorial's three looks: no ratings node; half and half with reviews-v2 -> ratings-v1; no reviews-v1.
@@ -88,7 +93,7 @@ def test_demo_faulty_and_crashing_canaries_are_rolled_back_by_the_analysis_at_th
         running = {kind: start_demo(lab_dir, DEMO_CANARY=kind) for kind, lab_dir in labs.items()}
         outputs = {kind: finish_demo(proc) for kind, proc in running.items()}
         for kind, out in outputs.items():
-            assert re.findall(r"analysis \d at (\d+)%: (\w+)", out) == [("10", "fail")], (kind, out[-3000:])
+            assert re.findall(r"analysis \d+ at (\d+)%: (\w+)", out) == [("10", "fail")], (kind, out[-3000:])
             assert "Analysis of v2: rollback - analysis 1 at 10% failed" in out, (kind, out[-3000:])
             assert re.search(r"Rolled back: default/reviews sends v1 100%.* rolled back by the analysis", out), (
                 kind, out[-3000:])

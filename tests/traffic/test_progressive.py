@@ -311,6 +311,10 @@ def test_prometheus_killed_mid_analysis_stops_the_run_and_never_promotes(release
     # Retried once (consecutive_error_limit 2), then stopped.
     assert "Stopped: analysis 2 at 25% could not run" in message and "nothing was promoted" in message
     assert "(2 in a row, consecutive_error_limit 2; analysis.on_error: stop)" in message
+    # The run resumed a release held at 10% after look 1 of 3: it went on with look 2 (tried twice), not look 1.
+    looks = [(a["step"], a["verdict"], a.get("look"), a.get("looks"))
+             for a in recorded_analyses(traffic_lab, namespace)]
+    assert looks == [(10, "inconclusive", 1, 3), (25, "error", 2, 3), (25, "error", 2, 3)], looks
     assert "Traceback" not in proc.stdout + proc.stderr
     assert weights(traffic_lab, namespace) == {"v1": 75, "v2": 25}
 

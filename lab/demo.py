@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import re
 import subprocess
@@ -52,14 +53,17 @@ CANARIES = {"healthy": "bookinfo-reviews-v2.yaml", "faulty": "bookinfo-reviews-v
             "slow": "bookinfo-reviews-v2-slow.yaml", "crashing": "bookinfo-reviews-v2-crashing.yaml"}
 STEPS = [10, 25, 50]
 # A pass needs evidence: the canary's error rate and its share of requests slower than 500 ms shown
-# below 1% at the look's confidence. With no failure at all that takes about 650 canary requests per
-# step (the release's alpha spread over its 24 planned looks), so each step is looked at every 15 s
-# with the evidence since the step began, up to 8 times, and passes at the first look that shows it:
-# at 100 pages/s about 65 s at 10%, 25 s at 25%, 15 s at 50%. A bad canary fails at its first look
-# (about 150 canary requests at 10% show 20% errors, refused connections or +500 ms).
+# below 1% at the look's confidence. With no failure at all that takes about 650-700 canary requests
+# per step (the release's alpha spread over its planned looks), so each step is looked at every 15 s
+# with the evidence since the step began, and passes at the first look that shows it: at 100 pages/s
+# about 75 s at 10%, 30 s at 25%, 15 s at 50%. The looks per step (the step's deadline) follow from
+# DEMO_RATE, with two looks to spare; the role walks every planned look, so no more are planned.
+# A bad canary fails at its first look (about 150 canary requests at 10% show 20% errors, refused
+# connections or +500 ms).
+PASS_REQUESTS = 700
 DEFAULT_RATE = 100
 WINDOW, WINDOW_SECONDS = "10s", 10
-ANALYSIS = {"window": WINDOW, "interval": 15, "looks_per_step": 8, "failure_limit": 1,
+ANALYSIS = {"window": WINDOW, "interval": 15, "failure_limit": 1,
             "inconclusive": "hold", "on_error": "rollback",
             # Flagger's documented thresholds; the lab's Python services on two shared cores make p99
             # noisy, so the comparison with the base allows 250 ms more. +500 ms is far outside both.
@@ -68,6 +72,12 @@ ANALYSIS = {"window": WINDOW, "interval": 15, "looks_per_step": 8, "failure_limi
             # would need thousands of requests per step.
             "checks": [{"name": "request-success-rate", "min": 99, "negligible_percent": 1},
                        {"name": "request-duration", "max": 500, "tolerance_ms": 250, "negligible_percent": 1}]}
+
+
+def analysis_settings(rate: float) -> dict[str, Any]:
+    """ANALYSIS with enough looks per step for the first step to see PASS_REQUESTS canary requests."""
+    per_look = rate * STEPS[0] / 100 * ANALYSIS["interval"]
+    return {**ANALYSIS, "looks_per_step": min(100, math.ceil(PASS_REQUESTS / per_look) + 2)}
 
 
 def say(text: str) -> None:
@@ -247,7 +257,7 @@ def canary_analysed(gateway: str, kubeconfig: str, state: dict[str, Any], promet
         try:
             playbook(PLAYBOOKS / "canary.yml", kubeconfig, {
                 **namespace, "canary_release_steps": STEPS, "canary_release_decision": "auto",
-                "canary_release_analysis": ANALYSIS, "canary_release_prometheus_url": prometheus_url,
+                "canary_release_analysis": analysis_settings(rate), "canary_release_prometheus_url": prometheus_url,
                 "canary_release_topology_window": WINDOW, "canary_release_report_path": str(report),
                 "canary_release_manifests": [str(REPO_ROOT / "bookinfo/platform/kube" / CANARIES[kind])]})
         finally:
@@ -273,7 +283,14 @@ def main() -> int:
     if kind not in CANARIES:
         print(f"demo: DEMO_CANARY must be one of {', '.join(CANARIES)}, got {kind!r}", file=sys.stderr)
         return 2
-    rate = float(os.environ.get("DEMO_RATE", str(DEFAULT_RATE)))
+    raw_rate = os.environ.get("DEMO_RATE", str(DEFAULT_RATE))
+    try:
+        rate = float(raw_rate)
+    except ValueError:
+        rate = math.nan
+    if not 1 <= rate <= 1000:
+        print(f"demo: DEMO_RATE must be a number of pages per second from 1 to 1000, got {raw_rate!r}", file=sys.stderr)
+        return 2
     lab_dir = Path(os.environ.get("LAB_DIR", str(DEFAULT_DIR))).resolve()
     lab = Lab(lab_dir)
     say(f"Starting a fresh lab in {lab_dir} (kube-apiserver + etcd + data plane + Prometheus)")

@@ -7,7 +7,8 @@ each step and ``decision: auto`` (the three that stop at the first step together
 - healthy (50 pages/s): promoted, every analysis passing;
 - faulty (50 pages/s, v2 answers 20 % with 503): rolled back on its own at the first step;
 - slow (40 pages/s, v2 500 ms slower): rolled back by the latency check;
-- quiet (no traffic): inconclusive, held, never promoted.
+- quiet (no traffic): inconclusive, held, never promoted;
+- dry (no traffic, ``dry_run``): analysed at every step, never acted on, held as the decision input says.
 
 The load generator sorts every page by the reviews version that served it - stars for v2, none for
 v1, and for a failed page the version Bookinfo's productpage names (``data-failed-version``) - so
@@ -46,8 +47,9 @@ from tests.traffic.conftest import BOOKINFO, LABELS, TrafficLab, take_down
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CANARIES = {"healthy": "bookinfo-reviews-v2.yaml", "faulty": "bookinfo-reviews-v2-faulty.yaml",
-            "slow": "bookinfo-reviews-v2-slow.yaml", "quiet": "bookinfo-reviews-v2.yaml"}
-PAGES_PER_SECOND = {"healthy": 50.0, "faulty": 50.0, "slow": 40.0, "quiet": 0.0}
+            "slow": "bookinfo-reviews-v2-slow.yaml", "quiet": "bookinfo-reviews-v2.yaml",
+            "dry": "bookinfo-reviews-v2.yaml"}
+PAGES_PER_SECOND = {"healthy": 50.0, "faulty": 50.0, "slow": 40.0, "quiet": 0.0, "dry": 0.0}
 STEPS = [10, 25, 50]
 # At 10 % of 50 pages/s the canary answers about 50 requests in a 10 s window; 20 is the least the
 # checks judge on. The p99 comparison allows 250 ms over the base's (two shared cores make Python's
@@ -55,6 +57,9 @@ STEPS = [10, 25, 50]
 ANALYSIS = {"window": "10s", "interval": 12, "min_requests": 20,
             "checks": [{"name": "request-success-rate", "min": 99},
                        {"name": "request-duration", "max": 500, "tolerance_ms": 250}]}
+# dry: the analysis reports and never acts - no traffic, so every look is inconclusive (which would hold),
+# yet the release goes through every step and ends as canary_release_decision says.
+EXTRA = {"dry": {"canary_release_analysis": {**ANALYSIS, "dry_run": True}, "canary_release_decision": "hold"}}
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/{}/virtualservices/reviews"
 
@@ -178,7 +183,7 @@ def released(traffic_lab: TrafficLab, tmp_path_factory: pytest.TempPathFactory) 
     procs = {}
     # Two phases: the runs that stop at the first step together, then the healthy one alone, so that
     # two shared cores are not asked for four releases' worth of Python latency at once.
-    for phase in (("faulty", "slow", "quiet"), ("healthy",)):
+    for phase in (("faulty", "slow", "quiet", "dry"), ("healthy",)):
         stop = threading.Event()
         loads = [threading.Thread(target=load, daemon=True, args=(
             traffic_lab.gateway, f"{namespaces[kind]}.bookinfo.test", PAGES_PER_SECOND[kind], users[kind],
@@ -189,7 +194,8 @@ def released(traffic_lab: TrafficLab, tmp_path_factory: pytest.TempPathFactory) 
             time.sleep(3.0)  # the base has traffic before the canary comes
             with ThreadPoolExecutor(len(phase)) as pool:
                 futures = {kind: pool.submit(release, traffic_lab, namespaces[kind], kind, reports[kind],
-                                             canary_release_prometheus_url=record["url"]) for kind in phase}
+                                             canary_release_prometheus_url=record["url"], **EXTRA.get(kind, {}))
+                           for kind in phase}
                 procs.update({kind: future.result() for kind, future in futures.items()})
         finally:
             stop.set()
@@ -273,6 +279,16 @@ def test_too_little_traffic_is_inconclusive_and_never_promoted(released: Release
     assert [a["verdict"] for a in outcome["analyses"]] == ["inconclusive"]
     assert "inconclusive" in outcome["reason"] and "never promotes" in outcome["reason"]
     assert weights(traffic_lab, released.namespaces["quiet"]) == {"v1": 90, "v2": 10}
+
+
+def test_a_dry_run_analyses_every_step_and_never_acts(released: Released, traffic_lab: TrafficLab):
+    outcome = ran(released, "dry")
+    assert outcome["decision"] == "hold", outcome["reason"]
+    assert [(a["step"], a["verdict"]) for a in outcome["analyses"]] == [
+        (10, "inconclusive"), (25, "inconclusive"), (50, "inconclusive")], outcome["analyses"]
+    assert "the decision input is hold (dry run: the step at 10% was inconclusive at its deadline: would hold" \
+        in outcome["reason"]
+    assert weights(traffic_lab, released.namespaces["dry"]) == {"v1": 50, "v2": 50}
 
 
 def test_prometheus_killed_mid_analysis_stops_the_run_and_never_promotes(released: Released,

@@ -20,6 +20,7 @@ Two agreements are measured:
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import itertools
 import math
@@ -139,6 +140,11 @@ class Exporter:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def handle(self) -> None:
+                # Prometheus gives up on a scrape slower than its timeout (a busy machine): not our error.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    super().handle()
 
         return Handler
 

@@ -197,6 +197,10 @@ def run(replications: int = REPLICATIONS, plan: rules.Plan | None = None, only: 
     results["simulation_seconds"] = round(time.monotonic() - started)
     if e2e:
         from bench import decision_e2e
-        results["e2e"] = decision_e2e.run(plan, say=say)
+        try:
+            results["e2e"] = decision_e2e.run(plan, say=say)
+        except Exception as exc:  # no Prometheus, a busy machine: keep the simulation's numbers
+            say(f"[decisions] end to end: not run: {exc}")
+            results["e2e"] = {"skipped": str(exc)[:500]}
     return results
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import inspect
 import math
 import sys
 from collections.abc import Iterator
@@ -108,7 +109,13 @@ def _judge(base_requests: int, base_errors: int, canary_requests: int, canary_er
     ev = evidence()
     base = ev.Counts(base_requests, base_errors, base_buckets)
     canary = ev.Counts(canary_requests, canary_errors, canary_buckets)
-    return ev.evaluate(checks(limits), base, canary, ev.Budget(look=look, looks=looks)).verdict
+    return ev.evaluate(checks(limits), base, canary, ev.Budget(look=look, looks=looks), **_verdict_only()).verdict
+
+
+@functools.cache
+def _verdict_only() -> dict[str, Any]:
+    """``project=False`` where evaluate() takes it: no projection of more requests, which no verdict uses."""
+    return {"project": False} if "project" in inspect.signature(evidence().evaluate).parameters else {}
 
 
 def judge_errors_only(base_requests: int, base_errors: int, canary_requests: int, canary_errors: int,

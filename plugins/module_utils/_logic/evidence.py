@@ -548,23 +548,24 @@ def auto_min_requests(check: Check, beta_level: float) -> int:
 
 
 def judge(check: Check, base: Counts, canary: Counts, budget: Budget, parts: int = 1,
-          min_requests: int | None = None) -> CheckVerdict:
+          min_requests: int | None = None, project: bool = True) -> CheckVerdict:
     """One built-in check's verdict at one look, with its bounds and the more requests it needs.
 
     ``parts`` is how many failing tests share this look's alpha (``failing_parts(checks)``);
-    ``min_requests`` None means the automatic floor of :func:`auto_min_requests`."""
+    ``min_requests`` None means the automatic floor of :func:`auto_min_requests`; ``project=False``
+    leaves ``more_requests`` at 0 (simulations that only need the verdict run faster)."""
     alpha_level = budget.alpha_look / max(parts, 1)
     beta_level = budget.beta_look
     floor = auto_min_requests(check, beta_level) if min_requests is None else max(1, min_requests)
     judge_one = judge_errors if check.name == SUCCESS_RATE else judge_latency
     result = judge_one(check, base, canary, alpha_level, beta_level, floor)
-    if result.verdict == INCONCLUSIVE:
+    if result.verdict == INCONCLUSIVE and project:
         result.more_requests = more_requests(judge_one, check, base, canary, alpha_level, beta_level, floor)
     return result
 
 
 def evaluate(checks: Sequence[Check], base: Counts, canary: Counts, budget: Budget | None = None,
-             min_requests: int | None = None) -> Decision:
+             min_requests: int | None = None, project: bool = True) -> Decision:
     """The verdict of a look on the built-in checks (custom checks are the module's business).
 
     >>> from math import inf
@@ -577,7 +578,7 @@ def evaluate(checks: Sequence[Check], base: Counts, canary: Counts, budget: Budg
     budget = budget or Budget()
     builtin = [check for check in checks if check.builtin]
     parts = failing_parts(builtin)
-    results = [judge(check, base, canary, budget, parts, min_requests) for check in builtin]
+    results = [judge(check, base, canary, budget, parts, min_requests, project) for check in builtin]
     return Decision(combine([r.verdict for r in results]), results, alpha=budget.alpha_look,
                     beta=budget.beta_look, look=budget.look, looks=budget.looks)
 

@@ -2,9 +2,10 @@
 
 Steps: a fresh lab with its data plane and Prometheus → the base release (Bookinfo v1) → a probe
 that sees v1 only → steady load through the gateway (`DEMO_RATE` pages/s, default 100) → the neighbourhood of
-reviews (the tutorial's first look) → the canary, progressive: 10% → 25% → 50%, an analysis after
-each step, `decision: auto` (the neighbourhood is taken again at 50%) → promotion, or an automatic
-rollback → the neighbourhood after → a probe → a short report, with the release report's path.
+reviews (the tutorial's first look) → the canary, progressive: 10% → 25% → 50%, each step looked
+at until its evidence shows a pass or a fail, `decision: auto` (the neighbourhood is taken again at
+50%) → promotion, or an automatic rollback → the neighbourhood after → a probe → a short report,
+with the release report's path.
 
 `DEMO_CANARY=faulty` deploys reviews v2 answering 20% of its requests with 503: the first analysis
 fails and the role rolls back on its own. `DEMO_CANARY=slow` adds 500 ms: the latency check fails.
@@ -249,7 +250,8 @@ def canary_analysed(gateway: str, kubeconfig: str, state: dict[str, Any], promet
         pictures.append(topology(kubeconfig, prometheus_url, "1-base", "after the base release"))
         report = OUT / f"release-report-{kind}.html"
         say(f"Stage 2: the canary - reviews v2 ({kind}) beside v1, {' -> '.join(f'{s}%' for s in STEPS)}, "
-            f"an analysis of the last {WINDOW} after each step, decision auto")
+            f"a look every {ANALYSIS['interval']} s at the evidence since the step began, until it shows a pass "
+            "or a fail, decision auto")
         done, half = threading.Event(), []
         watcher = threading.Thread(target=watch_for_half, daemon=True,
                                    args=(KubeClient.from_state(state), kubeconfig, prometheus_url, done, half))

@@ -124,7 +124,10 @@ class Exporter:
             ("destination_service", f"{SERVICE}.{namespace}.svc.cluster.local"),
             ("destination_service_name", SERVICE), ("destination_service_namespace", namespace),
             ("destination_workload", f"{SERVICE}-{version}"), ("destination_workload_namespace", namespace),
-            ("destination_app", SERVICE), ("destination_version", version), ("request_protocol", "http")))
+            ("destination_app", SERVICE), ("destination_version", version),
+            ("destination_canonical_service", SERVICE), ("destination_canonical_revision", version),
+            ("source_canonical_service", "productpage"), ("source_canonical_revision", "v1"),
+            ("request_protocol", "http")))
 
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         exporter = self

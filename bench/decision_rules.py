@@ -53,7 +53,7 @@ class Plan:
     argo_consecutive_error_limit: int = 4
     kayenta_marginal: float = 75.0
     kayenta_pass: float = 95.0
-    kayenta_confidence: float = 0.95
+    kayenta_confidence: float = 0.98
     kayenta_fraction: float = 0.25
 
     @property
@@ -214,8 +214,9 @@ def kayenta(data: Telemetry, limits: Limits, plan: Plan) -> Outcome:
     (NetflixACAJudge: data validation, NaN removal, Mann-Whitney classification Pass/High/Low per
     metric, score = share of metrics classified Pass, NODATA metrics left out) and
     https://spinnaker.io/docs/guides/user/canary/config/ (``scoreThresholds``: ``marginal`` and ``pass``),
-    with the classifier's defaults in spinnaker/kayenta ``MannWhitneyClassifier.scala`` (confidence
-    0.95, fraction 0.25).
+    with the values NetflixACAJudge.scala gives spinnaker/kayenta's ``MannWhitneyClassifier``
+    (confidence 0.98, fraction 0.25) and ``direction: increase`` for both metrics. The judge's
+    outlier removal (an IQR detector, factor 3) is left out: every scrape's value is kept.
 
     Each step is one canary analysis over ``looks_per_step`` intervals with a growing lookback; a
     judgment at every interval. A score below ``marginal`` ends the analysis as failed (rollback); a

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -106,3 +107,63 @@ def test_bad_settings(kwargs, message):
     with pytest.raises(PrometheusError) as caught:
         Prometheus(**kwargs)
     assert message in str(caught.value)
+
+
+class Flaky(Stub):
+    """Answers 503 (as Prometheus does when overloaded) for the first ``failures`` requests."""
+
+    failures = 0
+
+    def do_POST(self):
+        if Flaky.failures > 0:
+            Flaky.failures -= 1
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            payload = json.dumps({"status": "error", "errorType": "unavailable", "error": "too many queries"}).encode()
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        super().do_POST()
+
+
+@pytest.fixture
+def flaky() -> Iterator[str]:
+    Stub.answers, Stub.seen = {"up": (200, vector("1"))}, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_transient_error_is_retried_before_it_is_reported(flaky):
+    Flaky.failures = 2
+    client = Prometheus(flaky)
+    client.retry_delay = 0.01
+    assert single_value(client.query("up"), "up") == 1.0
+    assert (client.requests_made, client.retried) == (3, 2)
+    Flaky.failures = 3
+    with pytest.raises(PrometheusError, match=r"HTTP 503\): too many queries; query: up \(tried 3 times\)"):
+        client.query("up")
+
+
+def test_an_unreachable_prometheus_is_tried_three_times():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = Prometheus(f"http://127.0.0.1:{port}")
+    client.retry_delay = 0.01
+    with pytest.raises(PrometheusError, match=r"cannot reach Prometheus at .* \(tried 3 times\)"):
+        client.query("up")
+    assert client.requests_made == 3
+
+
+def test_a_refused_query_is_not_retried(stub):
+    Stub.answers["bad"] = (400, json.dumps({"status": "error", "errorType": "bad_data", "error": "parse error"})
+                           .encode())
+    client = Prometheus(stub)
+    with pytest.raises(PrometheusError, match="bad_data, HTTP 400"):
+        client.query("bad")
+    assert client.requests_made == 1 and client.retried == 0

@@ -278,6 +278,11 @@ def test_without_analysis_the_steps_bake_then_the_decision_input_acts():
     end = run.to_end()
     assert [m["share"] for m in run.moved] == STEPS and run.waits == [("move", 0), ("move", 300), ("move", 300)]
     assert end["action"] == "promote" and end["by"] == "decision" and run.asked == []
+    # The bake time runs from the last move: asked 100 s after it, 200 s are left; after 300 s, none.
+    later = Run([], moves=[10, 25], analysis=False, decision="promote", step_interval=300)
+    later.slot()
+    assert driver.next_action(later.plan, later.moved, [], later.now + 100)["wait"] == 200
+    assert driver.next_action(later.plan, later.moved, [], later.now + 300)["wait"] == 0
 
 
 def test_without_analysis_and_decision_a_person_is_asked():

@@ -154,6 +154,11 @@ def plan_release(moves: Sequence[int], start_share: int, policy: Mapping[str, An
 # the next action
 
 
+def _ceil(seconds: float) -> int:
+    """Whole seconds to wait, rounded up; none when the time has come."""
+    return max(0, int(-(-seconds // 1)))
+
+
 def _answer(action: str, reason: str, **extra: Any) -> dict[str, Any]:
     answer = {"action": action, "reason": reason, "share": None, "wait": 0, "look": None, "looks": None,
               "since": None, "by": None, "would": []}
@@ -218,8 +223,9 @@ def next_action(plan: Mapping[str, Any], moved: Sequence[Mapping[str, Any]] = ()
     if not policy:
         if len(moved_shares) < len(moves):
             share = moves[len(moved_shares)]
-            return _answer(MOVE, f"move {share}% of the traffic to the canary", share=share,
-                           wait=int(plan.get("step_interval") or 0) if moved_shares else 0)
+            # the bake time runs from the last move
+            baked = float(moved[-1]["at"]) + int(plan.get("step_interval") or 0) - float(now) if moved else 0.0
+            return _answer(MOVE, f"move {share}% of the traffic to the canary", share=share, wait=_ceil(baked))
         shares = moved_shares or [plan.get("start_share")]
         return _end(plan, f"the canary is at {shares[-1]}%", [])
     return _analysed(plan, policy, moves, moved, list(analyses), float(now))
@@ -299,7 +305,7 @@ def _analysed(plan: Mapping[str, Any], policy: Mapping[str, Any], moves: list[in
         since = None if reached_at is None else reached_at + float(policy["initial_delay"])
         previous = [float(a["at"]) for a in here if a.get("at") is not None]
         start = previous[-1] if previous else (since if since is not None else now + float(policy["initial_delay"]))
-        wait = max(0, int(-(-(start + float(policy["interval"]) - now) // 1)))
+        wait = _ceil(start + float(policy["interval"]) - now)
         look = int(plan.get("looks_before") or 0) + len(looked) + 1
         if trailing_error:
             reason = f"analyse again at {share}% ({errors} could not run in a row, consecutive_error_limit {limit})"

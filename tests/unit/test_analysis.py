@@ -246,8 +246,8 @@ def test_a_canary_slower_than_its_base_within_max_fails_the_latency_comparison()
     fake = FakePrometheus({"v1": 90000, "v2": 10000}, {"v1": 0, "v2": 0}, {"v1": FAST, "v2": SLOWER})
     result = run(fake, [{"name": "request-duration"}])
     assert parts(result, "request-duration") == {"limit": PASS, "base": FAIL}
-    # Together 1.45 % above 100 ms and 0.41 % above 250 ms: p99 about 165 ms, + 20 % = 198 ms, so the
-    # comparison counts the requests slower than 100 ms (0.5 % of the base's, 10 % of the canary's).
+    # The base's p99 is 50 + 50 * (0.99 - 0.9) / 0.095 = 97.4 ms, + 25 ms = 122 ms: the comparison
+    # counts the requests slower than 100 ms (0.5 % of the base's, 10 % of the canary's).
     assert result["verdict"] == FAIL and result["checks"][0]["bounds"]["base"]["boundary_ms"] == 100
 
 

@@ -328,6 +328,20 @@ def test_latency_result_names_the_boundary_and_the_tolerance_finer_than_the_buck
     assert result.bounds["limit"]["pass_boundary_ms"] == 500 and result.verdict == PASS
 
 
+@pytest.mark.parametrize("canary_share", [0.1, 0.5])
+def test_twice_the_latency_fails_the_comparison_alone_at_any_share(canary_share):
+    """Without a max, the comparison alone catches a canary twice as slow, also when it carries half
+    the traffic (its requests do not move the boundary: the p99 is the base's)."""
+    check = Check("request-duration", tolerance_percent=20.0, tolerance_ms=25.0, negligible_percent=0.5)
+    base = Counts(buckets=histogram(round(20000 * (1 - canary_share)), NEAR_BOUNDARY))
+    canary = Counts(buckets=histogram(round(20000 * canary_share), TWICE_AS_SLOW))
+    result = judge(check, base, canary, Budget(0.01, 0.05), 2)
+    assert result.verdict == FAIL and result.bounds["base"]["boundary_ms"] == 100
+    same = judge(check, base, Counts(buckets=histogram(round(20000 * canary_share), NEAR_BOUNDARY)),
+                 Budget(0.01, 0.05), 2)
+    assert same.verdict == PASS
+
+
 def test_max_between_boundaries_is_said_and_judged_conservatively():
     check = Check("request-duration", max=300.0, compare=False)
     canary = Counts(buckets=histogram(10000, NEAR_BOUNDARY))

@@ -468,9 +468,10 @@ def _builtin(check: Check, target: Target, evidence: _Evidence, budget: Budget, 
         base_buckets, base_query = evidence.buckets(target.base, check.name)
         canary.queries, base.queries = [canary_query], [base_query]
         for side, buckets in ((canary, canary_buckets), (base, base_buckets)):
-            whole = normalise_buckets(buckets)
-            side.requests = float(whole[-1][1]) if whole else None
-            side.value = histogram_quantile(0.99, whole) if whole else None
+            # Shown as Prometheus' histogram_quantile() reads the same counts (not rounded).
+            raw = sorted(buckets)
+            side.requests = round(raw[-1][1], 4) if raw else None
+            side.value = histogram_quantile(0.99, raw) if normalise_buckets(buckets) else None
         canary_counts, base_counts = Counts(buckets=tuple(canary_buckets)), Counts(buckets=tuple(base_buckets))
     verdict = judge(check, base_counts, canary_counts, budget, parts, min_requests)
     comparison = verdict.bounds.get("base")

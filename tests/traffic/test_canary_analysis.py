@@ -5,6 +5,10 @@ half of reviews' traffic: a healthy v2, a faulty v2 (20% 503) and a slow v2 (+50
 generator drives all three through the gateway for about 30 s, Prometheus scrapes the mesh
 router every second, then the module judges each canary over a 30 s window.  Expected numbers
 come from Prometheus itself: the test asks it with its own PromQL at the module's evaluation time.
+
+About 225 canary requests is little evidence: the verdicts are asked at 80 % power (a pass needs
+161 requests without a single bad one, ln(0.2)/ln(0.99)) and with negligible levels of 1.5 %, so
+that a healthy canary can pass at all; the faulty and slow canaries fail on their bounds.
 """
 
 from __future__ import annotations
@@ -39,14 +43,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 WINDOW = "30s"
 LOAD_SECONDS = 30.5
-PAGES_PER_SECOND = 10.0  # per namespace; half of them reach the canary
-MIN_REQUESTS = 50
+PAGES_PER_SECOND = 15.0  # per namespace; half of them reach the canary
+POWER = 80
 CANARIES = {"healthy": "bookinfo-reviews-v2.yaml", "faulty": "bookinfo-reviews-v2-faulty.yaml",
             "slow": "bookinfo-reviews-v2-slow.yaml"}
 # Flagger's documented thresholds; a shared two-core machine makes Python's p99 noisy, so the
 # comparison allows 250 ms more than the base's p99. A canary 500 ms slower is far outside both.
-CHECKS = [{"name": "request-success-rate", "min": 99},
-          {"name": "request-duration", "max": 500, "tolerance_ms": 250}]
+CHECKS = [{"name": "request-success-rate", "min": 99, "negligible_percent": 1.5},
+          {"name": "request-duration", "max": 500, "tolerance_ms": 250, "negligible_percent": 1.5}]
 
 
 @dataclass
@@ -135,7 +139,7 @@ def load(gateway: str, hosts: list[str], seconds: float, rate: float, workers: i
 
 def analysis_args(url: str, namespace: str, **extra: Any) -> dict[str, Any]:
     return {"service": "reviews", "namespace": namespace, "base": "v1", "canary": "v2", "window": WINDOW,
-            "min_requests": MIN_REQUESTS, "checks": CHECKS, "prometheus_url": url, **extra}
+            "power": POWER, "checks": CHECKS, "prometheus_url": url, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -215,8 +219,12 @@ def test_a_healthy_canary_passes(analysed: Analysed):
     result = analysed.results["healthy"]
     checks = checks_of(result)
     assert result["verdict"] == "pass", result["summary"] + json.dumps(result["checks"], indent=1)
-    assert checks["request-success-rate"]["canary"]["requests"] >= MIN_REQUESTS
-    assert checks["request-success-rate"]["comparison"]["verdict"] == "pass"
+    success = checks["request-success-rate"]
+    # A pass on bounds: the upper bound of the error rate under the limit, with the evidence the
+    # power asks for (161 requests without an error at 80 %).
+    assert success["canary"]["requests"] >= success["min_requests"] == 161
+    assert success["bounds"]["limit"]["upper"] <= 0.01 and success["bounds"]["base"]["canary_upper"] < 0.015
+    assert result["more_requests"] == 0 and (result["look"], result["looks"]) == (1, 1)
     assert_numbers_are_prometheus_own(analysed.prometheus_url, analysed.namespaces["healthy"], result)
     # The PromQL sent is reported, with Istio's label names.
     sent = " ".join(checks["request-success-rate"]["queries"]["canary"])
@@ -227,8 +235,9 @@ def test_a_faulty_canary_fails_the_success_rate_check(analysed: Analysed):
     result = analysed.results["faulty"]
     check = checks_of(result)["request-success-rate"]
     assert result["verdict"] == "fail" and "request-success-rate" in result["failed_checks"], result["summary"]
-    assert check["verdict"] == "fail" and check["comparison"]["verdict"] == "fail"
-    assert check["comparison"]["p_value"] < 0.05
+    assert check["verdict"] == "fail" and "limit: fail" in check["reason"] and "base: fail" in check["reason"]
+    # The bounds show it: above 1 % errors, and worse than the base (which had none).
+    assert check["bounds"]["limit"]["lower"] > 0.01 and check["bounds"]["base"]["ratio_lower"] > 1
     assert 65 < check["canary"]["value"] < 92, check  # 20% of answers are 503
     assert check["base"]["value"] == 100
     assert_numbers_are_prometheus_own(analysed.prometheus_url, analysed.namespaces["faulty"], result)
@@ -239,7 +248,12 @@ def test_a_slow_canary_fails_the_latency_check(analysed: Analysed):
     checks = checks_of(result)
     duration = checks["request-duration"]
     assert result["verdict"] == "fail" and result["failed_checks"] == ["request-duration"], result["summary"]
-    assert duration["canary"]["value"] > 500 and duration["comparison"]["verdict"] == "fail"
+    assert duration["canary"]["value"] > 500
+    assert "limit: fail" in duration["reason"] and "base: fail" in duration["reason"]
+    # Counted on the histogram: the share slower than 500 ms is shown above 1 %, and the share
+    # slower than the boundary at or below the base's p99 + 250 ms is shown above the base's.
+    assert duration["bounds"]["limit"]["lower"] > 0.01 and duration["bounds"]["limit"]["fail_boundary_ms"] == 500
+    assert duration["bounds"]["base"]["ratio_lower"] > 1 and duration["bounds"]["base"]["boundary_ms"] <= 500
     assert checks["request-success-rate"]["verdict"] == "pass"
     assert_numbers_are_prometheus_own(analysed.prometheus_url, analysed.namespaces["slow"], result)
 
@@ -249,6 +263,12 @@ def test_too_little_traffic_or_no_data_is_inconclusive(analysed: Analysed):
     few = run_module("canary_analysis", analysis_args(analysed.prometheus_url, namespace, min_requests=100000))
     assert few["verdict"] == "inconclusive" and {c["verdict"] for c in few["checks"]} == {"inconclusive"}
     assert "fewer than min_requests 100000" in few["checks"][0]["reason"]
+    # The module's defaults (99 % confidence, 95 % power, a negligible error rate of 0.1 %) ask for
+    # more evidence than 225 requests without an error: inconclusive, with how many more settle it.
+    strict = run_module("canary_analysis", analysis_args(analysed.prometheus_url, namespace, power=95,
+                                                         checks=[{"name": "request-success-rate"}]))
+    assert strict["verdict"] == "inconclusive" and strict["more_requests"] > 0, strict["summary"]
+    assert strict["checks"][0]["min_requests"] == 299
     none = run_module("canary_analysis", analysis_args(analysed.prometheus_url, namespace, canary="v9"))
     assert none["verdict"] == "inconclusive", none["summary"]
     assert "no data for the canary (v9)" in none["checks"][0]["reason"]
@@ -306,7 +326,7 @@ def bad_rows(url: str, api_server: str, ca: str) -> list[tuple[dict[str, Any], s
     closed = f"http://127.0.0.1:{_closed_port()}"
     return [
         ({"checks": [{"name": "error-budget"}]}, "'error-budget' is not a built-in check"),
-        ({"checks": [{"name": "request-success-rate", "min": 150}]}, "success rate in percent (0-100), got 150"),
+        ({"checks": [{"name": "request-success-rate", "min": 150}]}, "up to (not including) 100 (no count"),
         ({"checks": [{"name": "request-success-rate", "min": "most"}]}, "min must be a number, got 'most'"),
         ({"checks": [{"name": "request-duration", "max": -5}]}, "above 0, got -5"),
         ({"checks": [{"name": "custom", "query": BAD_PROMQL, "max": 1}]}, "Prometheus refused the query (bad_data"),
@@ -318,6 +338,17 @@ def bad_rows(url: str, api_server: str, ca: str) -> list[tuple[dict[str, Any], s
         ({"prometheus_url": "prometheus:9090"}, "must be an http(s) URL"),
         ({"prometheus_url": api_server, "prometheus_ca_cert": ca}, "cannot verify the TLS certificate of Prometheus"),
         ({"prometheus_url": api_server, "prometheus_ca_cert": "/nonexistent/ca.pem"}, "cannot read the CA certificate"),
+        # The options of sequential looks (refused before Prometheus is asked).
+        ({"checks": [{"name": "request-success-rate", "min": 100}]}, "no count of requests shows a rate of exactly"),
+        ({"checks": [{"name": "request-duration", "negligible_percent": -1}]}, "negligible_percent must be 0 or more"),
+        ({"look": 0}, "look must be a whole number, 1 or more, got 0"),
+        ({"look": 4, "looks": 3}, "look 4 is beyond looks 3"),
+        ({"power": 100}, "power is a percentage from 50 up to (not including) 100, got 100"),
+        ({"confidence": 30}, "confidence is a percentage from 50"),
+        ({"since": "last tuesday"}, "since must be Unix seconds or an RFC 3339 time with a time zone"),
+        ({"since": "2999-01-01T00:00:00Z"}, "is in the future"),
+        ({"scrape_interval": "30s"}, "window 30s is shorter than two scrape intervals (scrape_interval 30s)"),
+        ({"scrape_interval": "often"}, "scrape_interval must be a Prometheus duration"),
     ]
 
 

@@ -386,7 +386,7 @@ def normalise_buckets(buckets: Sequence[tuple[float, float]] | None) -> list[tup
 
 
 def histogram_total(buckets: list[tuple[float, int]]) -> int:
-    return buckets[-1][1] if buckets and math.isinf(buckets[-1][0]) else (buckets[-1][1] if buckets else 0)
+    return buckets[-1][1] if buckets else 0
 
 
 def count_at(buckets: list[tuple[float, int]], boundary: float) -> int:

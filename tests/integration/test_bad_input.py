@@ -109,6 +109,10 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
                          "checks": [{"name": "error-budget"}]}, "'error-budget' is not a built-in check"),
     ("canary_analysis", {"service": "reviews", "base": "v1", "canary": "v2", "prometheus_url": ""},
      "no Prometheus URL"),
+    ("canary_analysis", {"service": "reviews", "base": "v1", "canary": "v2", "prometheus_url": "http://127.0.0.1:9",
+                         "look": 5, "looks": 4}, "look 5 is beyond looks 4"),
+    ("canary_analysis", {"service": "reviews", "base": "v1", "canary": "v2", "prometheus_url": "http://127.0.0.1:9",
+                         "window": "10s", "scrape_interval": "15s"}, "window 10s is shorter than two scrape intervals"),
     # mesh_topology (reads Prometheus only; unreachable and empty Prometheus in tests/traffic/test_mesh_topology.py)
     ("mesh_topology", {"window": "30"}, "window must be a Prometheus duration"),
     ("mesh_topology", {"window": ""}, "window must be a Prometheus duration"),

@@ -68,15 +68,17 @@ def test_each_look_shows_its_number_and_the_bounds_it_was_judged_on():
                  "requests": {"canary": 120.0}, "summary": "not settled",
                  "checks": [{"name": "request-success-rate", "canary": {"value": 99.2}, "base": {"value": 99.5},
                              "bounds": {"limit": {"lower": 0.0015, "upper": 0.043, "limit": 0.01},
-                                        "compare": {"ratio_lower": 0.21, "ratio_upper": 3.5}}},
+                                        "base": {"ratio_lower": 0.21, "ratio_upper": None}}},
                             {"name": "request-duration", "canary": {"value": 240.0}, "base": {"value": 230.0},
-                             "bounds": {"compare": {"lower": 0.0, "upper": 0.031, "boundary_ms": 250}}}]},
+                             "bounds": {"limit": {"lower": 0.0, "upper": 0.031, "fail_boundary_ms": 500},
+                                        "base": {"ratio_lower": 0.5, "ratio_upper": 1.8, "boundary_ms": 250}}}]},
                 {"step": 10, "verdict": "error", "evaluated_at": T0 + 40, "msg": "cannot reach Prometheus"}]
     page = _report.render("reviews", "bookinfo", "v1", "v2", T0, T0 + 60, [[T0, 0.0], [T0 + 60, 10.0]],
                           {"success_rate": {"base": [], "canary": []}, "p99": {"base": [], "canary": []}},
                           analyses, "hold", "held", None, None)
     assert '<td class="look">2 of 6 (alpha 0.004)</td>' in page
-    assert ('<td class="bounds">request-success-rate: limit 0.15%..4.3%; compare ratio 0.21..3.5<br>'
-            "request-duration: compare 0%..3.1% slower than 250 ms</td>") in page
+    # Shares in percent, the canary/base ratio as a number (unbounded above: inf), the latency boundary used.
+    assert ('<td class="bounds">request-success-rate: limit 0.15%..4.3%; base ratio 0.21..inf<br>'
+            "request-duration: limit 0%..3.1% slower than 500 ms; base ratio 0.5..1.8 slower than 250 ms</td>") in page
     # An analysis that could not run has no look and no bounds.
     assert '<td class="look"></td><td class="bounds"></td><td>cannot reach Prometheus</td>' in page

@@ -178,10 +178,14 @@ def run(replications: int = REPLICATIONS, plan: rules.Plan | None = None, only: 
     from bench import decision_ours
     plan = plan or rules.Plan()
     judge = decision_ours.judge
-    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", "plugins/module_utils/_logic/evidence.py"],
-                            capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[1])
+    root, path = Path(__file__).resolve().parents[1], "plugins/module_utils/_logic/evidence.py"
+    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", path], capture_output=True, text=True,
+                            check=False, cwd=root)
+    # The file as imported: a working tree that differs from the commit is said on the page.
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", path], check=False, cwd=root).returncode != 0
     results: dict[str, Any] = {"replications": replications, "seed": SEED, "plan": asdict(plan),
-                               "evidence_commit": commit.stdout.strip() or None,
+                               "evidence_commit": (commit.stdout.strip() or "?") + (" + uncommitted changes" if dirty
+                                                                                   else ""),
                                "evidence": decision_ours.describe(), "scenarios": []}
     started = time.monotonic()
     with decision_ours.fast_bounds():

@@ -439,7 +439,8 @@ def judge_errors(check: Check, base: Counts, canary: Counts, alpha_level: float,
     parts: list[Part] = []
     reasons: list[str] = []
     if n_canary <= 0:
-        return CheckVerdict(check.name, INCONCLUSIVE, "no requests to the canary yet", min_requests=min_requests)
+        return CheckVerdict(check.name, INCONCLUSIVE, "no data for the canary: no requests counted yet",
+                            min_requests=min_requests)
     if check.min is not None:
         limit = 1.0 - check.min / 100.0
         parts.append(share_part("limit", x_canary, x_canary, n_canary, limit, alpha_level, beta_level,
@@ -461,7 +462,8 @@ def judge_latency(check: Check, base: Counts, canary: Counts, alpha_level: float
     parts: list[Part] = []
     notes: list[str] = []
     if n_canary <= 0:
-        return CheckVerdict(check.name, INCONCLUSIVE, "no latency data for the canary yet", min_requests=min_requests)
+        return CheckVerdict(check.name, INCONCLUSIVE, "no data for the canary: no latency counted yet",
+                            min_requests=min_requests)
     boundaries = _finite(canary_buckets)
     if check.max is not None:
         below = [le for le in boundaries if le <= check.max]

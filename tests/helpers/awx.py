@@ -126,3 +126,26 @@ def custom_credential_env(credential_type: dict[str, Any], inputs: dict[str, Any
 
 def load_credential_type(name: str) -> dict[str, Any]:
     return json.loads((REPO_ROOT / "awx" / "credential_types" / f"{name}.json").read_text())
+
+
+def survey_extra_vars(survey: dict[str, Any], answers: dict[str, Any],
+                      template_extra_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The extra vars of a job launched from a template with this survey, as AWX builds them
+    (awx/main/models/mixins.py, ``SurveyJobTemplateMixin._update_unified_job_kwargs``): the template's
+    extra vars, then every question's default that is not None and passes the question's own validation
+    (an optional text question's ``""`` does, with ``min: 0``), then the answers given at launch."""
+    extra_vars = dict(template_extra_vars or {})
+    for question in survey["spec"]:
+        default = question.get("default")
+        if default is None:
+            continue
+        if question["type"] in ("text", "textarea", "password"):
+            if not isinstance(default, str):
+                continue
+            if question.get("min") not in ("", None) and len(default) < int(question["min"]):
+                continue
+            if question.get("max") not in ("", None) and len(default) > int(question["max"]):
+                continue
+        extra_vars[question["variable"]] = default
+    extra_vars.update(answers)
+    return extra_vars

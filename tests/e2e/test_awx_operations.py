@@ -1,0 +1,126 @@
+"""AWX operations through ansible-runner with AWX-shaped inputs (issue 27).
+
+The extra vars are those AWX builds from a survey (tests/helpers/awx.py ``survey_extra_vars``, after
+AWX's ``_update_unified_job_kwargs``: every default that is not None, so an optional text question sends
+``""``). Each test uses a namespace of its own on the e2e lab.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import Cluster
+from tests.helpers.ansible import ansible_env
+from tests.helpers.awx import survey_extra_vars
+from tests.helpers.collection import REPO_ROOT, ensure_collection_path
+
+pytestmark = [pytest.mark.e2e]
+
+SURVEYS = REPO_ROOT / "awx" / "surveys"
+RATINGS = REPO_ROOT / "tests" / "e2e" / "manifests" / "ratings"
+
+
+class Prometheus:
+    """A Prometheus HTTP API that knows no series: it answers every query with an empty vector and
+    remembers which queries reached it."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.queries.append(self.path)
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def prometheus() -> Iterator[Prometheus]:
+    server = Prometheus()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def run_job(tmp_path: Path, playbook: str, extravars: dict[str, Any], inventory: dict[str, Any] | None = None,
+            envvars: dict[str, str] | None = None, job_id: int | None = None) -> Any:
+    """One job as AWX runs it: ansible-runner, a private data dir of its own, the inventory, the extra vars
+    (AWX adds awx_job_id and awx_user_name)."""
+    import ansible_runner
+
+    ensure_collection_path()
+    env = {k: v for k, v in ansible_env().items() if k.startswith(("ANSIBLE_", "PATH", "PYTHONPATH"))}
+    env.pop("ANSIBLE_STDOUT_CALLBACK", None)
+    private = tmp_path / f"job-{uuid.uuid4().hex[:6]}"
+    (private / "inventory").mkdir(parents=True)
+    (private / "inventory" / "hosts").write_text(
+        yaml.safe_dump(inventory) if inventory else "localhost ansible_connection=local\n")
+    awx = {"awx_job_id": job_id, "awx_user_name": "admin"} if job_id else {}
+    result = ansible_runner.run(private_data_dir=str(private), playbook=str(REPO_ROOT / "playbooks" / playbook),
+                                extravars={**awx, **extravars}, envvars={**env, **(envvars or {})}, quiet=True,
+                                timeout=300)
+    result.stdout_text = result.stdout.read()
+    return result
+
+
+def deploy_ratings(tmp_path: Path, lab_state: dict[str, Any], namespace: str) -> None:
+    result = run_job(tmp_path, "deploy_base.yml", {
+        "canary_kubeconfig": lab_state["kubeconfig"], "canary_namespace": namespace,
+        "base_release_manifests": [str(RATINGS / "ratings-v1.yaml")],
+        "base_release_networking_manifests": [str(RATINGS / "networking.yaml")]})
+    assert result.rc == 0, result.stdout_text[-4000:]
+
+
+def canary_survey_vars(namespace: str, **answers: Any) -> dict[str, Any]:
+    """The canary job template's survey with the required answers; every optional question left as it is."""
+    survey = json.loads((SURVEYS / "canary.json").read_text())
+    return survey_extra_vars(survey, {
+        "canary_release_service": "ratings", "canary_namespace": namespace, "canary_release_canary_version": "v2",
+        "canary_manifests": str(RATINGS / "ratings-v2.yaml"), "canary_release_ratio": 25, **answers})
+
+
+def test_waves_with_the_canary_surveys_defaults_keep_each_clusters_prometheus(
+        lab_state, kube, tmp_path: Path, prometheus: Prometheus):
+    namespace = f"awx-waves-{uuid.uuid4().hex[:6]}"
+    deploy_ratings(tmp_path, lab_state, namespace)
+    extravars = canary_survey_vars(namespace)
+    # What AWX sends for the two optional questions left alone (the issue's report).
+    assert extravars["canary_release_prometheus_url"] == "" and extravars["canary_analysis"] == ""
+    inventory = {"all": {"children": {"canary_clusters": {"hosts": {"cluster-a": {
+        "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "canary_kubeconfig": lab_state["kubeconfig"], "canary_prometheus_url": prometheus.url, "wave": 1}}}}}}
+    result = run_job(tmp_path, "waves.yml", extravars, inventory)
+    out = result.stdout_text
+    assert result.rc == 0, out[-5000:]
+    assert Cluster(kube, namespace).route_weights("ratings") == {"v1": 75, "v2": 25}
+    # The cluster's own Prometheus was asked (the neighbourhood), and nothing says there is none.
+    assert any(query.startswith("/api/v1/query") for query in prometheus.queries), prometheus.queries
+    assert "no Prometheus URL" not in out, out[-3000:]

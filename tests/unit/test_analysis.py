@@ -135,6 +135,10 @@ def test_errors_count_failures_callers_saw_once():
         for reached_the_destination in ("-", "UT", "DC", "FI", "UFX"):
             assert not re.fullmatch(flags, reached_the_destination)
     assert 'response_code=~"5.."' in errors and "response_code" not in requests
+    # The caller's proxy labels a request without an answer from the endpoint's metadata: the version
+    # is the canonical revision there (destination_version reads "unknown").
+    source_part = requests[requests.index('reporter="source"'):]
+    assert 'destination_canonical_revision="v2"' in source_part and "destination_version" not in source_part
     source_only = Target(**{**TARGET.__dict__, "reporter": "source"})
     assert 'reporter="destination"' not in requests_query(source_only, "v2")
     no_callers = Target(**{**TARGET.__dict__, "caller_failures": False})

@@ -51,6 +51,16 @@ options:
         other run is gone.
     type: bool
     default: false
+  job:
+    description:
+      - The AWX job id of this run (C(awx_job_id)), recorded in the Lease's annotation C(canary.istio/awx-job).
+      - When the lock is held by another holder whose recorded AWX job has finished (V(successful), V(failed),
+        V(error) or V(canceled) in AWX's C(/api/v2/jobs/<id>/)), the lock is taken over at once, the holder named
+        in the message. AWX's API is read from the environment a "Red Hat Ansible Automation Platform" credential
+        injects (C(CONTROLLER_HOST), C(CONTROLLER_OAUTH_TOKEN) or C(CONTROLLER_USERNAME) and C(CONTROLLER_PASSWORD),
+        C(CONTROLLER_VERIFY_SSL); or the C(TOWER_*) names). Without that credential the lock waits for its ttl or
+        O(force).
+    type: str
 """
 
 EXAMPLES = r"""
@@ -80,9 +90,14 @@ acquired:
   type: str
   sample: "2026-11-26T14:00:00.000000Z"
 taken_over_from:
-  description: The previous holder, when an abandoned lock was taken over.
+  description: The previous holder, when an abandoned lock (or one whose AWX job had finished) was taken over.
   returned: when a lock was taken over
   type: str
+msg:
+  description: Why a lock was taken over, naming the previous holder, or why it was left alone.
+  returned: when a lock was taken over or left alone
+  type: str
+  sample: "took over the lock bookinfo/canary-reviews: the holder 'awx:alice@localhost' is AWX job 41, which has finished (canceled)"
 api_requests:
   description: Number of API requests the task made.
   returned: always
@@ -90,9 +105,14 @@ api_requests:
 """
 
 import datetime
+import json
+import os
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic import lock_holder
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
@@ -122,8 +142,29 @@ ARGUMENT_SPEC = {
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
     "ttl": {"type": "int", "default": 3600},
     "force": {"type": "bool", "default": False},
+    "job": {"type": "str"},
 }
 USES_ISTIO = False
+
+
+def _holder_job_status(job):
+    """The status AWX gives the holder's job, or (None, why not)."""
+    controller = lock_holder.controller_from_env(os.environ)
+    if controller is None:
+        return None, None
+    headers = {"Accept": "application/json"}
+    if controller.token:
+        headers["Authorization"] = f"Bearer {controller.token}"
+    try:
+        response = open_url(lock_holder.job_url(controller, job), headers=headers, timeout=10,
+                            validate_certs=controller.verify,
+                            url_username=None if controller.token else controller.username or None,
+                            url_password=None if controller.token else controller.password or None,
+                            force_basic_auth=not controller.token and bool(controller.username))
+        status = json.loads(response.read()).get("status")
+    except Exception as exc:  # any failure to read leaves the lock as it is
+        return None, f"{controller.host}: {exc}"
+    return (str(status), None) if status else (None, f"{controller.host} gave no status")
 
 
 def execute(ctx):
@@ -135,6 +176,7 @@ def execute(ctx):
         raise CanaryInputError(f"holder {params['holder']!r} must be a non-empty string of at most 253 characters")
     if not 1 <= params["ttl"] <= 7 * 24 * 3600:
         raise CanaryInputError(f"ttl {params['ttl']} must be between 1 second and 7 days")
+    job = lock_holder.job_id(params.get("job"))
     base = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
     query = {"dryRun": "All"} if ctx.check_mode else None
     client = ctx.client
@@ -169,11 +211,18 @@ def execute(ctx):
                 raise
             return {"changed": True, "holder": "", "acquired": ""}
         moment = _format(_now())
+        takeover = None
         if lease is not None and current and current != holder and not abandoned and not params["force"]:
-            raise ModuleFailure(
-                f"another canary run holds the lock {namespace}/{name}: holder {current!r} since "
-                f"{spec.get('acquireTime', '?')}, valid until {_format(expires) if expires else '?'}. "
-                "Wait for it to finish; if it is gone, re-run with force after checking the service")
+            held_by_job = ((lease.get("metadata") or {}).get("annotations") or {}).get(lock_holder.JOB_ANNOTATION, "")
+            status, problem = _holder_job_status(held_by_job) if held_by_job else (None, None)
+            takeover = lock_holder.takeover(current, held_by_job, status)
+            if takeover is None:
+                raise ModuleFailure(
+                    f"another canary run holds the lock {namespace}/{name}: holder {current!r} since "
+                    f"{spec.get('acquireTime', '?')}, valid until {_format(expires) if expires else '?'}."
+                    f"{lock_holder.refusal_detail(held_by_job, status, problem)} "
+                    "Wait for it to finish; if it is gone, re-run with force (canary_release_force_lock=true) "
+                    "after checking the service")
         wanted = {"holderIdentity": holder, "leaseDurationSeconds": params["ttl"], "renewTime": moment,
                   "acquireTime": spec.get("acquireTime") if current == holder and spec.get("acquireTime")
                   else moment}
@@ -182,10 +231,18 @@ def execute(ctx):
             if lease is None:
                 client.request("POST", base, query=query, body={
                     "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "canary.istio"}},
+                    "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "canary.istio"},
+                                 "annotations": {lock_holder.JOB_ANNOTATION: job} if job else {}},
                     "spec": wanted})
             else:
-                client.request("PUT", f"{base}/{name}", query=query, body=dict(lease, spec={**spec, **wanted}))
+                metadata = dict(lease.get("metadata") or {})
+                annotations = {k: v for k, v in (metadata.get("annotations") or {}).items()
+                               if k != lock_holder.JOB_ANNOTATION}
+                if job:
+                    annotations[lock_holder.JOB_ANNOTATION] = job
+                metadata["annotations"] = annotations
+                client.request("PUT", f"{base}/{name}", query=query,
+                               body=dict(lease, metadata=metadata, spec={**spec, **wanted}))
         except ApiError as exc:
             if exc.status == 409:  # someone else created or changed it meanwhile: look again
                 continue
@@ -193,6 +250,9 @@ def execute(ctx):
         result = {"changed": current != holder, "holder": holder, "acquired": wanted["acquireTime"]}
         if current and current != holder:
             result["taken_over_from"] = current
+            why = takeover or ("forced" if params["force"] and not abandoned else
+                               f"the holder {current!r} had not renewed it within its ttl")
+            result["msg"] = f"took over the lock {namespace}/{name}: {why}"
         return result
     raise ModuleFailure(f"lock {namespace}/{name} kept changing while we tried to take it; another run is "
                         "competing for it. Try again later")

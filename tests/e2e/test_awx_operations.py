@@ -7,6 +7,7 @@ AWX's ``_update_unified_job_kwargs``: every default that is not None, so an opti
 
 from __future__ import annotations
 
+import datetime
 import json
 import threading
 import uuid
@@ -29,19 +30,20 @@ SURVEYS = REPO_ROOT / "awx" / "surveys"
 RATINGS = REPO_ROOT / "tests" / "e2e" / "manifests" / "ratings"
 
 
-class Prometheus:
-    """A Prometheus HTTP API that knows no series: it answers every query with an empty vector and
-    remembers which queries reached it."""
+class Api:
+    """A small HTTP API on loopback: ``answer(path, headers)`` gives (status, JSON body); every request
+    is remembered with its headers."""
 
-    def __init__(self) -> None:
-        self.queries: list[str] = []
+    def __init__(self, answer: Any) -> None:
+        self.requests: list[tuple[str, dict[str, str]]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                outer.queries.append(self.path)
-                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
-                self.send_response(200)
+                outer.requests.append((self.path, dict(self.headers)))
+                status, answer_body = answer(self.path, dict(self.headers))
+                body = json.dumps(answer_body).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -56,14 +58,19 @@ class Prometheus:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    @property
+    def queries(self) -> list[str]:
+        return [path for path, _headers in self.requests]
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
 
 
 @pytest.fixture
-def prometheus() -> Iterator[Prometheus]:
-    server = Prometheus()
+def prometheus() -> Iterator[Api]:
+    """A Prometheus that knows no series: every query gets an empty vector."""
+    server = Api(lambda path, headers: (200, {"status": "success", "data": {"resultType": "vector", "result": []}}))
     try:
         yield server
     finally:
@@ -108,7 +115,7 @@ def canary_survey_vars(namespace: str, **answers: Any) -> dict[str, Any]:
 
 
 def test_waves_with_the_canary_surveys_defaults_keep_each_clusters_prometheus(
-        lab_state, kube, tmp_path: Path, prometheus: Prometheus):
+        lab_state, kube, tmp_path: Path, prometheus: Api):
     namespace = f"awx-waves-{uuid.uuid4().hex[:6]}"
     deploy_ratings(tmp_path, lab_state, namespace)
     extravars = canary_survey_vars(namespace)
@@ -124,3 +131,49 @@ def test_waves_with_the_canary_surveys_defaults_keep_each_clusters_prometheus(
     # The cluster's own Prometheus was asked (the neighbourhood), and nothing says there is none.
     assert any(query.startswith("/api/v1/query") for query in prometheus.queries), prometheus.queries
     assert "no Prometheus URL" not in out, out[-3000:]
+
+
+def test_a_lock_held_by_a_finished_awx_job_is_taken_over_and_named(lab_state, kube, tmp_path: Path):
+    """A job killed in AWX left its lock (valid for another hour). A rerun with AWX's controller credential
+    asks AWX for the holder job's status: while it runs the rerun is refused, naming the holder and the job;
+    once AWX says canceled, the rerun takes the lock over, says whose it was, and releases."""
+    namespace = f"awx-lock-{uuid.uuid4().hex[:6]}"
+    deploy_ratings(tmp_path, lab_state, namespace)
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    kube.create(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases", {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "canary-ratings", "annotations": {"canary.istio/awx-job": "41"}},
+        "spec": {"holderIdentity": "awx:bob@localhost", "acquireTime": now, "renewTime": now,
+                 "leaseDurationSeconds": 3600}})
+    status = {"41": "running"}
+
+    def awx(path: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if headers.get("Authorization") != "Bearer awx-token":
+            return 401, {"detail": "Authentication credentials were not provided."}
+        job = path.rstrip("/").rsplit("/", 1)[-1]
+        return (200, {"id": int(job), "status": status[job]}) if job in status else (404, {"detail": "Not found."})
+
+    api = Api(awx)
+    try:
+        # What AWX's "Red Hat Ansible Automation Platform" credential injects.
+        controller = {"CONTROLLER_HOST": api.url, "CONTROLLER_USERNAME": "", "CONTROLLER_PASSWORD": "",
+                      "CONTROLLER_VERIFY_SSL": "False", "CONTROLLER_OAUTH_TOKEN": "awx-token"}
+        extravars = {**canary_survey_vars(namespace), "canary_kubeconfig": lab_state["kubeconfig"]}
+        refused = run_job(tmp_path, "canary.yml", extravars, envvars=controller, job_id=42)
+        assert refused.rc != 0
+        assert ("another canary run holds the lock " + namespace + "/canary-ratings: holder 'awx:bob@localhost'"
+                in refused.stdout_text), refused.stdout_text[-3000:]
+        assert "The holder is AWX job 41, running." in refused.stdout_text
+        assert Cluster(kube, namespace).route_weights("ratings") == {"v1": 100}
+
+        status["41"] = "canceled"
+        rerun = run_job(tmp_path, "canary.yml", extravars, envvars=controller, job_id=43)
+        assert rerun.rc == 0, rerun.stdout_text[-4000:]
+        assert (f"took over the lock {namespace}/canary-ratings: the holder 'awx:bob@localhost' is AWX job 41, "
+                "which has finished (canceled)") in rerun.stdout_text, rerun.stdout_text[-4000:]
+        assert api.queries == ["/api/v2/jobs/41/", "/api/v2/jobs/41/"]
+    finally:
+        api.close()
+    assert Cluster(kube, namespace).route_weights("ratings") == {"v1": 75, "v2": 25}
+    leases = kube.get(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases")["items"]
+    assert leases == []  # released at the end of the rerun

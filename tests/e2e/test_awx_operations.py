@@ -177,3 +177,39 @@ def test_a_lock_held_by_a_finished_awx_job_is_taken_over_and_named(lab_state, ku
     assert Cluster(kube, namespace).route_weights("ratings") == {"v1": 75, "v2": 25}
     leases = kube.get(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases")["items"]
     assert leases == []  # released at the end of the rerun
+
+
+def test_the_canary_nodes_failure_path_removes_what_it_created(lab_state, kube, tmp_path: Path):
+    """The canary job fails before traffic moves (its Deployment never becomes ready); the workflow's failure
+    path runs the rollback job with the same answers: the canary's Deployment and subset are gone and the
+    base serves 100%."""
+    namespace = f"awx-fail-{uuid.uuid4().hex[:6]}"
+    deploy_ratings(tmp_path, lab_state, namespace)
+    never_ready = tmp_path / "ratings-v2-never-ready.yaml"
+    never_ready.write_text((RATINGS / "ratings-v2.yaml").read_text().replace(
+        "docker.io/istio/examples-bookinfo-ratings-v2:1.16.2", "registry.invalid/never-ready:1"))
+    workflow = json.loads((SURVEYS / "workflow.json").read_text())
+    answers = {"canary_release_service": "ratings", "canary_namespace": namespace,
+               "canary_release_canary_version": "v2", "canary_manifests": str(never_ready),
+               "canary_release_ratio": 25}
+    extravars = {**survey_extra_vars(workflow, answers, {"canary_release_decision": "hold"}),
+                 "canary_kubeconfig": lab_state["kubeconfig"], "canary_release_wait_timeout": 3}
+    failed = run_job(tmp_path, "canary.yml", extravars, job_id=60)
+    assert failed.rc != 0, failed.stdout_text[-3000:]
+    out = failed.stdout_text
+    assert 'failed at task "Deploy the canary workload and wait for it"' in out, out[-3000:]
+    assert Cluster(kube, namespace).deployments() == ["ratings-v1", "ratings-v2"]  # left behind by the failure
+    # The failure node (awx/create_workflow.yml): the rollback job template, with the workflow's extra vars.
+    book = yaml.safe_load((REPO_ROOT / "awx" / "create_workflow.yml").read_text())[0]
+    nodes = {node["identifier"]: node for task in book["tasks"] if "awx.awx.workflow_job_template" in task
+             for node in task["awx.awx.workflow_job_template"]["workflow_nodes"]}
+    [failure] = nodes["canary"]["related"]["failure_nodes"]
+    assert nodes[failure["identifier"]]["unified_job_template"]["name"] == "canary rollback"
+    stages = {stage["name"]: stage["playbook"] for stage in book["vars"]["awx_canary_stages"]}
+    assert stages["canary rollback"] == "playbooks/rollback.yml"
+    rollback = run_job(tmp_path, "rollback.yml", extravars, job_id=61)
+    assert rollback.rc == 0, rollback.stdout_text[-4000:]
+    cluster = Cluster(kube, namespace)
+    assert cluster.route_weights("ratings") == {"v1": 100}
+    assert cluster.subsets("ratings") == ["v1"]
+    assert cluster.deployments() == ["ratings-v1"]

@@ -178,6 +178,32 @@ def test_a_lock_held_by_a_finished_awx_job_is_taken_over_and_named(lab_state, ku
     leases = kube.get(f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases")["items"]
     assert leases == []  # released at the end of the rerun
 
+    # The canary job's artifacts, as AWX reads them from the runner's events (playbook_on_stats artifact_data).
+    artifacts = artifact_data(rerun)["canary_release_artifacts"]["localhost"]
+    assert {k: artifacts[k] for k in ("stage", "service", "namespace", "base", "canary", "weights", "share",
+                                       "decision")} == {
+        "stage": "release", "service": "ratings", "namespace": namespace, "base": "v1", "canary": "v2",
+        "weights": {"v1": 75, "v2": 25}, "share": 25, "decision": "hold"}
+
+    # The promote job after the approval gets them as extra vars (AWX passes a node's artifacts on) and acts
+    # only on the release they describe.
+    promote_vars = {**extravars, "canary_release_artifacts": {"localhost": {**artifacts, "canary": "v3"}}}
+    other = run_job(tmp_path, "promote.yml", promote_vars, job_id=44)
+    assert other.rc != 0
+    assert "describe another release: canary 'v3' (this job: 'v2')" in other.stdout_text, other.stdout_text[-3000:]
+    assert Cluster(kube, namespace).route_weights("ratings") == {"v1": 75, "v2": 25}
+    promoted = run_job(tmp_path, "promote.yml", {**extravars, "canary_release_artifacts": {"localhost": artifacts}},
+                       job_id=45)
+    assert promoted.rc == 0, promoted.stdout_text[-4000:]
+    assert "The canary job left ratings at 25% on v2 (hold)" in promoted.stdout_text, promoted.stdout_text[-3000:]
+    assert Cluster(kube, namespace).route_weights("ratings") == {"v2": 100}
+    assert artifact_data(promoted)["canary_release_artifacts"]["localhost"]["weights"] == {"v2": 100}
+
+
+def artifact_data(result: Any) -> dict[str, Any]:
+    [stats] = [event for event in result.events if event.get("event") == "playbook_on_stats"]
+    return stats["event_data"].get("artifact_data") or {}
+
 
 def test_the_canary_nodes_failure_path_removes_what_it_created(lab_state, kube, tmp_path: Path):
     """The canary job fails before traffic moves (its Deployment never becomes ready); the workflow's failure

@@ -30,13 +30,21 @@ from ansible_collections.canary.istio.plugins.module_utils._prometheus import (
     PrometheusError,
 )
 
+# The rest of the connection from the environment too, as AWX's Prometheus credential type
+# (awx/credential_types/prometheus.json) injects it: the CA certificate as a file's path.
+PROMETHEUS_USERNAME_ENV = "CANARY_ISTIO_PROMETHEUS_USERNAME"
+PROMETHEUS_PASSWORD_ENV = "CANARY_ISTIO_PROMETHEUS_PASSWORD"
+PROMETHEUS_CA_CERT_ENV = "CANARY_ISTIO_PROMETHEUS_CA_CERT"
+PROMETHEUS_VALIDATE_CERTS_ENV = "CANARY_ISTIO_PROMETHEUS_VALIDATE_CERTS"
+
 PROMETHEUS_ARG_SPEC: dict[str, dict[str, Any]] = {
     "prometheus_url": {"type": "str", "fallback": (env_fallback, [PROMETHEUS_URL_ENV])},
     "prometheus_token": {"type": "str", "no_log": True, "fallback": (env_fallback, [PROMETHEUS_TOKEN_ENV])},
-    "prometheus_username": {"type": "str"},
-    "prometheus_password": {"type": "str", "no_log": True},
-    "prometheus_ca_cert": {"type": "path"},
-    "prometheus_validate_certs": {"type": "bool", "default": True},
+    "prometheus_username": {"type": "str", "fallback": (env_fallback, [PROMETHEUS_USERNAME_ENV])},
+    "prometheus_password": {"type": "str", "no_log": True, "fallback": (env_fallback, [PROMETHEUS_PASSWORD_ENV])},
+    "prometheus_ca_cert": {"type": "path", "fallback": (env_fallback, [PROMETHEUS_CA_CERT_ENV])},
+    "prometheus_validate_certs": {"type": "bool", "default": True,
+                                  "fallback": (env_fallback, [PROMETHEUS_VALIDATE_CERTS_ENV])},
     "prometheus_headers": {"type": "dict"},
     "prometheus_timeout": {"type": "float", "default": 10.0},
 }

@@ -26,8 +26,8 @@ import yaml
 
 from lab import procfs
 from lab.kube import KubeClient, KubeError, create_all
-from lab.webhook import CONFIGURATION_NAME, WEBHOOK_NAME, webhook_rules
 from lab.webhook import INFO_FILE as WEBHOOK_INFO_FILE
+from lab.webhook import WEBHOOK_NAME, webhook_rules
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = REPO_ROOT / ".lab" / "default"
@@ -552,19 +552,23 @@ class Lab:
         state["webhook_url"] = info["url"]
         _save_state(state)
         ca_bundle = base64.b64encode(Path(state["ca_file"]).read_bytes()).decode()
-        configuration = {
-            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": CONFIGURATION_NAME, "labels": {"app.kubernetes.io/part-of": "canary-istio-lab"}},
-            "webhooks": [{
-                "name": name,
-                # A URL webhook: kube-apiserver calls loopback directly, no Service needed.
-                "clientConfig": {"url": info["url"], "caBundle": ca_bundle},
-                "rules": rules,
-                "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
-                "matchPolicy": "Equivalent", "timeoutSeconds": 10,
-            } for name, rules in webhook_rules().items()],
-        }
-        client.create("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", configuration)
+        # One configuration per webhook: istiod's own (validation.istio.io) as istiod registers it, and
+        # the lab's stand-in for a newer apiserver's CEL checks of the other kinds.
+        for (configuration_name, name), rules in webhook_rules().items():
+            configuration = {
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": configuration_name,
+                             "labels": {"app.kubernetes.io/part-of": "canary-istio-lab"}},
+                "webhooks": [{
+                    "name": name,
+                    # A URL webhook: kube-apiserver calls loopback directly, no Service needed.
+                    "clientConfig": {"url": info["url"], "caBundle": ca_bundle},
+                    "rules": rules,
+                    "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                    "matchPolicy": "Equivalent", "timeoutSeconds": 10,
+                }],
+            }
+            client.create("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", configuration)
         # The apiserver picks the configuration up through an informer: probe with a server-side dry
         # run of a VirtualService istiod refuses, until the refusal comes from the webhook.
         probe = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",

@@ -12,9 +12,10 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
-from lab.webhook import INFO_FILE
+from lab.webhook import INFO_FILE, crd_rules
 from lab.webhook.server import make_server
 
 
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lab webhook: cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
         return 1
     port = server.server_address[1]
+    # Read the CRDs' schemas (their CEL rules) while the apiserver starts, not on the first review.
+    threading.Thread(target=crd_rules.schemas, name="crd-schemas", daemon=True).start()
     info = {"pid": os.getpid(), "port": port, "url": f"https://127.0.0.1:{port}/validate"}
     temporary = lab_dir / (INFO_FILE + ".tmp")
     temporary.write_text(json.dumps(info) + "\n")

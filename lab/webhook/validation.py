@@ -33,7 +33,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lab.webhook import crd_rules
+
 VALIDATED_KINDS = ("VirtualService", "DestinationRule", "Gateway")
+ISTIO_NETWORKING_GROUP = "networking.istio.io"
 MESH_GATEWAY = "mesh"  # constants.IstioMeshGateway
 JWT_CLAIM_HEADER = "@request.auth.claims"  # jwt.HeaderJWTClaim
 DRY_RUN_ANNOTATION = "istio.io/dry-run"  # annotation.IoIstioDryRun
@@ -1073,7 +1076,8 @@ def validate_object(obj: Mapping[str, Any], namespace: str = "") -> str | None:
     """
     kind = str(obj.get("kind") or "")
     validator = _VALIDATORS.get(kind)
-    if validator is None:
+    group = str(obj.get("apiVersion") or "").rpartition("/")[0]
+    if validator is None or group not in ("", ISTIO_NETWORKING_GROUP):  # Gateway API's Gateway is not Istio's
         return None
     meta = obj.get("metadata") or {}
     namespace = str(meta.get("namespace") or namespace)
@@ -1097,7 +1101,11 @@ def review(request: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(obj, Mapping):
         refusal = "cannot decode configuration: no object"
     else:
-        refusal = validate_object(obj, str(request.get("namespace") or ""))
+        # The CRD's own CEL rules first: a newer apiserver checks them with the schema, before any
+        # admission webhook (1.20 dropped them; lab.webhook.crd_rules evaluates them as published).
+        old = request.get("oldObject") if request.get("operation") == "UPDATE" else None
+        refusal = crd_rules.refusal(obj, old if isinstance(old, Mapping) else None)
+        refusal = refusal or validate_object(obj, str(request.get("namespace") or ""))
     if refusal:
         # istiod's toAdmissionResponse: a Status with only the message; the API server adds
         # 'admission webhook "..." denied the request: ' and code 400.

@@ -265,18 +265,359 @@ def _creation_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     return (meta.get("creationTimestamp") or "", meta.get("namespace") or "", meta.get("name") or "")
 
 
+# --------------------------------------------------------------------------- Gateway API HTTPRoute
+#
+# Written from Gateway API v1.6.1's specification (the HTTPRoute type's documentation in
+# apis/v1/httproute_types.go, GEP-1426 for Service parents, GEP-2257 for durations), never from
+# the collection's code.  Judged by Gateway API's own conformance suite (tests/conformance/gateway_api).
+#
+# - Mesh traffic: an HTTPRoute whose parentRef is a Service (group "", kind Service) applies to
+#   requests for that Service's host (and port, when the parentRef names one).  A producer route
+#   (in the Service's namespace) applies to every client; a consumer route (in the client's own
+#   namespace) applies to that namespace's clients only and, where one exists, replaces the
+#   producer routes for them (GEP-1426 "Namespace boundaries").
+# - Ingress: an HTTPRoute whose parentRef is a Gateway (group gateway.networking.k8s.io) applies to
+#   the lab's ingress, for the listeners it attaches to (sectionName, port; allowedRoutes Same or
+#   All) and the hostnames its hostnames share with the listener's.
+# - Among all the matches of the routes that apply, the request takes the one that matches and
+#   ranks first: a more specific route hostname; an Exact path, then the longest PathPrefix; a
+#   method; more header matches; more query parameter matches; then the oldest route, the route
+#   first by "namespace/name", and the first rule and match in it.  No match: 404.
+# - Matches: path Exact, PathPrefix (whole path segments: /v2 matches /v2 and /v2/x, not /v2x) and
+#   RegularExpression (the whole path); headers (names case-insensitive) and query parameters
+#   Exact or RegularExpression; method.
+# - backendRefs: weights relative to their sum (default 1); weight 0 takes nothing; a rule with
+#   none, or whose weights are all 0, answers 500; so does the share of a backend that is not a
+#   Service of the route's namespace or does not exist.  Cross-namespace backends need a
+#   ReferenceGrant, which the lab does not read: they answer 500.
+# - Filters: RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite,
+#   RequestMirror (rule-level; RequestHeaderModifier also per backendRef).  timeouts.request.
+# - A host claimed both by a VirtualService and by an HTTPRoute: Istio documents mixing the two
+#   for one workload as "not supported and leads to undefined behavior" (ambient migration guide,
+#   "Migrate policies").  The lab does not pick one silently: such requests answer 500 with a
+#   body that says so.
+
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+MIXED_APIS = "a VirtualService and an HTTPRoute both route this host; Istio does not support mixing them"
+_WELL_KNOWN_PORTS = {"http": 80, "https": 443}
+
+
+def parse_gateway_api_duration(value: Any) -> float | None:
+    """GEP-2257 durations ("10s", "500ms", "1h30m"); "0s" means no timeout (None)."""
+    if value is None:
+        return None
+    parts = re.findall(r"([0-9]+)(h|ms|m|s)", str(value))
+    if not parts or "".join(n + u for n, u in parts) != str(value):
+        return None
+    seconds = sum(int(n) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[u] for n, u in parts)
+    return seconds or None
+
+
+def _is_core_group(group: Any) -> bool:
+    return group in (None, "", "core")
+
+
+def _route_namespace(route: Mapping[str, Any]) -> str:
+    return str(route["metadata"].get("namespace") or "default")
+
+
+def _path_matches(path_match: Mapping[str, Any] | None, path: str) -> bool:
+    kind = (path_match or {}).get("type", "PathPrefix")
+    value = str((path_match or {}).get("value", "/"))
+    if kind == "Exact":
+        return path == value
+    if kind == "RegularExpression":
+        compiled = _compiled(value, False)
+        return bool(compiled is not None and compiled.fullmatch(path))
+    prefix = value.rstrip("/")
+    return prefix in ("", path) or path.startswith(prefix + "/")
+
+
+def _value_matches(rule: Mapping[str, Any], value: str | None) -> bool:
+    if value is None:
+        return False
+    if rule.get("type") == "RegularExpression":
+        compiled = _compiled(str(rule.get("value", "")), False)
+        return bool(compiled is not None and compiled.search(value))
+    return value == str(rule.get("value", ""))
+
+
+def http_route_match(match: Mapping[str, Any], request: Request) -> bool:
+    """One HTTPRouteMatch: every field present must match."""
+    parts = urllib.parse.urlsplit(request.path)
+    if not _path_matches(match.get("path") or {"type": "PathPrefix", "value": "/"}, parts.path or "/"):
+        return False
+    if match.get("method") and str(match["method"]) != request.method.upper():
+        return False
+    for rule in match.get("headers") or []:
+        if not _value_matches(rule, request.headers.get(str(rule.get("name", "")).lower())):
+            return False
+    if match.get("queryParams"):
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+        for rule in match["queryParams"]:
+            values = query.get(str(rule.get("name", "")))
+            if not values or not _value_matches(rule, values[0]):
+                return False
+    return True
+
+
+def _match_rank(match: Mapping[str, Any]) -> tuple[int, int, int, int, int]:
+    """Higher ranks first: Exact path, longer PathPrefix, a method, more headers, more query params."""
+    path = match.get("path") or {"type": "PathPrefix", "value": "/"}
+    kind = path.get("type", "PathPrefix")
+    exact = 1 if kind == "Exact" else 0
+    length = len(str(path.get("value", "/"))) if kind in ("Exact", "PathPrefix") else 0
+    return (exact, length, 1 if match.get("method") else 0, len(match.get("headers") or []),
+            len(match.get("queryParams") or []))
+
+
+def _hostname_rank(patterns: Sequence[str], host: str) -> int | None:
+    """How specifically an HTTPRoute's (or listener's) hostnames name ``host``; None if they do not."""
+    if not patterns:
+        return 0
+    ranks = [host_specificity(p.lower()) for p in patterns
+             if host_matches(p.lower(), host) and not (p.startswith("*.") and host == p[2:].lower())]
+    return max(ranks) if ranks else None
+
+
+def _header_ops(modifier: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An HTTPHeaderFilter in the router's header-operation form (set / add / remove)."""
+    modifier = modifier or {}
+    ops: dict[str, Any] = {}
+    if modifier.get("set"):
+        ops["set"] = {h["name"]: h.get("value", "") for h in modifier["set"]}
+    if modifier.get("add"):
+        ops["add"] = {h["name"]: h.get("value", "") for h in modifier["add"]}
+    if modifier.get("remove"):
+        ops["remove"] = list(modifier["remove"])
+    return ops
+
+
+def _replace_prefix(path: str, prefix: str, replacement: str) -> str:
+    """ReplacePrefixMatch: the matched prefix (whole segments) replaced, without doubling "/"."""
+    rest = path[len(prefix.rstrip("/")):]
+    if replacement.endswith("/") and rest.startswith("/"):
+        rest = rest[1:]
+    elif rest and not rest.startswith("/") and replacement and not replacement.endswith("/"):
+        rest = "/" + rest
+    new = replacement + rest
+    return new if new.startswith("/") else "/" + new
+
+
+def _new_path(modifier: Mapping[str, Any], match: Mapping[str, Any], path: str) -> str:
+    kind = modifier.get("type")
+    if kind == "ReplaceFullPath":
+        return str(modifier.get("replaceFullPath", "/"))
+    if kind == "ReplacePrefixMatch":
+        matched = (match.get("path") or {}).get("value", "/")
+        return _replace_prefix(path, str(matched), str(modifier.get("replacePrefixMatch", "/")))
+    return path
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    route: Mapping[str, Any]
+    rule_index: int
+    match: Mapping[str, Any]
+    key: tuple[Any, ...]
+
+
+def _candidates(routes: Sequence[tuple[Mapping[str, Any], int]], request: Request) -> list[_Candidate]:
+    """Every (route, rule, match) that matches ``request``, best first; routes with a hostname rank."""
+    found = []
+    for route, hostname_rank in routes:
+        meta = route["metadata"]
+        for rule_index, rule in enumerate((route.get("spec") or {}).get("rules") or []):
+            matches = rule.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}]
+            for match_index, match in enumerate(matches):
+                if not http_route_match(match, request):
+                    continue
+                rank = _match_rank(match)
+                key = (-hostname_rank, *(-r for r in rank), meta.get("creationTimestamp") or "",
+                       f"{meta.get('namespace', '')}/{meta.get('name', '')}", rule_index, match_index)
+                found.append(_Candidate(route, rule_index, match, key))
+    return sorted(found, key=lambda c: c.key)
+
+
+class _GatewayApiMixin:
+    """HTTPRoute routing for ``Snapshot`` (kept apart so the VirtualService code above reads alone)."""
+
+    http_routes: list[Mapping[str, Any]]
+    kubernetes_gateways: dict[tuple[str, str], Mapping[str, Any]]
+
+    def mesh_http_routes(self, service: ServiceEntry, port: int | None,
+                         client_namespace: str) -> list[Mapping[str, Any]]:
+        """The HTTPRoutes a client in ``client_namespace`` applies to ``service`` (GEP-1426)."""
+        attached = []
+        for route in self.http_routes:
+            namespace = _route_namespace(route)
+            for parent in (route.get("spec") or {}).get("parentRefs") or []:
+                if (parent.get("kind") == "Service" and _is_core_group(parent.get("group"))
+                        and parent.get("name") == service.name
+                        and (parent.get("namespace") or namespace) == service.namespace
+                        and (parent.get("port") is None or port is None or int(parent["port"]) == port)):
+                    attached.append(route)
+                    break
+        consumer = [r for r in attached
+                    if _route_namespace(r) == client_namespace != service.namespace]
+        if consumer:
+            return consumer
+        return [r for r in attached if _route_namespace(r) == service.namespace]
+
+    def gateway_http_routes(self, host: str) -> list[tuple[Mapping[str, Any], int]]:
+        """HTTPRoutes attached to a listener of a Gateway API Gateway serving ``host``, with their hostname rank."""
+        found = []
+        for route in self.http_routes:
+            namespace = _route_namespace(route)
+            spec = route.get("spec") or {}
+            for parent in spec.get("parentRefs") or []:
+                if (parent.get("kind", "Gateway"), parent.get("group", GATEWAY_API_GROUP)) != ("Gateway",
+                                                                                               GATEWAY_API_GROUP):
+                    continue
+                gateway = self.kubernetes_gateways.get((parent.get("namespace") or namespace, parent.get("name")))
+                if gateway is None:
+                    continue
+                rank = self._listener_rank(gateway, parent, namespace, spec.get("hostnames") or [], host)
+                if rank is not None:
+                    found.append((route, rank))
+                    break
+        return found
+
+    @staticmethod
+    def _listener_rank(gateway: Mapping[str, Any], parent: Mapping[str, Any], route_namespace: str,
+                       hostnames: Sequence[str], host: str) -> int | None:
+        best = None
+        gateway_namespace = gateway["metadata"].get("namespace") or "default"
+        for listener in (gateway.get("spec") or {}).get("listeners") or []:
+            if listener.get("protocol") not in ("HTTP", "HTTPS"):
+                continue
+            if parent.get("sectionName") and parent["sectionName"] != listener.get("name"):
+                continue
+            if parent.get("port") is not None and int(parent["port"]) != int(listener.get("port", 0)):
+                continue
+            allowed = (((listener.get("allowedRoutes") or {}).get("namespaces") or {}).get("from")) or "Same"
+            if allowed not in ("Same", "All") or (allowed == "Same" and route_namespace != gateway_namespace):
+                continue
+            listener_host = listener.get("hostname")
+            if listener_host and _hostname_rank([listener_host], host) is None:
+                continue
+            rank = _hostname_rank(list(hostnames), host)
+            if rank is None:
+                continue
+            best = rank if best is None else max(best, rank)
+        return best
+
+    def _route_http(self, candidates: list[_Candidate], request: Request, rng: random.Random,
+                    default_service: ServiceEntry | None) -> Decision:
+        if not candidates:
+            return Decision(status=404, flags="NR", body="", service=default_service)
+        chosen = candidates[0]
+        route, match = chosen.route, chosen.match
+        rule = ((route.get("spec") or {}).get("rules") or [])[chosen.rule_index]
+        namespace = _route_namespace(route)
+        decision = Decision(route_name=rule.get("name"), service=default_service,
+                            virtual_service=f"{namespace}/{route['metadata']['name']}")
+        parts = urllib.parse.urlsplit(request.path)
+        path = parts.path or "/"
+        query = f"?{parts.query}" if parts.query else ""
+        filters = rule.get("filters") or []
+        for entry in filters:
+            kind = entry.get("type")
+            if kind == "RequestRedirect":
+                return self._gateway_api_redirect(entry.get("requestRedirect") or {}, match, request, decision)
+            if kind == "RequestHeaderModifier":
+                decision.request_headers = _merge_header_ops(decision.request_headers,
+                                                             _header_ops(entry.get("requestHeaderModifier")))
+            elif kind == "ResponseHeaderModifier":
+                decision.response_headers = _merge_header_ops(decision.response_headers,
+                                                              _header_ops(entry.get("responseHeaderModifier")))
+            elif kind == "URLRewrite":
+                rewrite = entry.get("urlRewrite") or {}
+                if rewrite.get("hostname"):
+                    decision.authority = str(rewrite["hostname"])
+                if rewrite.get("path"):
+                    decision.path = _new_path(rewrite["path"], match, path) + query
+        timeouts = rule.get("timeouts") or {}
+        decision.timeout_seconds = parse_gateway_api_duration(timeouts.get("request"))
+        backends = rule.get("backendRefs") or []
+        weights = [max(0, int(b.get("weight", 1))) for b in backends]
+        if not backends or sum(weights) == 0:
+            decision.status, decision.body = 500, "no backend"
+            return decision
+        point = rng.random() * sum(weights)
+        backend = backends[-1]
+        for candidate, weight in zip(backends, weights, strict=True):
+            if point < weight:
+                backend = candidate
+                break
+            point -= weight
+        for entry in filters:
+            if entry.get("type") == "RequestMirror":
+                mirrored = self._backend_service((entry.get("requestMirror") or {}).get("backendRef") or {}, namespace)
+                if mirrored is not None:
+                    found = self.resolve(mirrored, None, rng, request.source_namespace or "default")
+                    if isinstance(found, Target):
+                        decision.mirrors.append(found)
+        for entry in backend.get("filters") or []:
+            if entry.get("type") == "RequestHeaderModifier":
+                decision.request_headers = _merge_header_ops(decision.request_headers,
+                                                             _header_ops(entry.get("requestHeaderModifier")))
+            elif entry.get("type") == "ResponseHeaderModifier":
+                decision.response_headers = _merge_header_ops(decision.response_headers,
+                                                              _header_ops(entry.get("responseHeaderModifier")))
+        service = self._backend_service(backend, namespace)
+        if service is None:
+            decision.status, decision.body = 500, f"backend {backend.get('name')} is not a Service this route may use"
+            return decision
+        return self._forward_to(decision, service, None, rng, request.source_namespace or "default")
+
+    def _backend_service(self, backend: Mapping[str, Any], route_namespace: str) -> ServiceEntry | None:
+        if backend.get("kind", "Service") != "Service" or not _is_core_group(backend.get("group")):
+            return None
+        if (backend.get("namespace") or route_namespace) != route_namespace:
+            return None  # cross-namespace: needs a ReferenceGrant, which the lab does not read
+        return self.service_for(f"{backend.get('name')}.{route_namespace}.{CLUSTER_DOMAIN}")
+
+    @staticmethod
+    def _gateway_api_redirect(redirect: Mapping[str, Any], match: Mapping[str, Any], request: Request,
+                              decision: Decision) -> Decision:
+        parts = urllib.parse.urlsplit(request.path)
+        host, _ = split_host_port(request.authority)
+        scheme = str(redirect.get("scheme") or request.scheme)
+        if redirect.get("port") is not None:
+            port = int(redirect["port"])
+        elif redirect.get("scheme"):
+            port = _WELL_KNOWN_PORTS.get(scheme, request.port)
+        else:
+            port = request.port
+        hostname = str(redirect.get("hostname") or host)
+        authority = hostname if _WELL_KNOWN_PORTS.get(scheme) == port else f"{hostname}:{port}"
+        path = _new_path(redirect["path"], match, parts.path or "/") if redirect.get("path") else (parts.path or "/")
+        decision.status = int(redirect.get("statusCode") or 302)
+        decision.redirect = f"{scheme}://{authority}{path}" + (f"?{parts.query}" if parts.query else "")
+        return decision
+
+
 # --------------------------------------------------------------------------- snapshot
 
 
-class Snapshot:
-    """One consistent view of VirtualServices, DestinationRules, Gateways, Services and endpoints."""
+class Snapshot(_GatewayApiMixin):
+    """One consistent view of VirtualServices, DestinationRules, Gateways, HTTPRoutes, Services and endpoints.
+
+    ``gateways`` are Istio's; ``kubernetes_gateways`` are Gateway API's (``gateway.networking.k8s.io``).
+    """
 
     def __init__(self, virtual_services: Sequence[Mapping[str, Any]] = (),
                  destination_rules: Sequence[Mapping[str, Any]] = (),
                  gateways: Sequence[Mapping[str, Any]] = (),
                  services: Sequence[ServiceEntry] = (),
                  endpoints: Sequence[Endpoint] = (),
-                 workload_labels: Mapping[tuple[str, str], Mapping[str, str]] | None = None):
+                 workload_labels: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
+                 http_routes: Sequence[Mapping[str, Any]] = (),
+                 kubernetes_gateways: Sequence[Mapping[str, Any]] = ()):
+        self.http_routes = sorted(http_routes, key=_creation_key)
+        self.kubernetes_gateways = {(g["metadata"].get("namespace", "default"), g["metadata"]["name"]): g
+                                    for g in kubernetes_gateways}
         self.virtual_services = sorted(virtual_services, key=_creation_key)
         self.destination_rules = sorted(destination_rules, key=_creation_key)
         self.gateways = {(g["metadata"].get("namespace", "default"), g["metadata"]["name"]): g
@@ -402,6 +743,11 @@ class Snapshot:
         request.port = port or 80
         vs = self.mesh_virtual_service(fqdn)
         service = self.service_for(fqdn)
+        routes = self.mesh_http_routes(service, port, request.source_namespace or "default") if service else []
+        if routes and vs is not None:
+            return Decision(status=500, body=MIXED_APIS, service=service)
+        if routes:
+            return self._route_http(_candidates([(route, 0) for route in routes], request), request, rng, service)
         if vs is None:
             if service is None:
                 return Decision(status=404, flags="NR", body=f"no route for host {host}")
@@ -416,6 +762,11 @@ class Snapshot:
         host, _ = split_host_port(request.authority)
         request.port = gateway_port
         bound = self.gateway_virtual_services(host, gateway_port)
+        http_routes = self.gateway_http_routes(host)
+        if http_routes and bound:
+            return Decision(status=500, body=MIXED_APIS)
+        if http_routes:
+            return self._route_http(_candidates(http_routes, request), request, rng, None)
         routes: list[Mapping[str, Any]] = []
         origins: list[tuple[Mapping[str, Any], str, str]] = []
         for vs, gateway in bound:
@@ -689,3 +1040,4 @@ def _merge_header_ops(first: Mapping[str, Any], second: Mapping[str, Any]) -> di
         else:
             merged.setdefault(key, {}).update(value)
     return merged
+

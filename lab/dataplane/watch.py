@@ -14,6 +14,25 @@ log = logging.getLogger("lab.dataplane.watch")
 
 Key = tuple[str, str]  # (namespace, name)
 
+# The Gateway API objects the router follows (lab/dataplane/routing.py: HTTPRoutes, and Gateway
+# API's Gateways, named apart from Istio's). The data plane watches them beside Istio's objects
+# (WATCHED.update(GATEWAY_API_WATCHED)) and hands them to the snapshot
+# (Snapshot(..., **gateway_api_inputs(informers))). Until the CRDs are served the informers get
+# 404s and retry, as they do for Istio's.
+GATEWAY_API_WATCHED = {
+    "HTTPRoute": "/apis/gateway.networking.k8s.io/v1/httproutes",
+    "KubernetesGateway": "/apis/gateway.networking.k8s.io/v1/gateways",
+}
+
+
+def gateway_api_inputs(informers: dict[str, Informer]) -> dict[str, list[dict[str, Any]]]:
+    """The Snapshot arguments for Gateway API objects, from whichever of its informers exist."""
+    def items(kind: str) -> list[dict[str, Any]]:
+        informer = informers.get(kind)
+        return informer.items() if informer is not None else []
+
+    return {"http_routes": items("HTTPRoute"), "kubernetes_gateways": items("KubernetesGateway")}
+
 
 class Informer:
     """One kind of object, all namespaces.  Calls ``on_change(kind)`` after every change."""

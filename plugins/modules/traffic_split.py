@@ -87,8 +87,8 @@ options:
     description:
       - "Weight per destination of the moved host, integers from 0 to 100 summing to 100, for example
         C({v1: 70, v2: 30})."
-      - A key names a subset (C(v2); Istio's subset names, upper case allowed), the host itself with no
-        subset (C(reviews): every version of the service), or both (C(reviews.staging.svc.cluster.local:v2)).
+      - "A key names a subset (C(v2); Istio's subset names, upper case allowed), the host itself with no
+        subset (C(reviews), every version of the service), or both (C(reviews.staging.svc.cluster.local:v2))."
       - When other hosts in the route receive traffic, the moved host keeps its share of the route and these
         weights split that share (largest remainder over its integer weight).
       - Subsets not yet in the route are added with the host spelling and port of the moved host's

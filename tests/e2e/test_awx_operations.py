@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import ssl
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ import yaml
 
 from tests.e2e.conftest import Cluster
 from tests.helpers.ansible import ansible_env
-from tests.helpers.awx import survey_extra_vars
+from tests.helpers.awx import custom_credential_env, load_credential_type, survey_extra_vars
 from tests.helpers.collection import REPO_ROOT, ensure_collection_path
 
 pytestmark = [pytest.mark.e2e]
@@ -34,7 +36,7 @@ class Api:
     """A small HTTP API on loopback: ``answer(path, headers)`` gives (status, JSON body); every request
     is remembered with its headers."""
 
-    def __init__(self, answer: Any) -> None:
+    def __init__(self, answer: Any, tls: tuple[Path, Path] | None = None) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
         outer = self
 
@@ -55,7 +57,13 @@ class Api:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
@@ -239,3 +247,46 @@ def test_the_canary_nodes_failure_path_removes_what_it_created(lab_state, kube, 
     assert cluster.route_weights("ratings") == {"v1": 100}
     assert cluster.subsets("ratings") == ["v1"]
     assert cluster.deployments() == ["ratings-v1"]
+
+
+def private_ca(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA of our own and a certificate it signed for 127.0.0.1 (openssl): (ca, cert, key)."""
+    directory.mkdir(parents=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+            "-subj", "/CN=canary test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "1", "-extfile", "san.cnf")
+    return directory / "ca.pem", directory / "server.pem", directory / "server.key"
+
+
+def test_the_prometheus_credential_reaches_a_prometheus_behind_a_private_ca(lab_state, kube, tmp_path: Path):
+    """AWX's rendering of the Prometheus credential type (a CA file, a token, the URL as environment
+    variables) lets the role read an https Prometheus signed by a private CA, with no Prometheus setting in
+    the survey or the playbook."""
+    ca, cert, key = private_ca(tmp_path / "ca")
+    api = Api(lambda path, headers: (
+        (200, {"status": "success", "data": {"resultType": "vector", "result": []}})
+        if headers.get("Authorization") == "Bearer prom-token" else (401, {"status": "error", "error": "no token"})),
+        tls=(cert, key))
+    try:
+        env = custom_credential_env(load_credential_type("prometheus"), {
+            "url": api.url, "token": "prom-token", "ca_cert": ca.read_text()}, tmp_path / "credential")
+        assert Path(env["CANARY_ISTIO_PROMETHEUS_CA_CERT"]).read_text() == ca.read_text()
+        assert env["CANARY_ISTIO_PROMETHEUS_VALIDATE_CERTS"] == "true" and env["CANARY_ISTIO_PROMETHEUS_URL"] == api.url
+        namespace = f"awx-prom-{uuid.uuid4().hex[:6]}"
+        deploy_ratings(tmp_path, lab_state, namespace)
+        extravars = {**canary_survey_vars(namespace), "canary_kubeconfig": lab_state["kubeconfig"]}
+        result = run_job(tmp_path, "canary.yml", extravars, envvars=env, job_id=70)
+        assert result.rc == 0, result.stdout_text[-4000:]
+        assert "No neighbourhood" not in result.stdout_text, result.stdout_text[-3000:]
+        assert api.queries and all(headers.get("Authorization") == "Bearer prom-token"
+                                   for _path, headers in api.requests)
+    finally:
+        api.close()

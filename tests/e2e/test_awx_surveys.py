@@ -17,11 +17,11 @@ DEFAULTS = yaml.safe_load((REPO_ROOT / "roles" / "canary_release" / "defaults" /
 PLAYBOOKS = REPO_ROOT / "playbooks"
 # Which entry point of the role each survey's job template runs.
 ENTRY_POINT = {"canary.json": "main", "set_ratio.json": "set_ratio", "promote.json": "promote",
-               "rollback.json": "rollback", "status.json": "status", "workflow.json": "main"}
+               "rollback.json": "rollback", "status.json": "status", "workflow.json": "main", "waves.json": "main"}
 # Which playbooks get each survey's answers (a workflow's survey reaches every job it runs).
 SURVEY_PLAYBOOKS = {"canary.json": ["canary.yml"], "set_ratio.json": ["set_ratio.yml"],
                     "promote.json": ["promote.yml"], "rollback.json": ["rollback.yml"], "status.json": ["status.yml"],
-                    "workflow.json": ["canary.yml", "promote.yml", "rollback.yml"]}
+                    "workflow.json": ["canary.yml", "promote.yml", "rollback.yml"], "waves.json": ["waves.yml"]}
 SURVEY_TYPES = {"integer": "int", "multiplechoice": "str", "text": "str", "float": "float"}
 # Survey-friendly variables of the stage playbooks (playbooks/tasks/inputs.yml) and the role
 # variable each one sets: a survey answer is a string, the role takes a list for manifests.
@@ -54,6 +54,12 @@ def test_survey_agrees_with_argument_spec(survey_file):
     for question in survey["spec"]:
         name = question["variable"]
         entry_point = ENTRY_POINT[survey_file]
+        if name.startswith("canary_waves_"):
+            # Read by playbooks/waves.yml: its play default is the survey's, its checks accept every choice.
+            waves = yaml.safe_load((PLAYBOOKS / "waves.yml").read_text())[0]
+            assert waves["vars"][name] == question["default"], name
+            assert question["type"] == "multiplechoice", name
+            continue
         if name in PLAYBOOK_VARIABLES:
             # Read by the playbooks, which turn it into the role's variable.
             assert question["type"] == "text", (survey_file, name)
@@ -83,7 +89,14 @@ def _required_by(playbook: str) -> list[str]:
     play = yaml.safe_load((PLAYBOOKS / playbook).read_text())[0]
     first = play["tasks"][0]
     assert first.get("ansible.builtin.import_tasks") == "tasks/inputs.yml", f"{playbook} checks its inputs later"
-    return first["vars"]["canary_playbook_required"]
+    required = first["vars"]["canary_playbook_required"]
+    if isinstance(required, str):  # waves.yml: a template over canary_waves_mode; a release needs the most
+        import ast
+
+        import jinja2
+
+        required = ast.literal_eval(jinja2.Environment().from_string(required).render(canary_waves_mode="release"))
+    return required
 
 
 @pytest.mark.parametrize("survey_file", sorted(SURVEY_PLAYBOOKS))

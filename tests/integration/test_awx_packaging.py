@@ -37,7 +37,8 @@ FOR_USERS = ("plugins/modules/traffic_split.py", "meta/runtime.yml", "meta/execu
              "meta/ee-requirements.txt", "bindep.txt", "roles/canary_release/meta/argument_specs.yml",
              "playbooks/canary.yml", "playbooks/tasks/inputs.yml", "playbooks/vars/bookinfo.yml",
              "bookinfo/platform/kube/bookinfo-reviews-v1.yaml", "awx/surveys/workflow.json",
-             "awx/credential_types/kubeconfig.json", "docs/awx.md", "docs/awx.zh-CN.md", "CHANGELOG.rst",
+             "awx/credential_types/kubeconfig.json", "awx/credential_types/prometheus.json", "awx/surveys/waves.json",
+             "docs/awx.md", "docs/awx.zh-CN.md", "CHANGELOG.rst",
              "changelogs/changelog.yaml", "README.md", "COPYING")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import threading
 import time
 import urllib.parse
@@ -124,7 +125,8 @@ class Load:
 
 @pytest.fixture(scope="session")
 def traffic_lab() -> Iterator[TrafficLab]:
-    lab = Lab(REPO_ROOT / "build" / "traffic-lab")
+    # CANARY_TRAFFIC_LAB: a lab directory of its own, for runs beside another that uses the default.
+    lab = Lab(Path(os.environ.get("CANARY_TRAFFIC_LAB") or REPO_ROOT / "build" / "traffic-lab"))
     state = lab.up()
     try:
         info = dataplane.start(Path(state["dir"]))

@@ -85,10 +85,31 @@ CLAIMED = [(name, index) for name, test in TESTS.items() for index in range(len(
 def test_conformance_case(name: str, index: int) -> None:
     test = TESTS[name]
     snapshot = _snapshot(test["manifest"])
+    if "weights" in test:
+        _judge_weights(test, test["cases"][index], snapshot)
+        return
     # The suite sends each request until the answer is stable; a few draws stand for that here
     # (a Service that selects two versions would otherwise pass by luck).
     for seed in range(8):
         _judge(test, test["cases"][index], snapshot, seed)
+
+
+def _judge_weights(test: dict[str, Any], case: dict[str, Any], snapshot: Snapshot) -> None:
+    """weight.go's TestWeightedDistribution: 500 requests, each share within 0.05, up to 10 tries."""
+    failures = []
+    for attempt in range(10):
+        counts: dict[str, int] = {}
+        for request_index in range(500):
+            decision, _ = _route(test, case, snapshot, attempt * 1000 + request_index)
+            assert decision.target is not None, (decision.status, decision.body)
+            counts[decision.target.endpoint.workload] = counts.get(decision.target.endpoint.workload, 0) + 1
+        off = {name: counts.get(name, 0) / 500 for name, want in test["weights"].items()
+               if abs(counts.get(name, 0) / 500 - want) > 0.05}
+        unexpected = set(counts) - set(test["weights"])
+        if not off and not unexpected:
+            return
+        failures.append((off, unexpected))
+    pytest.fail(f"weighted distribution off in every try: {failures}")
 
 
 def _judge(test: dict[str, Any], case: dict[str, Any], snapshot: Snapshot, seed: int) -> None:
@@ -150,7 +171,8 @@ def test_the_report_in_the_docs_is_this_run(document: str) -> None:
     skipped_line = next(line for line in text.splitlines() if line.startswith(("Skipped: ", "\u8df3\u8fc7\uff1a")))
     for name in CASES["suite_tests"]:
         if name in TESTS:
-            assert f"`{name}` ({len(TESTS[name]['cases'])})" in passed_line, name
+            requests = 500 if "weights" in TESTS[name] else len(TESTS[name]["cases"])
+            assert f"`{name}` ({requests})" in passed_line, name
             assert f"`{name}`" not in skipped_line
         else:
             assert f"`{name}`" in skipped_line and f"`{name}`" not in passed_line, name

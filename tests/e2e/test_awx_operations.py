@@ -282,10 +282,21 @@ def test_the_prometheus_credential_reaches_a_prometheus_behind_a_private_ca(lab_
         assert env["CANARY_ISTIO_PROMETHEUS_VALIDATE_CERTS"] == "true" and env["CANARY_ISTIO_PROMETHEUS_URL"] == api.url
         namespace = f"awx-prom-{uuid.uuid4().hex[:6]}"
         deploy_ratings(tmp_path, lab_state, namespace)
-        extravars = {**canary_survey_vars(namespace), "canary_kubeconfig": lab_state["kubeconfig"]}
+        # With an analysis after the step (its looks are inconclusive: this Prometheus has no series), so the
+        # release writes its report.
+        analysis = {"window": "2s", "interval": 2, "looks_per_step": 1, "scrape_interval": 1, "inconclusive": "hold"}
+        extravars = {**canary_survey_vars(namespace, canary_analysis=json.dumps(analysis)),
+                     "canary_kubeconfig": lab_state["kubeconfig"],
+                     "canary_release_report_path": str(tmp_path / "report.html")}
         result = run_job(tmp_path, "canary.yml", extravars, envvars=env, job_id=70)
         assert result.rc == 0, result.stdout_text[-4000:]
         assert "No neighbourhood" not in result.stdout_text, result.stdout_text[-3000:]
+        # The report outlives the job: a ConfigMap beside the VirtualService, named in the output and artifacts.
+        kept = kube.get(f"/api/v1/namespaces/{namespace}/configmaps/canary-report-ratings")
+        assert kept["data"]["report.html"] == (tmp_path / "report.html").read_text()
+        assert f"kept in ConfigMap {namespace}/canary-report-ratings" in result.stdout_text
+        report = artifact_data(result)["canary_release_artifacts"]["localhost"]["report"]
+        assert report == {"path": str(tmp_path / "report.html"), "configmap": f"{namespace}/canary-report-ratings"}
         assert api.queries and all(headers.get("Authorization") == "Bearer prom-token"
                                    for _path, headers in api.requests)
     finally:

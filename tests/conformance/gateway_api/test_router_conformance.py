@@ -129,6 +129,14 @@ def _judge(test: dict[str, Any], case: dict[str, Any], snapshot: Snapshot, seed:
         assert seen.get(header.lower()) == value, (header, seen)
     for header in case.get("absent_headers") or []:
         assert header.lower() not in seen
+    if "expected_host" in case:
+        assert (decision.authority or request.authority) == case["expected_host"]
+    answered = {str(k).lower(): str(v) for k, v in (case.get("backend_response_headers") or {}).items()}
+    _apply(answered, decision.response_headers)
+    for header, value in (case.get("response_headers") or {}).items():
+        assert answered.get(header.lower()) == value, (header, answered)
+    for header in case.get("response_absent") or []:
+        assert header.lower() not in answered
     if "redirect" in case:
         location = urllib.parse.urlsplit(decision.redirect or "")
         expected = case["redirect"]

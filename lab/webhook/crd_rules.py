@@ -21,6 +21,7 @@ its objects reach.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -82,9 +83,20 @@ def _program(rule: str) -> Any:
 
 def evaluate(rule: str, value: Any, old_value: Any = None) -> Any:
     """One rule's result for ``self`` = value (``oldSelf`` = old_value): a CEL value or a CELEvalError."""
-    activation = {"self": celpy.json_to_cel(value)}
+    # Writes repeat most of an object (a weight change leaves every match and filter as it was), and
+    # cel-python walks its parse tree for each evaluation: results are kept per rule and value.
+    return _evaluate_json(rule, _canonical(value), None if old_value is None else _canonical(old_value))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@lru_cache(maxsize=16384)
+def _evaluate_json(rule: str, value: str, old_value: str | None) -> Any:
+    activation = {"self": celpy.json_to_cel(json.loads(value))}
     if old_value is not None:
-        activation["oldSelf"] = celpy.json_to_cel(old_value)
+        activation["oldSelf"] = celpy.json_to_cel(json.loads(old_value))
     try:
         return _program(rule).evaluate(activation)
     except celpy.CELEvalError as error:

@@ -288,8 +288,9 @@ def _creation_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
 #   Exact or RegularExpression; method.
 # - backendRefs: weights relative to their sum (default 1); weight 0 takes nothing; a rule with
 #   none, or whose weights are all 0, answers 500; so does the share of a backend that is not a
-#   Service of the route's namespace or does not exist.  Cross-namespace backends need a
-#   ReferenceGrant, which the lab does not read: they answer 500.
+#   Service of the route's namespace (or, for a consumer route, of its parent Service's) or does not
+#   exist.  Other cross-namespace backends need a ReferenceGrant, which the lab does not read: 500.
+# - A mesh request without a port in its Host is for port 80 (a parentRef's port is compared to it).
 # - Filters: RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite,
 #   RequestMirror (rule-level; RequestHeaderModifier also per backendRef).  timeouts.request.
 # - A host claimed both by a VirtualService and by an HTTPRoute: Istio documents mixing the two
@@ -508,7 +509,9 @@ class _GatewayApiMixin:
         return best
 
     def _route_http(self, candidates: list[_Candidate], request: Request, rng: random.Random,
-                    default_service: ServiceEntry | None) -> Decision:
+                    default_service: ServiceEntry | None, parent_namespace: str | None = None) -> Decision:
+        """The chosen rule's action. ``parent_namespace``: a mesh route's Service namespace, whose
+        Services a consumer route may name as backends (GEP-1426; conformance's MeshConsumerRoute)."""
         if not candidates:
             return Decision(status=404, flags="NR", body="", service=default_service)
         chosen = candidates[0]
@@ -553,7 +556,8 @@ class _GatewayApiMixin:
             point -= weight
         for entry in filters:
             if entry.get("type") == "RequestMirror":
-                mirrored = self._backend_service((entry.get("requestMirror") or {}).get("backendRef") or {}, namespace)
+                mirrored = self._backend_service((entry.get("requestMirror") or {}).get("backendRef") or {}, namespace,
+                                                 parent_namespace)
                 if mirrored is not None:
                     found = self.resolve(mirrored, None, rng, request.source_namespace or "default")
                     if isinstance(found, Target):
@@ -565,18 +569,20 @@ class _GatewayApiMixin:
             elif entry.get("type") == "ResponseHeaderModifier":
                 decision.response_headers = _merge_header_ops(decision.response_headers,
                                                               _header_ops(entry.get("responseHeaderModifier")))
-        service = self._backend_service(backend, namespace)
+        service = self._backend_service(backend, namespace, parent_namespace)
         if service is None:
             decision.status, decision.body = 500, f"backend {backend.get('name')} is not a Service this route may use"
             return decision
         return self._forward_to(decision, service, None, rng, request.source_namespace or "default")
 
-    def _backend_service(self, backend: Mapping[str, Any], route_namespace: str) -> ServiceEntry | None:
+    def _backend_service(self, backend: Mapping[str, Any], route_namespace: str,
+                         parent_namespace: str | None = None) -> ServiceEntry | None:
         if backend.get("kind", "Service") != "Service" or not _is_core_group(backend.get("group")):
             return None
-        if (backend.get("namespace") or route_namespace) != route_namespace:
+        namespace = backend.get("namespace") or route_namespace
+        if namespace not in (route_namespace, parent_namespace):
             return None  # cross-namespace: needs a ReferenceGrant, which the lab does not read
-        return self.service_for(f"{backend.get('name')}.{route_namespace}.{CLUSTER_DOMAIN}")
+        return self.service_for(f"{backend.get('name')}.{namespace}.{CLUSTER_DOMAIN}")
 
     @staticmethod
     def _gateway_api_redirect(redirect: Mapping[str, Any], match: Mapping[str, Any], request: Request,
@@ -743,11 +749,12 @@ class Snapshot(_GatewayApiMixin):
         request.port = port or 80
         vs = self.mesh_virtual_service(fqdn)
         service = self.service_for(fqdn)
-        routes = self.mesh_http_routes(service, port, request.source_namespace or "default") if service else []
+        routes = self.mesh_http_routes(service, request.port, request.source_namespace or "default") if service else []
         if routes and vs is not None:
             return Decision(status=500, body=MIXED_APIS, service=service)
         if routes:
-            return self._route_http(_candidates([(route, 0) for route in routes], request), request, rng, service)
+            return self._route_http(_candidates([(route, 0) for route in routes], request), request, rng, service,
+                                    parent_namespace=service.namespace if service else None)
         if vs is None:
             if service is None:
                 return Decision(status=404, flags="NR", body=f"no route for host {host}")

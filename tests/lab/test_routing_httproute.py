@@ -69,6 +69,12 @@ def test_weight_zero_takes_nothing_and_all_zero_answers_500() -> None:
     assert _shares(Snapshot(services=SERVICES, endpoints=ENDPOINTS, http_routes=[route])) == {"500": 1.0}
 
 
+def test_a_backend_in_a_third_namespace_answers_500() -> None:
+    route = _with_weights(1, 0)
+    route["spec"]["rules"][0]["backendRefs"][0]["namespace"] = "elsewhere"  # needs a ReferenceGrant
+    assert _shares(Snapshot(services=SERVICES, endpoints=ENDPOINTS, http_routes=[route])) == {"500": 1.0}
+
+
 def test_a_missing_backend_service_answers_500_for_its_share() -> None:
     route = _with_weights(50, 50)
     route["spec"]["rules"][0]["backendRefs"][1]["name"] = "reviews-v9"
@@ -81,10 +87,10 @@ def test_a_consumer_route_replaces_the_producer_route_for_its_namespace_only() -
     consumer["metadata"] = {"name": "reviews", "namespace": "frontend", "creationTimestamp": "2026-01-02T00:00:00Z"}
     consumer["spec"]["parentRefs"][0]["namespace"] = "bookinfo"
     for backend in consumer["spec"]["rules"][0]["backendRefs"]:
-        backend["namespace"] = "bookinfo"  # cross-namespace: the lab reads no ReferenceGrant
+        backend["namespace"] = "bookinfo"  # the parent Service's namespace (as in MeshConsumerRoute)
     snapshot = Snapshot(services=SERVICES, endpoints=ENDPOINTS, http_routes=[ROUTE_REVIEWS_90_10, consumer])
     host = "reviews.bookinfo:9080"
-    assert _shares(snapshot, source_namespace="frontend", authority=host) == {"500": 1.0}
+    assert _shares(snapshot, source_namespace="frontend", authority=host) == {"reviews-v2": 1.0}
     assert _shares(snapshot, source_namespace="bookinfo")["reviews-v2"] == pytest.approx(0.10, abs=0.02)
     assert _shares(snapshot, source_namespace="other", authority=host)["reviews-v2"] == pytest.approx(0.10, abs=0.02)
 

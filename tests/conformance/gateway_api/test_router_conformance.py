@@ -71,7 +71,7 @@ def _route(test: dict[str, Any], case: dict[str, Any], snapshot: Snapshot, seed:
     mesh = test["kind"] == "mesh"
     request = Request(method=case.get("method", "GET"), path=case["path"],
                       authority=case.get("host", "echo" if mesh else "gateway.example"), headers=headers,
-                      source_namespace=CASES["mesh_namespace"] if mesh else "")
+                      source_namespace=case.get("source_namespace", CASES["mesh_namespace"]) if mesh else "")
     rng = random.Random(seed)
     decision = snapshot.route_mesh(request, rng) if mesh else snapshot.route_gateway(request, rng, 80)
     return decision, request

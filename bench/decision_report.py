@@ -7,13 +7,10 @@ figure cannot differ between the languages (tests/unit/test_bench_decisions.py c
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
-import jinja2
-
-from bench.report import EN, TEMPLATES, ZH
+from bench.report import EN, ZH, _environment
 
 TEMPLATE_FILES = {EN: "decisions.md.j2", ZH: "decisions.zh-CN.md.j2"}
 PEERS = ("flagger", "argo", "kayenta")
@@ -144,13 +141,6 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
             "bad": [row for row in rows if row["kind"] == "bad"],
             "between": [row for row in rows if row["kind"] == "between"],
             "goals": goals(results), "e2e": e2e, "e2e_rows": e2e_rows}
-
-
-@functools.cache
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                              autoescape=False)  # Markdown, not HTML
 
 
 def render(results: dict[str, Any], lang: str) -> str:

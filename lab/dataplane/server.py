@@ -15,7 +15,7 @@ from lab.dataplane.metrics import Metrics
 from lab.dataplane.proxy import AdminHandler, ProxyHandler, Router, serve
 from lab.dataplane.routing import ServiceEntry, Snapshot
 from lab.dataplane.runner import Runner
-from lab.dataplane.watch import Informer
+from lab.dataplane.watch import GATEWAY_API_WATCHED, Informer, gateway_api_inputs
 from lab.kube import KubeClient
 
 log = logging.getLogger("lab.dataplane")
@@ -27,6 +27,7 @@ WATCHED = {
     "VirtualService": f"{ISTIO_NETWORKING}/virtualservices",
     "DestinationRule": f"{ISTIO_NETWORKING}/destinationrules",
     "Gateway": f"{ISTIO_NETWORKING}/gateways",
+    **GATEWAY_API_WATCHED,  # HTTPRoutes and Kubernetes Gateways (routing.py follows both)
 }
 INFO_FILE = "dataplane.json"
 SYNC_TIMEOUT_SECONDS = 15.0
@@ -92,6 +93,7 @@ class DataPlane:
                 services=services,
                 endpoints=self.runner.endpoints() if self.runner else [],
                 workload_labels=workload_labels,
+                **gateway_api_inputs(self.informers),
             )
             self.router.install(snapshot)
 

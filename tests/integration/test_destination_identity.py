@@ -14,7 +14,6 @@ Every refusal is checked in the audit log: nothing was written.
 
 from __future__ import annotations
 
-import uuid
 from fractions import Fraction
 from typing import Any
 
@@ -23,18 +22,9 @@ import pytest
 from lab.kube import KubeClient
 from tests.conformance import oracle
 from tests.helpers.ansible import lab_auth, run_module
+from tests.integration.test_istio_semantics import DR, VS, make_namespace
 
 pytestmark = pytest.mark.lab
-
-VS = "/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices"
-DR = "/apis/networking.istio.io/v1/namespaces/{ns}/destinationrules"
-
-
-def make_namespace(kube: KubeClient, prefix: str) -> str:
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    kube.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
-
 
 def rule(host: str, subsets: tuple[str, ...], name: str = "reviews") -> dict[str, Any]:
     return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": name},

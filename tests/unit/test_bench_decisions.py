@@ -16,7 +16,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from bench import decision_report, decision_rules, decisions
+from bench import decision_report, decision_rules, decisions, report
 from bench.decision_sim import DURATION_BUCKETS_MS, Latency, Traffic, draw, fixed_sample_requests, histogram_quantile
 
 pytestmark = pytest.mark.unit
@@ -259,7 +259,7 @@ NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 def _figures(text: str) -> set[str]:
     static = set()
     for name in decision_report.TEMPLATE_FILES.values():
-        static |= set(NUMBER.findall((decision_report.TEMPLATES / name).read_text()))
+        static |= set(NUMBER.findall((report.TEMPLATES / name).read_text()))
     return set(NUMBER.findall(text)) - static
 
 

@@ -86,7 +86,7 @@ def prometheus() -> Iterator[Api]:
 
 
 def run_job(tmp_path: Path, playbook: str, extravars: dict[str, Any], inventory: dict[str, Any] | None = None,
-            envvars: dict[str, str] | None = None, job_id: int | None = None) -> Any:
+            envvars: dict[str, str] | None = None, job_id: int | None = None, project: Path | None = None) -> Any:
     """One job as AWX runs it: ansible-runner, a private data dir of its own, the inventory, the extra vars
     (AWX adds awx_job_id and awx_user_name)."""
     import ansible_runner
@@ -99,7 +99,9 @@ def run_job(tmp_path: Path, playbook: str, extravars: dict[str, Any], inventory:
     (private / "inventory" / "hosts").write_text(
         yaml.safe_dump(inventory) if inventory else "localhost ansible_connection=local\n")
     awx = {"awx_job_id": job_id, "awx_user_name": "admin"} if job_id else {}
-    result = ansible_runner.run(private_data_dir=str(private), playbook=str(REPO_ROOT / "playbooks" / playbook),
+    where = {"project_dir": str(project), "playbook": playbook} if project else {
+        "playbook": str(REPO_ROOT / "playbooks" / playbook)}
+    result = ansible_runner.run(private_data_dir=str(private), **where,
                                 extravars={**awx, **extravars}, envvars={**env, **(envvars or {})}, quiet=True,
                                 timeout=300)
     result.stdout_text = result.stdout.read()
@@ -301,3 +303,29 @@ def test_the_prometheus_credential_reaches_a_prometheus_behind_a_private_ca(lab_
                                    for _path, headers in api.requests)
     finally:
         api.close()
+
+
+def test_a_user_project_importing_the_collections_playbooks_reads_its_own_manifests(
+        lab_state, kube, tmp_path: Path):
+    """An AWX project of the user's own, whose playbooks import canary.istio.deploy_base and
+    canary.istio.canary from the installed collection: relative manifest paths of both stages are read from
+    that project (the job's working directory), not from the collection."""
+    project = tmp_path / "user-project"
+    (project / "deploy" / "ratings").mkdir(parents=True)
+    for name in ("ratings-v1.yaml", "ratings-v2.yaml", "networking.yaml"):
+        (project / "deploy" / "ratings" / name).write_text((RATINGS / name).read_text())
+    for name, imported in (("onboard.yml", "canary.istio.deploy_base"), ("release.yml", "canary.istio.canary")):
+        (project / name).write_text(f"---\n- name: {name}\n  ansible.builtin.import_playbook: {imported}\n")
+    namespace = f"awx-proj-{uuid.uuid4().hex[:6]}"
+    onboard = run_job(tmp_path, "onboard.yml", {
+        "canary_kubeconfig": lab_state["kubeconfig"], "canary_namespace": namespace,
+        "base_release_manifests": ["deploy/ratings/ratings-v1.yaml"],
+        "base_release_networking_manifests": ["deploy/ratings/networking.yaml"]}, project=project)
+    assert onboard.rc == 0, onboard.stdout_text[-4000:]
+    release = run_job(tmp_path, "release.yml", {
+        **canary_survey_vars(namespace, canary_manifests="deploy/ratings/ratings-v2.yaml"),
+        "canary_kubeconfig": lab_state["kubeconfig"]}, project=project, job_id=80)
+    assert release.rc == 0, release.stdout_text[-4000:]
+    cluster = Cluster(kube, namespace)
+    assert cluster.deployments() == ["ratings-v1", "ratings-v2"]
+    assert cluster.route_weights("ratings") == {"v1": 75, "v2": 25}

@@ -24,7 +24,7 @@ def deployments_to_remove(known_canary: list[str], manifest_objects: list[dict[s
         if name not in names:
             names.append(name)
     for item in manifest_objects or []:
-        if item.get("kind") != "Deployment" or str(item.get("api_version", "apps/v1")).split("/")[0] != "apps":
+        if item.get("kind") != "Deployment" or str(item.get("api_version", "apps/v1")).partition("/")[0] != "apps":
             continue
         name = item.get("name")
         if name and name not in base and name not in names:

@@ -20,16 +20,25 @@ options:
       - Can also be set with the E(CANARY_ISTIO_PROMETHEUS_TOKEN) environment variable.
     type: str
   prometheus_username:
-    description: User name for basic authentication to Prometheus.
+    description:
+      - User name for basic authentication to Prometheus.
+      - Can also be set with the E(CANARY_ISTIO_PROMETHEUS_USERNAME) environment variable.
     type: str
   prometheus_password:
-    description: Password for basic authentication to Prometheus.
+    description:
+      - Password for basic authentication to Prometheus.
+      - Can also be set with the E(CANARY_ISTIO_PROMETHEUS_PASSWORD) environment variable.
     type: str
   prometheus_ca_cert:
-    description: CA certificate file (PEM) to verify an https Prometheus URL with.
+    description:
+      - CA certificate file (PEM) to verify an https Prometheus URL with.
+      - Can also be set with the E(CANARY_ISTIO_PROMETHEUS_CA_CERT) environment variable (the AWX Prometheus
+        credential type sets it to the file it writes).
     type: path
   prometheus_validate_certs:
-    description: Whether to verify Prometheus' TLS certificate.
+    description:
+      - Whether to verify Prometheus' TLS certificate.
+      - Can also be set with the E(CANARY_ISTIO_PROMETHEUS_VALIDATE_CERTS) environment variable.
     type: bool
     default: true
   prometheus_headers:

@@ -86,7 +86,7 @@ def validate_destination_key(key: Any, what: str = "destination") -> str:
     hint = ("name a destination by its subset ('v2'), its host with no subset ('reviews'), or both "
             "('reviews.staging.svc.cluster.local:v2')")
     if isinstance(key, str) and ":" in key:
-        host, _, subset = key.rpartition(":")
+        host, _colon, subset = key.rpartition(":")
         if not _HOST_RE.fullmatch(host or ""):
             raise CanaryInputError(f"{what} {show(key)} does not start with a host name before ':'; {hint}")
         validate_subset_name(subset, f"subset of {what} {key!r}")
@@ -168,7 +168,7 @@ class RouteDestinations:
         """The destination a weights key names when the split moves resolved host ``moved``."""
         validate_destination_key(key, "destination in weights")
         if ":" in key:
-            host, _, subset = key.rpartition(":")
+            host, _colon, subset = key.rpartition(":")
             return Destination(self.hosts.fqdn(host), subset)
         host = self.hosts.fqdn(key)
         if not is_subset_name(key) or host in self.spelling or host == moved:

@@ -15,9 +15,9 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 
-.PHONY: reliability-report demo system-deps setup venv binaries collection test test-unit lint sanity lab-up lab-down demo bench build clean
+.PHONY: reliability-report demo system-deps setup venv binaries collection awx-collection test test-unit lint sanity lab-up lab-down demo bench build clean
 
-setup: venv binaries collection system-deps
+setup: venv binaries collection system-deps awx-collection
 
 # Debian packages the tests and lint need beyond what lab/provision.sh installs: Chromium for the
 # screenshot tests, rsync for the sanity copy, Graphviz for mesh_topology's picture (bindep.txt).
@@ -40,6 +40,10 @@ binaries: venv
 
 collection: venv
 	@$(PY) -m tests.helpers.collection >/dev/null
+
+# awx.awx from the Ansible community package on PyPI, for checking awx/ against its modules' argument specs.
+awx-collection: venv
+	@$(PY) -m tests.helpers.awx_collection >/dev/null
 
 # The traffic tests and the others side by side, each on labs of their own (tools/test_streams.py).
 test: setup

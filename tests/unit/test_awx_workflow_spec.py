@@ -1,9 +1,9 @@
 """awx/create_workflow.yml against the awx.awx collection's argument specs.
 
-awx.awx is not installed here (nor a dependency); the option names and choices below are copied from its
-modules in ansible/awx (awx_collection/plugins/modules/: job_template.py at 0377868e, workflow_job_template.py,
-credential_type.py, notification_template.py - the ``argument_spec = dict(...)`` of each ``main()``), limited
-to what a typo here could hit. Every option the playbook passes must be one of them.
+The specs are the ``argument_spec = dict(...)`` of each module's ``main()`` in awx.awx as the Ansible community
+package on PyPI ships it (tests/helpers/awx_collection.py downloads it once; ``make setup`` does), read from the
+modules' source: every option the playbook passes must be one of them (or an alias), and every literal choice
+one the module offers.
 """
 
 from __future__ import annotations
@@ -11,41 +11,34 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from tests.helpers.awx_collection import argument_spec
 from tests.helpers.collection import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
-OPTIONS = {
-    "awx.awx.job_template": {
-        "name", "new_name", "copy_from", "description", "organization", "job_type", "inventory", "project", "playbook",
-        "credentials", "credential", "vault_credential", "execution_environment", "forks", "limit", "verbosity",
-        "extra_vars", "job_tags", "force_handlers", "skip_tags", "start_at_task", "timeout", "use_fact_cache",
-        "host_config_key", "ask_scm_branch_on_launch", "ask_diff_mode_on_launch", "ask_variables_on_launch",
-        "ask_limit_on_launch", "ask_tags_on_launch", "ask_skip_tags_on_launch", "ask_job_type_on_launch",
-        "ask_verbosity_on_launch", "ask_inventory_on_launch", "ask_credential_on_launch",
-        "ask_execution_environment_on_launch", "ask_forks_on_launch", "ask_instance_groups_on_launch",
-        "ask_job_slice_count_on_launch", "ask_labels_on_launch", "ask_timeout_on_launch", "survey_enabled",
-        "survey_spec", "become_enabled", "diff_mode", "allow_simultaneous", "custom_virtualenv", "job_slice_count",
-        "webhook_service", "webhook_credential", "scm_branch", "labels", "instance_groups",
-        "prevent_instance_group_fallback", "notification_templates_started", "notification_templates_success",
-        "notification_templates_error", "state"},
-    "awx.awx.workflow_job_template": {
-        "name", "new_name", "copy_from", "description", "extra_vars", "organization", "survey_spec", "survey_enabled",
-        "allow_simultaneous", "ask_variables_on_launch", "ask_labels_on_launch", "ask_tags_on_launch",
-        "ask_skip_tags_on_launch", "inventory", "limit", "scm_branch", "ask_inventory_on_launch",
-        "ask_scm_branch_on_launch", "ask_limit_on_launch", "webhook_service", "webhook_credential", "labels",
-        "notification_templates_started", "notification_templates_success", "notification_templates_error",
-        "notification_templates_approvals", "workflow_nodes", "destroy_current_nodes", "state"},
-    "awx.awx.credential_type": {"name", "new_name", "description", "kind", "inputs", "injectors", "state"},
-    "awx.awx.notification_template": {
-        "name", "new_name", "copy_from", "description", "organization", "notification_type",
-        "notification_configuration", "messages", "state"},
-}
-CHOICES = {
-    ("awx.awx.credential_type", "kind"): {"ssh", "vault", "net", "scm", "cloud", "insights"},
-    ("awx.awx.notification_template", "notification_type"): {
-        "email", "grafana", "irc", "mattermost", "pagerduty", "rocketchat", "slack", "twilio", "webhook"},
-}
+MODULES = ("job_template", "workflow_job_template", "credential_type", "notification_template")
+
+
+def _options(spec):
+    return set(spec) | {alias for option in spec.values() for alias in option.get("aliases", [])}
+
+
+@pytest.fixture(scope="module")
+def specs():
+    return {f"awx.awx.{name}": argument_spec(name) for name in MODULES}
+
+
+@pytest.fixture(scope="module")
+def awx_options(specs):
+    return {module: _options(spec) for module, spec in specs.items()}
+
+
+@pytest.fixture(scope="module")
+def awx_choices(specs):
+    return {(module, option): set(value["choices"]) for module, spec in specs.items()
+            for option, value in spec.items() if "choices" in value}
+
+
 # workflow_nodes (alias schema): a node's keys, and its related links.
 NODE_KEYS = {"identifier", "unified_job_template", "related", "extra_data", "inventory", "all_parents_must_converge"}
 RELATED_KEYS = {"success_nodes", "failure_nodes", "always_nodes", "credentials"}
@@ -57,17 +50,17 @@ def _tasks():
     return book, [task for task in book["tasks"] if any(key.startswith("awx.awx.") for key in task)]
 
 
-def test_every_option_is_one_the_awx_module_takes():
+def test_every_option_is_one_the_awx_module_takes(awx_options, awx_choices):
     book, tasks = _tasks()
-    assert {next(k for k in task if k.startswith("awx.awx.")) for task in tasks} == set(OPTIONS)
+    assert {next(k for k in task if k.startswith("awx.awx.")) for task in tasks} == set(awx_options)
     for task in tasks:
         module = next(k for k in task if k.startswith("awx.awx."))
-        unknown = set(task[module]) - OPTIONS[module]
+        unknown = set(task[module]) - awx_options[module]
         assert not unknown, f"{task['name']}: {module} has no option {sorted(unknown)}"
     for path in sorted((REPO_ROOT / "awx" / "credential_types").glob("*.json")):
-        assert yaml.safe_load(path.read_text())["kind"] in CHOICES[("awx.awx.credential_type", "kind")], path.name
+        assert yaml.safe_load(path.read_text())["kind"] in awx_choices[("awx.awx.credential_type", "kind")], path.name
     for entry in book["vars"]["awx_canary_notifications"].split("'notification_type': ")[1:]:
-        assert entry.split("'")[1] in CHOICES[("awx.awx.notification_template", "notification_type")]
+        assert entry.split("'")[1] in awx_choices[("awx.awx.notification_template", "notification_type")]
 
 
 def test_the_workflow_nodes_are_linked_as_the_module_expects():

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ansible_collections.canary.istio.plugins.module_utils._logic.evidence import (  # noqa: F401 (re-exported)
+from ansible_collections.canary.istio.plugins.module_utils._logic.evidence import (
     DURATION,
     FAIL,
     INCONCLUSIVE,
@@ -35,7 +35,6 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.evidence impor
     Budget,
     Check,
     Counts,
-    binomial_upper_tail,
     combine,
     failing_parts,
     histogram_quantile,
@@ -200,8 +199,6 @@ def validate_confidence(value: Any) -> float:
     if confidence is None or not 50 <= confidence < 100:
         raise AnalysisInputError(f"confidence is a percentage from 50 up to (not including) 100, got {value!r}")
     return confidence
-
-
 
 
 def validate_power(value: Any) -> float:

@@ -190,8 +190,8 @@ def test_a_lock_held_by_a_finished_awx_job_is_taken_over_and_named(lab_state, ku
 
     # The canary job's artifacts, as AWX reads them from the runner's events (playbook_on_stats artifact_data).
     artifacts = artifact_data(rerun)["canary_release_artifacts"]["localhost"]
-    assert {k: artifacts[k] for k in ("stage", "service", "namespace", "base", "canary", "weights", "share",
-                                       "decision")} == {
+    keys = ("stage", "service", "namespace", "base", "canary", "weights", "share", "decision")
+    assert {k: artifacts[k] for k in keys} == {
         "stage": "release", "service": "ratings", "namespace": namespace, "base": "v1", "canary": "v2",
         "weights": {"v1": 75, "v2": 25}, "share": 25, "decision": "hold"}
 

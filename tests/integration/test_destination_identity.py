@@ -26,6 +26,7 @@ from tests.integration.test_istio_semantics import DR, VS, make_namespace
 
 pytestmark = pytest.mark.lab
 
+
 def rule(host: str, subsets: tuple[str, ...], name: str = "reviews") -> dict[str, Any]:
     return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": name},
             "spec": {"host": host, "subsets": [{"name": s, "labels": {"version": s.lower()}} for s in subsets]}}

@@ -205,7 +205,9 @@ def faulty_then_fixed(waves: Waves, tmp_path: Path, policy: str) -> None:
     assert "reviews-v2" not in waves.deployments("cluster-2", namespace)
     annotations = waves.virtual_service("cluster-2", namespace)["metadata"]["annotations"]
     history = json.loads(annotations["canary.istio/history"])
-    assert [entry["analysis"]["verdict"] for entry in history if "analysis" in entry] == ["fail"], history
+    # Looks before the first scrapes at 50 % have too little evidence (inconclusive); then the bounds fail it.
+    verdicts = [entry["analysis"]["verdict"] for entry in history if "analysis" in entry]
+    assert verdicts[-1] == "fail" and set(verdicts[:-1]) <= {"inconclusive"}, history
     # cluster-3 is never touched: the same routes and annotations (no canary.istio history), no canary
     # Deployment. (Not the resourceVersion: the lab's mesh writes the VirtualService's status.)
     after = waves.virtual_service("cluster-3", namespace)

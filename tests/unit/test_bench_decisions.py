@@ -165,9 +165,9 @@ def test_mann_whitney_interval_by_hand():
     lower, upper, estimate, has_data = decision_rules.mann_whitney_interval(canary, base, 0.95)
     assert (lower[0], upper[0], estimate[0], has_data[0]) == (7.0, 13.0, 10.0, True)
     plan = decision_rules.Plan()
-    high, _ = decision_rules.kayenta_high(canary, base, plan)
+    high, _interval = decision_rules.kayenta_high(canary, base, plan)
     assert high[0]  # 7 > 0.25 x 10
-    same, _ = decision_rules.kayenta_high(base, base, plan)
+    same, _interval = decision_rules.kayenta_high(base, base, plan)
     assert not same[0]
     # NaN (no data in a scrape) is left out; no data at all is NODATA.
     holes = np.array([[np.nan, *range(10, 20)]], dtype=float)
@@ -229,10 +229,9 @@ def test_fast_bounds_are_evidences_bounds_and_give_its_verdicts():
     ev = decision_ours.evidence()
     for bad, total, level in [(0, 50, 0.01), (1, 50, 0.01), (3, 200, 0.0033), (30, 5000, 0.05), (199, 200, 0.001),
                               (7, 60000, 0.000333), (450, 60000, 0.00167)]:
-        assert decision_ours.upper_bound(bad, total, level) == pytest.approx(ev.upper_bound(bad, total, level),
-                                                                           rel=1e-7, abs=1e-12)
-        assert decision_ours.lower_bound(bad, total, level) == pytest.approx(ev.lower_bound(bad, total, level),
-                                                                           rel=1e-7, abs=1e-12)
+        expected_upper, expected_lower = ev.upper_bound(bad, total, level), ev.lower_bound(bad, total, level)
+        assert decision_ours.upper_bound(bad, total, level) == pytest.approx(expected_upper, rel=1e-7, abs=1e-12)
+        assert decision_ours.lower_bound(bad, total, level) == pytest.approx(expected_lower, rel=1e-7, abs=1e-12)
     rng = np.random.default_rng(23)
     limits = decision_rules.Limits()
     cases = []

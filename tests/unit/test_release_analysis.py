@@ -91,8 +91,8 @@ def test_auto_plans_a_release_that_asks_nothing():
     assert "promote once every step passed" in answer["next_run"]["summary"]
     assert answer["analysis"]["window"] == "15s" and answer["analysis"]["failure_limit"] == 1
     # The defaults of the settings the driver reads: Argo Rollouts' consecutiveErrorLimit is 4.
-    assert {key: answer["analysis"][key] for key in ("consecutive_error_limit", "initial_delay", "dry_run",
-                                                      "looks_per_step", "inconclusive")} == {
+    keys = ("consecutive_error_limit", "initial_delay", "dry_run", "looks_per_step", "inconclusive")
+    assert {key: answer["analysis"][key] for key in keys} == {
         "consecutive_error_limit": 4, "initial_delay": 0, "dry_run": False, "looks_per_step": 1,
         "inconclusive": "hold"}
 

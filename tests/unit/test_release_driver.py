@@ -25,7 +25,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.release import
 
 pytestmark = pytest.mark.unit
 
-STEPS = [10, 25, 50]
+STEPS = (10, 25, 50)
 T0 = float(calendar.timegm((2026, 12, 9, 0, 0, 0)))  # days after the history below
 
 
@@ -84,7 +84,7 @@ def test_a_healthy_canary_moves_step_by_step_one_planned_look_each_and_auto_prom
     end = run.to_end()
     assert end["action"] == "promote" and end["by"] == "analysis" and end["decided_by"] == "decided by the analysis"
     assert end["reason"].startswith("every step passed its analysis (10%, 25%, 50%)")
-    assert [m["share"] for m in run.moved] == STEPS
+    assert [m["share"] for m in run.moved] == list(STEPS)
     assert [(a["look"], a["looks"], a["share"]) for a in run.asked] == [(1, 3, 10), (2, 3, 25), (3, 3, 50)]
     # Each look comes one interval after its step started and counts from the move.
     assert [a["since"] for a in run.asked] == [m["at"] for m in run.moved]
@@ -196,7 +196,7 @@ def test_an_answer_where_nothing_was_asked_is_refused():
 def test_dry_run_analyses_every_step_and_never_acts_on_the_verdicts():
     run = Run(["fail", "inconclusive", "pass"], decision="promote", dry_run=True)
     end = run.to_end()
-    assert [m["share"] for m in run.moved] == STEPS
+    assert [m["share"] for m in run.moved] == list(STEPS)
     assert end["action"] == "promote" and end["by"] == "decision"
     assert end["would"] == ["analysis 1 at 10% failed (look 1 of 3): would roll back",
                             "the step at 25% was inconclusive at its deadline: would hold"]
@@ -206,7 +206,7 @@ def test_dry_run_analyses_every_step_and_never_acts_on_the_verdicts():
 def test_dry_run_keeps_going_when_the_analysis_cannot_run():
     run = Run(["error", "error", "pass", "pass"], decision="hold", dry_run=True, consecutive_error_limit=2)
     end = run.to_end()
-    assert [m["share"] for m in run.moved] == STEPS and end["action"] == "hold"
+    assert [m["share"] for m in run.moved] == list(STEPS) and end["action"] == "hold"
     assert [a["share"] for a in run.asked] == [10, 10, 25, 50]
 
 
@@ -276,7 +276,7 @@ def test_looks_of_an_earlier_release_do_not_count():
 def test_without_analysis_the_steps_bake_then_the_decision_input_acts():
     run = Run([], analysis=False, decision="promote", step_interval=300)
     end = run.to_end()
-    assert [m["share"] for m in run.moved] == STEPS and run.waits == [("move", 0), ("move", 300), ("move", 300)]
+    assert [m["share"] for m in run.moved] == list(STEPS) and run.waits == [("move", 0), ("move", 300), ("move", 300)]
     assert end["action"] == "promote" and end["by"] == "decision" and run.asked == []
     # The bake time runs from the last move: asked 100 s after it, 200 s are left; after 300 s, none.
     later = Run([], moves=[10, 25], analysis=False, decision="promote", step_interval=300)

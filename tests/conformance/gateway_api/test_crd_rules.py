@@ -50,11 +50,11 @@ def test_gateway_api_published_objects_break_no_rule(name: str, obj: dict[str, A
 @pytest.mark.unit
 def test_corpus_sizes() -> None:
     assert len(VALID) > 400 and len(INVALID) == 32
-    assert sum(1 for _, _, expected in ISTIO if expected and _is_cel_expectation(expected)) >= 15
+    assert sum(1 for _name, _obj, expected in ISTIO if expected and _is_cel_expectation(expected)) >= 15
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("name", "obj", "expected"), ISTIO, ids=[_id(n, o) for n, o, _ in ISTIO])
+@pytest.mark.parametrize(("name", "obj", "expected"), ISTIO, ids=[_id(n, o) for n, o, _expected in ISTIO])
 def test_istio_api_cases_on_cel_rules(name: str, obj: dict[str, Any], expected: str | None) -> None:
     found = violations(obj)
     if expected is None:
@@ -80,7 +80,7 @@ def _resources() -> dict[tuple[str, str], tuple[str, bool]]:
 
 def _create(kube: KubeClient, namespace: str, obj: dict[str, Any]) -> KubeError | None:
     body = json.loads(json.dumps(obj))
-    group, _, version = body["apiVersion"].rpartition("/")
+    group, _slash, version = body["apiVersion"].rpartition("/")
     plural, namespaced = _resources()[(group, body["kind"])]
     if namespaced:
         body["metadata"]["namespace"] = namespace

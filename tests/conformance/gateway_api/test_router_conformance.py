@@ -44,11 +44,11 @@ SKIPPED = {
 @lru_cache(maxsize=1)
 def _base_objects() -> list[dict[str, Any]]:
     docs = documents("conformance/base/manifests.yaml") + documents("conformance/mesh/manifests.yaml")
-    return [doc for _, doc in docs]
+    return [doc for _where, doc in docs]
 
 
 def _snapshot(manifest: str) -> Snapshot:
-    objects = _base_objects() + [doc for _, doc in documents(manifest)]
+    objects = _base_objects() + [doc for _where, doc in documents(manifest)]
     services, endpoints, routes, gateways = [], [], [], []
     for index, obj in enumerate(objects):
         meta = obj["metadata"]
@@ -100,7 +100,7 @@ def _judge_weights(test: dict[str, Any], case: dict[str, Any], snapshot: Snapsho
     for attempt in range(10):
         counts: dict[str, int] = {}
         for request_index in range(500):
-            decision, _ = _route(test, case, snapshot, attempt * 1000 + request_index)
+            decision, _answer = _route(test, case, snapshot, attempt * 1000 + request_index)
             assert decision.target is not None, (decision.status, decision.body)
             counts[decision.target.endpoint.workload] = counts.get(decision.target.endpoint.workload, 0) + 1
         off = {name: counts.get(name, 0) / 500 for name, want in test["weights"].items()
@@ -123,7 +123,7 @@ def _judge(test: dict[str, Any], case: dict[str, Any], snapshot: Snapshot, seed:
         assert decision.target.endpoint.namespace == case.get("namespace", namespace)
     if "expected_path" in case:
         assert (decision.path or request.path) == case["expected_path"]
-    seen = {k: v for k, v in request.headers.items()}
+    seen = dict(request.headers.items())
     _apply(seen, decision.request_headers)
     for header, value in (case.get("expected_headers") or {}).items():
         assert seen.get(header.lower()) == value, (header, seen)

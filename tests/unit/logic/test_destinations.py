@@ -30,7 +30,7 @@ SUBSETS = ["v1", "v2", "v3", "V4", None]
 @st.composite
 def routes(draw):
     entries = []
-    for _ in range(draw(st.integers(1, 6))):
+    for _entry in range(draw(st.integers(1, 6))):
         destination = {"host": draw(st.sampled_from(HOST_SPELLINGS))}
         subset = draw(st.sampled_from(SUBSETS))
         if subset:

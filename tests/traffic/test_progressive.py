@@ -62,8 +62,20 @@ ANALYSIS = {"window": "10s", "interval": 10, "power": 80,
                        {"name": "request-duration", "max": 500, "tolerance_ms": 250, "negligible_percent": 1}]}
 # dry: the analysis reports and never acts - no traffic, so every look is inconclusive (which would hold),
 # yet the release goes through every step and ends as canary_release_decision says.
+# A bad canary fails on its bounds once a few dozen of its requests are in; on a loaded machine the first look
+# may come before that (inconclusive), so the bad ones have a few looks at 10 % to be judged.
 EXTRA = {"dry": {"canary_release_analysis": {**ANALYSIS, "dry_run": True}, "canary_release_decision": "hold"},
-         "healthy": {"canary_release_analysis": {**ANALYSIS, "looks_per_step": 8}}}
+         "healthy": {"canary_release_analysis": {**ANALYSIS, "looks_per_step": 8}},
+         "faulty": {"canary_release_analysis": {**ANALYSIS, "looks_per_step": 4}},
+         "slow": {"canary_release_analysis": {**ANALYSIS, "looks_per_step": 4}}}
+
+
+def judged_at_first_step(outcome: dict[str, Any]) -> dict[str, Any]:
+    """The failing look that ended a bad canary's release: at 10 %, after looks that were only short of evidence."""
+    analyses = outcome["analyses"]
+    assert {a["step"] for a in analyses} == {10}, analyses
+    assert analyses[-1]["verdict"] == "fail" and {a["verdict"] for a in analyses[:-1]} <= {"inconclusive"}, analyses
+    return analyses[-1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/{}/virtualservices/reviews"
 
@@ -255,15 +267,15 @@ def test_a_faulty_canary_is_rolled_back_at_the_first_step_and_base_users_see_no_
     outcome = ran(released, "faulty")
     namespace = released.namespaces["faulty"]
     assert outcome["decision"] == "rollback", outcome["reason"]
-    [analysis] = outcome["analyses"]
-    assert analysis["step"] == 10 and analysis["verdict"] == "fail", analysis
+    analysis = judged_at_first_step(outcome)
     success = next(c for c in analysis["checks"] if c["name"] == "request-success-rate")
     assert success["verdict"] == "fail" and success["canary"]["value"] < 99, success
     assert "failed" in outcome["reason"] and "request-success-rate fail" in outcome["reason"]
     assert weights(traffic_lab, namespace) == {"v1": 100}
     subsets = traffic_lab.kube.get(f"/apis/networking.istio.io/v1/namespaces/{namespace}/destinationrules/reviews")
     assert [s["name"] for s in subsets["spec"]["subsets"]] == ["v1"]
-    assert [a["verdict"] for a in recorded_analyses(traffic_lab, namespace)] == ["fail"]
+    assert [a["verdict"] for a in recorded_analyses(traffic_lab, namespace)] == [
+        a["verdict"] for a in outcome["analyses"]]
     users = released.users["faulty"]
     assert users.rate >= 50 * 0.9, users.rate
     assert users.failed.get("v1", 0) == 0 and users.failed.get("unknown", 0) == 0, users.failed
@@ -276,8 +288,7 @@ def test_a_faulty_canary_is_rolled_back_at_the_first_step_and_base_users_see_no_
 def test_a_slow_canary_is_caught_by_the_latency_check(released: Released, traffic_lab: TrafficLab):
     outcome = ran(released, "slow")
     assert outcome["decision"] == "rollback", outcome["reason"]
-    first = outcome["analyses"][0]
-    assert first["verdict"] == "fail" and first["step"] == 10, first
+    first = judged_at_first_step(outcome)
     duration = next(c for c in first["checks"] if c["name"] == "request-duration")
     assert duration["verdict"] == "fail" and duration["canary"]["value"] > 500, duration
     assert weights(traffic_lab, released.namespaces["slow"]) == {"v1": 100}

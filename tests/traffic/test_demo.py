@@ -94,8 +94,11 @@ def test_demo_faulty_and_crashing_canaries_are_rolled_back_by_the_analysis_at_th
         running = {kind: start_demo(lab_dir, DEMO_CANARY=kind) for kind, lab_dir in labs.items()}
         outputs = {kind: finish_demo(proc) for kind, proc in running.items()}
         for kind, out in outputs.items():
-            assert re.findall(r"analysis \d+ at (\d+)%: (\w+)", out) == [("10", "fail")], (kind, out[-3000:])
-            assert "Analysis of v2: rollback - analysis 1 at 10% failed" in out, (kind, out[-3000:])
+            # At 10 %: looks that were only short of evidence (a loaded machine), then the failing one.
+            verdicts = re.findall(r"analysis \d+ at (\d+)%: (\w+)", out)
+            assert verdicts and verdicts[-1] == ("10", "fail"), (kind, out[-3000:])
+            assert set(verdicts[:-1]) <= {("10", "inconclusive")}, (kind, out[-3000:])
+            assert re.search(r"Analysis of v2: rollback - analysis \d+ at 10% failed", out), (kind, out[-3000:])
             assert re.search(r"Rolled back: default/reviews sends v1 100%.* rolled back by the analysis", out), (
                 kind, out[-3000:])
             assert re.search(r"after\s+200 answers, 0 errors: .*v1 100\.0%", out), (kind, out[-3000:])

@@ -81,7 +81,8 @@ def test_a_refusing_service_answers_its_first_health_check_then_refuses_every_co
         while time.monotonic() < deadline:
             try:
                 probe = socket.create_connection(("127.0.0.1", port), timeout=1)
-            except ConnectionRefusedError:
+            except (ConnectionRefusedError, ConnectionResetError):
+                # Reset: a connection caught in the backlog as the listener closed - not accepted either.
                 refused_since = refused_since or time.monotonic()
                 if time.monotonic() - refused_since > 0.5:
                     break

@@ -164,30 +164,32 @@ class RouteDestinations:
         return {self.key(destination): _percent(share * TOTAL_WEIGHT)
                 for destination, share in self.shares(where).items()}
 
-    def parse_key(self, key: str, moved: str) -> Destination:
-        """The destination a weights key names when the split moves resolved host ``moved``."""
+    def _explicit(self, key: str) -> Destination | None:
+        """The destination a key names without help (``host:subset``, a host with a dot or one the route
+        names); None for a bare subset name, whose host is the one the split moves."""
         validate_destination_key(key, "destination in weights")
         if ":" in key:
             host, _colon, subset = key.rpartition(":")
             return Destination(self.hosts.fqdn(host), subset)
         host = self.hosts.fqdn(key)
-        if not is_subset_name(key) or host in self.spelling or host == moved:
+        if not is_subset_name(key) or host in self.spelling:
             return Destination(host, None)
-        return Destination(moved, key)
+        return None
+
+    def parse_key(self, key: str, moved: str) -> Destination:
+        """The destination a weights key names when the split moves resolved host ``moved``."""
+        explicit = self._explicit(key)
+        if explicit is not None:
+            return explicit
+        return Destination(moved, None) if self.hosts.fqdn(key) == moved else Destination(moved, key)
 
     def named_hosts(self, keys: Iterable[str]) -> list[str]:
         """Resolved hosts that ``keys`` name explicitly (``host:subset``, or a host of the route or with a dot)."""
         named: list[str] = []
         for key in keys:
-            validate_destination_key(key, "destination in weights")
-            if ":" in key:
-                host = self.hosts.fqdn(key.rpartition(":")[0])
-            elif not is_subset_name(key) or self.hosts.fqdn(key) in self.spelling:
-                host = self.hosts.fqdn(key)
-            else:
-                continue
-            if host not in named:
-                named.append(host)
+            explicit = self._explicit(key)
+            if explicit is not None and explicit.host not in named:
+                named.append(explicit.host)
         return named
 
 

@@ -1,7 +1,7 @@
 """canary.istio's decision code as the benchmark calls it: plugins/module_utils/_logic/evidence.py.
 
 The checks are built the way the ``canary_analysis`` module builds them (``validate_checks`` of
-plugins/module_utils/_analysis.py, its defaults included) from the scenario's limits, and each look
+plugins/module_utils/_logic/analysis.py, its defaults included) from the scenario's limits, and each look
 is judged by ``evidence.evaluate`` with the release's error budget (``Budget(look, looks)``).
 
 Speed: ``evaluate`` computes its Clopper-Pearson bounds by bisection over exact binomial sums, and
@@ -51,7 +51,7 @@ def evidence() -> Any:
 @functools.cache
 def _analysis() -> Any:
     _collection_path()
-    from ansible_collections.canary.istio.plugins.module_utils import _analysis as module
+    from ansible_collections.canary.istio.plugins.module_utils._logic import analysis as module
     return module
 
 

@@ -21,8 +21,8 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.parameters import env_fallback
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import AnalysisInputError, AnalysisQueryError
 from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import AnalysisInputError, AnalysisQueryError
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import (
     PROMETHEUS_TOKEN_ENV,
     PROMETHEUS_URL_ENV,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import (
+from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
     DURATION_METRIC,
     ERROR_CODES,
     REQUESTS_METRIC,

@@ -341,23 +341,23 @@ prometheus_requests:
 
 import time
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import (
+from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
     REPORTERS,
     AnalysisInputError,
+    AnalysisTarget,
     Budget,
-    Target,
     analyse,
     buckets_from_vector,
     evidence_range,
     validate_checks,
     validate_confidence,
     validate_looks,
-    validate_name,
     validate_power,
     validate_scrape_interval,
     validate_since,
     validate_window,
 )
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError, single_value
 from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import (
@@ -417,7 +417,7 @@ def _analyse(session):
     validate_scrape_interval(params.get("scrape_interval"), window)
     since = validate_since(params.get("since"), now)
     look, looks = validate_looks(params["look"], params["looks"])
-    target = Target(service=validate_name(params["service"], "service"),
+    target = AnalysisTarget(service=validate_name(params["service"], "service"),
                     namespace=validate_name(params["namespace"], "namespace"),
                     base=validate_name(params["base"], "base"),
                     canary=validate_name(params["canary"], "canary"),

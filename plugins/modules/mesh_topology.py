@@ -217,14 +217,14 @@ prometheus_requests:
 import os
 import time
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import (
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
     REPORTERS,
     AnalysisInputError,
     validate_confidence,
-    validate_name,
     validate_window,
 )
-from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import single_value
 from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import (

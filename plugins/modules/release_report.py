@@ -132,25 +132,25 @@ prometheus_requests:
 import os
 import time
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import (
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
     REPORTERS,
     AnalysisInputError,
-    validate_name,
     validate_window,
 )
-from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.report import (
+    build_series,
+    range_queries,
+    render,
+    weights_over_time,
+)
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError
 from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import (
     PROMETHEUS_ARG_SPEC,
     run,
     run_body,
-)
-from ansible_collections.canary.istio.plugins.module_utils._report import (
-    build_series,
-    range_queries,
-    render,
-    weights_over_time,
 )
 
 ARGUMENT_SPEC = {

@@ -11,31 +11,32 @@ import math
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._analysis import (
+from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
     FAIL,
     INCONCLUSIVE,
     PASS,
     AnalysisInputError,
     AnalysisQueryError,
+    AnalysisTarget,
     Budget,
     Check,
-    Target,
     analyse,
     buckets_from_vector,
     evidence_range,
     validate_checks,
     validate_confidence,
     validate_looks,
-    validate_name,
     validate_power,
     validate_scrape_interval,
     validate_since,
     validate_window,
 )
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
 
 pytestmark = pytest.mark.unit
 
-TARGET = Target(service="reviews", namespace="bookinfo", base="v1", canary="v2", window="30s")
+TARGET = AnalysisTarget(service="reviews", namespace="bookinfo", base="v1", canary="v2", window="30s")
 INF = math.inf
 
 
@@ -81,7 +82,7 @@ def test_bad_checks_are_refused_with_the_rule(checks, message):
 @pytest.mark.parametrize("call,message", [
     (lambda: validate_window("30"), "Prometheus duration"),
     (lambda: validate_window("1 m"), "Prometheus duration"),
-    (lambda: validate_name('v1"}or{', "canary"), "canary must be a Kubernetes name"),
+    (lambda: validate_name('v1"}or{', "canary"), "canary 'v1\"}or{' is not a valid Kubernetes name"),
     (lambda: validate_confidence(100), "confidence"),
     (lambda: validate_confidence(20), "confidence"),
     (lambda: validate_power(100), "power is a percentage"),
@@ -97,7 +98,8 @@ def test_bad_checks_are_refused_with_the_rule(checks, message):
     (lambda: validate_since(2000.0, 1000.0), "since 2000.0 is in the future"),
 ])
 def test_bad_scalars(call, message):
-    with pytest.raises(AnalysisInputError, match=message):
+    # One input-error family: the analysis errors are CanaryInputErrors, as the names' check is.
+    with pytest.raises(CanaryInputError, match=message):
         call()
 
 
@@ -125,7 +127,7 @@ def test_errors_count_failures_callers_saw_once():
     flags for no connection): one series each, so no request is counted twice."""
     import re
 
-    from ansible_collections.canary.istio.plugins.module_utils._analysis import errors_query, requests_query
+    from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import errors_query, requests_query
     requests, errors = requests_query(TARGET, "v2"), errors_query(TARGET, "v2")
     for promql in (requests, errors):
         assert promql.count('reporter="destination"') == 1 and promql.count('reporter="source"') == 1
@@ -139,9 +141,9 @@ def test_errors_count_failures_callers_saw_once():
     # is the canonical revision there (destination_version reads "unknown").
     source_part = requests[requests.index('reporter="source"'):]
     assert 'destination_canonical_revision="v2"' in source_part and "destination_version" not in source_part
-    source_only = Target(**{**TARGET.__dict__, "reporter": "source"})
+    source_only = AnalysisTarget(**{**TARGET.__dict__, "reporter": "source"})
     assert 'reporter="destination"' not in requests_query(source_only, "v2")
-    no_callers = Target(**{**TARGET.__dict__, "caller_failures": False})
+    no_callers = AnalysisTarget(**{**TARGET.__dict__, "caller_failures": False})
     assert 'reporter="source"' not in errors_query(no_callers, "v2")
 
 

@@ -11,7 +11,7 @@ from datetime import UTC
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils import _report
+from ansible_collections.canary.istio.plugins.module_utils._logic import report as _report
 
 pytestmark = pytest.mark.unit
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.evidence import (
     DURATION,
     FAIL,
@@ -70,14 +71,14 @@ WINDOW_PATTERN = re.compile(r"^(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\
 DURATION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
 UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 # Kubernetes names (RFC 1123): safe to put inside a PromQL string literal as they are.
-NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 REPORTERS = ("destination", "source")
 # A custom check has no bounds to tell how much evidence it needs: without min_requests, this many.
 CUSTOM_MIN_REQUESTS = 100
 
 
-class AnalysisInputError(Exception):
-    """A bad option value; the message names it and the rule it broke."""
+class AnalysisInputError(CanaryInputError):
+    """A bad option value of an analysis; the message names it and the rule it broke. One of the
+    collection's input errors (:class:`CanaryInputError`), so every module reports it the same way."""
 
 
 class AnalysisQueryError(Exception):
@@ -187,13 +188,6 @@ def validate_window(window: Any) -> str:
     return window
 
 
-def validate_name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not NAME_PATTERN.match(value):
-        raise AnalysisInputError(f"{what} must be a Kubernetes name (lower case letters, digits, '-' and '.'), "
-                                 f"got {value!r}")
-    return value
-
-
 def validate_confidence(value: Any) -> float:
     confidence = _number(value, "confidence")
     if confidence is None or not 50 <= confidence < 100:
@@ -278,7 +272,7 @@ def evidence_range(window: str, since: float | None, now: float) -> str:
 
 
 @dataclass(frozen=True)
-class Target:
+class AnalysisTarget:
     """What one analysis looks at: a service in a namespace, two versions, a range of time.
 
     ``window`` is the PromQL range actually queried (``evidence_range``). With
@@ -308,7 +302,7 @@ def _increase(selector: str, window: str) -> str:
     return f"sum(increase({REQUESTS_METRIC}{selector}[{window}]))"
 
 
-def _source_failures(target: Target, version: str) -> str:
+def _source_failures(target: AnalysisTarget, version: str) -> str:
     # A request that got no answer is labelled by the caller's proxy from the endpoint's metadata
     # (istio/proxy istio_stats, populatePeerInfo): workload and canonical revision, but no app or
     # version (destination_version="unknown"). The canonical revision is the version label unless a
@@ -319,7 +313,7 @@ def _source_failures(target: Target, version: str) -> str:
     return f"({_increase(selector, target.window)} or vector(0))"
 
 
-def requests_query(target: Target, version: str) -> str:
+def requests_query(target: AnalysisTarget, version: str) -> str:
     own = _increase(target.selector(version), target.window)
     if not target.adds_source_failures:
         return own
@@ -328,7 +322,7 @@ def requests_query(target: Target, version: str) -> str:
     return f"({own} or vector(0)) + {_source_failures(target, version)}"
 
 
-def errors_query(target: Target, version: str) -> str:
+def errors_query(target: AnalysisTarget, version: str) -> str:
     # No 5xx series at all means no errors: "or vector(0)" answers 0 then instead of no data.
     server_errors = target.selector(version, 'response_code=~"' + ERROR_CODES + '"')
     own = f"({_increase(server_errors, target.window)} or vector(0))"
@@ -337,12 +331,12 @@ def errors_query(target: Target, version: str) -> str:
     return f"{own} + {_source_failures(target, version)}"
 
 
-def buckets_query(target: Target, version: str) -> str:
+def buckets_query(target: AnalysisTarget, version: str) -> str:
     """The latency histogram's counts per boundary over the range (the destination's view)."""
     return f"sum by (le) (increase({DURATION_METRIC}{target.selector(version)}[{target.window}]))"
 
 
-def render_template(check: Check, target: Target, version: str) -> str:
+def render_template(check: Check, target: AnalysisTarget, version: str) -> str:
     """The custom check's PromQL for one version (Jinja, variables service/namespace/version/window)."""
     try:
         from jinja2 import StrictUndefined, TemplateError
@@ -394,7 +388,7 @@ def _rounded(value: float | None, digits: int = 4) -> float | None:
 class _Evidence:
     """Counts per version, each asked of Prometheus once per analysis."""
 
-    def __init__(self, target: Target, query: Query, query_buckets: BucketsQuery):
+    def __init__(self, target: AnalysisTarget, query: Query, query_buckets: BucketsQuery):
         self.target, self.query, self.query_buckets = target, query, query_buckets
         self._requests: dict[str, tuple[float | None, float | None, list[str]]] = {}
         self._buckets: dict[str, tuple[list[tuple[float, float]], str]] = {}
@@ -414,7 +408,7 @@ class _Evidence:
         return self._buckets[version]
 
 
-def analyse(target: Target, checks: list[Check], min_requests: int | None, budget: Budget, query: Query,
+def analyse(target: AnalysisTarget, checks: list[Check], min_requests: int | None, budget: Budget, query: Query,
             query_buckets: BucketsQuery) -> dict[str, Any]:
     """Runs every check and returns the module's result (verdict, checks, request counts, budget)."""
     for check in checks:  # a bad template is refused before any query is sent
@@ -449,7 +443,7 @@ def analyse(target: Target, checks: list[Check], min_requests: int | None, budge
             "release_alpha": budget.alpha, "release_beta": budget.beta}
 
 
-def _builtin(check: Check, target: Target, evidence: _Evidence, budget: Budget, parts: int,
+def _builtin(check: Check, target: AnalysisTarget, evidence: _Evidence, budget: Budget, parts: int,
              min_requests: int | None) -> dict[str, Any]:
     canary, base = Side(), Side()
     if check.name == SUCCESS_RATE:
@@ -489,7 +483,7 @@ def _too_few(who: str, version: str, requests: float | None, min_requests: int) 
     return f"the {who} ({version}) saw {requests:.0f} requests in the window, fewer than min_requests {min_requests}"
 
 
-def _custom(check: Check, target: Target, evidence: _Evidence, query: Query, min_requests: int | None
+def _custom(check: Check, target: AnalysisTarget, evidence: _Evidence, query: Query, min_requests: int | None
             ) -> dict[str, Any]:
     floor = CUSTOM_MIN_REQUESTS if min_requests is None else min_requests
     canary, base = Side(), Side()

@@ -56,12 +56,22 @@ def _load(path: Path) -> tuple[dict[str, Any], ...]:
         return tuple(d for d in yaml.safe_load_all(handle) if d)
 
 
+# Bookinfo in its Gateway API form (HTTPRoutes, per-version Services, Deployments): read with
+# :func:`istio_objects`, not part of the Istio networking corpus.
+GATEWAY_API_FORM = ("gateway-api", "kube")
+
+
+def istio_objects(upstream_path: str) -> list[dict[str, Any]]:
+    """The objects of one vendored istio/istio file, by its upstream path."""
+    return [copy.deepcopy(o) for o in _load(UPSTREAM / "istio" / upstream_path)]
+
+
 @cache
 def samples() -> tuple[Sample, ...]:
     """Every vendored sample file, Bookinfo first, then proto examples, then analyzer data."""
     found = []
     for path in sorted(UPSTREAM.rglob("*.yaml")):
-        if path.name == "validation-cases.yaml":
+        if path.name == "validation-cases.yaml" or path.parent.name in GATEWAY_API_FORM:
             continue
         found.append(Sample(str(path.relative_to(UPSTREAM).with_suffix("")), path, _load(path)))
     return tuple(found)

@@ -2,7 +2,8 @@
 
     .venv/bin/python -m tests.conformance.vendor --istio <istio git dir> --api <api git dir>
 
-Copies every Bookinfo networking sample and one analyzer test file byte for byte, extracts the
+Copies every Bookinfo networking and gateway-api sample, the Bookinfo platform files the Gateway API
+form needs and one analyzer test file byte for byte, extracts the
 reference examples from the comments of the networking protos (one file per ```yaml block that
 holds whole objects; lines of only ``...``, which stand for "more routes", are left out), and
 rewrites ``upstream/SOURCES.md`` with the commit each came from.
@@ -19,8 +20,13 @@ from pathlib import Path
 import yaml
 
 UPSTREAM = Path(__file__).resolve().parent / "upstream"
-BOOKINFO = "samples/bookinfo/networking"
-ANALYZER_FILES = ["pkg/config/analysis/analyzers/testdata/virtualservice_dupmatches.yaml"]
+BOOKINFO_DIRS = ["samples/bookinfo/networking", "samples/bookinfo/gateway-api"]
+SINGLE_FILES = [
+    "pkg/config/analysis/analyzers/testdata/virtualservice_dupmatches.yaml",
+    # The Gateway API form of Bookinfo: the services and their per-version Services.
+    "samples/bookinfo/platform/kube/bookinfo.yaml",
+    "samples/bookinfo/platform/kube/bookinfo-versions.yaml",
+]
 PROTOS = ["networking/v1alpha3/virtual_service.proto", "networking/v1alpha3/destination_rule.proto"]
 
 
@@ -62,14 +68,10 @@ def main() -> None:
     api_commit = git(options.api, "rev-parse", "HEAD").strip()
     rows = []
 
-    for path in git(options.istio, "ls-tree", "--name-only", f"HEAD:{BOOKINFO}").split():
-        if path.endswith(".yaml"):
-            upstream_path = f"{BOOKINFO}/{path}"
-            target = UPSTREAM / "istio" / upstream_path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(git(options.istio, "show", f"HEAD:{upstream_path}"), encoding="utf-8")
-            rows.append(("istio/istio", upstream_path, "whole file", istio_commit, target))
-    for upstream_path in ANALYZER_FILES:
+    samples = [f"{directory}/{path}" for directory in BOOKINFO_DIRS
+               for path in git(options.istio, "ls-tree", "--name-only", f"HEAD:{directory}").split()
+               if path.endswith(".yaml")]
+    for upstream_path in samples + SINGLE_FILES:
         target = UPSTREAM / "istio" / upstream_path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(git(options.istio, "show", f"HEAD:{upstream_path}"), encoding="utf-8")

@@ -17,7 +17,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from lab.dataplane.metrics import Metrics
-from lab.dataplane.routing import NO_HEALTHY_UPSTREAM, Decision, Request, ServiceEntry, Snapshot, Target
+from lab.dataplane.resilience import (
+    OVERFLOW_BODY,
+    RATE_LIMITED_BODY,
+    TIMEOUT_BODY,
+    ConnectionPools,
+    OutlierDetector,
+    RetryPolicy,
+    TokenBuckets,
+    join_flags,
+    local_rate_limits,
+)
+from lab.dataplane.routing import (
+    MESH_ROOT_NAMESPACE,
+    NO_HEALTHY_UPSTREAM,
+    Decision,
+    Request,
+    ServiceEntry,
+    Snapshot,
+    Target,
+)
 
 log = logging.getLogger("lab.dataplane.proxy")
 
@@ -26,11 +45,6 @@ GATEWAY_NAMESPACE = "istio-system"
 SOURCE_WORKLOAD_HEADER = "x-source-workload"
 SOURCE_NAMESPACE_HEADER = "x-source-namespace"
 DEFAULT_UPSTREAM_TIMEOUT = 60.0
-# Envoy retries a failed connection twice by default in Istio (connect-failure, reset, 503).
-CONNECT_RETRIES = 2
-# Envoy's short response flags, joined with "," in the order of its flag list (UH, UT, ..., UF, ..., URX).
-UPSTREAM_CONNECTION_FAILURE = "UF"
-RETRIES_EXHAUSTED = "UF,URX"
 # Not forwarded: hop-by-hop headers, and those the proxy writes itself.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
               "content-length", "server", "date"}
@@ -61,6 +75,14 @@ class UpstreamPool:
                 idle.append(conn)
                 return
         conn.close()
+
+
+class _NoAnswer(Exception):
+    """One attempt got no answer: ``kind`` is "timeout" or "connect"."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(detail)
+        self.kind, self.detail = kind, detail
 
 
 class UpstreamError(Exception):
@@ -97,6 +119,9 @@ class Router:
         self.pool = UpstreamPool()
         self.gateway_port = gateway_port
         self.mirrors = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mirror")
+        self.connection_pools = ConnectionPools()
+        self.outliers = OutlierDetector()
+        self.buckets = TokenBuckets()
         self._rng = threading.local()
 
     def rng(self) -> random.Random:
@@ -111,53 +136,135 @@ class Router:
 
     # ---- forwarding
 
-    def send(self, target: Target, method: str, path: str, headers: Mapping[str, str], body: bytes,
-             timeout: float, snapshot: Snapshot, subset_retry: bool = True
-             ) -> tuple[int, list[tuple[str, str]], bytes, Target]:
-        attempts = 1 + (CONNECT_RETRIES if subset_retry else 0)
+    def _send_once(self, target: Target, method: str, path: str, headers: Mapping[str, str], body: bytes,
+                   timeout: float) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One attempt on one workload; raises _NoAnswer on a connection failure or a timeout."""
+        port = target.endpoint.port
         last = "connection failure"
-        for attempt in range(attempts):
+        for fresh_try in (False, True):
+            conn, reused = self.pool.acquire(port, max(0.001, timeout))
+            try:
+                conn.request(method, path, body=body or None, headers=dict(headers))
+                response = conn.getresponse()
+                payload = response.read()
+            except TimeoutError:
+                conn.close()
+                raise _NoAnswer("timeout", "upstream request timeout") from None
+            except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine, OSError) as exc:
+                conn.close()
+                last = f"{exc.__class__.__name__}"
+                if reused and not fresh_try:
+                    continue  # a stale kept-alive connection: try once on a new one
+                break
+            if response.will_close:
+                conn.close()
+            else:
+                self.pool.release(port, conn)
+            return response.status, response.getheaders(), payload
+        raise _NoAnswer("connect", last)
+
+    def _inbound_rate_limited(self, snapshot: Snapshot, target: Target) -> bool:
+        """The destination sidecar's local rate limit (EnvoyFilter), checked before its application."""
+        endpoint = target.endpoint
+        for namespace, selector, key, bucket in local_rate_limits(snapshot.envoy_filters):
+            if namespace not in (endpoint.namespace, MESH_ROOT_NAMESPACE):
+                continue
+            if not all(endpoint.labels.get(k) == v for k, v in selector.items()):
+                continue
+            if not self.buckets.take((key, endpoint.namespace, endpoint.workload), bucket):
+                return True
+        return False
+
+    def send(self, target: Target, method: str, path: str, headers: Mapping[str, str], body: bytes,
+             timeout: float | None, snapshot: Snapshot, retries: Mapping[str, Any] | None = None,
+             client: tuple[str, str] = ("", ""), use_policy: bool = True,
+             on_attempt: Callable[[Target, int, str], None] | None = None,
+             ) -> tuple[int, list[tuple[str, str]], bytes, Target, str]:
+        """Sends with the route's retry policy, timeouts and the destination's traffic policy.
+
+        ``timeout``: the route timeout (None: none); returns (status, headers, body, target, flags)
+        or raises UpstreamError. ``on_attempt`` hears every attempt that reached the destination's
+        proxy (its status and the destination-side flags) - what reporter="destination" counts.
+        """
+        policy = RetryPolicy.from_route(retries) if use_policy else RetryPolicy(0, frozenset(), frozenset(), None)
+        rng = self.rng()
+        deadline = time.monotonic() + (timeout if timeout else DEFAULT_UPSTREAM_TIMEOUT)
+        tried: set[str] = set()
+        outcome: tuple[int, list[tuple[str, str]], bytes] | None = None
+        failure: UpstreamError | None = None
+        for attempt in range(1 + policy.attempts):
             if attempt:
-                # The workload may have just been replaced: choose again from the current snapshot.
-                snapshot = self.snapshot
-                found = snapshot.resolve(target.service, target.subset, self.rng(), target.client_namespace)
+                time.sleep(min(policy.backoff_seconds(attempt, rng), max(0.0, deadline - time.monotonic())))
+                snapshot = self.snapshot  # the workload may have just been replaced: choose again
+            traffic_policy = snapshot.traffic_policy(target) if use_policy else {}
+            cluster = (client, target.service.fqdn, target.subset or "")
+            outlier = traffic_policy.get("outlierDetection")
+            members = snapshot.cluster_endpoints(target.service, target.subset, target.client_namespace)
+            names = [e.workload for e in members] if not isinstance(members, str) else []
+            avoid = self.outliers.ejected(cluster, names) if outlier is not None else set()
+            if attempt and policy.ignore_previous_hosts and set(names) - avoid - tried:
+                avoid = avoid | tried
+            if attempt or target.endpoint.workload in avoid:
+                found = snapshot.resolve(target.service, target.subset, rng, target.client_namespace, avoid)
                 if not isinstance(found, Target):
-                    raise UpstreamError(503, NO_HEALTHY_UPSTREAM, "UH")
+                    raise UpstreamError(503, NO_HEALTHY_UPSTREAM, found, target)
                 target = found
-            port = target.endpoint.port
-            for fresh_try in (False, True):
-                conn, reused = self.pool.acquire(port, timeout)
-                try:
-                    conn.request(method, path, body=body or None, headers=dict(headers))
-                    response = conn.getresponse()
-                    payload = response.read()
-                except TimeoutError:
-                    conn.close()
-                    raise UpstreamError(504, "upstream request timeout", "UT", target) from None
-                except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine,
-                        OSError) as exc:
-                    conn.close()
-                    last = f"{exc.__class__.__name__}"
-                    if reused and not fresh_try:
-                        continue  # a stale kept-alive connection: try once on a new one
-                    break
-                if response.will_close:
-                    conn.close()
+            tried.add(target.endpoint.workload)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise UpstreamError(504, TIMEOUT_BODY, "UT", target)
+            per_try = min(policy.per_try_timeout or remaining, remaining)
+            limits = ConnectionPools.limits(traffic_policy)
+            if limits is not None and not self.connection_pools.acquire(cluster, limits, remaining):
+                raise UpstreamError(503, OVERFLOW_BODY, "UO", target)
+            try:
+                if self._inbound_rate_limited(snapshot, target):
+                    if on_attempt:
+                        on_attempt(target, 429, "RL")
+                    outcome = (429, [("content-type", "text/plain"), ("x-local-rate-limit", "true")],
+                               RATE_LIMITED_BODY.encode())
                 else:
-                    self.pool.release(port, conn)
-                return response.status, response.getheaders(), payload, target
-        # With retries allowed and all used up, Envoy adds URX (retry limit exceeded) to UF.
-        raise UpstreamError(503, "upstream connect error or disconnect/reset before headers. "
-                                 f"reset reason: connection failure ({last})",
-                            RETRIES_EXHAUSTED if attempts > 1 else UPSTREAM_CONNECTION_FAILURE, target)
+                    outcome = self._send_once(target, method, path, headers, body, per_try)
+                    if on_attempt:
+                        on_attempt(target, outcome[0], "-")
+                failure = None
+            except _NoAnswer as missing:
+                outcome = None
+                route_timeout = missing.kind == "timeout" and per_try >= remaining - 0.001
+                if missing.kind == "timeout":
+                    failure = UpstreamError(504, TIMEOUT_BODY, "UT", target)
+                else:
+                    failure = UpstreamError(503, "upstream connect error or disconnect/reset before headers. "
+                                                 f"reset reason: connection failure ({missing.detail})", "UF", target)
+                if outlier is not None:
+                    self.outliers.record(cluster, target.endpoint.workload, names, 0, outlier)
+                if route_timeout:
+                    raise failure from None  # the route's own timeout ends the request: never retried
+                retry = policy.retries_timeout() if missing.kind == "timeout" else policy.retries_connect_failure()
+                if not retry:
+                    raise failure from None
+                continue
+            finally:
+                if limits is not None:
+                    self.connection_pools.release(cluster)
+            if outlier is not None:
+                self.outliers.record(cluster, target.endpoint.workload, names, outcome[0], outlier)
+            if not policy.retries_answer(outcome[0]):
+                return (*outcome, target, "-")
+        # Every attempt used: Envoy answers with the last outcome and adds URX (retry limit exceeded).
+        if failure is not None:
+            failure.flags = join_flags([failure.flags, "URX"] if policy.attempts else [failure.flags])
+            raise failure
+        assert outcome is not None
+        return (*outcome, target, "URX" if policy.attempts else "-")
 
     def mirror(self, target: Target, method: str, path: str, headers: dict[str, str], body: bytes,
                record: Callable[[Target, int, float], None]) -> None:
         def run() -> None:
             started = time.perf_counter()
             try:
-                status, _, _, _ = self.send(target, method, path, headers, body, 10.0, self.snapshot,
-                                            subset_retry=False)
+                status, _, _, _, _ = self.send(target, method, path, headers, body, 10.0, self.snapshot,
+                                               use_policy=False)
             except UpstreamError as exc:
                 status = exc.status
             record(target, status, (time.perf_counter() - started) * 1000)
@@ -282,15 +389,18 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 self._record("destination", source_info, target_.service, target_, status, "-", begun)
             router.mirror(mirror_target, self.command, path, shadow, body, record_mirror)
         upstream_started = time.perf_counter()
+
+        def record_attempt(target_: Target, status_: int, flags_: str) -> None:
+            self._record("destination", source_info, target_.service, target_, status_, flags_, started)
         try:
-            status, upstream_response_headers, payload, target = router.send(
-                target, self.command, path, upstream_headers, body,
-                decision.timeout_seconds or DEFAULT_UPSTREAM_TIMEOUT, snapshot)
+            status, upstream_response_headers, payload, target, flags = router.send(
+                target, self.command, path, upstream_headers, body, decision.timeout_seconds, snapshot,
+                retries=decision.retries, client=(source_namespace, source), on_attempt=record_attempt)
         except UpstreamError as exc:
             # Only the caller's proxy reports these: the destination's never answered (or never saw them).
             if known_source:
-                self._record("source", source_info, target.service, exc.target, exc.status, exc.flags, started,
-                             answered=False)
+                self._record("source", source_info, target.service, exc.target, exc.status,
+                             join_flags([exc.flags, decision.flags]), started, answered=False)
             self._respond(exc.status, [("content-type", "text/plain")], exc.body.encode())
             return
         service_ms = int((time.perf_counter() - upstream_started) * 1000)
@@ -300,9 +410,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
             as_dict = {k.lower(): v for k, v in out}
             _apply_header_ops(as_dict, decision.response_headers)
             out = list(as_dict.items())
-        self._record("destination", source_info, target.service, target, status, "-", started)
         if known_source:
-            self._record("source", source_info, target.service, target, status, "-", started)
+            self._record("source", source_info, target.service, target, status, join_flags([flags, decision.flags]),
+                         started)
         self._respond(status, out, payload)
 
     def _record(self, reporter: str, source_info: Mapping[str, str], service: ServiceEntry | None,

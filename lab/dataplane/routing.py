@@ -42,6 +42,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.dataplane.resilience import merged_traffic_policy
+
 DOMAIN_SUFFIX = "cluster.local"  # constants.DefaultClusterLocalDomain
 CLUSTER_DOMAIN = f"svc.{DOMAIN_SUFFIX}"
 MESH_GATEWAY = "mesh"
@@ -127,6 +129,7 @@ class Decision:
     redirect: str | None = None
     route_name: str | None = None
     virtual_service: str | None = None
+    retries: Mapping[str, Any] | None = None  # the route's HTTPRetry; None: Istio's default policy
 
 
 # --------------------------------------------------------------------------- helpers
@@ -620,7 +623,9 @@ class Snapshot(_GatewayApiMixin):
                  endpoints: Sequence[Endpoint] = (),
                  workload_labels: Mapping[tuple[str, str], Mapping[str, str]] | None = None,
                  http_routes: Sequence[Mapping[str, Any]] = (),
-                 kubernetes_gateways: Sequence[Mapping[str, Any]] = ()):
+                 kubernetes_gateways: Sequence[Mapping[str, Any]] = (),
+                 envoy_filters: Sequence[Mapping[str, Any]] = ()):
+        self.envoy_filters = sorted(envoy_filters, key=_creation_key)
         self.http_routes = sorted(http_routes, key=_creation_key)
         self.kubernetes_gateways = {(g["metadata"].get("namespace", "default"), g["metadata"]["name"]): g
                                     for g in kubernetes_gateways}
@@ -691,6 +696,11 @@ class Snapshot(_GatewayApiMixin):
             if found:
                 return _merged(found)
         return None
+
+    def traffic_policy(self, target: Target) -> dict[str, Any]:
+        """The trafficPolicy the client's proxy applies to ``target``'s cluster (subset's fields win)."""
+        rule = self.destination_rule_for(target.service.fqdn, target.client_namespace, target.service.namespace)
+        return merged_traffic_policy(rule, target.subset)
 
     def mesh_virtual_service(self, fqdn: str) -> Mapping[str, Any] | None:
         """The VirtualService for mesh traffic to ``fqdn``: most specific host, then the oldest."""
@@ -866,6 +876,7 @@ class Snapshot(_GatewayApiMixin):
         decision.request_headers = dict(headers.get("request") or {})
         decision.response_headers = dict(headers.get("response") or {})
         decision.timeout_seconds = parse_duration(route.get("timeout"))
+        decision.retries = route.get("retries")
         rewrite = route.get("rewrite") or {}
         parts = urllib.parse.urlsplit(request.path)
         if rewrite.get("uri") is not None:
@@ -881,6 +892,7 @@ class Snapshot(_GatewayApiMixin):
             # Istio: with no percentage given, no request is delayed.
             if _chance(percentage_of(delay, absent=0.0), rng):
                 decision.delay_seconds = parse_duration(delay.get("fixedDelay")) or 0.0
+                decision.flags = "DI"  # Envoy: delay injected
         destinations = route.get("route") or []
         chosen = self._pick_weighted(destinations, rng)
         destination = (chosen or {}).get("destination") or {}
@@ -893,7 +905,7 @@ class Snapshot(_GatewayApiMixin):
             if _chance(percentage_of(abort, absent=0.0), rng):
                 decision.status = int(abort.get("httpStatus", 503))
                 decision.body = "fault filter abort"
-                decision.flags = "FI"
+                decision.flags = "DI,FI" if decision.flags == "DI" else "FI"
                 return decision
         if chosen is None:
             decision.status = 503
@@ -938,9 +950,9 @@ class Snapshot(_GatewayApiMixin):
         decision.flags = found
         return decision
 
-    def resolve(self, service: ServiceEntry, subset: str | None, rng: random.Random,
-                client_namespace: str = "default") -> Target | str:
-        """Picks an endpoint of ``service`` (in ``subset``), or returns the failure flag."""
+    def cluster_endpoints(self, service: ServiceEntry, subset: str | None,
+                          client_namespace: str = "default") -> list[Endpoint] | str:
+        """The endpoints of Envoy's cluster for ``service`` (and ``subset``), or "NC" when there is none."""
         endpoints = self.service_endpoints(service)
         if subset:
             rule = self.destination_rule_for(service.fqdn, client_namespace, service.namespace)
@@ -949,6 +961,18 @@ class Snapshot(_GatewayApiMixin):
                 return "NC"  # Envoy: no cluster for this subset
             selector = subsets[subset].get("labels") or {}
             endpoints = [e for e in endpoints if labels_match(selector, e.labels)]
+        return endpoints
+
+    def resolve(self, service: ServiceEntry, subset: str | None, rng: random.Random,
+                client_namespace: str = "default", exclude: frozenset[str] | set[str] = frozenset()) -> Target | str:
+        """Picks an endpoint of ``service`` (in ``subset``), or returns the failure flag.
+
+        ``exclude``: workloads not to pick (ejected by outlier detection, or tried before by a retry).
+        """
+        endpoints = self.cluster_endpoints(service, subset, client_namespace)
+        if isinstance(endpoints, str):
+            return endpoints
+        endpoints = [e for e in endpoints if e.workload not in exclude]
         if not endpoints:
             return "UH"
         # A Service balances over pods, so a Deployment with more replicas takes a larger share.

@@ -27,6 +27,8 @@ WATCHED = {
     "VirtualService": f"{ISTIO_NETWORKING}/virtualservices",
     "DestinationRule": f"{ISTIO_NETWORKING}/destinationrules",
     "Gateway": f"{ISTIO_NETWORKING}/gateways",
+    # EnvoyFilters are served at v1alpha3 only; the router reads their local rate limits (resilience.py).
+    "EnvoyFilter": "/apis/networking.istio.io/v1alpha3/envoyfilters",
     **GATEWAY_API_WATCHED,  # HTTPRoutes and Kubernetes Gateways (routing.py follows both)
 }
 INFO_FILE = "dataplane.json"
@@ -93,6 +95,7 @@ class DataPlane:
                 services=services,
                 endpoints=self.runner.endpoints() if self.runner else [],
                 workload_labels=workload_labels,
+                envoy_filters=self.informers["EnvoyFilter"].items(),
                 **gateway_api_inputs(self.informers),
             )
             self.router.install(snapshot)

@@ -76,7 +76,13 @@ def is_patch_conflict(error: ApiError) -> bool:
 
 
 class Target:
-    """One VirtualService to move, and what was read and planned for it."""
+    """One VirtualService to move, and what was read and planned for it.
+
+    What :func:`write`, :func:`settle_unknown` and :func:`rollback` need of a target - ``kind``,
+    :meth:`send_patch`, :meth:`read_current`, :meth:`put_back` - an HTTPRoute's target has too
+    (``_httproute.RouteTarget``), so one lockstep move can hold both kinds."""
+
+    kind = "VirtualService"
 
     def __init__(self, name: str, namespace: str, host: str | None = None, route_name: str | None = None,
                  destination_rule: str | None = None, weights: dict[str, int] | None = None,
@@ -112,6 +118,17 @@ class Target:
     @property
     def label(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def send_patch(self, ctx: Context, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        ctx.at("patch", "virtualservices", self.name, self.namespace)
+        return ctx.istio.json_patch("VirtualService", self.namespace, self.name, ops, dry_run=ctx.check_mode)
+
+    def read_current(self, ctx: Context) -> dict[str, Any] | None:
+        ctx.at("get", "virtualservices", self.name, self.namespace)
+        return ctx.istio.get("VirtualService", self.namespace, self.name)
+
+    def put_back(self, ctx: Context) -> None:
+        _put_back_route(ctx, self)
 
     def report(self) -> dict[str, Any]:
         return {"name": self.name, "namespace": self.namespace, "service_host": self.host,
@@ -373,16 +390,23 @@ def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor
             raise ModuleFailure(_no_subset_message(target, f"to subset(s) {', '.join(missing)}"))
     patch = build_route_patch(vs, target.route_index, new_route)
     if patch and record:
-        state = read_canary_state(vs)
-        base_name, canary_name = choose_roles(state, target.before, target.after, base, canary)
-        annotations = {
-            STATE_ANNOTATION: encode_canary_state(base_name, canary_name, target.after.get(canary_name, 0),
-                                                  route.get("name")),
-            HISTORY_ANNOTATION: append_history(vs, target.before, target.after, actor, datetime.now(UTC),
-                                               limit=history_limit),
-        }
-        patch = patch + build_annotation_ops(vs, annotations)
+        patch = patch + record_step_ops(vs, target.before, target.after, route.get("name"), actor, history_limit,
+                                        base, canary)
     target.patch = patch
+
+
+def record_step_ops(obj: dict[str, Any], before: dict[str, Any], after: dict[str, Any], route_name: str | None,
+                    actor: str, history_limit: int, base: str | None, canary: str | None,
+                    canary_weight: Callable[[str], int] | None = None) -> list[dict[str, Any]]:
+    """The ops that record a step in the state and history annotations of the object moved. The state's
+    weight is the canary's share after the step, or ``canary_weight(canary)`` when the caller knows better."""
+    base_name, canary_name = choose_roles(read_canary_state(obj), before, after, base, canary)
+    weight = canary_weight(canary_name) if canary_weight else after.get(canary_name, 0)
+    annotations = {
+        STATE_ANNOTATION: encode_canary_state(base_name, canary_name, weight, route_name),
+        HISTORY_ANNOTATION: append_history(obj, before, after, actor, datetime.now(UTC), limit=history_limit),
+    }
+    return build_annotation_ops(obj, annotations)
 
 
 def _default_route_host(vs: dict[str, Any], hosts: Hosts) -> str:
@@ -449,28 +473,26 @@ def holds_patch(obj: dict[str, Any] | None, ops: list[dict[str, Any]]) -> bool:
     return any(op["op"] in ("add", "replace", "remove") for op in ops)
 
 
-def _json_patch_once(ctx: Context, target: Target, ops: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Sends the guarded PATCH once. When its answer is lost, re-reads the VirtualService instead
+def json_patch_once(ctx: Context, target: Any, ops: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Sends the guarded PATCH once. When its answer is lost, re-reads the object instead
     of sending it again: the object if the write is there, None if it is not (then the caller may
     plan and send anew; the ``test`` ops keep a late duplicate from applying twice)."""
     try:
-        return ctx.istio.json_patch("VirtualService", target.namespace, target.name, ops, dry_run=ctx.check_mode)
+        return target.send_patch(ctx, ops)
     except RequestOutcomeUnknown:
         if ctx.check_mode:
             return None  # a server-side dry run stores nothing; there is nothing to recognise
-        ctx.at("get", "virtualservices", target.name, target.namespace)
-        current = ctx.istio.get("VirtualService", target.namespace, target.name)
+        current = target.read_current(ctx)
         return current if holds_patch(current, ops) else None
 
 
-def write(ctx: Context, target: Target, replan: Callable[[], None], retries: int) -> None:
+def write(ctx: Context, target: Any, replan: Callable[[], None], retries: int) -> None:
     """The guarded PATCH; on a conflict, re-read, re-plan and try again up to ``retries`` times."""
     for attempt in range(retries + 1):
         if not target.patch:
             return
-        ctx.at("patch", "virtualservices", target.name, target.namespace)
         try:
-            written = _json_patch_once(ctx, target, target.patch)
+            written = json_patch_once(ctx, target, target.patch)
             if written is not None:
                 target.written = _forget_managed_fields(written)
                 return
@@ -479,39 +501,44 @@ def write(ctx: Context, target: Target, replan: Callable[[], None], retries: int
                 raise
         if attempt == retries:
             raise ModuleFailure(
-                f"VirtualService {target.label} kept changing while we tried to move traffic "
+                f"{target.kind} {target.label} kept changing while we tried to move traffic "
                 f"({retries + 1} attempts, each refused because someone else wrote first); nothing of theirs "
                 "was overwritten. Re-run the task") from None
         time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         replan()
 
 
-def settle_unknown(ctx: Context, target: Target) -> None:
+def settle_unknown(ctx: Context, target: Any) -> None:
     """After a write whose outcome is unknown (the answer was lost and the re-read failed too), reads
-    the VirtualService once more: when it holds our patch, the write happened and is ours to put back."""
+    the object once more: when it holds our patch, the write happened and is ours to put back."""
     if target.written is not None or not target.patch or ctx.check_mode:
         return
-    ctx.at("get", "virtualservices", target.name, target.namespace)
-    current = ctx.istio.get("VirtualService", target.namespace, target.name)
+    current = target.read_current(ctx)
     if holds_patch(current, target.patch):
         target.written = current
 
 
-def rollback(ctx: Context, target: Target) -> None:
-    """Puts the weights and the recorded state of a moved VirtualService back as they were."""
+def rollback(ctx: Context, target: Any) -> None:
+    """Puts a moved object's weights and recorded state back as they were (see :meth:`Target.put_back`)."""
     if target.vs is None or target.written is None:
         return
+    target.put_back(ctx)
+    target.rolled_back = True
+
+
+def put_back_failed(target: Any) -> ModuleFailure:
+    return ModuleFailure(f"{target.kind} {target.label}: the answer to putting it back was lost and a re-read "
+                         "shows the old weights are not back; check it now")
+
+
+def _put_back_route(ctx: Context, target: Target) -> None:
     original_route = target.vs["spec"]["http"][target.route_index]
     now = target.written
     ops = build_route_patch(now, target.route_index, original_route, restoring=True)
     old_annotations = (target.vs.get("metadata") or {}).get("annotations") or {}
     ops += build_annotation_ops(now, {key: old_annotations.get(key) for key in (STATE_ANNOTATION, HISTORY_ANNOTATION)})
-    if ops:
-        ctx.at("patch", "virtualservices", target.name, target.namespace)
-        if _json_patch_once(ctx, target, ops) is None and not ctx.check_mode:
-            raise ModuleFailure(f"VirtualService {target.label}: the answer to putting it back was lost and a "
-                                "re-read shows the old weights are not back; check it now")
-    target.rolled_back = True
+    if ops and json_patch_once(ctx, target, ops) is None and not ctx.check_mode:
+        raise put_back_failed(target)
 
 
 def plan_header(ctx: Context, target: Target, route: str, match: list[dict[str, Any]] | None, subset: str | None,

@@ -1,0 +1,271 @@
+# -*- coding: utf-8 -*-
+# Copyright: canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Moving traffic on a Gateway API HTTPRoute: read the route, check the backend Services it will send
+more traffic to, write one guarded JSON Patch, record the step, put it back when a lockstep move fails.
+
+The pure part (which rule, new backendRefs, the patch) is ``_logic.httproutes``; this is the I/O around
+it, over the same :class:`Context` (connection, check mode, read cache) as VirtualServices.
+
+Requests for one change: GET of the HTTPRoute; for each backend Service whose share of the rule rises
+(on a canary step, the canary; on a rollback, the base): GET of the Service and GET of its Endpoints;
+one PATCH - four requests for a step, one GET when the route already holds the weights asked.
+
+Make-before-break: a backend Service that would receive more traffic must exist, expose the port the
+backendRef names, and - unless the task says otherwise - have ready endpoints. The Endpoints object
+(core/v1) is read because every Kubernetes version serves it and the endpoints controller keeps it
+beside the EndpointSlices: ``subsets[].addresses`` are the ready ones, ``notReadyAddresses`` are not.
+A Service losing traffic is never checked: taking traffic away from a broken canary must always work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
+from ansible_collections.canary.istio.plugins.module_utils._context import Context, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes import (
+    build_rule_patch,
+    find_rule,
+    plan_rule_backends,
+    rule_label,
+    rule_shares,
+)
+from ansible_collections.canary.istio.plugins.module_utils._logic.patches import build_annotation_ops
+from ansible_collections.canary.istio.plugins.module_utils._logic.state import HISTORY_ANNOTATION, STATE_ANNOTATION
+from ansible_collections.canary.istio.plugins.module_utils._traffic import (
+    _forget_managed_fields,
+    json_patch_once,
+    put_back_failed,
+    record_step_ops,
+)
+
+GROUP = "gateway.networking.k8s.io"
+# HTTPRoute is GA at v1 (Gateway API 1.0); v1beta1 is still served by the standard channel's CRDs.
+VERSIONS = ("v1", "v1beta1")
+RESOURCE = "httproutes"
+FIELD_MANAGER = "canary.istio"
+KIND = "HTTPRoute"
+
+
+class GatewayApi:
+    """HTTPRoutes at the best version the cluster serves: v1 first, v1beta1 only after the server says
+    it does not serve v1 (no request is spent on discovery in the common case). One per task, shared by
+    the workers (each passes its own client)."""
+
+    def __init__(self) -> None:
+        self.version = VERSIONS[0]
+
+    @property
+    def api_version(self) -> str:
+        return f"{GROUP}/{self.version}"
+
+    def path(self, namespace: str, name: str, version: str | None = None) -> str:
+        return f"/apis/{GROUP}/{version or self.version}/namespaces/{namespace}/{RESOURCE}/{name}"
+
+    def call(self, client: Any, method: str, namespace: str, name: str, **kwargs: Any) -> Any:
+        for version in VERSIONS[VERSIONS.index(self.version):]:
+            try:
+                answer = client.request(method, self.path(namespace, name, version), **kwargs)
+            except ApiError as exc:
+                # A 404 that names no object: this version does not serve HTTPRoutes.
+                if exc.status == 404 and not exc.object_missing and "namespaces" not in exc.message:
+                    continue
+                raise
+            self.version = version
+            return answer
+        raise ModuleFailure(f"the cluster does not serve {RESOURCE}.{GROUP} at {', '.join(VERSIONS)}: Gateway API's "
+                            "CRDs are missing. Install them (standard channel) first")
+
+    def get(self, client: Any, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.call(client, "GET", namespace, name)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def json_patch(self, client: Any, namespace: str, name: str, ops: list[dict[str, Any]], dry_run: bool) -> Any:
+        query = {"fieldManager": FIELD_MANAGER, "dryRun": "All" if dry_run else None}
+        return self.call(client, "PATCH", namespace, name, body=ops, query=query,
+                         content_type="application/json-patch+json")
+
+
+def gateway_api(ctx: Context) -> GatewayApi:
+    """The task's Gateway API access (the version found is shared by every worker of the task)."""
+    return ctx.cache.get(("GatewayApi",), GatewayApi)
+
+
+def read_core(ctx: Context, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """A core/v1 object (a Service, its Endpoints), or None when there is none."""
+    ctx.at("get", resource, name, namespace, "")
+    try:
+        found = ctx.client.get(f"/api/v1/namespaces/{namespace}/{resource}/{name}")
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _forget_managed_fields(found)
+
+
+def ready_addresses(endpoints: dict[str, Any] | None) -> int:
+    """How many ready addresses an Endpoints object lists (``subsets[].addresses``)."""
+    if not isinstance(endpoints, dict):
+        return 0
+    return sum(len(subset.get("addresses") or []) for subset in endpoints.get("subsets") or []
+               if isinstance(subset, dict))
+
+
+class RouteTarget:
+    """One HTTPRoute to move, and what was read and planned for it (the shape ``_lockstep`` moves)."""
+
+    kind = KIND
+
+    def __init__(self, name: str, namespace: str, route_name: str | None = None,
+                 weights: dict[str, int] | None = None, require_ready_endpoints: bool = True):
+        self.name = name
+        self.namespace = namespace
+        self.route_name = route_name
+        self.weights = weights or {}
+        self.require_ready_endpoints = require_ready_endpoints
+        self.route: dict[str, Any] | None = None
+        self.rule_index = -1
+        self.before: dict[str, int | float] = {}
+        self.after: dict[str, int | float] = {}
+        self.new_refs: list[dict[str, Any]] = []
+        self.patch: list[dict[str, Any]] = []
+        self.written: dict[str, Any] | None = None
+        self.maybe_written = False
+        self.rolled_back = False
+        self.error: str | None = None
+        self.notes: list[str] = []
+        # What the backend Services that gain traffic showed: name -> ready addresses.
+        self.checked: dict[str, int] = {}
+        self.api_version = f"{GROUP}/{VERSIONS[0]}"
+        # Asked by the lockstep code of VirtualServices; an HTTPRoute has no DestinationRule or listing.
+        self.destination_rule = None
+        self.listed = None
+        self.host = None
+
+    @property
+    def vs(self) -> dict[str, Any] | None:
+        """The object read (``_lockstep`` asks whether the first target was planned)."""
+        return self.route
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def send_patch(self, ctx: Context, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        ctx.at("patch", RESOURCE, self.name, self.namespace, GROUP)
+        return gateway_api(ctx).json_patch(ctx.client, self.namespace, self.name, ops, dry_run=ctx.check_mode)
+
+    def read_current(self, ctx: Context) -> dict[str, Any] | None:
+        ctx.at("get", RESOURCE, self.name, self.namespace, GROUP)
+        return gateway_api(ctx).get(ctx.client, self.namespace, self.name)
+
+    def put_back(self, ctx: Context) -> None:
+        put_back(ctx, self)
+
+    def route_label(self) -> str | None:
+        if self.route is None or self.rule_index < 0:
+            return self.route_name
+        return rule_label(self.rule_index, self.route["spec"]["rules"][self.rule_index])
+
+    def report(self) -> dict[str, Any]:
+        return {"kind": KIND, "name": self.name, "namespace": self.namespace, "route": self.route_label(),
+                "before": self.before, "after": self.after, "changed": bool(self.patch),
+                "moved": self.written is not None and not self.rolled_back, "rolled_back": self.rolled_back,
+                "error": self.error, "notes": self.notes, "backend_services": dict(self.checked)}
+
+
+def read_route(ctx: Context, target: RouteTarget) -> dict[str, Any]:
+    route = target.read_current(ctx)
+    target.api_version = gateway_api(ctx).api_version
+    if route is None:
+        raise ModuleFailure(f"HTTPRoute {target.label} not found; create it first (for example Istio's "
+                            "samples/bookinfo/gateway-api/route-reviews-v1.yaml) or check name and namespace")
+    return _forget_managed_fields(route)
+
+
+def _rising(target: RouteTarget) -> list[str]:
+    """Backend Services of the route's namespace whose share of the rule rises (new ones included)."""
+    local = [ref["name"] for ref in target.new_refs
+             if (ref.get("group") or "") == "" and (ref.get("kind") or "Service") == "Service"
+             and (ref.get("namespace") or target.namespace) == target.namespace]
+    return [name for name in dict.fromkeys(local) if target.after.get(name, 0) > target.before.get(name, 0)]
+
+
+def check_backends(ctx: Context, target: RouteTarget) -> None:
+    """Refuses, before any write, to send more traffic to a Service that does not exist, lacks the port
+    the backendRef names, or (unless allowed) has no ready endpoints."""
+    where = f"HTTPRoute {target.label} {target.route_label()}"
+    for name in _rising(target):
+        service = read_core(ctx, "services", target.namespace, name)
+        if service is None:
+            raise ModuleFailure(
+                f"refusing to route {where} to backend Service {name!r}: no Service {name!r} exists in namespace "
+                f"{target.namespace!r}, so its share ({target.after.get(name)}%) would fail. Create it first - "
+                "a per-version Service selects one version's pods (Istio's bookinfo-versions.yaml) - then move "
+                "traffic. Nothing was changed")
+        ports = [port.get("port") for port in (service.get("spec") or {}).get("ports") or []]
+        for ref in target.new_refs:
+            if ref.get("name") == name and ref.get("port") is not None and ref["port"] not in ports:
+                raise ModuleFailure(
+                    f"refusing to route {where} to backend Service {name!r} port {ref['port']}: the Service "
+                    f"exposes port(s) {ports}, and Gateway API sends nothing to a port a Service lacks. Nothing "
+                    "was changed")
+        endpoints = read_core(ctx, "endpoints", target.namespace, name)
+        target.checked[name] = ready_addresses(endpoints)
+        if target.checked[name] == 0:
+            seen = ("no Endpoints object" if endpoints is None
+                    else f"Endpoints with {_not_ready(endpoints)} address(es), none ready")
+            message = (f"backend Service {target.namespace}/{name} has no ready endpoints ({seen}): its share "
+                       f"({target.after.get(name)}%) of {where} would fail until its pods are ready")
+            if target.require_ready_endpoints:
+                raise ModuleFailure(f"refusing to route to it: {message}. Wait for the version's pods to be "
+                                    "ready, or set require_ready_endpoints to false to move traffic anyway. Nothing "
+                                    "was changed")
+            target.notes.append(message)
+
+
+def _not_ready(endpoints: dict[str, Any]) -> int:
+    return sum(len(subset.get("notReadyAddresses") or []) for subset in endpoints.get("subsets") or []
+               if isinstance(subset, dict))
+
+
+def plan(ctx: Context, target: RouteTarget, remove_unnamed: bool = False, record: bool = True,
+         actor: str = "unknown", history_limit: int = 20, base: str | None = None,
+         canary: str | None = None) -> None:
+    """Reads the HTTPRoute (and the Services it will send more to) and builds the guarded patch; no write."""
+    route = target.route = read_route(ctx, target)
+    namespace = (route.get("metadata") or {}).get("namespace") or target.namespace
+    target.rule_index = find_rule(route, target.route_name)
+    rule = route["spec"]["rules"][target.rule_index]
+    where = rule_label(target.rule_index, rule)
+    target.before = rule_shares(rule, namespace, where)
+    target.new_refs, target.notes = plan_rule_backends(route, target.rule_index, target.weights,
+                                                       remove_unnamed=remove_unnamed)
+    target.after = rule_shares({"backendRefs": target.new_refs}, namespace, where)
+    patch = build_rule_patch(route, target.rule_index, target.new_refs)
+    if patch:
+        check_backends(ctx, target)
+    if patch and record:
+        # The state's weight is the canary's share of the Services moved (what was asked), which is its share
+        # of the rule unless the rule also sends to other backends.
+        patch = patch + record_step_ops(route, target.before, target.after, rule.get("name"), actor, history_limit,
+                                        base, canary, canary_weight=lambda name: target.weights.get(name, 0))
+    target.patch = patch
+
+
+def put_back(ctx: Context, target: RouteTarget) -> None:
+    """Puts the rule's backendRefs and the recorded state back as they were read."""
+    assert target.route is not None and target.written is not None
+    original = target.route["spec"]["rules"][target.rule_index]
+    now = target.written
+    ops = build_rule_patch(now, target.rule_index, original.get("backendRefs") or [])
+    old = (target.route.get("metadata") or {}).get("annotations") or {}
+    ops += build_annotation_ops(now, {key: old.get(key) for key in (STATE_ANNOTATION, HISTORY_ANNOTATION)})
+    if ops and json_patch_once(ctx, target, ops) is None and not ctx.check_mode:
+        raise put_back_failed(target)

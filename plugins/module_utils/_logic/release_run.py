@@ -1,0 +1,446 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""One run of the ``canary_release`` role as one state, advanced by events.
+
+Pure functions; no Kubernetes, no Ansible. The role keeps a single fact, the run's state, and after
+everything it does it hands the state and what happened to :func:`advance`, which answers with the
+new state: the validated inputs, what ``canary_info`` read, the plan of the run (``release.plan_run``),
+the driver's plan and its next action (``driver``), the moves and analyses of the run, the decision
+and the texts the role prints. The role decides nothing itself: it acts on ``state["next"]``,
+``state["plan"]`` and ``state["refusal"]``.
+
+=============  ==================================================================================
+event          payload, and what the state gains
+=============  ==================================================================================
+start          the role's inputs (a mapping); the state starts with the validated inputs - before
+               any request, so bad input changes nothing
+read           ``canary_info``'s result; the first read plans the run (``phase``, ``plan``,
+               ``pending_steps``, ``refusal``), every read refreshes the subsets and Deployments
+rules          the DestinationRules of ``canary_release_destination_rule_manifests``; which rule holds
+               the subsets, and whether the canary's subset must be added
+plan           the ratio gate's answer (or none); the driver's plan and its first ``next``
+moved          ``traffic_split``'s result of a move; the split, the move, the next action
+analysed       ``canary_analysis``'s result; the analysis record, the next action
+settle         none; the driver's final action, ``decision`` and ``verdict``
+answered       the decision gate's answer; the final action a person chose
+swapped        ``traffic_split``'s result of a promotion or a rollback (all traffic to one version)
+reported       ``{"path", "configmap"}``: where the report was written and kept (empty when not)
+failed         ``{"task", "msg"}`` of a failed run; ``put_back``: whether to send all traffic back to the
+               base, ``failure``: the message to end with
+=============  ==================================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible_collections.canary.istio.plugins.module_utils._logic import driver, release
+from ansible_collections.canary.istio.plugins.module_utils._logic.artifacts import approved_mismatch, release_artifacts
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+
+# How refusals name the inputs: by the role's variables.
+ROLE_NAMES = release.InputNames(ratio="canary_release_ratio", steps="canary_release_steps",
+                                decision="canary_release_decision", base="canary_release_base_version",
+                                canary="canary_release_canary_version", analysis="canary_release_analysis")
+EVENTS = ("start", "read", "rules", "plan", "moved", "analysed", "settle", "answered", "swapped", "reported",
+          "failed")
+# The two gates: the variable each answers, the rule of an answer and what to pass instead.
+GATES = {
+    "ratio": {"variable": "canary_release_ratio", "rule": "a whole number from 0 to 100", "hint": "<0..100>",
+              "question": "Share of traffic for the canary {canary}, in percent"},
+    "decision": {"variable": "canary_release_decision", "rule": "promote, rollback or hold",
+                 "hint": "<promote|rollback|hold>",
+                 "question": "Promote the canary {canary}, roll back to {base}, or hold the split?"},
+}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _whole(value: Any, name: str, low: int, high: int | None, problem: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise CanaryInputError(problem) from None
+    if isinstance(value, bool) or number < low or (high is not None and number > high):
+        raise CanaryInputError(problem)
+    return number
+
+
+def _actor(inputs: Mapping[str, Any]) -> tuple[str, str]:
+    """Who is recorded in the history, and who holds the lock (the inventory host names the cluster)."""
+    user, job = _text(inputs.get("awx_user")), _text(inputs.get("awx_job"))
+    actor = _text(inputs.get("actor"))
+    if not actor and user:
+        actor = f"awx:{user}" + (f" (job {job})" if job else "")
+    elif not actor and job:
+        actor = f"awx:job {job}"
+    holder = _text(inputs.get("lock_holder"))
+    if not holder:
+        holder = (f"awx:{user}" if user else f"user:{_text(inputs.get('user')) or 'unknown'}") + \
+            f"@{_text(inputs.get('host')) or 'localhost'}"
+    return actor, holder
+
+
+def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's first state: every input checked once, before anything is read or written."""
+    goal = _text(inputs.get("goal")) or "release"
+    if goal not in release.GOALS:
+        raise CanaryInputError(f"goal {goal!r} is not one of {', '.join(release.GOALS)}")
+    attempts = inputs.get("prompt_attempts", 3)
+    attempts = _whole(attempts, "prompt_attempts", 1, 10,
+                      f"canary_release_prompt_attempts must be an integer from 1 to 10, got {attempts}")
+    manifests = list(inputs.get("manifests") or [])
+    if goal == "release":
+        wait_timeout, step_interval = inputs.get("wait_timeout", 300), inputs.get("step_interval", 0)
+        problem = (f"canary_release_manifests must list the canary's manifests (got {manifests}); "
+                   f"canary_release_wait_timeout must be at least 1 (got {wait_timeout}) and "
+                   f"canary_release_step_interval at least 0 (got {step_interval})")
+        if not manifests:
+            raise CanaryInputError(problem)
+        _whole(wait_timeout, "wait_timeout", 1, None, problem)
+        _whole(step_interval, "step_interval", 0, None, problem)
+    checked = release.validate_inputs(inputs.get("base"), inputs.get("canary"), inputs.get("ratio"),
+                                      inputs.get("steps") or None, inputs.get("decision") or None, ROLE_NAMES,
+                                      inputs.get("analysis") or None)
+    setting = _text(inputs.get("interactive")) or "auto"
+    actor, holder = _actor(inputs)
+    return {
+        "goal": goal, "service": _text(inputs.get("service")), "namespace": _text(inputs.get("namespace")),
+        "virtual_service": _text(inputs.get("virtual_service")) or _text(inputs.get("service")),
+        "base": checked.base, "canary": checked.canary, "ratio": checked.ratio, "steps": list(checked.steps),
+        "decision_input": checked.decision, "analysis": checked.analysis,
+        "reason": _text(inputs.get("reason")), "actor": actor, "lock_holder": holder,
+        "interactive": setting == "always" or (setting == "auto" and bool(inputs.get("terminal"))),
+        "no_prompt_reason": ("canary_release_interactive is never" if setting == "never" else
+                             "no terminal to ask on (stdin is not an interactive terminal, or the run is under "
+                             "AWX or ansible-runner)"),
+        "prompt_attempts": attempts, "step_interval": int(inputs.get("step_interval") or 0),
+        "rollback_on_failure": bool(inputs.get("rollback_on_failure", True)),
+        "after_promote": _text(inputs.get("after_promote")) or "remove",
+        "rule_manifests": bool(inputs.get("destination_rule_manifests")),
+        "artifacts": inputs.get("artifacts"), "started_at": inputs.get("now"),
+        "gates": {gate: {**about, "question": about["question"].format(canary=checked.canary, base=checked.base)}
+                  for gate, about in GATES.items()},
+        "moved": [], "analyses": [], "next": {}, "drive": None, "plan": None, "promoted": False,
+        "traffic_moved": False, "stopped": False, "decision": None, "verdict": {}, "weights": {},
+        "weights_text": "", "destination_rule": "", "add_canary_subset": False, "winner": None, "loser": None,
+        "remove_loser": False, "said": "", "history_entry": None, "looks_text": "", "resume": "", "refusal": "",
+        "approver_saw": "", "analysis_said": "", "failure": "", "put_back": False,
+    }
+
+
+def _weights_text(weights: Mapping[str, Any]) -> str:
+    return release.weights_text(weights or {})
+
+
+def _seen(artifacts: Any) -> str:
+    """What the approver saw: the canary job's artifacts in one line ('' when there are none)."""
+    if not isinstance(artifacts, Mapping):
+        return ""
+    verdicts = ", ".join(str(item.get("verdict")) for item in artifacts.get("verdicts") or []
+                         if isinstance(item, Mapping))
+    report = artifacts.get("report") or {}
+    return (f"The canary job left {artifacts.get('service')} at {artifacts.get('share')}% on {artifacts.get('canary')} "
+            f"({artifacts.get('decision') or 'no decision'})" + (f"; verdicts: {verdicts}" if verdicts else "")
+            + (f"; report: {', '.join(str(v) for v in report.values())}" if isinstance(report, Mapping) and report
+               else ""))
+
+
+def _refusal(state: Mapping[str, Any], info: Mapping[str, Any], host: str) -> str:
+    """Why this run stops before it takes the lock ('' when it may go on), in the order a reader checks."""
+    plan, goal = state["plan"], state["goal"]
+    if plan["action"] == "refuse":
+        return str(plan["problem"])
+    if goal in ("promote", "rollback", "set_ratio"):
+        seen = (state.get("artifacts") or {}).get(host) if isinstance(state.get("artifacts"), Mapping) else None
+        mismatch = approved_mismatch(seen, state["service"], state["namespace"], state["canary"])
+        if mismatch:
+            return f"{mismatch} Nothing was changed."
+    if plan["action"] == "release" and not info.get("destination_rule") and not state["rule_manifests"]:
+        return (f"No DestinationRule for {state['service']} in namespace {state['namespace']}: deploy the base "
+                "release first (role canary.istio.base_release) or pass canary_release_destination_rule_manifests")
+    missing = [state["gates"][gate] for gate in plan["ask"]]
+    if missing and not state["interactive"]:
+        names = " and ".join(gate["variable"] for gate in missing)
+        passes = " ".join(f"-e {gate['variable']}={gate['hint']}" for gate in missing)
+        return (f"Cannot run the canary release of {state['namespace']}/{state['service']} unattended: there is "
+                f"{state['no_prompt_reason']}, and {names} {'is' if len(missing) == 1 else 'are'} not set. Pass "
+                f"{passes} (extra vars, an AWX survey or the calling playbook's vars). Nothing was changed.")
+    return ""
+
+
+def _subset_deployments(info: Mapping[str, Any], subset: str) -> list[str]:
+    return [name for item in info.get("subsets") or [] if item.get("name") == subset
+            for name in item.get("deployments") or []]
+
+
+def read(state: Mapping[str, Any], info: Mapping[str, Any], host: str = "") -> dict[str, Any]:
+    """What canary_info read; the first read also plans the run."""
+    new = dict(state)
+    subsets = list(info.get("subsets") or [])
+    new.update(info={key: info.get(key) for key in ("exists", "weights", "routes", "subsets", "state", "history",
+                                                   "destination_rule")},
+               subsets=[item.get("name") for item in subsets],
+               base_deployments=_subset_deployments(info, state["base"]),
+               canary_deployments=_subset_deployments(info, state["canary"]))
+    # Before the first deployment no rule is stored: the one the manifests bring is named by the role.
+    new["destination_rule"] = info.get("destination_rule") or state.get("destination_rule") or ""
+    if state.get("plan") is not None:
+        return new
+    observed = release.Observed(
+        exists=bool(info.get("exists")), weights=dict(info.get("weights") or {}), subsets=new["subsets"],
+        recorded=info.get("state") or {}, history=list(info.get("history") or []),
+        where=f"{state['namespace']}/{state['virtual_service']}", destination_rule=info.get("destination_rule") or "")
+    inputs = release.Inputs(state["base"], state["canary"], state["ratio"], tuple(state["steps"]),
+                            state["decision_input"], ROLE_NAMES, state["analysis"])
+    answer = release.answer(state["goal"], observed, inputs)
+    weights = dict(info.get("weights") or {})
+    new.update(phase=answer["phase"], plan=answer["next_run"], pending_steps=answer["pending_steps"],
+               weights=weights, weights_text=_weights_text(weights),
+               traffic_moved=int(weights.get(state["canary"]) or 0) > 0, approver_saw="")
+    new["refusal"] = _refusal(new, info, host)
+    if new["plan"]["action"] in ("promote", "rollback", "finish"):
+        _swap(new, new["plan"]["action"])
+    if state["goal"] in ("promote", "rollback") and isinstance(state.get("artifacts"), Mapping):
+        new["approver_saw"] = _seen(state["artifacts"].get(host))
+    last = (observed.history[-1] if observed.history else "none recorded")
+    new["status"] = {"service": state["service"], "namespace": state["namespace"], "phase": answer["phase"],
+                     "weights": weights, "routes": info.get("routes") or [], "subsets": subsets,
+                     "recorded": info.get("state") or {}, "history": list(observed.history)}
+    new["status_lines"] = [
+        f"{state['namespace']}/{state['virtual_service']}: {new['weights_text'] or 'no default route'}",
+        f"phase: {answer['phase']} (base {state['base']}, canary {state['canary']})",
+        "subsets: " + "; ".join(f"{item.get('name')} [{', '.join(item.get('deployments') or []) or 'no Deployment'}]"
+                                for item in subsets),
+        f"last step: {last}",
+    ]
+    new["resume"] = ""
+    if new["plan"]["action"] == "release" and answer["phase"] == "in_progress":
+        new["resume"] = (f"Resuming the canary of {state['canary']}: {_where(state)} sends {new['weights_text']}; "
+                         f"steps left: {', '.join(str(s) for s in answer['pending_steps']) or 'none'}")
+    return new
+
+
+def _swap(state: dict[str, Any], action: str) -> dict[str, Any]:
+    """Who wins a promotion (the canary) or a rollback (the base), and what of the loser goes."""
+    promote = action in ("promote", "finish")
+    pair = (state["canary"], state["base"]) if promote else (state["base"], state["canary"])
+    state["winner"], state["loser"] = pair
+    deployments = {state["base"]: state.get("base_deployments") or [],
+                   state["canary"]: state.get("canary_deployments") or []}
+    state["winner_deployments"], state["loser_deployments"] = deployments[pair[0]], deployments[pair[1]]
+    # After a promotion the base goes only with canary_release_after_promote: remove; a rollback removes the canary.
+    state["remove_loser"] = not promote or state["after_promote"] == "remove"
+    return state
+
+
+def rules(state: Mapping[str, Any], definitions: Any) -> dict[str, Any]:
+    """The DestinationRules the manifests bring: which holds the subsets, and whether the canary's is missing."""
+    new = dict(state)
+    found = [dict(item) for item in definitions or [] if isinstance(item, Mapping)]
+    new["rule_definitions"] = found
+    named = [((item.get("metadata") or {}).get("name"), (item.get("spec") or {})) for item in found]
+    if not new.get("destination_rule"):
+        ordered = [name for name, spec in named if spec.get("host") == state["service"]]
+        ordered += [name for name, _spec in named]
+        new["destination_rule"] = ordered[0] if ordered else ""
+    listed = [subset.get("name") for name, spec in named if name == new["destination_rule"]
+              for subset in spec.get("subsets") or [] if isinstance(subset, Mapping)]
+    new["add_canary_subset"] = state["canary"] not in (state.get("subsets") or []) and state["canary"] not in listed
+    return new
+
+
+def _where(state: Mapping[str, Any]) -> str:
+    return f"{state['namespace']}/{state['virtual_service']}"
+
+
+def _with_next(state: dict[str, Any], now: float, answer: str | None = None) -> dict[str, Any]:
+    state["next"] = driver.next_action(state["drive"], state["moved"], state["analyses"], float(now), answer)
+    return state
+
+
+def plan(state: Mapping[str, Any], ratio_answer: Any, now: float) -> dict[str, Any]:
+    """The driver's plan: the gate's share when it asked, else the pending steps."""
+    new = dict(state)
+    moves = [int(ratio_answer)] if "ratio" in state["plan"]["ask"] else list(state["pending_steps"])
+    info = state.get("info") or {}
+    decision = state["decision_input"] if state["goal"] == "release" else None
+    new["drive"] = driver.plan_release(moves, int((info.get("weights") or {}).get(state["canary"]) or 0),
+                                       state["analysis"] if state["goal"] == "release" else None, decision,
+                                       list(info.get("history") or []), state["canary"],
+                                       state["interactive"] and state["goal"] == "release", state["step_interval"])
+    drive = new["drive"]
+    new["looks_text"] = ""
+    if drive.get("policy"):
+        new["looks_text"] = (
+            f"Analysis: up to {drive['looks_per_step']} look(s) at each of "
+            f"{'%, '.join(str(s) for s in drive['shares'])}%; {drive['looks']} look(s) planned for the release"
+            + (f", {drive['looks_before']} recorded before this run" if drive["looks_before"] else "")
+            + ("; dry run: the analysis reports and never acts" if drive["policy"].get("dry_run") else ""))
+    return _with_next(new, now)
+
+
+def _split(state: dict[str, Any], result: Mapping[str, Any]) -> None:
+    state["weights"] = dict(result.get("after") or state.get("weights") or {})
+    state["weights_text"] = _weights_text(state["weights"])
+
+
+def moved(state: Mapping[str, Any], result: Mapping[str, Any], now: float) -> dict[str, Any]:
+    new = dict(state)
+    share = int(state["next"]["share"])
+    _split(new, result)
+    new["traffic_moved"] = bool(state["traffic_moved"]) or share > 0
+    new["moved"] = [*state["moved"], {"share": share, "at": float(now)}]
+    return _with_next(new, now)
+
+
+def analysed(state: Mapping[str, Any], result: Mapping[str, Any], now: float) -> dict[str, Any]:
+    new = dict(state)
+    asked = state["next"]
+    record = release.analysis_record(int(asked["share"]), result or {}, asked.get("look"), asked.get("looks"),
+                                     asked.get("since"), float(now))
+    new["analyses"] = [*state["analyses"], record]
+    dry = " (dry run)" if (state.get("analysis") or {}).get("dry_run") else ""
+    detail = record.get("msg") or record.get("summary")
+    new["said"] = (f"Look {asked.get('look')} of {asked.get('looks')} at {asked['share']}%: "
+                   f"{str(record['verdict']).upper()}{dry} - {detail}"
+                   + (f"; {record['numbers']}" if record.get("numbers") else ""))
+    return _with_next(new, now)
+
+
+def _final(state: dict[str, Any]) -> dict[str, Any]:
+    final = state["next"]
+    state["decision"] = final["action"]
+    state["verdict"] = {"decision": final["action"], "reason": final["reason"], "by": final["by"]}
+    state["stopped"] = final["action"] == "stop"
+    if final["action"] in ("promote", "rollback"):
+        _swap(state, final["action"])
+    where, text = _where(state), state["weights_text"]
+    state["said"] = {
+        "stop": (f"Stopped: {final['reason']}. {where} still sends {text}; nothing was promoted. Re-run when "
+                 "Prometheus answers, or use the promote / rollback entry points"),
+        "hold": (f"Holding: {where} sends {text}. A later run resumes from here, e.g. with "
+                 "-e canary_release_decision=promote (or rollback), or the promote / rollback / set_ratio entry "
+                 "points."),
+    }.get(final["action"], "")
+    state["analysis_said"] = (f"Analysis of {state['canary']}: {final['action']} - {final['reason']} "
+                              f"({final['decided_by']})" if state.get("analysis") and final["action"] != "ask"
+                              else "")
+    return state
+
+
+def settle(state: Mapping[str, Any], now: float) -> dict[str, Any]:
+    return _final(_with_next(dict(state), now))
+
+
+def answered(state: Mapping[str, Any], answer: Any, now: float) -> dict[str, Any]:
+    return _final(_with_next(dict(state), now, str(answer)))
+
+
+def swapped(state: Mapping[str, Any], result: Mapping[str, Any], winner: str) -> dict[str, Any]:
+    """All traffic went to ``winner``: the canary is promoted, or the base has it all back."""
+    new = dict(state)
+    _split(new, result)
+    where, text = _where(state), new["weights_text"]
+    if winner == state["canary"]:
+        new["promoted"] = True
+        kept = "" if state["after_promote"] == "remove" else \
+            f"; {state['base']} is kept (canary_release_after_promote: keep)"
+        new["said"] = f"{state['canary']} is promoted: {where} sends {text}{kept}"
+    else:
+        new["traffic_moved"] = False
+        verdict = state.get("verdict") or {}
+        by = f" - rolled back by the analysis: {verdict.get('reason')}" if verdict.get("by") == "analysis" else ""
+        new["said"] = f"Rolled back: {where} sends {text}; the canary {state['canary']} is removed{by}"
+    # The history entry of this promotion or rollback carries the reason a caller gave.
+    new["history_entry"] = ({"action": "promote" if winner == state["canary"] else "rollback",
+                             "reason": state["reason"]}
+                            if state.get("reason") and result.get("changed") else None)
+    return new
+
+
+def reported(state: Mapping[str, Any], report: Mapping[str, Any]) -> dict[str, Any]:
+    """Where the report was written (``path``, else ``error``) and whether it was ``kept`` in ``configmap``."""
+    path, name, namespace = str(report.get("path") or ""), str(report.get("configmap") or ""), state["namespace"]
+    kept = bool(report.get("kept") and name)
+    said = f"Release report: {path}" if path else f"No release report: {report.get('error') or '?'}"
+    if kept:
+        said += (f"; kept in ConfigMap {namespace}/{name} (kubectl get configmap -n {namespace} {name} "
+                 "-o jsonpath='{.data.report\\.html}' > report.html)")
+    return {**state, "report": {"path": path, "configmap": f"{namespace}/{name}" if kept else "", "said": said}}
+
+
+def put_back_on_failure(state: Mapping[str, Any]) -> bool:
+    """Whether a failed release sends all traffic back to the base (set_ratio leaves it where it failed)."""
+    return bool(state.get("goal") == "release" and state.get("rollback_on_failure") and state.get("traffic_moved")
+                and not state.get("promoted") and not state.get("stopped"))
+
+
+def failed(state: Mapping[str, Any], failure: Mapping[str, Any]) -> dict[str, Any]:
+    new = dict(state)
+    msg = str(failure.get("msg") or "").rstrip(".")
+    new["put_back"] = put_back_on_failure(state)
+    if new["put_back"]:
+        after = f"All traffic was put back on {state['base']} (canary_release_rollback_on_failure)."
+    elif state.get("stopped"):
+        after = "Traffic was left as it was (canary_release_analysis.on_error is stop)."
+    elif state.get("traffic_moved") and not state.get("rollback_on_failure"):
+        after = "Traffic was left as it was (canary_release_rollback_on_failure is false)."
+    else:
+        after = "Traffic was not moved back."
+    new["failure"] = (f"The canary release of {state['namespace']}/{state['service']} ({state['base']} to "
+                      f"{state['canary']}) failed at task \"{failure.get('task') or '?'}\": {msg}. {after}")
+    return new
+
+
+def _published(state: dict[str, Any]) -> dict[str, Any]:
+    """What later tasks read: ``result`` (the fact ``canary_release_result``, which ``playbooks/waves.yml``
+    reads for every cluster) and ``stage_artifacts`` (this host's ``canary_release_artifacts`` for AWX)."""
+    verdict, report = state.get("verdict") or {}, state.get("report") or {}
+    state["result"] = {"decision": state.get("decision") or "stop", "reason": verdict.get("reason") or "",
+                       "analyses": list(state.get("analyses") or []), "report": report.get("path") or ""}
+    state["stage_artifacts"] = release_artifacts(
+        state["goal"], state["service"], state["namespace"], state["base"], state["canary"], state.get("weights"),
+        state.get("decision") or state["goal"], verdict.get("reason") or "", list(state.get("analyses") or []),
+        {"path": report.get("path") or "", "configmap": report.get("configmap") or ""})
+    return state
+
+
+def advance(state: Any, event: str, payload: Any = None, now: float = 0.0, extra: Any = None) -> dict[str, Any]:
+    """The state after ``event`` (see the table at the top)."""
+    return _published(_advance(state, event, payload, now, extra))
+
+
+def _advance(state: Any, event: str, payload: Any, now: float, extra: Any) -> dict[str, Any]:
+    if event not in EVENTS:
+        raise CanaryInputError(f"event {event!r} is not one of {', '.join(EVENTS)}")
+    if event == "start":
+        return start({**(state or {}), "now": now})
+    if not isinstance(state, Mapping) or "goal" not in state:
+        raise CanaryInputError(f"event {event!r} needs the state that the event start began")
+    payload = payload if payload is not None else {}
+    if event == "read":
+        return read(state, payload, str(extra or ""))
+    if event == "rules":
+        return rules(state, payload or [])
+    if event == "plan":
+        return plan(state, payload or None, now)
+    if event == "moved":
+        return moved(state, payload, now)
+    if event == "analysed":
+        return analysed(state, payload, now)
+    if event == "settle":
+        return settle(state, now)
+    if event == "answered":
+        return answered(state, payload, now)
+    if event == "swapped":
+        return swapped(state, payload, str(extra or state.get("winner") or ""))
+    if event == "reported":
+        return reported(state, payload)
+    return failed(state, payload)

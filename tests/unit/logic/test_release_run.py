@@ -1,0 +1,375 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) canary.istio contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""One run of the canary_release role as one state (``_logic/release_run.py``): every event.
+
+The role keeps one fact and hands it, with what it did, to the ``release_run`` filter; these tests
+drive the state the way the role does (start, read, rules, plan, moved/analysed, settle, answered,
+swapped, reported, failed) and check what the role then acts on and prints. Expected values follow
+from the rules in the module's docstring, the driver's table and the role's documented messages.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.canary.istio.plugins.filter.project_manifests import project_manifests
+from ansible_collections.canary.istio.plugins.filter.release_run import release_run
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.release_run import advance
+
+pytestmark = pytest.mark.unit
+
+T0 = 1_800_000_000.0
+INPUTS = {"goal": "release", "service": "reviews", "namespace": "shop", "virtual_service": "reviews",
+          "base": "v1", "canary": "v2", "ratio": None, "steps": [10, 50], "decision": "promote", "analysis": None,
+          "manifests": ["deploy/reviews-v2.yaml"], "wait_timeout": 300, "step_interval": 0, "prompt_attempts": 3,
+          "after_promote": "remove", "rollback_on_failure": True, "interactive": "never", "terminal": False,
+          "actor": "", "lock_holder": "", "awx_user": "", "awx_job": "", "user": "ana", "host": "cluster-a",
+          "reason": "", "destination_rule_manifests": [], "artifacts": None}
+FRESH = {"exists": True, "weights": {"v1": 100}, "routes": [], "state": {}, "history": [],
+         "destination_rule": "reviews", "subsets": [{"name": "v1", "deployments": ["reviews-v1"]}]}
+WITH_CANARY = {**FRESH, "subsets": [*FRESH["subsets"], {"name": "v2", "deployments": ["reviews-v2"]}]}
+ANALYSIS = {"window": "10s", "interval": 12}
+
+
+def started(**inputs):
+    return advance({**INPUTS, **inputs}, "start", now=T0)
+
+
+def planned(info=FRESH, answer=None, **inputs):
+    state = advance(started(**inputs), "read", info, 0, "cluster-a")
+    if state["plan"]["action"] in ("release", "step"):
+        state = advance(state, "read", WITH_CANARY)
+        state = advance(state, "plan", answer, T0)
+    return state
+
+
+def moves(state, now=T0):
+    """Do what the driver says until its answer is final; every verdict passes."""
+    while state["next"]["action"] in ("move", "analyse"):
+        now += state["next"]["wait"]
+        if state["next"]["action"] == "move":
+            after = {"v1": 100 - state["next"]["share"], "v2": state["next"]["share"]}
+            state = advance(state, "moved", {"after": after, "changed": True}, now)
+        else:
+            state = advance(state, "analysed", {"verdict": "pass", "summary": "healthy", "checks": []}, now)
+        now += 1
+    return state
+
+
+# --------------------------------------------------------------------------------------
+# start: every input checked before any request
+
+
+@pytest.mark.parametrize(("inputs", "message"), [
+    ({"ratio": 150}, "canary_release_ratio must be a whole number from 0 to 100"),
+    ({"steps": [50, 10]}, "canary_release_steps must be whole numbers from 0 to 100 in increasing order"),
+    ({"decision": "ship-it"}, "canary_release_decision must be promote, rollback or hold (or auto), got \"ship-it\""),
+    ({"decision": "auto"}, "canary_release_decision=auto promotes on the analysis' verdicts"),
+    ({"canary": "v1"}, "canary_release_base_version (v1) and canary_release_canary_version (v1) must be two different"),
+    ({"analysis": {"intervall": 5}}, "canary_release_analysis has unknown key(s) intervall"),
+    ({"prompt_attempts": 0}, "canary_release_prompt_attempts must be an integer from 1 to 10, got 0"),
+    ({"manifests": []}, "canary_release_manifests must list the canary's manifests (got [])"),
+    ({"wait_timeout": 0}, "canary_release_wait_timeout must be at least 1 (got 0)"),
+    ({"goal": "deploy"}, "goal 'deploy' is not one of release, set_ratio, promote, rollback, status"),
+])
+def test_bad_input_is_refused_at_start_naming_the_variable(inputs, message):
+    with pytest.raises(CanaryInputError) as error:
+        started(**inputs)
+    assert message in str(error.value)
+
+
+def test_the_filter_turns_a_refusal_into_a_filter_error_without_a_prefix():
+    with pytest.raises(AnsibleFilterError, match=r"^canary_release_ratio must be a whole number"):
+        release_run({**INPUTS, "ratio": 101}, "start")
+
+
+def test_only_the_release_needs_manifests():
+    assert started(goal="promote", manifests=[])["goal"] == "promote"
+
+
+@pytest.mark.parametrize(("inputs", "actor", "holder"), [
+    ({}, "", "user:ana@cluster-a"),
+    ({"awx_user": "bo", "awx_job": "42"}, "awx:bo (job 42)", "awx:bo@cluster-a"),
+    ({"awx_job": "42"}, "awx:job 42", "user:ana@cluster-a"),
+    ({"actor": "release-bot", "lock_holder": "ci"}, "release-bot", "ci"),
+])
+def test_who_acts_and_who_holds_the_lock(inputs, actor, holder):
+    state = started(**inputs)
+    assert (state["actor"], state["lock_holder"]) == (actor, holder)
+
+
+@pytest.mark.parametrize(("setting", "terminal", "interactive"), [
+    ("auto", True, True), ("auto", False, False), ("never", True, False), ("always", False, True)])
+def test_who_can_answer(setting, terminal, interactive):
+    assert started(interactive=setting, terminal=terminal)["interactive"] is interactive
+
+
+def test_an_event_needs_a_started_state_and_a_known_name():
+    with pytest.raises(CanaryInputError, match="needs the state"):
+        advance({}, "read", FRESH)
+    with pytest.raises(CanaryInputError, match="event 'jump' is not one of"):
+        advance(started(), "jump")
+
+
+# --------------------------------------------------------------------------------------
+# read: the plan, and why a run stops before the lock
+
+
+def test_first_read_plans_and_a_later_read_only_refreshes():
+    state = advance(started(), "read", FRESH, 0, "cluster-a")
+    assert state["phase"] == "fresh" and state["plan"]["action"] == "release"
+    assert state["pending_steps"] == [10, 50] and state["refusal"] == ""
+    assert state["weights_text"] == "v1 100%"
+    again = advance(state, "read", WITH_CANARY)
+    assert again["plan"] == state["plan"] and again["subsets"] == ["v1", "v2"]
+    assert again["canary_deployments"] == ["reviews-v2"]
+
+
+def test_status_lines_and_the_published_status():
+    state = advance(started(goal="status"), "read", WITH_CANARY)
+    assert state["status_lines"] == ["shop/reviews: v1 100%", "phase: fresh (base v1, canary v2)",
+                                     "subsets: v1 [reviews-v1]; v2 [reviews-v2]", "last step: none recorded"]
+    assert state["status"]["phase"] == "fresh" and state["status"]["subsets"] == WITH_CANARY["subsets"]
+
+
+@pytest.mark.parametrize(("info", "inputs", "message"), [
+    ({**FRESH, "exists": False}, {}, "VirtualService shop/reviews does not exist"),
+    ({**FRESH, "weights": {"v1": 50, "v3": 50}}, {}, "which is neither the base v1 nor the canary v2"),
+    ({**FRESH, "destination_rule": ""}, {}, "No DestinationRule for reviews in namespace shop"),
+    (FRESH, {"steps": [], "decision": None},
+     "there is canary_release_interactive is never, and canary_release_ratio and canary_release_decision are not "
+     "set. Pass -e canary_release_ratio=<0..100> -e canary_release_decision=<promote|rollback|hold>"),
+    (FRESH, {"goal": "promote"}, "Nothing to promote: DestinationRule shop/reviews has no subset v2"),
+    (WITH_CANARY, {"goal": "promote", "artifacts": {"cluster-a": {"service": "ratings", "namespace": "shop",
+                                                                  "canary": "v2"}}}, "Nothing was changed."),
+])
+def test_refusals(info, inputs, message):
+    assert message in advance(started(**inputs), "read", info, 0, "cluster-a")["refusal"]
+
+
+def test_a_missing_destination_rule_is_fine_when_the_manifests_bring_one():
+    state = advance(started(destination_rule_manifests=["dr.yaml"]), "read", {**FRESH, "destination_rule": ""})
+    assert state["refusal"] == ""
+
+
+def test_the_approver_sees_what_the_canary_job_left():
+    artifacts = {"cluster-a": {"service": "reviews", "namespace": "shop", "canary": "v2", "share": 30,
+                               "decision": "hold", "verdicts": [{"verdict": "pass"}], "report": {"path": "/r.html"}}}
+    state = advance(started(goal="promote", artifacts=artifacts), "read", WITH_CANARY, 0, "cluster-a")
+    assert state["refusal"] == ""
+    assert state["approver_saw"] == ("The canary job left reviews at 30% on v2 (hold); verdicts: pass; "
+                                     "report: /r.html")
+
+
+def test_promote_and_rollback_name_the_winner_and_what_of_the_loser_goes():
+    promote = advance(started(goal="promote"), "read", WITH_CANARY)
+    assert (promote["winner"], promote["loser"], promote["loser_deployments"]) == ("v2", "v1", ["reviews-v1"])
+    assert promote["remove_loser"] is True
+    assert advance(started(goal="promote", after_promote="keep"), "read", WITH_CANARY)["remove_loser"] is False
+    rollback = advance(started(goal="rollback", after_promote="keep"), "read", WITH_CANARY)
+    assert (rollback["winner"], rollback["loser"], rollback["remove_loser"]) == ("v1", "v2", True)
+
+
+def test_a_promoted_canary_is_finished_by_a_release():
+    state = advance(started(), "read", {**WITH_CANARY, "weights": {"v2": 100}})
+    assert state["plan"]["action"] == "finish" and state["winner"] == "v2"
+
+
+def test_a_resumed_release_says_where_it_resumes():
+    info = {**WITH_CANARY, "weights": {"v1": 90, "v2": 10}}
+    state = advance(started(), "read", info)
+    assert state["resume"] == "Resuming the canary of v2: shop/reviews sends v1 90%, v2 10%; steps left: 50"
+    assert state["traffic_moved"] is True
+
+
+# --------------------------------------------------------------------------------------
+# rules: the DestinationRule manifests
+
+
+def rule(name, host, *subsets):
+    return {"kind": "DestinationRule", "metadata": {"name": name},
+            "spec": {"host": host, "subsets": [{"name": subset} for subset in subsets]}}
+
+
+def test_the_rule_for_the_service_holds_the_subsets_when_none_is_stored():
+    state = advance(started(), "read", {**FRESH, "destination_rule": "", "subsets": []})
+    state = advance(state, "rules", [rule("other", "ratings", "v1"), rule("reviews-dr", "reviews", "v1", "v2")])
+    assert state["destination_rule"] == "reviews-dr" and state["add_canary_subset"] is False
+
+
+def test_the_canary_subset_is_added_when_no_manifest_lists_it():
+    state = advance(advance(started(), "read", FRESH), "rules", [rule("reviews", "reviews", "v1")])
+    assert state["destination_rule"] == "reviews" and state["add_canary_subset"] is True
+    state = advance(advance(started(), "read", WITH_CANARY), "rules", [])
+    assert state["add_canary_subset"] is False
+
+
+# --------------------------------------------------------------------------------------
+# plan, moved, analysed, settle, answered
+
+
+def test_steps_without_analysis_move_then_the_decision_input_promotes():
+    state = planned()
+    assert (state["next"]["action"], state["next"]["share"], state["drive"]["slots"]) == ("move", 10, 2)
+    state = moves(state)
+    assert [move["share"] for move in state["moved"]] == [10, 50]
+    assert state["weights_text"] == "v1 50%, v2 50%" and state["traffic_moved"] is True
+    state = advance(state, "settle", None, T0 + 10)
+    assert (state["decision"], state["winner"], state["verdict"]["by"]) == ("promote", "v2", "decision")
+    assert state["result"]["decision"] == "promote" and state["stage_artifacts"]["share"] == 50
+
+
+def test_the_ratio_gate_answer_is_the_one_move():
+    state = planned(steps=[], answer=30, interactive="always")
+    assert state["plan"]["ask"] == ["ratio"]
+    assert state["drive"]["moves"] == [30]
+
+
+def test_an_analysed_release_looks_after_each_move_and_auto_promotes():
+    state = planned(analysis=ANALYSIS, decision="auto")
+    assert state["looks_text"] == "Analysis: up to 1 look(s) at each of 10%, 50%; 2 look(s) planned for the release"
+    state = moves(state)
+    assert [record["verdict"] for record in state["analyses"]] == ["pass", "pass"]
+    assert state["said"].startswith("Look 2 of 2 at 50%: PASS - healthy")
+    state = advance(state, "settle", None, T0 + 100)
+    assert state["decision"] == "promote" and state["verdict"]["by"] == "analysis"
+    assert state["analysis_said"].startswith("Analysis of v2: promote - every step passed its analysis")
+
+
+def test_a_failed_look_rolls_back_and_the_rollback_says_the_analysis_did_it():
+    state = planned(analysis=ANALYSIS, decision="auto")
+    state = advance(state, "moved", {"after": {"v1": 90, "v2": 10}}, T0)
+    state = advance(state, "analysed", {"verdict": "fail", "summary": "errors too high", "checks": []}, T0 + 12)
+    assert state["next"]["action"] == "rollback"
+    state = advance(state, "settle", None, T0 + 13)
+    assert (state["winner"], state["loser"], state["loser_deployments"]) == ("v1", "v2", ["reviews-v2"])
+    state = advance(state, "swapped", {"after": {"v1": 100}, "changed": True})
+    assert state["said"].startswith("Rolled back: shop/reviews sends v1 100%; the canary v2 is removed - rolled back "
+                                    "by the analysis: analysis 1 at 10% failed")
+    assert state["traffic_moved"] is False
+
+
+def test_an_analysis_that_cannot_run_is_kept_as_an_error():
+    state = advance(planned(analysis=ANALYSIS, decision="auto"), "moved", {"after": {"v1": 90, "v2": 10}}, T0)
+    state = advance(state, "analysed", {"failed": True, "msg": "cannot reach Prometheus"}, T0 + 12)
+    assert state["analyses"][-1]["verdict"] == "error" and state["next"]["action"] == "analyse"
+    assert state["said"] == "Look 1 of 2 at 10%: ERROR - cannot reach Prometheus"
+
+
+def test_on_error_stop_stops_and_keeps_the_split():
+    state = advance(planned(analysis={**ANALYSIS, "consecutive_error_limit": 1, "on_error": "stop"}),
+                    "moved", {"after": {"v1": 90, "v2": 10}}, T0)
+    state = advance(state, "analysed", {"failed": True, "msg": "no answer"}, T0 + 12)
+    state = advance(state, "settle", None, T0 + 13)
+    assert state["stopped"] is True and state["winner"] is None
+    assert state["said"].startswith("Stopped: analysis 1 at 10% could not run: no answer")
+    assert "shop/reviews still sends v1 90%, v2 10%; nothing was promoted" in state["said"]
+    assert advance(state, "failed", {"task": "Stop the release", "msg": "x"})["put_back"] is False
+
+
+def test_with_no_decision_a_person_is_asked_and_the_answer_decides():
+    state = moves(planned(decision=None, interactive="always"))
+    state = advance(state, "settle", None, T0 + 5)
+    assert state["next"]["action"] == "ask" and state["winner"] is None
+    state = advance(state, "answered", "rollback", T0 + 6)
+    assert (state["decision"], state["winner"], state["verdict"]["by"]) == ("rollback", "v1", "person")
+
+
+def test_hold_says_how_to_go_on():
+    state = advance(moves(planned(decision="hold")), "settle", None, T0 + 5)
+    assert state["winner"] is None
+    assert state["said"].startswith("Holding: shop/reviews sends v1 50%, v2 50%. A later run resumes from here")
+
+
+def test_set_ratio_moves_once_and_never_decides():
+    state = planned(goal="set_ratio", ratio=30, steps=[], decision=None)
+    assert state["plan"]["action"] == "step" and state["drive"]["slots"] == 1
+    state = moves(state)
+    assert state["next"]["action"] == "hold" and state["moved"][0]["share"] == 30
+
+
+# --------------------------------------------------------------------------------------
+# swapped, reported, failed
+
+
+@pytest.mark.parametrize(("reason", "changed", "entry"), [
+    ("rolled back by alert HighErrorRate", True,
+     {"action": "rollback", "reason": "rolled back by alert HighErrorRate"}),
+    ("rolled back by alert HighErrorRate", False, None),
+    ("", True, None),
+])
+def test_the_reason_is_recorded_with_a_rollback_that_changed_something(reason, changed, entry):
+    state = advance(started(goal="rollback", reason=reason), "read", WITH_CANARY)
+    state = advance(state, "swapped", {"after": {"v1": 100}, "changed": changed})
+    assert state["history_entry"] == entry
+
+
+def test_a_promotion_says_whether_the_base_is_kept():
+    state = advance(started(goal="promote", after_promote="keep", reason="approved in CAB-7"), "read", WITH_CANARY)
+    state = advance(state, "swapped", {"after": {"v2": 100}, "changed": True})
+    assert state["said"] == ("v2 is promoted: shop/reviews sends v2 100%; "
+                             "v1 is kept (canary_release_after_promote: keep)")
+    assert state["promoted"] is True
+    assert state["history_entry"] == {"action": "promote", "reason": "approved in CAB-7"}
+
+
+def test_where_the_report_is():
+    state = advance(planned(), "reported", {"path": "/tmp/r.html", "kept": True, "configmap": "canary-report-reviews"})
+    assert state["report"]["said"] == ("Release report: /tmp/r.html; kept in ConfigMap shop/canary-report-reviews "
+                                       "(kubectl get configmap -n shop canary-report-reviews -o "
+                                       "jsonpath='{.data.report\\.html}' > report.html)")
+    assert state["result"]["report"] == "/tmp/r.html"
+    assert state["stage_artifacts"]["report"] == {"path": "/tmp/r.html", "configmap": "shop/canary-report-reviews"}
+    missing = advance(planned(), "reported", {"path": "", "error": "no data", "kept": False, "configmap": "x"})
+    assert missing["report"]["said"] == "No release report: no data" and missing["report"]["configmap"] == ""
+
+
+@pytest.mark.parametrize(("inputs", "moved", "put_back", "tail"), [
+    ({}, True, True, "All traffic was put back on v1 (canary_release_rollback_on_failure)."),
+    ({"rollback_on_failure": False}, True, False,
+     "Traffic was left as it was (canary_release_rollback_on_failure is false)."),
+    ({}, False, False, "Traffic was not moved back."),
+    ({"goal": "set_ratio", "ratio": 30}, True, False, "Traffic was not moved back."),
+])
+def test_a_failed_run_puts_traffic_back_only_when_a_release_had_moved_it(inputs, moved, put_back, tail):
+    state = planned(**inputs)
+    if moved:
+        state = advance(state, "moved", {"after": {"v1": 90, "v2": 10}}, T0)
+    state = advance(state, "failed", {"task": "Analyse", "msg": "the API server went away."})
+    assert state["put_back"] is put_back
+    assert state["failure"] == (f"The canary release of shop/reviews (v1 to v2) failed at task \"Analyse\": "
+                                f"the API server went away. {tail}")
+
+
+def test_a_failure_after_the_promotion_leaves_the_traffic_on_the_canary():
+    state = advance(advance(started(goal="release"), "read", {**WITH_CANARY, "weights": {"v2": 100}}),
+                    "swapped", {"after": {"v2": 100}, "changed": False})
+    assert advance(state, "failed", {"task": "Delete", "msg": "x"})["put_back"] is False
+
+
+# --------------------------------------------------------------------------------------
+# project_manifests: one reading of manifest files, from the project's root
+
+
+def test_project_manifests_reads_files_and_directories_from_the_project_root(tmp_path):
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "networking").mkdir()
+    (tmp_path / "networking" / "a.yaml").write_text(
+        "kind: Gateway\nmetadata: {name: gw}\n---\nkind: DestinationRule\nmetadata: {name: dr}\n---\n")
+    (tmp_path / "networking" / "b.yml").write_text("kind: VirtualService\nmetadata: {name: vs}\n")
+    (tmp_path / "networking" / "notes.txt").write_text("not yaml: [")
+    (tmp_path / "one.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: svc}\n")
+    found = project_manifests(["networking", "one.yaml"], str(tmp_path / "playbooks"))
+    names = {kind: [item["metadata"]["name"] for item in items] for kind, items in found.items()}
+    assert names == {"DestinationRule": ["dr"], "VirtualService": ["vs"], "other": ["gw", "svc"]}
+    assert project_manifests([], str(tmp_path)) == {"DestinationRule": [], "VirtualService": [], "other": []}
+
+
+def test_project_manifests_names_a_file_it_cannot_read(tmp_path):
+    with pytest.raises(AnsibleFilterError, match=r"cannot read .*missing\.yaml"):
+        project_manifests("missing.yaml", str(tmp_path), str(tmp_path))

@@ -1,4 +1,4 @@
-"""Command line of the lab: ``python -m lab up|down|status|env|inventory|provision``."""
+"""Command line of the lab: ``python -m lab up|down|status|env|inventory|provision|eda``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
                            help="wave of each cluster, cluster-1 first (default: 1 for cluster-1, 2 for the rest)")
     inventory.add_argument("--output", metavar="FILE", help="where to write it (default: DIR/inventory.yml)")
     sub.add_parser("provision", parents=[common], help="find or build etcd and kube-apiserver, and print their paths")
+    eda = sub.add_parser("eda", parents=[common], help="run canary.istio's rulebooks against the lab")
+    eda.add_argument("--namespace", default="default", help="namespace of the lab's Bookinfo (default: %(default)s)")
+    eda.add_argument("--push-port", type=int, default=0, help="port of the push webhook (default: a free one)")
+    eda.add_argument("--debounce", type=int, default=60, help="seconds a resolved overload alert must stay resolved")
+    eda.add_argument("--stop", action="store_true", help="stop the rulebooks instead")
     args = parser.parse_args(argv)
     lab = Lab(args.dir)
     try:
@@ -94,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.cluster:
                 raise LabError(f"{args.dir} is a single lab; --cluster is for labs started with up --clusters")
             _print_env(args.dir)
+        elif args.command == "eda":
+            from lab import eda
+            if args.stop:
+                eda.stop(args.dir)
+                return 0
+            return eda.main(args.dir, args.namespace, args.push_port, args.debounce)
         elif args.command == "provision":
             for name, path in find_binaries().items():
                 print(f"{name}: {path}")

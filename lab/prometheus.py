@@ -28,13 +28,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from lab import procfs
+from lab import alertmanager, procfs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INFO_FILE = "prometheus.json"
 SCRAPE_INTERVAL = "1s"
 RETENTION = "6h"
 URL_ENV = "CANARY_ISTIO_PROMETHEUS_URL"
+# canary.istio's alerting rules, loaded when Alertmanager runs beside Prometheus.
+RULES_FILE = REPO_ROOT / "extensions" / "eda" / "prometheus" / "canary-istio-rules.yml"
 
 
 class PrometheusUnavailable(RuntimeError):
@@ -59,9 +61,16 @@ def find_binary(provision: bool = True) -> str:
     return found
 
 
-def config(target: str) -> str:
-    """The scrape configuration: the mesh router's metrics every second."""
-    return "\n".join([
+def config(target: str, alertmanager: str | None = None, rule_files: tuple[str, ...] = ()) -> str:
+    """The scrape configuration: the mesh router's metrics every second (and alerting, when given)."""
+    alerting = [
+        "alerting:",
+        "  alertmanagers:",
+        "    - static_configs:",
+        f'        - targets: ["{urllib.parse.urlsplit(alertmanager).netloc}"]',
+    ] if alertmanager else []
+    rules = ["rule_files:", *(f'  - "{path}"' for path in rule_files)] if rule_files else []
+    return "\n".join([*alerting, *rules,
         "global:",
         f"  scrape_interval: {SCRAPE_INTERVAL}",
         f"  scrape_timeout: {SCRAPE_INTERVAL}",
@@ -94,20 +103,23 @@ def info(state_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return record if _alive(record) else None
 
 
-def start(state_dir: str | os.PathLike[str], metrics_url: str, port: int = 0, provision: bool = True) -> dict[str, Any]:
-    """Starts Prometheus scraping ``metrics_url`` (idempotent); returns at once, without waiting."""
+def start(state_dir: str | os.PathLike[str], metrics_url: str, port: int = 0, provision: bool = True,
+          alertmanager: str | None = None, rule_files: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Starts Prometheus scraping ``metrics_url`` (idempotent); returns at once, without waiting.
+
+    With ``alertmanager`` (its URL) Prometheus sends the alerts of ``rule_files`` there."""
     directory = _directory(state_dir)
     target = urllib.parse.urlsplit(metrics_url).netloc
     running = info(directory)
-    if running and running.get("target") == target:
+    if running and running.get("target") == target and running.get("alertmanager") == alertmanager:
         return running
     if running:
-        stop(directory)
+        stop(directory, with_alertmanager=False)
     binary = find_binary(provision)
     home = directory / "prometheus"
     (home / "data").mkdir(parents=True, exist_ok=True)
     config_file = home / "prometheus.yml"
-    config_file.write_text(config(target), encoding="utf-8")
+    config_file.write_text(config(target, alertmanager, tuple(map(str, rule_files))), encoding="utf-8")
     port = port or _free_port()
     log = home / "prometheus.log"
     command = [binary, f"--config.file={config_file}", f"--storage.tsdb.path={home / 'data'}",
@@ -117,7 +129,8 @@ def start(state_dir: str | os.PathLike[str], metrics_url: str, port: int = 0, pr
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True, cwd=str(home))
     record = {"pid": process.pid, "url": f"http://127.0.0.1:{port}", "port": port, "config": str(config_file),
-              "data": str(home / "data"), "log": str(log), "target": target, "binary": binary}
+              "data": str(home / "data"), "log": str(log), "target": target, "binary": binary,
+              "alertmanager": alertmanager}
     temporary = directory / f"{INFO_FILE}.tmp"
     temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, directory / INFO_FILE)
@@ -153,9 +166,11 @@ def wait_ready(state_dir: str | os.PathLike[str], timeout: float = 30.0, scraped
                        f"see {directory / 'prometheus' / 'prometheus.log'}")
 
 
-def stop(state_dir: str | os.PathLike[str], timeout: float = 10.0) -> bool:
-    """Stops this lab's Prometheus; True if it was running."""
+def stop(state_dir: str | os.PathLike[str], timeout: float = 10.0, with_alertmanager: bool = True) -> bool:
+    """Stops this lab's Prometheus (and the Alertmanager beside it); True if Prometheus was running."""
     directory = _directory(state_dir)
+    if with_alertmanager:
+        alertmanager.stop(directory)
     record = info(directory)
     (directory / INFO_FILE).unlink(missing_ok=True)
     if record is None:
@@ -178,8 +193,15 @@ def start_beside_dataplane(state_dir: str | os.PathLike[str], metrics_url: str |
     """What the data plane calls: Prometheus when it can be had, a warning when not (the mesh works without)."""
     if not metrics_url or os.environ.get("LAB_PROMETHEUS_DISABLED") == "1":
         return None
+    # Alertmanager beside it (lab.alertmanager), with canary.istio's alerting rules loaded.
+    manager = None
+    if os.environ.get("LAB_ALERTMANAGER_DISABLED") != "1":
+        try:
+            manager = alertmanager.start(state_dir)["url"]
+        except (alertmanager.AlertmanagerUnavailable, OSError) as exc:
+            print(f"[lab] Alertmanager not started: {exc}", file=sys.stderr)
     try:
-        return start(state_dir, metrics_url)
+        return start(state_dir, metrics_url, alertmanager=manager, rule_files=(RULES_FILE,) if manager else ())
     except (PrometheusUnavailable, OSError) as exc:
         print(f"[lab] Prometheus not started: {exc}", file=sys.stderr)
         return None

@@ -40,6 +40,7 @@ from ansible_collections.canary.istio.plugins.module_utils._traffic import (
     put_back_failed,
     record_step_ops,
 )
+from ansible_collections.canary.istio.plugins.module_utils._traffic import plan as plan_virtual_service
 
 GROUP = "gateway.networking.k8s.io"
 # HTTPRoute is GA at v1 (Gateway API 1.0); v1beta1 is still served by the standard channel's CRDs.
@@ -269,3 +270,12 @@ def put_back(ctx: Context, target: RouteTarget) -> None:
     ops += build_annotation_ops(now, {key: old.get(key) for key in (STATE_ANNOTATION, HISTORY_ANNOTATION)})
     if ops and json_patch_once(ctx, target, ops) is None and not ctx.check_mode:
         raise put_back_failed(target)
+
+
+def plan_either(ctx: Context, target: Any, **options: Any) -> None:
+    """Plans a move of either kind: an HTTPRoute's here, a VirtualService's in ``_traffic`` (a lockstep
+    ``services:`` list may hold both)."""
+    if isinstance(target, RouteTarget):
+        plan(ctx, target, **options)
+    else:
+        plan_virtual_service(ctx, target, **options)

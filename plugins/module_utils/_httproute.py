@@ -25,6 +25,7 @@ from typing import Any
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._context import Context, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes import (
     build_rule_patch,
     find_rule,
@@ -33,7 +34,11 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes imp
     rule_shares,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.patches import build_annotation_ops
-from ansible_collections.canary.istio.plugins.module_utils._logic.state import HISTORY_ANNOTATION, STATE_ANNOTATION
+from ansible_collections.canary.istio.plugins.module_utils._logic.state import (
+    HISTORY_ANNOTATION,
+    STATE_ANNOTATION,
+    read_canary_state,
+)
 from ansible_collections.canary.istio.plugins.module_utils._traffic import (
     _forget_managed_fields,
     json_patch_once,
@@ -279,3 +284,65 @@ def plan_either(ctx: Context, target: Any, **options: Any) -> None:
         plan(ctx, target, **options)
     else:
         plan_virtual_service(ctx, target, **options)
+
+
+def describe(ctx: Context, name: str, namespace: str, route_name: str | None = None,
+             services: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What ``canary_info`` reports for an HTTPRoute, in the keys it reports for a VirtualService.
+
+    ``weights`` are the shares of the rule named ``route_name``, else of the rule a split would move (the
+    only rule, or the one catch-all), else empty. ``routes`` lists every rule. ``backends`` lists the
+    Services of the route's namespace the rules send to, plus ``services`` (say, a canary not routed yet),
+    each with whether it exists and its ready endpoints; ``subsets`` lists those that exist (what a split
+    may route to: on an HTTPRoute a version is a Service). Requests: the GET of the route, then a GET of
+    each such Service and of its Endpoints.
+    """
+    target = RouteTarget(name, namespace, route_name=route_name)
+    api = gateway_api(ctx)
+    route = target.read_current(ctx)
+    result: dict[str, Any] = {"changed": False, "kind": KIND, "exists": route is not None, "weights": {},
+                              "routes": [], "subsets": [], "backends": [], "destination_rule": "",
+                              "destination_rule_namespace": "", "state": {"base": None, "canary": None,
+                                                                          "weight": None, "route": None},
+                              "history": [], "api_version": api.api_version}
+    if route is None:
+        return result
+    _forget_managed_fields(route)
+    rules = (route.get("spec") or {}).get("rules") or []
+    for index, rule in enumerate(rules):
+        label = rule_label(index, rule)
+        entry = {"index": index, "name": rule.get("name"), "match": rule.get("matches"), "weights": None}
+        try:
+            entry["weights"] = rule_shares(rule, namespace, label)
+        except CanaryInputError as problem:
+            entry["problem"] = str(problem)
+        result["routes"].append(entry)
+    try:
+        index = find_rule(route, route_name)
+    except CanaryInputError:
+        if route_name is not None:
+            raise
+    else:
+        chosen = result["routes"][index]
+        if chosen["weights"] is None:
+            raise CanaryInputError(f"{rule_label(index, rules[index])} cannot be read: {chosen['problem']}")
+        result["weights"] = chosen["weights"]
+    recorded = read_canary_state(route)
+    result["history"] = recorded.pop("history")
+    result["state"] = recorded
+    readable = [entry["weights"] for entry in result["routes"] if entry["weights"] is not None]
+    # A Service is routed when some rule gives it a share; keys with "/" are backends of other namespaces or kinds.
+    shares: dict[str, float] = {}
+    for weights in readable:
+        for key, share in weights.items():
+            shares[key] = max(shares.get(key, 0), share)
+    routed = [key for key in shares if "/" not in key]
+    for service in dict.fromkeys([*routed, *services]):
+        found = read_core(ctx, "services", namespace, service)
+        ready = ready_addresses(read_core(ctx, "endpoints", namespace, service)) if found is not None else 0
+        result["backends"].append({"name": service, "exists": found is not None, "ready_endpoints": ready,
+                                   "routed": shares.get(service, 0) > 0,
+                                   "selector": ((found or {}).get("spec") or {}).get("selector")})
+    result["subsets"] = [{"name": entry["name"], "labels": entry["selector"], "routed": entry["routed"]}
+                         for entry in result["backends"] if entry["exists"]]
+    return result

@@ -31,11 +31,12 @@ collection's code.
   and timeouts count as 5xx (``splitExternalLocalOriginErrors`` false).  Ejection ends when its
   time is up (Envoy checks at each ``interval``; the lab checks on every request).
 - Local rate limiting: an EnvoyFilter that inserts ``envoy.filters.http.local_ratelimit`` on
-  ``SIDECAR_INBOUND`` of the workloads it selects (Istio's "local rate limiting" task) gives each
-  selected workload's inbound side a token bucket (``max_tokens``, ``tokens_per_fill`` every
-  ``fill_interval``); with no token left the request is answered 429 ``local_rate_limited`` with
-  flag RL and never reaches the application.  ``filter_enforced`` / ``filter_enabled`` percentages
-  other than 100 are not modelled (taken as 100), nor per-route descriptors.
+  ``SIDECAR_INBOUND`` of the workloads it selects (Istio's "local rate limiting" task, both its
+  filter-wide and its per-route EnvoyFilter) gives each selected workload's inbound side a token
+  bucket (``max_tokens``, ``tokens_per_fill`` every ``fill_interval``); with no token left the
+  request is answered 429 ``local_rate_limited`` with flag RL and never reaches the application.
+  Not modelled: ``filter_enforced`` / ``filter_enabled`` below 100 (taken as 100) and descriptors
+  (the per-path buckets of samples/ratelimit/local-rate-limit-service.yaml).
 """
 
 from __future__ import annotations
@@ -292,34 +293,47 @@ class Bucket:
     fill_interval: float
 
 
+def _typed_value(typed: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The filter's own config: inside a udpa TypedStruct (``value``) or given directly."""
+    return typed["value"] if isinstance(typed.get("value"), Mapping) else typed
+
+
+def _bucket(config: Mapping[str, Any]) -> Bucket | None:
+    bucket = config.get("token_bucket") or config.get("tokenBucket")
+    if not bucket:
+        return None
+    fill = duration_seconds(bucket.get("fill_interval") or bucket.get("fillInterval")) or 1.0
+    max_tokens = _integer(bucket, "max_tokens", _integer(bucket, "maxTokens", 1))
+    per_fill = _integer(bucket, "tokens_per_fill", _integer(bucket, "tokensPerFill", 1))
+    return Bucket(max_tokens, per_fill, fill)
+
+
 def local_rate_limits(envoy_filters: Iterable[Mapping[str, Any]]) -> list[tuple[str, Mapping[str, str], str, Bucket]]:
     """(namespace, workload selector, filter key, bucket) for each EnvoyFilter that inserts the local
-    rate limit HTTP filter on SIDECAR_INBOUND with a token bucket.  An EnvoyFilter in the root
-    namespace ``istio-system`` applies in every namespace."""
+    rate limit HTTP filter on SIDECAR_INBOUND, with its token bucket given on the filter (the task's
+    first EnvoyFilter) or in the inbound routes' ``typed_per_filter_config`` (its per-route variant,
+    which wins).  An EnvoyFilter in the root namespace ``istio-system`` applies in every namespace."""
     found = []
     for envoy_filter in envoy_filters:
         meta = envoy_filter.get("metadata") or {}
         spec = envoy_filter.get("spec") or {}
         selector = ((spec.get("workloadSelector") or {}).get("labels")) or {}
+        inserted, filter_bucket, route_bucket = False, None, None
         for patch in spec.get("configPatches") or []:
-            if patch.get("applyTo") != "HTTP_FILTER":
-                continue
             if ((patch.get("match") or {}).get("context")) not in ("SIDECAR_INBOUND", "ANY", None):
                 continue
             value = ((patch.get("patch") or {}).get("value")) or {}
-            if value.get("name") != LOCAL_RATE_LIMIT_FILTER:
-                continue
-            typed = value.get("typed_config") or value.get("typedConfig") or {}
-            config = typed.get("value") if isinstance(typed.get("value"), Mapping) else typed
-            bucket = config.get("token_bucket") or config.get("tokenBucket")
-            if not bucket:
-                continue
-            fill = duration_seconds(bucket.get("fill_interval") or bucket.get("fillInterval")) or 1.0
-            max_tokens = _integer(bucket, "max_tokens", _integer(bucket, "maxTokens", 1))
-            per_fill = _integer(bucket, "tokens_per_fill", _integer(bucket, "tokensPerFill", 1))
+            if patch.get("applyTo") == "HTTP_FILTER" and value.get("name") == LOCAL_RATE_LIMIT_FILTER:
+                inserted = True
+                filter_bucket = _bucket(_typed_value(value.get("typed_config") or value.get("typedConfig") or {}))
+            elif patch.get("applyTo") == "HTTP_ROUTE":
+                per_filter = value.get("typed_per_filter_config") or value.get("typedPerFilterConfig") or {}
+                if isinstance(per_filter.get(LOCAL_RATE_LIMIT_FILTER), Mapping):
+                    route_bucket = _bucket(_typed_value(per_filter[LOCAL_RATE_LIMIT_FILTER]))
+        bucket = route_bucket or filter_bucket
+        if inserted and bucket is not None:
             key = f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
-            found.append((str(meta.get("namespace") or "default"), dict(selector), key,
-                          Bucket(max_tokens, per_fill, fill)))
+            found.append((str(meta.get("namespace") or "default"), dict(selector), key, bucket))
     return found
 
 

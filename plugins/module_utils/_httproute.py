@@ -28,8 +28,12 @@ from ansible_collections.canary.istio.plugins.module_utils._context import Conte
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes import (
     build_rule_patch,
+    build_rules_patch,
     find_rule,
+    header_rule_port,
+    plan_header_rule,
     plan_rule_backends,
+    remove_header_rule,
     rule_label,
     rule_shares,
 )
@@ -195,28 +199,31 @@ def read_route(ctx: Context, target: RouteTarget) -> dict[str, Any]:
     return _forget_managed_fields(route)
 
 
-def _rising(target: RouteTarget) -> list[str]:
-    """Backend Services of the route's namespace whose share of the rule rises (new ones included)."""
-    local = [ref["name"] for ref in target.new_refs
+def _rising(target: RouteTarget, refs: list[dict[str, Any]], before: dict[str, Any],
+            after: dict[str, Any]) -> list[str]:
+    """Backend Services of the route's namespace whose share rises (new ones included)."""
+    local = [ref["name"] for ref in refs
              if (ref.get("group") or "") == "" and (ref.get("kind") or "Service") == "Service"
              and (ref.get("namespace") or target.namespace) == target.namespace]
-    return [name for name in dict.fromkeys(local) if target.after.get(name, 0) > target.before.get(name, 0)]
+    return [name for name in dict.fromkeys(local) if after.get(name, 0) > before.get(name, 0)]
 
 
-def check_backends(ctx: Context, target: RouteTarget) -> None:
+def check_backends(ctx: Context, target: RouteTarget, refs: list[dict[str, Any]], before: dict[str, Any],
+                   after: dict[str, Any]) -> None:
     """Refuses, before any write, to send more traffic to a Service that does not exist, lacks the port
-    the backendRef names, or (unless allowed) has no ready endpoints."""
+    the backendRef names, or (unless allowed) has no ready endpoints. ``before``/``after``: the share (percent)
+    each backend gets of the rule ``refs`` belong to."""
     where = f"HTTPRoute {target.label} {target.route_label()}"
-    for name in _rising(target):
+    for name in _rising(target, refs, before, after):
         service = read_core(ctx, "services", target.namespace, name)
         if service is None:
             raise ModuleFailure(
                 f"refusing to route {where} to backend Service {name!r}: no Service {name!r} exists in namespace "
-                f"{target.namespace!r}, so its share ({target.after.get(name)}%) would fail. Create it first - "
+                f"{target.namespace!r}, so its share ({after.get(name)}%) would fail. Create it first - "
                 "a per-version Service selects one version's pods (Istio's bookinfo-versions.yaml) - then move "
                 "traffic. Nothing was changed")
         ports = [port.get("port") for port in (service.get("spec") or {}).get("ports") or []]
-        for ref in target.new_refs:
+        for ref in refs:
             if ref.get("name") == name and ref.get("port") is not None and ref["port"] not in ports:
                 raise ModuleFailure(
                     f"refusing to route {where} to backend Service {name!r} port {ref['port']}: the Service "
@@ -228,7 +235,7 @@ def check_backends(ctx: Context, target: RouteTarget) -> None:
             seen = ("no Endpoints object" if endpoints is None
                     else f"Endpoints with {_not_ready(endpoints)} address(es), none ready")
             message = (f"backend Service {target.namespace}/{name} has no ready endpoints ({seen}): its share "
-                       f"({target.after.get(name)}%) of {where} would fail until its pods are ready")
+                       f"({after.get(name)}%) of {where} would fail until its pods are ready")
             if target.require_ready_endpoints:
                 raise ModuleFailure(f"refusing to route to it: {message}. Wait for the version's pods to be "
                                     "ready, or set require_ready_endpoints to false to move traffic anyway. Nothing "
@@ -256,7 +263,7 @@ def plan(ctx: Context, target: RouteTarget, remove_unnamed: bool = False, record
     target.after = rule_shares({"backendRefs": target.new_refs}, namespace, where)
     patch = build_rule_patch(route, target.rule_index, target.new_refs)
     if patch:
-        check_backends(ctx, target)
+        check_backends(ctx, target, target.new_refs, target.before, target.after)
     if patch and record:
         # The state's weight is the canary's share of the Services moved (what was asked), which is its share
         # of the rule unless the rule also sends to other backends.
@@ -275,6 +282,37 @@ def put_back(ctx: Context, target: RouteTarget) -> None:
     ops += build_annotation_ops(now, {key: old.get(key) for key in (STATE_ANNOTATION, HISTORY_ANNOTATION)})
     if ops and json_patch_once(ctx, target, ops) is None and not ctx.check_mode:
         raise put_back_failed(target)
+
+
+def plan_header(ctx: Context, target: RouteTarget, rule_name: str, matches: list[dict[str, Any]] | None,
+                service: str | None, present: bool = True) -> None:
+    """Reads the HTTPRoute and builds the patch that adds, updates (``present``) or removes rule
+    ``rule_name``, which sends ``matches``-ing requests to backend Service ``service``. The Service is
+    checked as a split checks a Service gaining traffic. ``before``/``after`` list the rules by label."""
+    route = target.route = read_route(ctx, target)
+    target.route_name = rule_name
+    target.rule_index = -1
+    rules = route["spec"].get("rules") or []
+    target.notes = []
+    if not present:
+        new_rules = remove_header_rule(route, rule_name)
+    else:
+        port = header_rule_port(route)
+        if port is None and service:
+            found = read_core(ctx, "services", target.namespace, service)
+            ports = [p.get("port") for p in ((found or {}).get("spec") or {}).get("ports") or []]
+            if len(ports) != 1:
+                raise ModuleFailure(f"HTTPRoute {target.label} sends to no Service with a port, and Service "
+                                    f"{service!r} has {len(ports)} ports ({ports}); Gateway API needs the port of a "
+                                    "Service backend. Route to the Service with its port in another rule first")
+            port = ports[0]
+        new_rules, target.notes = plan_header_rule(route, rule_name, matches, service, port)
+    target.before = {"routes": [rule_label(i, rule) for i, rule in enumerate(rules)]}
+    target.after = {"routes": [rule_label(i, rule) for i, rule in enumerate(new_rules)]}
+    target.patch = build_rules_patch(route, new_rules)
+    if target.patch and present:
+        rule = next(rule for rule in new_rules if rule.get("name") == rule_name)
+        check_backends(ctx, target, rule["backendRefs"], {}, {service: 100})
 
 
 def plan_either(ctx: Context, target: Any, **options: Any) -> None:

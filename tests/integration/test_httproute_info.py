@@ -5,6 +5,7 @@ Expected shares are Gateway API's reading of Istio's published routes (weight / 
 weights); what exists and what is ready is what the test wrote, as the endpoints controller would.
 """
 
+# ruff: noqa: F811 - test functions take the fixtures imported from test_httproute_split by name
 from __future__ import annotations
 
 import pytest
@@ -13,7 +14,7 @@ from ansible_collections.canary.istio.plugins.module_utils._context import Conte
 from ansible_collections.canary.istio.plugins.module_utils._httproute import describe
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from tests.helpers.ansible import lab_auth
-from tests.integration.test_httproute_split import (  # noqa: F401 (reviews and services are fixtures)
+from tests.integration.test_httproute_split import (  # noqa: F401 (fixtures, found by pytest by name)
     ROUTES,
     reviews,
     services,
@@ -32,7 +33,7 @@ def read(state, ns, name="reviews", **options):
         ctx.close()
 
 
-def test_a_published_route_reads_as_gateway_api_weighs_it(lab_state, kube, reviews):  # noqa: F811
+def test_a_published_route_reads_as_gateway_api_weighs_it(lab_state, kube, reviews):
     route = upstream_route("route-reviews-50-v3")
     route["metadata"]["name"] = "published"
     kube.create(ROUTES.format(ns=reviews), route)
@@ -51,7 +52,7 @@ def test_a_published_route_reads_as_gateway_api_weighs_it(lab_state, kube, revie
     assert [s["name"] for s in info["subsets"]] == ["reviews-v1", "reviews-v3", "reviews-v2"]
 
 
-def test_every_rule_is_listed_and_the_catch_all_is_reported(lab_state, reviews):  # noqa: F811
+def test_every_rule_is_listed_and_the_catch_all_is_reported(lab_state, reviews):
     info = read(lab_state, reviews, services=("reviews-v4",))
     assert [(r["index"], r["name"], r["weights"]) for r in info["routes"]] == [
         (0, "testers", {"reviews-v3": 100}), (1, "primary", {"reviews-v1": 100})]
@@ -64,7 +65,7 @@ def test_every_rule_is_listed_and_the_catch_all_is_reported(lab_state, reviews):
     assert testers["weights"] == {"reviews-v3": 100}
 
 
-def test_the_recorded_state_and_history_are_read_back(lab_state, reviews):  # noqa: F811
+def test_the_recorded_state_and_history_are_read_back(lab_state, reviews):
     split(lab_state, reviews, {"reviews-v1": 80, "reviews-v2": 20}, base="reviews-v1", canary="reviews-v2")
     info = read(lab_state, reviews)
     assert info["weights"] == {"reviews-v1": 80, "reviews-v2": 20}
@@ -73,7 +74,7 @@ def test_the_recorded_state_and_history_are_read_back(lab_state, reviews):  # no
                                                                 {"reviews-v1": 80, "reviews-v2": 20})]
 
 
-def test_a_missing_route_reads_as_absent_with_one_request(lab_state, reviews, audit):  # noqa: F811
+def test_a_missing_route_reads_as_absent_with_one_request(lab_state, reviews, audit):
     window = audit()
     info = read(lab_state, reviews, "ratings")
     assert info["exists"] is False and info["weights"] == {} and info["backends"] == []
@@ -81,7 +82,7 @@ def test_a_missing_route_reads_as_absent_with_one_request(lab_state, reviews, au
         ("get", "httproutes")]
 
 
-def test_a_rule_name_that_does_not_exist_is_refused_naming_the_rules(lab_state, reviews):  # noqa: F811
+def test_a_rule_name_that_does_not_exist_is_refused_naming_the_rules(lab_state, reviews):
     with pytest.raises(CanaryInputError) as refused:
         read(lab_state, reviews, route_name="nightly")
     assert "no rule named 'nightly'" in str(refused.value) and "('primary')" in str(refused.value)

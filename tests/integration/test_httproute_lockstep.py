@@ -7,6 +7,7 @@ per-version Services of bookinfo-versions.yaml), as a mesh half-way through a mi
 Expected weights come from those samples and Istio's and Gateway API's weight semantics.
 """
 
+# ruff: noqa: F811 - test functions take the fixtures imported from test_httproute_split by name
 from __future__ import annotations
 
 from typing import Any
@@ -44,7 +45,7 @@ def istio_sample(path: str, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def migrating(kube: KubeClient, services: str) -> str:  # noqa: F811 (the fixture imported above)
+def migrating(kube: KubeClient, services: str) -> str:
     """ratings on a VirtualService, reviews on an HTTPRoute, in one namespace."""
     kube.create(VS.format(ns=services), istio_sample("virtual-service-all-v1", "ratings"))
     kube.create(DR.format(ns=services), istio_sample("destination-rule-all", "ratings"))

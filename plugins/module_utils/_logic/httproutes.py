@@ -358,3 +358,193 @@ def per_version_service(service: Any, version: Any, version_label: str = "versio
         "metadata": new_metadata,
         "spec": {"ports": new_ports, "selector": {**json_copy(dict(selector)), version_label: version}},
     }
+
+
+# ---------------------------------------------------------------------------------------------- header rules
+#
+# A header rule sends the requests that carry given headers (testers) to one backend Service. Gateway API
+# does not give a request to the first rule that matches, as Istio does with http routes: among the rules
+# whose matches fit a request, the most specific match wins - an Exact path, then the longest PathPrefix,
+# then a method, then the most header matches, then the most query parameter matches; the rule's position
+# in the list breaks ties only after that (HTTPRouteRule's documentation). A header rule matches under the
+# catch-all path ``PathPrefix /`` and so wins over the catch-all rule, but a rule with a longer path takes
+# the testers' requests to that path: :func:`plan_header_rule` names such rules in a note.
+
+HEADER_NAME_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,256}")
+RULE_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+MAX_HEADER_MATCHES = 16
+MAX_MATCHES = 64
+MAX_RULES = 16
+_HEADER_TYPES = {"exact": "Exact", "regex": "RegularExpression"}
+
+
+def validate_rule_name(name: Any) -> str:
+    if not isinstance(name, str) or len(name) > 253 or not RULE_NAME_RE.fullmatch(name):
+        raise CanaryInputError(f"rule name {show(name)} is not valid for an HTTPRoute rule: lower-case letters, "
+                               "digits, '-' and '.', starting and ending with a letter or digit, at most 253 "
+                               "characters (Gateway API's SectionName)")
+    return name
+
+
+def header_matches(headers: Any) -> list[dict]:
+    """One Gateway API match (under ``PathPrefix /``) from ``{name: value}``: a string is an Exact match,
+    ``{exact: v}`` or ``{regex: v}`` (RegularExpression) the other forms Gateway API has."""
+    hint = "give header names and values, e.g. {'end-user': 'jason'} or {'cookie': {'regex': '.*user=jason.*'}}"
+    require_mapping(headers, "headers", hint)
+    if not headers or len(headers) > MAX_HEADER_MATCHES:
+        raise CanaryInputError(f"headers {show(headers)} must name 1 to {MAX_HEADER_MATCHES} headers (Gateway API's "
+                               "limit per match)")
+    found = []
+    for name, given in headers.items():
+        if not isinstance(name, str) or not HEADER_NAME_RE.fullmatch(name):
+            raise CanaryInputError(f"header name {show(name)} is not an HTTP header name (RFC 7230 token, at most "
+                                   "256 characters)")
+        kind, value = "Exact", given
+        if isinstance(given, Mapping):
+            if len(given) != 1 or next(iter(given)) not in _HEADER_TYPES:
+                raise CanaryInputError(f"header {name!r} match {show(given)} must be one of {{exact: ...}} or "
+                                       "{regex: ...}; Gateway API has no prefix match for headers (use a regex)")
+            key, value = next(iter(given.items()))
+            kind = _HEADER_TYPES[key]
+        if not isinstance(value, str) or not 1 <= len(value) <= 4096:
+            raise CanaryInputError(f"header {name!r} value {show(value)} must be a string of 1 to 4096 characters")
+        found.append({"type": kind, "name": name, "value": value})
+    lowered = [entry["name"].lower() for entry in found]
+    if len(set(lowered)) != len(lowered):
+        raise CanaryInputError(f"headers {show(headers)} name one header twice (names are case-insensitive)")
+    return [{"path": json_copy(_CATCH_ALL["path"]), "headers": found}]
+
+
+def _plain_match(match: Any) -> Any:
+    """A match with Gateway API's defaults filled in (what the API server stores)."""
+    if not isinstance(match, Mapping):
+        return match
+    plain = {key: value for key, value in match.items() if value not in (None, [], {})}
+    plain.setdefault("path", json_copy(_CATCH_ALL["path"]))
+    if isinstance(plain.get("headers"), list):
+        plain["headers"] = [dict({"type": "Exact"}, **h) if isinstance(h, Mapping) else h for h in plain["headers"]]
+    return plain
+
+
+def _plain_ref(ref: Any, namespace: str | None) -> Any:
+    if not isinstance(ref, Mapping):
+        return ref
+    plain = dict(ref)
+    plain["group"] = plain.get("group") or ""
+    plain["kind"] = plain.get("kind") or "Service"
+    plain["namespace"] = plain.get("namespace") or namespace
+    plain.setdefault("weight", DEFAULT_WEIGHT)
+    return plain
+
+
+def same_rule(one: Any, other: Any, namespace: str | None) -> bool:
+    """Whether two rules mean the same to Gateway API (defaults the API server fills in do not count)."""
+    def plain(rule: Any) -> Any:
+        if not isinstance(rule, Mapping):
+            return rule
+        copy = {key: value for key, value in rule.items() if value not in (None, [], {})}
+        copy["matches"] = [_plain_match(m) for m in rule.get("matches") or [json_copy(_CATCH_ALL)]]
+        copy["backendRefs"] = [_plain_ref(r, namespace) for r in rule.get("backendRefs") or []]
+        return copy
+    return plain(one) == plain(other)
+
+
+def _path_rank(match: Any) -> tuple[int, int]:
+    path = _plain_match(match).get("path") if isinstance(match, Mapping) else None
+    if not isinstance(path, Mapping):
+        return (0, 0)
+    kind = path.get("type") or "PathPrefix"
+    value = path.get("value") or "/"
+    return (2, len(value)) if kind == "Exact" else (1, len(value)) if kind == "PathPrefix" else (1, 0)
+
+
+def header_rule_port(route: Any) -> int | None:
+    """The port of the first local Service backend of the rule a split moves (or of any rule): the port a
+    new backendRef to a per-version Service takes, as the Bookinfo samples' per-version Services share it."""
+    metadata, rules = _route_parts(route)
+    namespace = metadata.get("namespace")
+    try:
+        order = [find_rule(route)]
+    except CanaryInputError:
+        order = []
+    order += [i for i in range(len(rules)) if i not in order]
+    for index in order:
+        for ref in rules[index].get("backendRefs") or []:
+            if isinstance(ref, Mapping) and _local_service(ref, namespace) and ref.get("port") is not None:
+                return ref["port"]
+    return None
+
+
+def plan_header_rule(route: Any, rule_name: Any, matches: Any, service: Any, port: Any) -> tuple[list, list]:
+    """The route's new ``spec.rules`` in which rule ``rule_name`` sends ``matches``-ing requests to
+    ``service`` (port ``port``), and notes.
+
+    An existing rule of that name gets the matches and the one backendRef and keeps its other fields
+    (filters, timeouts) and its place; a new rule goes just before the first catch-all rule (order only
+    breaks ties in Gateway API, but a reader expects testers before everyone else), else last. Other rules
+    stay as they are.
+    """
+    metadata, rules = _route_parts(route)
+    namespace = metadata.get("namespace")
+    name = validate_rule_name(rule_name)
+    validate_service_name(service, "backend Service")
+    if not is_int(port) or not 1 <= port <= 65535:
+        raise CanaryInputError(f"port {show(port)} for backend Service {service!r} is not a port number 1..65535")
+    if not isinstance(matches, list) or not matches or len(matches) > MAX_MATCHES:
+        raise CanaryInputError(f"matches {show(matches)} must be a list of 1 to {MAX_MATCHES} Gateway API "
+                               "HTTPRouteMatch mappings")
+    for index, match in enumerate(matches):
+        require_mapping(match, f"matches[{index}]", "an HTTPRouteMatch has path, headers, queryParams or method")
+    new_rules = [json_copy(rule) for rule in rules]
+    found = [i for i, rule in enumerate(rules) if rule.get("name") == name]
+    ref = {"name": service, "port": port}
+    if found:
+        rule = new_rules[found[0]]
+        if same_rule({**rule, "matches": matches, "backendRefs": [ref]}, rules[found[0]], namespace):
+            return [json_copy(r) for r in rules], []
+        if any(isinstance(f, Mapping) and f.get("type") == "RequestRedirect" for f in rule.get("filters") or []):
+            raise CanaryInputError(f"{rule_label(found[0], rule)} redirects (filter RequestRedirect); it is not a "
+                                   "header rule that sends to a backend. Choose another rule name")
+        rule["matches"] = json_copy(matches)
+        rule["backendRefs"] = [ref]
+    else:
+        if len(rules) >= MAX_RULES:
+            raise CanaryInputError(f"the HTTPRoute has {len(rules)} rules, Gateway API's maximum; a header rule "
+                                   f"{name!r} would be one more")
+        at = next((i for i, rule in enumerate(rules) if is_catch_all(rule)), len(rules))
+        new_rules.insert(at, {"name": name, "matches": json_copy(matches), "backendRefs": [ref]})
+    ours = min(_path_rank(m) for m in matches)
+    taking = [rule_label(i, rule) for i, rule in enumerate(rules) if rule.get("name") != name
+              and any(_path_rank(m) > ours for m in rule.get("matches") or [])]
+    notes = []
+    if taking:
+        notes.append(f"rule {name!r} matches under a shorter path than {', '.join(taking)}; Gateway API gives the "
+                     "more specific path precedence, so matching requests to those paths follow those rules")
+    return new_rules, notes
+
+
+def remove_header_rule(route: Any, rule_name: Any) -> list:
+    """The route's ``spec.rules`` without rule ``rule_name`` (unchanged when it has none). The last rule is
+    never removed: a route needs one, and it is not a header rule this collection added."""
+    _metadata, rules = _route_parts(route)
+    name = validate_rule_name(rule_name)
+    kept = [json_copy(rule) for rule in rules if rule.get("name") != name]
+    if not kept and rules:
+        raise CanaryInputError(f"rule {name!r} is the HTTPRoute's only rule; removing it would leave the route "
+                               "empty. Delete the route instead")
+    return kept
+
+
+def build_rules_patch(route: Any, new_rules: list) -> list[dict]:
+    """JSON Patch replacing ``/spec/rules``, guarded by ``test`` ops of the resourceVersion and the rules as
+    read; ``[]`` when nothing changes."""
+    metadata, rules = _route_parts(route)
+    if new_rules == rules:
+        return []
+    ops: list[dict] = []
+    version = metadata.get("resourceVersion")
+    if isinstance(version, str) and version:
+        ops.append({"op": "test", "path": "/metadata/resourceVersion", "value": version})
+    ops.append({"op": "test", "path": "/spec/rules", "value": json_copy(rules)})
+    ops.append({"op": "replace", "path": "/spec/rules", "value": json_copy(new_rules)})
+    return ops

@@ -9,6 +9,7 @@ Expected values come from upstream: Istio's Gateway API Bookinfo samples
 from __future__ import annotations
 
 import copy
+import re
 from fractions import Fraction
 
 import pytest
@@ -18,9 +19,14 @@ from hypothesis import strategies as st
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes import (
     build_rule_patch,
+    build_rules_patch,
     find_rule,
+    header_matches,
+    header_rule_port,
     per_version_service,
+    plan_header_rule,
     plan_rule_backends,
+    remove_header_rule,
     rule_shares,
 )
 from tests.conformance import corpus
@@ -246,3 +252,104 @@ def test_per_version_service_refuses_what_selects_nothing(change, message):
         per_version_service(reviews, "v2")
     with pytest.raises(CanaryInputError, match="not a valid label value"):
         per_version_service(reviews, "v2 beta")
+
+
+# ---------------------------------------------------------------------------------------------- header rules
+
+def crd_defaults():
+    """The defaults Gateway API's vendored HTTPRoute CRD (v1) gives a rule's matches and a header match."""
+    import yaml
+
+    from tests.helpers.collection import REPO_ROOT
+
+    crd = yaml.safe_load((REPO_ROOT / "lab/crds/gateway-api/gateway.networking.k8s.io_httproutes.yaml").read_text())
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+    rule = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["rules"]["items"]["properties"]
+    header = rule["matches"]["items"]["properties"]["headers"]["items"]["properties"]
+    return rule["matches"]["default"], header["type"]["default"]
+
+
+def as_server_stores(rule: dict) -> dict:
+    """A rule with the CRD's defaults filled in, as the API server stores it (backendRef kind defaults to
+    Service; group's default "" is dropped by the lab's load-time adaptation, kept by real clusters)."""
+    matches_default, header_default = crd_defaults()
+    rule = copy.deepcopy(rule)
+    rule.setdefault("matches", copy.deepcopy(matches_default))
+    for match in rule["matches"]:
+        match.setdefault("path", copy.deepcopy(matches_default[0]["path"]))
+        for header in match.get("headers", []):
+            header.setdefault("type", header_default)
+    for ref in rule.get("backendRefs", []):
+        ref.setdefault("kind", "Service")
+        ref.setdefault("group", "")
+        ref.setdefault("weight", 1)
+    return rule
+
+
+def with_testers(route: dict, headers=None, service="reviews-v2") -> list:
+    rules, _notes = plan_header_rule(route, "canary-testers", header_matches(headers or {"end-user": "alice"}),
+                                     service, header_rule_port(route))
+    return rules
+
+
+def test_a_header_rule_goes_before_the_catch_all_with_the_base_port():
+    route = stored("route-reviews-v1")
+    rules = with_testers(route)
+    assert [r.get("name") for r in rules] == ["canary-testers", None]
+    assert rules[0] == {"name": "canary-testers",
+                        "matches": [{"path": {"type": "PathPrefix", "value": "/"},
+                                     "headers": [{"type": "Exact", "name": "end-user", "value": "alice"}]}],
+                        "backendRefs": [{"name": "reviews-v2", "port": 9080}]}
+    assert rules[1] == route["spec"]["rules"][0]
+
+
+def test_a_header_rule_as_the_server_stored_it_plans_no_change():
+    route = stored("route-reviews-v1")
+    rules = with_testers(route)
+    route["spec"]["rules"] = [as_server_stores(rule) for rule in rules]
+    assert build_rules_patch(route, with_testers(route)) == []
+    # Another header value is a change, and only that rule's matches move.
+    changed = with_testers(route, {"end-user": "bob"})
+    assert changed[1] == route["spec"]["rules"][1]
+    assert changed[0]["matches"][0]["headers"][0]["value"] == "bob"
+
+
+def test_regex_and_exact_forms_map_to_gateway_api_types():
+    assert header_matches({"cookie": {"regex": "^(.*?;)?(user=jason)(;.*)?$"}, "x-team": {"exact": "qa"}}) == [
+        {"path": {"type": "PathPrefix", "value": "/"},
+         "headers": [{"type": "RegularExpression", "name": "cookie", "value": "^(.*?;)?(user=jason)(;.*)?$"},
+                     {"type": "Exact", "name": "x-team", "value": "qa"}]}]
+
+
+@pytest.mark.parametrize("headers,message", [
+    ({"end user": "alice"}, "header name 'end user' is not an HTTP header name"),
+    ({"end-user": {"prefix": "al"}}, "Gateway API has no prefix match for headers"),
+    ({"end-user": ""}, "header 'end-user' value '' must be a string of 1 to 4096"),
+    ({"End-User": "a", "end-user": "b"}, "name one header twice"),
+    ({}, "must name 1 to 16 headers"),
+])
+def test_bad_headers_are_refused_naming_them(headers, message):
+    with pytest.raises(CanaryInputError, match=re.escape(message)):
+        header_matches(headers)
+
+
+def test_a_bad_rule_name_is_refused_with_gateway_apis_rule():
+    with pytest.raises(CanaryInputError, match=r"rule name 'Canary_Testers' is not valid .* SectionName"):
+        plan_header_rule(stored("route-reviews-v1"), "Canary_Testers", header_matches({"a": "b"}), "reviews-v2", 9080)
+
+
+def test_a_longer_path_rule_is_named_in_a_note():
+    route = stored("route-reviews-v1")
+    route["spec"]["rules"].insert(0, {"name": "api", "matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                                      "backendRefs": [{"name": "reviews-v1", "port": 9080}]})
+    _rules, notes = plan_header_rule(route, "canary-testers", header_matches({"end-user": "alice"}), "reviews-v2",
+                                     9080)
+    assert len(notes) == 1 and "rules[0] ('api')" in notes[0] and "more specific path" in notes[0]
+
+
+def test_removing_a_header_rule_leaves_the_others():
+    route = stored("route-reviews-v1")
+    original = copy.deepcopy(route["spec"]["rules"])
+    route["spec"]["rules"] = with_testers(route)
+    assert remove_header_rule(route, "canary-testers") == original
+    assert remove_header_rule(route, "nightly") == route["spec"]["rules"]

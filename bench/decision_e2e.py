@@ -184,14 +184,15 @@ class Release:
 def _analyse(release: Release, prometheus_url: str, planned: int) -> dict[str, Any]:
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+    from ansible_collections.canary.istio.plugins.module_utils._module import call, module_argument_spec
     from ansible_collections.canary.istio.plugins.modules import canary_analysis
     args = decision_ours.module_args(release.scenario.limits, look=release.look, looks=planned)
     args.update(service=SERVICE, namespace=release.namespace, base="v1", canary="v2", prometheus_url=prometheus_url,
                 since=round(release.since, 3))
-    validation = ArgumentSpecValidator(canary_analysis.argument_spec()).validate(args)
+    validation = ArgumentSpecValidator(module_argument_spec(canary_analysis)).validate(args)
     if validation.error_messages:
         return {"failed": True, "msg": validation.error_messages[0]}
-    return canary_analysis.execute(validation.validated_parameters)
+    return call(canary_analysis, validation.validated_parameters)
 
 
 def _pure_on_module_counts(result: dict[str, Any], limits: rules.Limits, look: int, looks: int) -> str | None:

@@ -4,28 +4,13 @@
 
 """canary.istio.canary_analysis runs in the controller process on local connections.
 
-As plugins/plugin_utils/_in_process.py does for the Kubernetes modules, except that this module
-talks to Prometheus only, so it runs its own ``execute`` without a Kubernetes connection.
+See plugins/plugin_utils/_in_process.py.
 """
 
 from __future__ import annotations
 
-from ansible.module_utils.common.parameters import remove_values
-from ansible.plugins.action import ActionBase
-
-from ansible_collections.canary.istio.plugins.modules import canary_analysis
 from ansible_collections.canary.istio.plugins.plugin_utils._in_process import InProcessModuleAction
 
 
 class ActionModule(InProcessModuleAction):
     MODULE = "canary_analysis"
-
-    def run(self, tmp=None, task_vars=None):
-        if not self._in_process():
-            return super().run(tmp, task_vars)
-        result = ActionBase.run(self, tmp, task_vars)
-        del tmp
-        validation, params = self.validate_argument_spec(argument_spec=canary_analysis.argument_spec())
-        outcome = canary_analysis.execute(params)
-        result.update(remove_values(outcome, validation._no_log_values))
-        return result

@@ -2,39 +2,24 @@
 # Copyright: canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Runs canary.istio.traffic_probe on the controller, printing progress while it works."""
+"""canary.istio.traffic_probe always runs in the controller (it measures from where Ansible runs),
+printing progress lines while it works and its verdict at the end.
+
+See plugins/plugin_utils/_in_process.py.
+"""
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
-
-from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
-from ansible_collections.canary.istio.plugins.module_utils._probe import (
-    PROBE_ARG_SPEC,
-    probe_from_params,
-    progress_line,
-    summary_line,
-)
-from ansible_collections.canary.istio.plugins.plugin_utils._in_process import show_progress
+from ansible_collections.canary.istio.plugins.module_utils._probe import summary_line
+from ansible_collections.canary.istio.plugins.plugin_utils._in_process import InProcessModuleAction, show_progress
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
+class ActionModule(InProcessModuleAction):
+    MODULE = "traffic_probe"
+    PROGRESS = True
+    CONTROLLER_ONLY = True
     _requires_connection = False
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp
-        validation, params = self.validate_argument_spec(argument_spec=PROBE_ARG_SPEC)
-        del validation
-        try:
-            probe, failure = probe_from_params(params, progress=lambda snap: show_progress(progress_line(snap)))
-        except CanaryInputError as exc:
-            result.update(failed=True, msg=str(exc))
-            return result
-        show_progress(summary_line(probe))
-        result.update(probe)
-        result["changed"] = False
-        if failure:
-            result.update(failed=True, msg=failure)
-        return result
+    def show(self, result):
+        if "shares" in result:
+            show_progress(summary_line(result))

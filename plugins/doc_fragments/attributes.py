@@ -10,7 +10,12 @@ class ModuleDocFragment:
 options: {}
 attributes:
   action_group:
-    description: Use C(group/canary.istio.istio) in C(module_defaults) to set connection options once.
+    description:
+      - Use C(group/canary.istio.istio) in C(module_defaults) to set connection options once.
+      - The group's connection options (the Kubernetes ones such as C(kubeconfig), C(context) and C(host), and
+        C(api_version)) may be set for every module of the group. A module that does not use one of them - the
+        Prometheus modules use none - gets it dropped by its action plugin before it runs, and does not list it
+        among its options. Run without the action plugin, such a module refuses the option.
     support: full
     membership:
       - canary.istio.istio

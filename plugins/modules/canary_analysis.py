@@ -46,12 +46,9 @@ description:
     count as failed requests as well.
   - Prometheus errors that may pass by themselves (no connection, timeouts, HTTP 5xx) are retried twice
     (after 0.5 s and 1 s) before the module fails.
-  - Accepts the Kubernetes connection options of the C(canary.istio.istio) action group so that
-    C(module_defaults) for the group apply, but does not use them.
 author:
   - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
-  - canary.istio.auth
   - canary.istio.prometheus
   - canary.istio.attributes
   - canary.istio.attributes.INFO
@@ -341,6 +338,7 @@ prometheus_requests:
 
 import time
 
+from ansible_collections.canary.istio.plugins.module_utils._context import PROMETHEUS
 from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
     REPORTERS,
     AnalysisInputError,
@@ -358,13 +356,8 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.analysis impor
     validate_window,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
-from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError, single_value
-from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import (
-    PROMETHEUS_ARG_SPEC,
-    run,
-    run_body,
-)
 
 CHECK_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -394,22 +387,12 @@ ARGUMENT_SPEC = {
     "reporter": {"type": "str", "choices": list(REPORTERS), "default": "destination"},
     "caller_failures": {"type": "bool", "default": True},
     "checks": {"type": "list", "elements": "dict", "options": CHECK_OPTIONS},
-    **PROMETHEUS_ARG_SPEC,
 }
+USES = (PROMETHEUS,)
 
 
-def argument_spec():
-    """The module's options plus the group's Kubernetes connection options (accepted, unused)."""
-    return full_argument_spec(ARGUMENT_SPEC, istio=False)
-
-
-def execute(params):
-    """Runs the analysis; every expected failure becomes ``failed: true`` with one clear ``msg``."""
-    return run_body(params, _analyse)
-
-
-def _analyse(session):
-    params = session.params
+def execute(ctx):
+    params = ctx.params
     now = time.time()
     if params["min_requests"] is not None and params["min_requests"] < 1:
         raise AnalysisInputError(f"min_requests must be 1 or more, got {params['min_requests']}")
@@ -429,7 +412,7 @@ def _analyse(session):
     alpha = 1.0 - validate_confidence(params["confidence"]) / 100.0
     beta = 1.0 - validate_power(params["power"]) / 100.0
     budget = Budget(alpha=alpha, beta=beta, look=look, looks=looks)
-    client = session.client
+    client = ctx.prometheus
     evaluated_at = round(now, 3)
 
     def ask(check, promql):
@@ -453,8 +436,8 @@ def _analyse(session):
     return result
 
 
-def main():
-    run(argument_spec(), execute)
+def main() -> None:
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

@@ -236,6 +236,7 @@ api_requests:
 """
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
+from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES
 from ansible_collections.canary.istio.plugins.module_utils._logic import release
 from ansible_collections.canary.istio.plugins.module_utils._logic.destinations import RouteDestinations
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
@@ -254,7 +255,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.routes import 
     route_label,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.state import read_canary_state
-from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, read_destination_rule
 
 ARGUMENT_SPEC = {
@@ -273,7 +274,7 @@ ARGUMENT_SPEC = {
     "analysis": {"type": "raw"},
     "input_names": {"type": "dict"},
 }
-USES_ISTIO = True
+USES = (KUBERNETES, ISTIO)
 
 
 def execute(ctx):
@@ -381,7 +382,7 @@ def _reported_host(vs, given):
 
 
 def main() -> None:
-    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

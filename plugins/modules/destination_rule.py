@@ -142,7 +142,7 @@ diff:
   type: dict
 """
 
-from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import MESH_ARG_SPEC, validate_cluster_domain
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import (
     from_definition,
@@ -155,7 +155,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.subsets import
     plan_destination_rule_spec,
     removed_subsets,
 )
-from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._resource import OBJECT_ARG_SPEC, ensure, routes_to_subsets
 
 KIND = "DestinationRule"
@@ -170,7 +170,7 @@ ARGUMENT_SPEC = {
     "force": {"type": "bool", "default": False},
     "cluster_domain": MESH_ARG_SPEC["cluster_domain"],
 }
-USES_ISTIO = True
+USES = (KUBERNETES, ISTIO)
 
 
 def execute(ctx):
@@ -221,7 +221,7 @@ def execute(ctx):
 
 
 def main() -> None:
-    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

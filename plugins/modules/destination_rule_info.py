@@ -57,11 +57,12 @@ api_requests:
   sample: 1
 """
 
-from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._resource import INFO_ARG_SPEC, read_info
 
 ARGUMENT_SPEC = INFO_ARG_SPEC
-USES_ISTIO = True
+USES = (KUBERNETES, ISTIO)
 
 
 def execute(ctx):
@@ -69,7 +70,7 @@ def execute(ctx):
 
 
 def main() -> None:
-    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

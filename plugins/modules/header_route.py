@@ -139,10 +139,11 @@ diff:
   type: dict
 """
 
+from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import MESH_ARG_SPEC, validate_cluster_domain
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import strip_server_fields, validate_name
-from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan_header, write
 
 
@@ -178,7 +179,7 @@ ARGUMENT_SPEC = {
     "max_retries": {"type": "int", "default": 5},
     **MESH_ARG_SPEC,
 }
-USES_ISTIO = True
+USES = (KUBERNETES, ISTIO)
 
 
 def execute(ctx):
@@ -212,7 +213,7 @@ def execute(ctx):
 
 
 def main() -> None:
-    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ api_requests:
 import json
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
-from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._context import KUBERNETES, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import comparable, validate_name
 from ansible_collections.canary.istio.plugins.module_utils._manifest import (
     FIELD_MANAGER,
@@ -138,7 +138,7 @@ from ansible_collections.canary.istio.plugins.module_utils._manifest import (
     wait_for_deployments,
     with_protocol_defaults,
 )
-from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 
 ARGUMENT_SPEC = {
     "src": {"type": "list", "elements": "path", "default": []},
@@ -149,7 +149,7 @@ ARGUMENT_SPEC = {
     "wait": {"type": "bool", "default": False},
     "wait_timeout": {"type": "int", "default": 120},
 }
-USES_ISTIO = False
+USES = (KUBERNETES,)
 
 
 def execute(ctx):
@@ -230,7 +230,7 @@ def execute(ctx):
 
 
 def main() -> None:
-    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

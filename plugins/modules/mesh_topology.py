@@ -29,12 +29,9 @@ description:
     C(destination_workload_namespace), C(destination_version) and C(response_code) of
     C(istio_requests_total) and C(istio_request_duration_milliseconds_bucket) are read, so the
     module works on any Istio mesh's Prometheus.
-  - Accepts the Kubernetes connection options of the C(canary.istio.istio) action group so that
-    C(module_defaults) for the group apply, but does not use them.
 author:
   - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
-  - canary.istio.auth
   - canary.istio.prometheus
   - canary.istio.attributes
   - canary.istio.attributes.INFO
@@ -217,7 +214,7 @@ prometheus_requests:
 import os
 import time
 
-from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._context import PROMETHEUS, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
     REPORTERS,
     AnalysisInputError,
@@ -225,17 +222,11 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.analysis impor
     validate_window,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
-from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import single_value
-from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import (
-    PROMETHEUS_ARG_SPEC,
-    run,
-    run_body,
-)
 from ansible_collections.canary.istio.plugins.module_utils._topology import (
     GraphvizMissing,
     Scope,
-    TopologyError,
     any_istio_series_query,
     build_graph,
     queries,
@@ -257,13 +248,8 @@ ARGUMENT_SPEC = {
     "return_picture": {"type": "bool", "default": False},
     "graphviz_dot": {"type": "str", "default": "dot"},
     "print_table": {"type": "bool", "default": True},
-    **PROMETHEUS_ARG_SPEC,
 }
-
-
-def argument_spec():
-    """The module's options plus the group's Kubernetes connection options (accepted, unused)."""
-    return full_argument_spec(ARGUMENT_SPEC, istio=False)
+USES = (PROMETHEUS,)
 
 
 def _picture_format(params):
@@ -283,13 +269,8 @@ def _check_dest(dest):
         raise AnalysisInputError(f"dest {dest!r}: the directory {directory!r} is not writable")
 
 
-def execute(params):
-    """Reads the graph; every expected failure becomes ``failed: true`` with one clear ``msg``."""
-    return run_body(params, _graph, expected=(TopologyError,))
-
-
-def _graph(session):
-    params = session.params
+def execute(ctx):
+    params = ctx.params
     scope = Scope(namespace=validate_name(params["namespace"], "namespace"),
                   service=validate_name(params["service"], "service") if params.get("service") is not None
                   else None,
@@ -299,7 +280,7 @@ def _graph(session):
     confidence = validate_confidence(params["confidence"])
     if params.get("dest"):
         _check_dest(params["dest"])
-    client = session.client
+    client = ctx.prometheus
     evaluated_at = round(time.time(), 3)
     sent = queries(scope)
     answers = {name: client.query(promql, evaluated_at) for name, promql in sent.items()}
@@ -317,7 +298,7 @@ def _graph(session):
         try:
             svg = run_dot(dot, params["graphviz_dot"])
         except GraphvizMissing as exc:
-            result["warnings"] = [str(exc)]
+            ctx.warn(str(exc))
         else:
             picture = to_html(svg, graph, text) if _picture_format(params) == "html" else svg
             if params.get("dest"):
@@ -332,8 +313,8 @@ def _graph(session):
     return result
 
 
-def main():
-    run(argument_spec(), execute)
+def main() -> None:
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

@@ -73,12 +73,12 @@ import json
 from datetime import datetime, timezone
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
-from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.patches import build_annotation_ops
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._logic.state import HISTORY_ANNOTATION, append_history_entry
-from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 
 ARGUMENT_SPEC = {
     "name": {"type": "str", "required": True},
@@ -87,7 +87,7 @@ ARGUMENT_SPEC = {
     "actor": {"type": "str"},
     "history_limit": {"type": "int", "default": 20},
 }
-USES_ISTIO = True
+USES = (KUBERNETES, ISTIO)
 ATTEMPTS = 5
 
 
@@ -129,7 +129,7 @@ def _local_user():
 
 
 def main() -> None:
-    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

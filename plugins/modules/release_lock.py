@@ -111,11 +111,11 @@ import os
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
-from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._context import KUBERNETES, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic import lock_holder
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
-from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 
 UTC = datetime.timezone.utc
 
@@ -144,7 +144,7 @@ ARGUMENT_SPEC = {
     "force": {"type": "bool", "default": False},
     "job": {"type": "str"},
 }
-USES_ISTIO = False
+USES = (KUBERNETES,)
 
 
 def _holder_job_status(job):
@@ -259,7 +259,7 @@ def execute(ctx):
 
 
 def main() -> None:
-    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

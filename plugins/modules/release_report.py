@@ -24,7 +24,6 @@ description:
 author:
   - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
-  - canary.istio.auth
   - canary.istio.prometheus
   - canary.istio.attributes
   - canary.istio.attributes.INFO
@@ -132,7 +131,7 @@ prometheus_requests:
 import os
 import time
 
-from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._context import PROMETHEUS, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
     REPORTERS,
     AnalysisInputError,
@@ -145,13 +144,8 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.report import 
     weights_over_time,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
-from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError
-from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import (
-    PROMETHEUS_ARG_SPEC,
-    run,
-    run_body,
-)
 
 ARGUMENT_SPEC = {
     "service": {"type": "str", "required": True},
@@ -169,24 +163,14 @@ ARGUMENT_SPEC = {
     "reporter": {"type": "str", "choices": list(REPORTERS), "default": "destination"},
     "topology_before": {"type": "str"},
     "topology_after": {"type": "str"},
-    **PROMETHEUS_ARG_SPEC,
 }
+USES = (PROMETHEUS,)
 # A chart needs no more points than it has pixels.
 MAX_POINTS = 400
 
 
-def argument_spec():
-    """The module's options plus the group's Kubernetes connection options (accepted, unused)."""
-    return full_argument_spec(ARGUMENT_SPEC, istio=False)
-
-
-def execute(params):
-    """Writes the report; every expected failure becomes ``failed: true`` with one clear ``msg``."""
-    return run_body(params, _report)
-
-
-def _report(session):
-    params = session.params
+def execute(ctx):
+    params = ctx.params
     service = validate_name(params["service"], "service")
     namespace = validate_name(params["namespace"], "namespace")
     base, canary = validate_name(params["base"], "base"), validate_name(params["canary"], "canary")
@@ -202,13 +186,12 @@ def _report(session):
         raise AnalysisInputError(f"started_at ({start}) must be before ended_at ({end})")
     step = max(1.0, round((end - start) / MAX_POINTS, 3))
     sent = range_queries(service, namespace, window, params["reporter"])
-    warnings = []
     series = {"success_rate": {"base": [], "canary": []}, "p99": {"base": [], "canary": []}}
     try:
-        answers = {name: session.client.query_range(promql, start, end, step) for name, promql in sent.items()}
+        answers = {name: ctx.prometheus.query_range(promql, start, end, step) for name, promql in sent.items()}
         series = build_series(answers, base, canary)
     except PrometheusError as exc:
-        warnings.append(f"the report has no metric charts: {exc}")
+        ctx.warn(f"the report has no metric charts: {exc}")
     weights = weights_over_time(params["history"], canary, start, end)
     page = render(service, namespace, base, canary, start, end, weights, series, params["analyses"],
                   params["decision"], params["reason"], params.get("topology_before"),
@@ -218,12 +201,12 @@ def _report(session):
             handle.write(page)
     except OSError as exc:
         raise ModuleFailure(f"cannot write the report to {dest!r}: {exc}") from None
-    return {"dest": dest, "weights": weights, "series": series, "queries": sent, "warnings": warnings,
+    return {"dest": dest, "weights": weights, "series": series, "queries": sent,
             "started_at": start, "ended_at": end}
 
 
-def main():
-    run(argument_spec(), execute)
+def main() -> None:
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

@@ -185,23 +185,31 @@ unexpected:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._module import run
+from ansible_collections.canary.istio.plugins.module_utils._probe import (
+    PROBE_ARG_SPEC,
+    probe_from_params,
+    progress_line,
+)
 
-from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
-from ansible_collections.canary.istio.plugins.module_utils._probe import PROBE_ARG_SPEC, probe_from_params
+ARGUMENT_SPEC = PROBE_ARG_SPEC
+# Talks to no API: it sends plain HTTP requests to the URL it is given.
+USES = ()
+
+
+def execute(ctx):
+    show = ctx.progress
+    result, failure = probe_from_params(ctx.params, progress=(lambda snap: show(progress_line(snap))) if show else None)
+    if failure:
+        raise ModuleFailure(failure, **result)
+    return result
 
 
 def main() -> None:
     # Normally the action plugin of the same name runs the probe on the controller; this module
     # runs it where the task runs when called directly.
-    module = AnsibleModule(argument_spec=PROBE_ARG_SPEC, supports_check_mode=True)
-    try:
-        result, failure = probe_from_params(module.params)
-    except CanaryInputError as exc:
-        module.fail_json(msg=str(exc))
-    if failure:
-        module.fail_json(msg=failure, **result)
-    module.exit_json(changed=False, **result)
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

@@ -268,6 +268,7 @@ diff:
 
 import getpass
 
+from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES
 from ansible_collections.canary.istio.plugins.module_utils._lockstep import (
     DEFAULT_CONCURRENCY,
     move,
@@ -277,7 +278,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
 from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import MESH_ARG_SPEC, validate_cluster_domain
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import canary_weights, validate_weights
-from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan, write
 
 # Every service is held in memory while the task runs: about 15 KiB each (5,000 raised the worker's peak
@@ -358,7 +359,7 @@ ARGUMENT_SPEC = {
     "concurrency": {"type": "int", "default": DEFAULT_CONCURRENCY},
     **MESH_ARG_SPEC,
 }
-USES_ISTIO = True
+USES = (KUBERNETES, ISTIO)
 
 
 def execute(ctx):
@@ -396,7 +397,7 @@ def execute(ctx):
 
 
 def main() -> None:
-    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 def _local_user():

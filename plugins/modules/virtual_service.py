@@ -102,7 +102,7 @@ diff:
   type: dict
 """
 
-from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import (
     from_definition,
     merged_object,
@@ -110,7 +110,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.resources impo
     validate_string_map,
     validate_virtual_service_spec,
 )
-from ansible_collections.canary.istio.plugins.module_utils._module import build_module, run
+from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._resource import OBJECT_ARG_SPEC, ensure
 
 KIND = "VirtualService"
@@ -120,7 +120,7 @@ ARGUMENT_SPEC = {
     **OBJECT_ARG_SPEC,
     "spec": {"type": "dict"},
 }
-USES_ISTIO = True
+USES = (KUBERNETES, ISTIO)
 
 
 def execute(ctx):
@@ -139,7 +139,7 @@ def execute(ctx):
 
 
 def main() -> None:
-    run(build_module(ARGUMENT_SPEC, istio=USES_ISTIO), execute)
+    run(ARGUMENT_SPEC, USES, execute)
 
 
 if __name__ == "__main__":

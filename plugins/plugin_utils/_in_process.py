@@ -2,15 +2,24 @@
 # Copyright: canary.istio contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Action plugin base that runs a canary.istio module inside the controller on local connections.
+"""The one action plugin of every canary.istio module: runs the module inside the controller on local
+connections, and lets a module show its result to the person watching (a table, a verdict line).
 
 A module run the usual way costs a new Python process, Ansible's module wrapper and the import of
 ``ansible.module_utils.basic`` - about 0.3 s per task, more than the API requests themselves.
 When the task would run on the controller anyway (a local connection, no become, no task
-``environment``, not async), the module's own ``execute`` function is called in the worker process
+``environment``, not async), the module's own ``execute(ctx)`` is called in the worker process
 Ansible already has, with the arguments validated against the module's own argument spec. In
 every other case - or with ``CANARY_ISTIO_IN_PROCESS=0`` on the controller - the module is executed
 as usual. Both paths run the same code and return the same result.
+
+Hooks for subclasses: ``MODULE`` (the module's short name), ``PROGRESS`` (show its progress lines),
+``CONTROLLER_ONLY`` (always run in the controller, whatever the connection: traffic_probe measures
+from where Ansible runs), and ``show(result)`` (print something once the result is in).
+
+Options of the action group that a module does not take (the Kubernetes connection options, for a
+module that talks only to Prometheus) are dropped before the module sees them, so ``module_defaults``
+for the group can set them once for every module (doc fragment ``attributes``).
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.canary.istio.plugins.module_utils._module import execute, full_argument_spec
+from ansible_collections.canary.istio.plugins.module_utils._module import GROUP_OPTIONS, call, module_argument_spec
 
 LOCAL_TRANSPORTS = ("local", "ansible.builtin.local", "ansible.legacy.local")
 display = Display()
@@ -53,6 +62,8 @@ class InProcessModuleAction(ActionBase):
     TRANSFERS_FILES = False
     # Whether the module's progress lines are shown (as traffic_probe's are) while it runs.
     PROGRESS = False
+    # Whether the module always runs in the controller, whatever the task's connection.
+    CONTROLLER_ONLY = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -67,7 +78,12 @@ class InProcessModuleAction(ActionBase):
         except ImportError:
             pass  # run() imports it again, where the error is reported as the task's
 
+    def show(self, result: dict[str, Any]) -> None:
+        """Hook: show something of a finished task's result to the person watching (both paths)."""
+
     def _in_process(self) -> bool:
+        if self.CONTROLLER_ONLY:
+            return True
         if os.environ.get("CANARY_ISTIO_IN_PROCESS", "1") == "0":
             return False
         transport = getattr(self._connection, "transport", "") or ""
@@ -77,24 +93,33 @@ class InProcessModuleAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
+        module = importlib.import_module(_module_name(self.MODULE))
+        argument_spec = module_argument_spec(module)
+        args = {name: value for name, value in self._task.args.items()
+                if name in argument_spec or name not in GROUP_OPTIONS}
         if not self._in_process():
             result.update(self._execute_module(module_name=f"canary.istio.{self.MODULE}",
-                                               module_args=self._task.args, task_vars=task_vars))
-            return result
-        module = importlib.import_module(_module_name(self.MODULE))
-        validation, params = self._validated(full_argument_spec(module.ARGUMENT_SPEC, module.USES_ISTIO))
-        progress = show_progress if self.PROGRESS else None
-        outcome = execute(params, bool(self._task.check_mode), bool(self._task.diff), module.execute, progress)
-        result.update(hide_secrets(outcome, validation._no_log_values))
+                                               module_args=args, task_vars=task_vars))
+        else:
+            validation, params = self._validated(args, argument_spec)
+            progress = show_progress if self.PROGRESS else None
+            outcome = call(module, params, bool(self._task.check_mode), bool(self._task.diff), progress)
+            for warning in outcome.pop("warnings", []):
+                self._display.warning(warning)
+            for deprecation in outcome.pop("deprecations", []):
+                self._display.deprecated(deprecation["msg"], version=deprecation["version"],
+                                         collection_name=deprecation["collection_name"])
+            result.update(hide_secrets(outcome, validation._no_log_values))
+        self.show(result)
         return result
 
-    def _validated(self, argument_spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def _validated(self, task_args: dict[str, Any], argument_spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """The task's arguments checked against the module's spec, as ActionBase.validate_argument_spec
         does, but on a plain copy of them: the task's values carry Ansible's data tags, which every deep
         copy (the validator makes one) and every hand-over to the controller's main process pickle again
         (a second or more for a lockstep task of thousands of services). The module needs the values
         only."""
-        args = plain(self._task.args)
+        args = plain(task_args)
         validation = ArgumentSpecValidator(argument_spec).validate(args)
         if validation.error_messages:
             error, msg = validation.errors[0], validation.errors.msg

@@ -36,7 +36,7 @@ DR = "/apis/networking.istio.io/v1/namespaces/{ns}/destinationrules"
 
 
 def connecting_modules() -> set[str]:
-    return {p.stem for p in (REPO_ROOT / "plugins" / "modules").glob("*.py") if "build_module(" in p.read_text()}
+    return {p.stem for p in (REPO_ROOT / "plugins" / "modules").glob("*.py") if "USES = (KUBERNETES" in p.read_text()}
 
 
 def module_cases(namespace: str, tag: str) -> dict[str, tuple[dict[str, Any], Any]]:

@@ -363,11 +363,12 @@ def run_in_process(args: dict[str, Any]) -> dict[str, Any]:
     """The module as its action plugin runs it on the controller: argument spec, then execute."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+    from ansible_collections.canary.istio.plugins.module_utils._module import call, module_argument_spec
     from ansible_collections.canary.istio.plugins.modules import canary_analysis
-    validation = ArgumentSpecValidator(canary_analysis.argument_spec()).validate(args)
+    validation = ArgumentSpecValidator(module_argument_spec(canary_analysis)).validate(args)
     if validation.error_messages:
         return {"failed": True, "msg": validation.error_messages[0], "_stderr": ""}
-    return {**canary_analysis.execute(validation.validated_parameters), "_stderr": ""}
+    return {**call(canary_analysis, validation.validated_parameters), "_stderr": ""}
 
 
 def test_bad_input_is_refused_with_a_clear_message(analysed: Analysed, traffic_lab: TrafficLab, tmp_path: Path):

@@ -56,7 +56,12 @@ _LABEL_VALUE_RE = re.compile(f"^({_QUALIFIED_NAME})?$")
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~A-Za-z0-9]+$")
 _HEADER_VALUE_RE = re.compile("^[^\x00-\x08\x0a-\x1f\x7f]*$")
 _PSEUDO_HEADERS = {":method", ":scheme", ":authority", ":path", ":status"}
-_DURATION_RE = re.compile(r"^(-)?([0-9]+)(?:\.([0-9]{1,9}))?s$")
+# istiod decodes durations with the legacy jsonpb (pkg/util/protomarshal), which reads them with Go's
+# time.ParseDuration: "0.5s", "500ms", "1m30s" are all durations there.
+_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_RE = re.compile(r"^([-+])?((?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+|0)$")
+_DURATION_NANOS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+                   "m": 60_000_000_000, "h": 3_600_000_000_000}
 _PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "grpc": "GRPC", "grpc-web": "GRPC-Web", "http": "HTTP",
               "http_proxy": "HTTP_PROXY", "http2": "HTTP2", "https": "HTTPS", "tls": "TLS", "mongo": "Mongo",
               "redis": "Redis", "mysql": "MySQL"}  # protocol.Parse
@@ -282,9 +287,13 @@ def validate_duration(value: Any) -> Error:  # agent.ValidateDuration
     if not parsed:
         # Approximation: istiod fails earlier, decoding the proto ("error decoding configuration").
         return f"duration {_q(value)} is not a valid protobuf Duration"
-    sign, seconds, fraction = parsed.groups()
-    nanos = int(seconds) * 1_000_000_000 + int((fraction or "").ljust(9, "0") or 0)
-    if sign:
+    sign, text = parsed.groups()
+    nanos = 0
+    for number, unit in _DURATION_PART_RE.findall(text):
+        whole, _dot, fraction = number.partition(".")
+        scale = _DURATION_NANOS[unit]
+        nanos += int(whole or 0) * scale + (int(fraction) * scale // 10 ** len(fraction) if fraction else 0)
+    if sign == "-":
         nanos = -nanos
     if nanos < 1_000_000:
         return "duration must be greater than 1ms"

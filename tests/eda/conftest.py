@@ -3,7 +3,7 @@
 The rulebooks run as a user runs them (``ansible-rulebook --rulebook canary.istio.<name>``, started by
 ``lab.eda.start_rulebook`` with the collection from build/collections and the lab's kubeconfig); the
 tests post to their webhooks on loopback and read what the rulebook printed and what the cluster holds.
-One lab serves the session (``EDA_LAB_DIR`` reuses a running one); the lab's own Prometheus is not
+The session's lab (``LAB_DIR`` reuses a running one) gets its data plane; the lab's own Prometheus is not
 started (``LAB_PROMETHEUS_DISABLED``): the alert tests run a Prometheus and an Alertmanager of their own.
 """
 
@@ -19,54 +19,42 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lab import eda, procfs
-from lab.controlplane import Lab, load_state, process_alive
 from lab.kube import KubeClient
 from tests.helpers.ansible import BOOKINFO_VARS, run_playbook
 from tests.helpers.collection import REPO_ROOT
 
-EDA_LAB_DIR = REPO_ROOT / "build" / "eda-test-lab"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/{name}"
 
 
 @pytest.fixture(scope="session")
-def lab_state() -> Any:
+def eda_lab(lab_state: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The session's lab (tests/conftest.py) with its data plane running Bookinfo, without Prometheus."""
     from lab import dataplane
 
-    previous = os.environ.get("LAB_PROMETHEUS_DISABLED")
+    directory = Path(lab_state["dir"])
+    previous = os.environ.pop("LAB_PROMETHEUS_DISABLED", None)
     os.environ["LAB_PROMETHEUS_DISABLED"] = "1"
     try:
-        reuse = os.environ.get("EDA_LAB_DIR")
-        if reuse:
-            state = load_state(reuse)
-            if all(process_alive(state["processes"][k]) for k in ("etcd", "apiserver")):
-                dataplane.start(Path(reuse))
-                yield state
-                return
-        lab = Lab(EDA_LAB_DIR)
-        state = lab.up()
-        try:
-            dataplane.start(EDA_LAB_DIR)
-            yield state
-        finally:
-            dataplane.stop(EDA_LAB_DIR)
-            lab.down(quiet=True)
+        dataplane.start(directory)
     finally:
-        if previous is None:
-            os.environ.pop("LAB_PROMETHEUS_DISABLED", None)
-        else:
+        os.environ.pop("LAB_PROMETHEUS_DISABLED")
+        if previous is not None:
             os.environ["LAB_PROMETHEUS_DISABLED"] = previous
+    yield lab_state
+    dataplane.stop(directory)
 
 
 @pytest.fixture(scope="session")
-def kube(lab_state: dict[str, Any]) -> KubeClient:
-    return KubeClient.from_state(lab_state, user="admin")
+def kube(eda_lab: dict[str, Any]) -> KubeClient:
+    return KubeClient.from_state(eda_lab, user="admin")
 
 
 def deploy_base(state: dict[str, Any]) -> str:

@@ -49,8 +49,8 @@ class PushLab:
 
 
 @pytest.fixture(scope="module")
-def pushes(lab_state: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushLab]:
-    namespace = deploy_base(lab_state)
+def pushes(eda_lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[PushLab]:
+    namespace = deploy_base(eda_lab)
     port, token = free_port(), secrets.token_hex(12)
     repositories = {f"bookinfo/{service}": {"service": service, "namespace": namespace,
                                             "manifests": [str(KUBE_MANIFESTS / f"bookinfo-{service}-{{tag}}.yaml")],
@@ -58,7 +58,7 @@ def pushes(lab_state: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
                     for service in ("reviews", "ratings")}
     variables = {"canary_eda_host": "127.0.0.1", "canary_eda_push_port": port, "canary_eda_token": token,
                  "canary_eda_repositories": repositories}
-    rulebook = Rulebook("release_on_push", variables, lab_state, tmp_path_factory.mktemp("release-on-push"))
+    rulebook = Rulebook("release_on_push", variables, eda_lab, tmp_path_factory.mktemp("release-on-push"))
     try:
         wait_listening(f"http://127.0.0.1:{port}/")
         yield PushLab(rulebook, f"http://127.0.0.1:{port}/push", token, namespace)
@@ -166,8 +166,8 @@ def test_an_unknown_repository_is_logged_and_ignored(pushes: PushLab, kube: Kube
 
 
 def test_a_release_lock_held_by_another_run_is_honoured_and_reported(pushes: PushLab, kube: KubeClient,
-                                                                     lab_state: dict[str, Any]):
-    held = run_module("release_lock", {"kubeconfig": lab_state["kubeconfig"], "name": "canary-ratings",
+                                                                     eda_lab: dict[str, Any]):
+    held = run_module("release_lock", {"kubeconfig": eda_lab["kubeconfig"], "name": "canary-ratings",
                                        "namespace": pushes.namespace, "holder": "user:alice@laptop"})
     assert not held.get("failed"), held
     assert pushes.push({"repository": "bookinfo/ratings", "tag": "v2", "id": "locked-1"}) == 200

@@ -59,6 +59,41 @@ FIELD_MANAGER = "canary.istio"
 KIND = "HTTPRoute"
 
 
+# Options the modules that work on both kinds add (documented in each module).
+KIND_ARG_SPEC: dict[str, dict[str, Any]] = {
+    "kind": {"type": "str", "choices": ["VirtualService", KIND], "default": "VirtualService"},
+    "require_ready_endpoints": {"type": "bool", "default": True},
+}
+# Options that name Istio objects, which an HTTPRoute does not use.
+ISTIO_ONLY = ("service_host", "destination_rule")
+
+
+def refuse_istio_options(given: dict[str, Any], where: str = "", names: tuple[str, ...] = ISTIO_ONLY) -> None:
+    """Refuses options that mean nothing on an HTTPRoute (a route names its backend Services itself)."""
+    used = [name for name in names if given.get(name) not in (None, "")]
+    if used:
+        raise CanaryInputError(f"{where}{', '.join(used)} {'is' if len(used) == 1 else 'are'} for VirtualServices; "
+                               "an HTTPRoute names its backend Services in backendRefs. Leave "
+                               f"{'it' if len(used) == 1 else 'them'} out with kind HTTPRoute")
+
+
+def item_kind(item: dict[str, Any], params: dict[str, Any], where: str) -> str:
+    """The kind of one ``services:`` item (its own ``kind``, else the task's)."""
+    kind = item.get("kind") or params.get("kind") or "VirtualService"
+    if kind not in KIND_ARG_SPEC["kind"]["choices"]:
+        raise CanaryInputError(f"{where}.kind {kind!r} is not one of {KIND_ARG_SPEC['kind']['choices']}")
+    return kind
+
+
+def route_target(item: dict[str, Any], params: dict[str, Any], name: str, namespace: str,
+                 weights: dict[str, int], where: str) -> RouteTarget:
+    """The target of a ``services:`` item (or of the task's ``name``) of kind HTTPRoute."""
+    refuse_istio_options(item, f"{where}: ")
+    refuse_istio_options(params)
+    return RouteTarget(name, namespace, route_name=item.get("route_name") or params.get("route_name"),
+                       weights=weights, require_ready_endpoints=params.get("require_ready_endpoints", True))
+
+
 class GatewayApi:
     """HTTPRoutes at the best version the cluster serves: v1 first, v1beta1 only after the server says
     it does not serve v1 (no request is spent on discovery in the common case). One per task, shared by
@@ -109,7 +144,6 @@ def gateway_api(ctx: Context) -> GatewayApi:
 
 def read_core(ctx: Context, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
     """A core/v1 object (a Service, its Endpoints), or None when there is none."""
-    ctx.at("get", resource, name, namespace, "")
     try:
         found = ctx.client.get(f"/api/v1/namespaces/{namespace}/{resource}/{name}")
     except ApiError as exc:
@@ -168,11 +202,9 @@ class RouteTarget:
         return f"{self.namespace}/{self.name}"
 
     def send_patch(self, ctx: Context, ops: list[dict[str, Any]]) -> dict[str, Any]:
-        ctx.at("patch", RESOURCE, self.name, self.namespace, GROUP)
         return gateway_api(ctx).json_patch(ctx.client, self.namespace, self.name, ops, dry_run=ctx.check_mode)
 
     def read_current(self, ctx: Context) -> dict[str, Any] | None:
-        ctx.at("get", RESOURCE, self.name, self.namespace, GROUP)
         return gateway_api(ctx).get(ctx.client, self.namespace, self.name)
 
     def put_back(self, ctx: Context) -> None:
@@ -187,7 +219,8 @@ class RouteTarget:
         return {"kind": KIND, "name": self.name, "namespace": self.namespace, "route": self.route_label(),
                 "before": self.before, "after": self.after, "changed": bool(self.patch),
                 "moved": self.written is not None and not self.rolled_back, "rolled_back": self.rolled_back,
-                "error": self.error, "notes": self.notes, "backend_services": dict(self.checked)}
+                "error": self.error, "notes": self.notes, "backend_services": dict(self.checked),
+                "service_host": None, "destination_rule": None, "destination_rule_namespace": None}
 
 
 def read_route(ctx: Context, target: RouteTarget) -> dict[str, Any]:

@@ -38,6 +38,10 @@ description:
     listed once for the whole task; otherwise found as for one service (see the collection's docs).
   - When the task runs in the controller (a local connection, see the collection's docs), a move of 100
     services or more prints progress lines while it reads, writes and, on failure, puts back.
+  - With O(kind=HTTPRoute) the same promises hold on a Gateway API HTTPRoute - only the C(backendRefs)
+    weights of one rule move, one guarded write, check and diff mode - and every backend Service whose
+    share rises must exist, expose the port its backendRef names and, unless O(require_ready_endpoints)
+    is false, have ready endpoints. See the collection's C(docs/gateway-api.md).
   - Each step is recorded on the VirtualService in annotations with the prefix C(canary.istio/),
     C(canary.istio/state) (base, canary, weight) and C(canary.istio/history) (the last O(history_limit)
     steps with time, weights before and after, and actor).
@@ -150,6 +154,28 @@ options:
     type: int
     default: 8
     version_added: 0.2.0
+  kind:
+    description:
+      - V(VirtualService) moves weights between subsets of a VirtualService route.
+      - V(HTTPRoute) moves weights between backend Services of one rule of a Gateway API HTTPRoute - O(name)
+        names the route; O(base), O(canary) and the keys of O(weights) name backend Services in its namespace
+        (for example C(reviews-v1)); O(route_name) names a rule (C(spec.rules[].name)), else the only rule or the
+        one rule that matches every request is moved; O(service_host) and O(destination_rule) are refused.
+        Gateway API weights are relative (a backend receives its weight over the sum of the rule's weights);
+        backends of other namespaces or kinds keep their share of the rule.
+      - An item of O(services) may set its own C(kind), so one lockstep task can move both kinds.
+    type: str
+    choices: [VirtualService, HTTPRoute]
+    default: VirtualService
+    version_added: 0.3.0
+  require_ready_endpoints:
+    description:
+      - With O(kind=HTTPRoute), refuse to raise the share of a backend Service whose Endpoints list no ready
+        address. When false, the move is made and a warning says which Service has no ready endpoints.
+      - A Service whose share falls is never checked, so taking traffic from a failing canary always works.
+    type: bool
+    default: true
+    version_added: 0.3.0
 seealso:
   - module: canary.istio.canary_info
   - module: canary.istio.header_route
@@ -189,6 +215,15 @@ EXAMPLES = r"""
     services: "{{ shop_services }}"
     weights: {stable: 90, canary: 10}
     concurrency: 16
+
+- name: Send 10% of reviews to v2 on a Gateway API HTTPRoute (Istio's route-reviews-90-10.yaml)
+  canary.istio.traffic_split:
+    kind: HTTPRoute
+    name: reviews
+    namespace: bookinfo
+    base: reviews-v1
+    canary: reviews-v2
+    canary_weight: 10
 
 - name: Promote fully and drop the old destination from the route
   canary.istio.traffic_split:
@@ -236,8 +271,10 @@ services:
     destination_rule: {description: Name of the DestinationRule whose subsets were checked., type: str, returned: always}
     destination_rule_namespace: {description: Namespace of that DestinationRule., type: str, returned: always}
     notes: {description: 'How the moved host was chosen, when it is not the VirtualService''s own host.', type: list, elements: str, returned: always}
+    kind: {description: V(HTTPRoute) for an HTTPRoute., type: str, returned: for an HTTPRoute, version_added: 0.3.0}
+    backend_services: {description: 'Ready endpoints of each backend Service whose share rose (HTTPRoute).', type: dict, returned: for an HTTPRoute, version_added: 0.3.0}
 api_version:
-  description: The C(networking.istio.io) version used.
+  description: The C(networking.istio.io) version used, or the C(gateway.networking.k8s.io) one when the first service is an HTTPRoute.
   returned: always
   type: str
   sample: networking.istio.io/v1
@@ -269,6 +306,12 @@ diff:
 import getpass
 
 from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES
+from ansible_collections.canary.istio.plugins.module_utils._httproute import (
+    KIND_ARG_SPEC,
+    item_kind,
+    plan_either,
+    route_target,
+)
 from ansible_collections.canary.istio.plugins.module_utils._lockstep import (
     DEFAULT_CONCURRENCY,
     move,
@@ -279,13 +322,13 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import M
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import canary_weights, validate_weights
 from ansible_collections.canary.istio.plugins.module_utils._module import run
-from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan, write
+from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, write
 
 # Every service is held in memory while the task runs: about 15 KiB each (5,000 raised the worker's peak
 # RSS by 69 MiB; docs/performance.md section 6), so 10,000 stay well within a controller's means.
 MAX_SERVICES = 10000
 MEMORY_KEYS = ("peak_rss_mib", "peak_rss_growth_mib")
-SERVICE_KEYS = {"name", "namespace", "service_host", "route_name", "destination_rule", "weights"}
+SERVICE_KEYS = {"name", "namespace", "service_host", "route_name", "destination_rule", "weights", "kind"}
 
 
 def _weights(params):
@@ -332,6 +375,10 @@ def _targets(params, default_namespace, weights):
         own = validate_weights(item["weights"]) if item.get("weights") is not None else weights
         if own is None:
             raise CanaryInputError("no weights given: set weights, or base + canary + canary_weight")
+        where = f"services[{index}]" if params.get("services") else "the task"
+        if item_kind(item, params, where) == "HTTPRoute":
+            targets.append(route_target(item, params, name, namespace, own, where))
+            continue
         targets.append(Target(name, namespace, item.get("service_host") or params.get("service_host"),
                               item.get("route_name") or params.get("route_name"),
                               item.get("destination_rule") or params.get("destination_rule"), own,
@@ -358,6 +405,7 @@ ARGUMENT_SPEC = {
     "max_retries": {"type": "int", "default": 5},
     "concurrency": {"type": "int", "default": DEFAULT_CONCURRENCY},
     **MESH_ARG_SPEC,
+    **KIND_ARG_SPEC,
 }
 USES = (KUBERNETES, ISTIO)
 
@@ -377,15 +425,15 @@ def execute(ctx):
     options = dict(remove_unnamed=params["remove_unnamed"], record=params["record"], actor=actor,
                    history_limit=params["history_limit"], base=params.get("base"), canary=params.get("canary"))
 
-    figures = move(ctx, targets, lambda worker, target: plan(worker, target, **options),
-                   lambda worker, target: write(worker, target, lambda: plan(worker, target, **options),
+    figures = move(ctx, targets, lambda worker, target: plan_either(worker, target, **options),
+                   lambda worker, target: write(worker, target, lambda: plan_either(worker, target, **options),
                                                 params["max_retries"]),
                    concurrency)
 
     first = targets[0]
     result = {"changed": any(t.patch for t in targets), "before": first.before, "after": first.after,
               "route": first.route_label(), "services": [t.report() for t in targets],
-              "api_version": ctx.istio.api_version, "memory": {k: figures[k] for k in MEMORY_KEYS},
+              "api_version": getattr(first, "api_version", None) or ctx.istio.api_version, "memory": {k: figures[k] for k in MEMORY_KEYS},
               "lockstep": {k: v for k, v in figures.items() if k not in MEMORY_KEYS}}
     notes = [f"{t.label}: {note}" for t in targets for note in t.notes]
     if notes:

@@ -545,6 +545,11 @@ class _GatewayApiMixin:
                     decision.path = _new_path(rewrite["path"], match, path) + query
         timeouts = rule.get("timeouts") or {}
         decision.timeout_seconds = parse_gateway_api_duration(timeouts.get("request"))
+        # Istio (pilot/pkg/config/kube/gateway/conversion.go): with no retry, a non-zero
+        # backendRequest becomes the route's timeout in place of request.
+        backend_request = parse_gateway_api_duration(timeouts.get("backendRequest"))
+        if backend_request:
+            decision.timeout_seconds = backend_request
         backends = rule.get("backendRefs") or []
         weights = [max(0, int(b.get("weight", 1))) for b in backends]
         if not backends or sum(weights) == 0:

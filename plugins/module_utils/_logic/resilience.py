@@ -15,8 +15,10 @@ istio/istio ``pkg/config/validation``):
 ==================  ========================================================================
 option              Istio field
 ==================  ========================================================================
-``timeout``         ``spec.http[i].timeout`` of the chosen VirtualService route
-``retries``         ``spec.http[i].retries`` (``HTTPRetry``)
+``timeout``         ``spec.http[i].timeout`` of the chosen VirtualService route, or
+                    ``spec.rules[i].timeouts.request`` of an HTTPRoute rule
+``retries``         ``spec.http[i].retries`` (``HTTPRetry``); on an HTTPRoute rule only
+                    ``per_try_timeout``, as ``timeouts.backendRequest``
 ``fault``           ``spec.http[i].fault`` (``HTTPFaultInjection``); with ``match``, a tester route
                     of its own just above the chosen route (same destinations, the match, the fault)
 ``circuit_breaker`` ``spec.trafficPolicy.connectionPool`` / ``.outlierDetection`` of the
@@ -45,6 +47,9 @@ API (all options in snake_case, as the module takes them):
   name)`` -> a new ``spec.http`` list, for ``patches.build_http_list_patch``.
 - ``build_traffic_policy_patch(dr_object, subset, fields)`` / ``build_traffic_policy_removal(dr_object,
   subset, paths)`` -> JSON Patch ops on ``/spec/trafficPolicy`` or ``/spec/subsets/<j>/trafficPolicy``.
+- ``http_route_fields(timeout=None, retries=None, fault=None)`` -> ``{"timeouts": {"request", "backendRequest"}}``
+  for an HTTPRoute rule; ``build_http_route_rule_patch(route, rule_index, fields)`` /
+  ``build_http_route_rule_removal(route, rule_index, names)`` -> ops on ``/spec/rules/<i>/timeouts`` only.
 - ``local_rate_limit_envoy_filter(name, namespace, workload_labels, bucket)`` -> the whole EnvoyFilter;
   ``build_token_bucket_patch(envoy_filter, bucket)`` -> ops changing only its ``token_bucket``.
 
@@ -640,6 +645,100 @@ def build_traffic_policy_removal(dr_object: Any, subset: Any, paths: list[tuple[
         ops = [{"op": "test", "path": f"{base}/trafficPolicy", "value": json_copy(policy)},
                {"op": "remove", "path": f"{base}/trafficPolicy"}]
     return _version_test(dr_object) + guards + ops
+
+
+# --------------------------------------------------------------------------------------
+# HTTPRoute rules (Gateway API)
+
+# GEP-2257 durations, as the HTTPRoute CRD's schema checks them; "0s" disables the timeout.
+_GATEWAY_API_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
+
+
+def _gateway_api_seconds(value: Any, what: str) -> float:
+    if not isinstance(value, str) or not _GATEWAY_API_DURATION.match(value):
+        raise CanaryInputError(f"{what} {show(value)} is not a Gateway API duration (GEP-2257: up to four "
+                               "whole numbers with h, m, s or ms, e.g. '500ms', '10s', '1m30s'; '0s' disables it)")
+    return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in re.findall(r"([0-9]+)(ms|h|m|s)", value))
+
+
+def http_route_fields(timeout: Any = None, retries: Any = None, fault: Any = None) -> dict[str, Any]:
+    """The ``timeouts`` of an HTTPRoute rule for the options given.
+
+    ``timeout`` is ``timeouts.request``; ``retries.per_try_timeout`` is ``timeouts.backendRequest``
+    (Istio makes it the per-try timeout when the rule has a retry, the route timeout otherwise:
+    pilot/pkg/config/kube/gateway/conversion.go). Gateway API's standard channel has no retry
+    attempts and no fault injection, so those are refused (Istio's tasks use a VirtualService for faults).
+    """
+    if fault is not None:
+        raise CanaryInputError("fault cannot be set on an HTTPRoute: Gateway API has no fault injection (Istio's "
+                               "Request Timeouts task adds faults with a VirtualService); use a VirtualService route")
+    timeouts: dict[str, Any] = {}
+    if timeout is not None:
+        _gateway_api_seconds(timeout, "timeout")
+        timeouts["request"] = timeout
+    if retries is not None:
+        require_mapping(retries, "retries", "give retries.per_try_timeout")
+        if set(retries) - {"per_try_timeout"} or retries.get("per_try_timeout") is None:
+            raise CanaryInputError(f"retries {show(dict(retries))} on an HTTPRoute can only set per_try_timeout "
+                                   "(timeouts.backendRequest); Gateway API's standard channel has no retry attempts "
+                                   "or conditions")
+        _gateway_api_seconds(retries["per_try_timeout"], "retries.per_try_timeout")
+        timeouts["backendRequest"] = retries["per_try_timeout"]
+    return {"timeouts": timeouts} if timeouts else {}
+
+
+def _refuse_backend_longer(timeouts: Mapping[str, Any], where: str) -> None:
+    request, backend = timeouts.get("request"), timeouts.get("backendRequest")
+    if request is None or backend is None:
+        return
+    request_seconds = _gateway_api_seconds(request, f"{where}.request")
+    if request_seconds and _gateway_api_seconds(backend, f"{where}.backendRequest") > request_seconds:
+        raise CanaryInputError(f"{where}.backendRequest {backend!r} is longer than request {request!r}; Gateway API "
+                               "refuses a backendRequest timeout longer than the request timeout")
+
+
+def _rule_at(route_object: Any, rule_index: Any) -> tuple[Mapping, str]:
+    require_mapping(route_object, "HTTPRoute", "pass the HTTPRoute object as read from the API server")
+    spec = route_object.get("spec") or {}
+    rules = spec.get("rules") if isinstance(spec, Mapping) else None
+    if not isinstance(rules, list) or not is_int(rule_index) or not 0 <= rule_index < len(rules):
+        count = len(rules) if isinstance(rules, list) else 0
+        raise CanaryInputError(f"rule index {show(rule_index)} is not an index of spec.rules (0..{count - 1}); "
+                               "use httproutes.find_rule to locate the rule")
+    require_mapping(rules[rule_index], f"HTTPRoute spec.rules[{rule_index}]", "the HTTPRoute is malformed")
+    return rules[rule_index], f"/spec/rules/{rule_index}"
+
+
+def build_http_route_rule_patch(route_object: Any, rule_index: Any, fields: Mapping[str, Any]) -> list[dict]:
+    """JSON Patch merging ``fields`` (from :func:`http_route_fields`) into rule ``rule_index``'s timeouts only."""
+    rule, base = _rule_at(route_object, rule_index)
+    if fields.get("timeouts"):
+        _refuse_backend_longer(_merged(rule.get("timeouts") or {}, fields["timeouts"]), f"rules[{rule_index}].timeouts")
+    ops = _set_ops(base, rule, fields, base, rule)
+    if not ops:
+        return []
+    guards = [{"op": "test", "path": f"{base}/name", "value": rule["name"]}] if "name" in rule else []
+    return _version_test(route_object) + guards + ops
+
+
+def build_http_route_rule_removal(route_object: Any, rule_index: Any, names: Any) -> list[dict]:
+    """JSON Patch removing ``timeout`` (timeouts.request) and/or ``retries`` / ``retries.per_try_timeout``
+    (timeouts.backendRequest) from rule ``rule_index``; ``[]`` when it holds none of them."""
+    paths = []
+    for name in names if isinstance(names, list) else [names]:
+        if name == "timeout":
+            paths.append(("timeouts", "request"))
+        elif name in ("retries", "retries.per_try_timeout"):
+            paths.append(("timeouts", "backendRequest"))
+        else:
+            raise CanaryInputError(f"option name {show(name)} is not one an HTTPRoute rule holds; known: timeout, "
+                                   "retries, retries.per_try_timeout")
+    rule, base = _rule_at(route_object, rule_index)
+    ops, _after = _remove_ops(base, rule, paths)
+    if not ops:
+        return []
+    guards = [{"op": "test", "path": f"{base}/name", "value": rule["name"]}] if "name" in rule else []
+    return _version_test(route_object) + guards + ops
 
 
 # --------------------------------------------------------------------------------------

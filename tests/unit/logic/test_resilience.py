@@ -23,12 +23,15 @@ import yaml
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryConflictError, CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.resilience import (
     RETRY_ON_POLICIES,
+    build_http_route_rule_patch,
+    build_http_route_rule_removal,
     build_route_policy_patch,
     build_route_policy_removal,
     build_token_bucket_patch,
     build_traffic_policy_patch,
     build_traffic_policy_removal,
     fault_match,
+    http_route_fields,
     local_rate_limit_envoy_filter,
     plan_fault_tester_route,
     removal_paths,
@@ -45,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[3]
 API = ROOT / "tests" / "conformance" / "upstream" / "api" / "networking" / "v1alpha3"
 SAMPLES = ROOT / "tests" / "conformance" / "upstream" / "istio" / "samples" / "bookinfo" / "networking"
 TASKS = ROOT / "tests" / "traffic" / "istio_tasks"
+GATEWAY_API = ROOT / "tests" / "conformance" / "gateway_api" / "upstream" / "conformance" / "tests"
 
 
 def upstream(path: Path, kind: str) -> dict:
@@ -143,6 +147,41 @@ def test_fault_for_testers_only_builds_istios_test_route():
     assert remove_fault_tester_route({"http": http}, "ratings-fault-testers") == start["spec"]["http"]
     with pytest.raises(CanaryConflictError, match="no match"):
         remove_fault_tester_route({"http": [{"name": "all", "route": []}]}, "all")
+
+
+# --------------------------------------------------------------------------- HTTPRoute rules
+
+
+@pytest.mark.parametrize("example,options", [
+    ("httproute-timeout-request.yaml", [{"timeout": "500ms"}, {"timeout": "0s"}]),
+    ("httproute-timeout-backend-request.yaml", [{"retries": {"per_try_timeout": "500ms"}},
+                                                {"retries": {"per_try_timeout": "0s"}}]),
+])
+def test_http_route_timeouts_write_gateway_apis_conformance_routes(example, options):
+    expected = upstream(GATEWAY_API / example, "HTTPRoute")
+    start = copy.deepcopy(expected)
+    for rule in start["spec"]["rules"]:
+        del rule["timeouts"]
+    after = start
+    for index, given in enumerate(options):
+        after = apply_patch(after, build_http_route_rule_patch(after, index, http_route_fields(**given)))
+    assert after == expected
+    assert build_http_route_rule_patch(expected, 0, http_route_fields(**options[0])) == []
+    names = list(options[0])
+    removed = apply_patch(expected, build_http_route_rule_removal(expected, 0, names))
+    assert "timeouts" not in removed["spec"]["rules"][0] and removed["spec"]["rules"][1] == expected["spec"]["rules"][1]
+
+
+def test_http_route_refuses_what_gateway_api_refuses_or_lacks():
+    route = upstream(GATEWAY_API / "httproute-timeout-request.yaml", "HTTPRoute")
+    with pytest.raises(CanaryInputError, match="backendRequest '1s' is longer than request '500ms'"):
+        build_http_route_rule_patch(route, 0, http_route_fields(retries={"per_try_timeout": "1s"}))
+    with pytest.raises(CanaryInputError, match=r"'0\.5s' is not a Gateway API duration"):
+        http_route_fields(timeout="0.5s")
+    with pytest.raises(CanaryInputError, match="Gateway API has no fault injection"):
+        http_route_fields(fault={"abort": {"http_status": 500, "percentage": 100}})
+    with pytest.raises(CanaryInputError, match="only set per_try_timeout"):
+        http_route_fields(retries={"attempts": 3})
 
 
 # --------------------------------------------------------------------------- DestinationRule trafficPolicy

@@ -30,6 +30,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes imp
     build_rule_patch,
     build_rules_patch,
     find_rule,
+    header_matches,
     header_rule_port,
     plan_header_rule,
     plan_rule_backends,
@@ -38,6 +39,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes imp
     rule_shares,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.patches import build_annotation_ops
+from ansible_collections.canary.istio.plugins.module_utils._logic.resources import strip_server_fields
 from ansible_collections.canary.istio.plugins.module_utils._logic.state import (
     HISTORY_ANNOTATION,
     STATE_ANNOTATION,
@@ -48,6 +50,7 @@ from ansible_collections.canary.istio.plugins.module_utils._traffic import (
     json_patch_once,
     put_back_failed,
     record_step_ops,
+    write,
 )
 from ansible_collections.canary.istio.plugins.module_utils._traffic import plan as plan_virtual_service
 
@@ -340,12 +343,52 @@ def plan_header(ctx: Context, target: RouteTarget, rule_name: str, matches: list
                                     "Service backend. Route to the Service with its port in another rule first")
             port = ports[0]
         new_rules, target.notes = plan_header_rule(route, rule_name, matches, service, port)
-    target.before = {"routes": [rule_label(i, rule) for i, rule in enumerate(rules)]}
-    target.after = {"routes": [rule_label(i, rule) for i, rule in enumerate(new_rules)]}
+    target.before = {"routes": [rule.get("name") or f"rules[{i}]" for i, rule in enumerate(rules)]}
+    target.after = {"routes": [rule.get("name") or f"rules[{i}]" for i, rule in enumerate(new_rules)]}
     target.patch = build_rules_patch(route, new_rules)
     if target.patch and present:
         rule = next(rule for rule in new_rules if rule.get("name") == rule_name)
         check_backends(ctx, target, rule["backendRefs"], {}, {service: 100})
+
+
+def header_rule_task(ctx: Context, name: str, namespace: str) -> dict[str, Any]:
+    """header_route with ``kind: HTTPRoute``: ensures (or removes) rule ``route`` sending requests with
+    ``headers`` to backend Service ``service``, with one guarded write (re-planned on a conflict)."""
+    params = ctx.params
+    refuse_istio_options(params)
+    if params.get("subset") or params.get("match"):
+        raise CanaryInputError("with kind HTTPRoute, name the backend Service with service (not subset) and the "
+                               "requests with headers (not match: Istio's match has another shape than Gateway "
+                               "API's)")
+    if not 0 <= params["max_retries"] <= 50:
+        raise CanaryInputError(f"max_retries {params['max_retries']} must be between 0 and 50")
+    present = params["state"] == "present"
+    if present and (not params.get("headers") or not params.get("service")):
+        raise CanaryInputError("state=present with kind HTTPRoute needs service (the backend Service) and headers")
+    matches = header_matches(params["headers"]) if present else None
+    target = RouteTarget(name, namespace, require_ready_endpoints=params["require_ready_endpoints"])
+
+    def replan() -> None:
+        plan_header(ctx, target, params["route"], matches, params.get("service"), present)
+
+    replan()
+    write(ctx, target, replan, params["max_retries"])
+    stored = target.written if target.written is not None else target.route
+    result: dict[str, Any] = {"changed": bool(target.patch), "routes": target.after["routes"],
+                              "result": strip_server_fields(stored), "api_version": target.api_version}
+    if target.notes:
+        result["warnings"] = list(target.notes)
+    if ctx.diff_mode:
+        result["diff"] = {"before": {"rules": ((target.route or {}).get("spec") or {}).get("rules") or []},
+                          "after": {"rules": ((stored or {}).get("spec") or {}).get("rules") or []}}
+    return result
+
+
+def refuse_route_options(params: dict[str, Any]) -> None:
+    """Refuses, on a VirtualService, an option that only an HTTPRoute takes."""
+    if params.get("service"):
+        raise CanaryInputError(f"service {params['service']!r} names an HTTPRoute's backend Service; set kind "
+                               "HTTPRoute, or name a subset with subset on a VirtualService")
 
 
 def plan_either(ctx: Context, target: Any, **options: Any) -> None:

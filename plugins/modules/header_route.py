@@ -78,12 +78,48 @@ options:
     description: How many times to re-read and retry after another writer changed the VirtualService.
     type: int
     default: 5
+  kind:
+    description:
+      - V(VirtualService) manages an http route of a VirtualService.
+      - "V(HTTPRoute) manages a rule of a Gateway API HTTPRoute named O(route) - O(name) names the HTTPRoute, O(service)
+        the backend Service that matching requests go to, O(headers) the headers they carry (an exact string, or
+        C({exact: ...}) or C({regex: ...}); Gateway API has no prefix match for headers). The rule matches under
+        C(PathPrefix /) and goes before the first rule that matches every request; O(subset), O(match),
+        O(service_host) and O(destination_rule) are refused."
+      - Gateway API gives a request to the most specific match, not to the first rule - a rule with a longer path
+        takes the matching requests to that path, and the task warns about such rules.
+      - The backend Service must exist, expose the port used and, unless O(require_ready_endpoints) is false, have
+        ready endpoints.
+    type: str
+    choices: [VirtualService, HTTPRoute]
+    default: VirtualService
+    version_added: 0.3.0
+  service:
+    description: With O(kind=HTTPRoute), the backend Service that matching requests go to. Required with O(state=present).
+    type: str
+    version_added: 0.3.0
+  require_ready_endpoints:
+    description:
+      - With O(kind=HTTPRoute), refuse to route to a backend Service whose Endpoints list no ready address; when
+        false, route anyway and warn.
+    type: bool
+    default: true
+    version_added: 0.3.0
 seealso:
   - module: canary.istio.traffic_split
   - module: canary.istio.canary_info
 """
 
 EXAMPLES = r"""
+- name: Send testers (end-user jason) to reviews-v2 on a Gateway API HTTPRoute
+  canary.istio.header_route:
+    kind: HTTPRoute
+    name: reviews
+    namespace: bookinfo
+    route: canary-testers
+    headers: {end-user: jason}
+    service: reviews-v2
+
 - name: Testers signed in as jason see reviews v2
   canary.istio.header_route:
     name: reviews
@@ -114,7 +150,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 routes:
-  description: Names of the http routes in order after the change (C(http[N]) for unnamed ones).
+  description: Names of the http routes (or HTTPRoute rules) in order after the change (C(http[N]) or C(rules[N]) for unnamed ones).
   returned: always
   type: list
   elements: str
@@ -124,7 +160,7 @@ result:
   returned: always
   type: dict
 api_version:
-  description: The C(networking.istio.io) version used.
+  description: The C(networking.istio.io) version used, or the C(gateway.networking.k8s.io) one with O(kind=HTTPRoute).
   returned: always
   type: str
   sample: networking.istio.io/v1
@@ -140,6 +176,11 @@ diff:
 """
 
 from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES
+from ansible_collections.canary.istio.plugins.module_utils._httproute import (
+    KIND_ARG_SPEC,
+    header_rule_task,
+    refuse_route_options,
+)
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import MESH_ARG_SPEC, validate_cluster_domain
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import strip_server_fields, validate_name
@@ -177,7 +218,9 @@ ARGUMENT_SPEC = {
     "service_host": {"type": "str"},
     "destination_rule": {"type": "str"},
     "max_retries": {"type": "int", "default": 5},
+    "service": {"type": "str"},
     **MESH_ARG_SPEC,
+    **KIND_ARG_SPEC,
 }
 USES = (KUBERNETES, ISTIO)
 
@@ -187,6 +230,9 @@ def execute(ctx):
     present = params["state"] == "present"
     name = validate_name(params["name"], "name")
     namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")
+    if params["kind"] == "HTTPRoute":
+        return header_rule_task(ctx, name, namespace)
+    refuse_route_options(params)
     match = _match(params) if present else None
     if present and (match is None or not params.get("subset")):
         raise CanaryInputError("state=present needs subset and match (or headers)")

@@ -72,15 +72,24 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class ApiError(Exception):
-    """An error answer of the API server (HTTP status >= 400)."""
+    """An error answer of the API server (HTTP status >= 400). It carries its own context - the
+    request's method and path, and the name of an object it created - so a message can say what
+    was being done to which object without the caller keeping track (see :meth:`subject`)."""
 
-    def __init__(self, status: int, reason: str, body: Any, method: str = "", path: str = ""):
+    def __init__(self, status: int, reason: str, body: Any, method: str = "", path: str = "",
+                 name: str | None = None):
         self.status = status
         self.reason = reason
         self.body = body if isinstance(body, dict) else {"message": str(body or reason)}
         self.method = method
         self.path = path
+        self.name = name
         super().__init__(f"{status} {reason}: {self.message}")
+
+    @property
+    def subject(self) -> tuple[str, str, str | None, str | None, str]:
+        """(verb, resource, name, namespace, API group) of the failed request, as RBAC names them."""
+        return request_subject(self.method, self.path, self.name)
 
     @property
     def message(self) -> str:
@@ -319,7 +328,8 @@ class KubeClient:
             except ValueError:
                 parsed = {"message": data.decode(errors="replace")[:500]}
         if status >= 400:
-            raise ApiError(status, reason, parsed, method, path)
+            created = (body.get("metadata") or {}).get("name") if method == "POST" and isinstance(body, dict) else None
+            raise ApiError(status, reason, parsed, method, path, created)
         return parsed
 
     def _send(self, method: str, path: str, url: str, headers: list[tuple[str, str]],
@@ -462,6 +472,45 @@ def connect(params: dict[str, Any]) -> KubeClient:
 
 
 # --- turning API errors into messages a person can act on -------------------------------------
+
+# RBAC's verbs for the HTTP methods of a resource request (Kubernetes' RequestInfoFactory).
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+def request_subject(method: str, path: str, created: str | None = None
+                    ) -> tuple[str, str, str | None, str | None, str]:
+    """(verb, resource, name, namespace, API group) of a request, read from its method and path as the
+    API server reads them: ``/api/v1/...`` is the core group, ``/apis/GROUP/VERSION/...`` another;
+    ``namespaces/NS/`` scopes a resource; a trailing name (and subresource) names one object. A path
+    that names no resource (discovery) is described by the path itself."""
+    parts = [part for part in path.split("?", 1)[0].split("/") if part]
+    if parts[:1] == ["api"] and len(parts) >= 2:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        group, rest = parts[1], parts[3:]
+    else:
+        rest, group = [], parts[1] if parts[:1] == ["apis"] and len(parts) > 1 else ""
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    if not rest:
+        return ("get" if method in ("GET", "") else method.lower(), f"the API {path.split('?', 1)[0] or '/'}",
+                None, None, group)
+    resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+    name = rest[1] if len(rest) > 1 else created
+    if method == "DELETE":
+        verb = "delete" if len(rest) > 1 else "deletecollection"
+    elif method in _VERBS:
+        verb = _VERBS[method]
+    else:
+        verb = "get" if len(rest) > 1 else "list"
+    return verb, resource, name, namespace, group
+
+
+def describe_api_error(error: ApiError) -> str:
+    """The message for an API error, from the error's own context."""
+    return describe_error(error, *error.subject)
+
 
 def describe_error(error: ApiError, verb: str, resource: str, name: str | None, namespace: str | None,
                    api_group: str = "networking.istio.io") -> str:

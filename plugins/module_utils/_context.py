@@ -53,9 +53,6 @@ class Context:
         # Warnings and deprecations for the user; the glue shows them the Ansible way.
         self.warnings: list[str] = []
         self.deprecations: list[dict[str, str]] = []
-        # What the module was doing, for the error message of an API failure.
-        self.doing: tuple[str, str, str | None, str | None, str] = ("access", "virtualservices", None, None,
-                                                                    "networking.istio.io")
 
     def _open(self, service: str, make: Callable[[], Any]) -> Any:
         """The client of a declared service, made on first use."""
@@ -124,7 +121,9 @@ class Context:
 
     def at(self, verb: str, resource: str, name: str | None, namespace: str | None,
            api_group: str = "networking.istio.io") -> Context:
-        self.doing = (verb, resource, name, namespace, api_group)
+        """Does nothing: an API error carries its own context (``ApiError.subject``, read from the
+        request). Kept only for service code that still calls it; do not call it in new code."""
+        del verb, resource, name, namespace, api_group
         return self
 
     @property

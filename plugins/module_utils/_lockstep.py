@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, describe_error
+from ansible_collections.canary.istio.plugins.module_utils._client import ApiError, describe_api_error
 from ansible_collections.canary.istio.plugins.module_utils._context import Context, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._traffic import (
@@ -56,10 +56,10 @@ def validate_concurrency(value: Any) -> int:
 
 
 def message(ctx: Context, error: BaseException) -> str:
-    """What went wrong, for a person: API errors name the verb and object the context was at."""
+    """What went wrong, for a person: API errors name the verb and object of their own request."""
+    del ctx
     if isinstance(error, ApiError):
-        verb, resource_name, name, namespace, group = ctx.doing
-        return describe_error(error, verb, resource_name, name, namespace, group)
+        return describe_api_error(error)
     if isinstance(error, (ModuleFailure, CanaryInputError)):
         return getattr(error, "msg", None) or str(error)
     return str(error) or type(error).__name__

@@ -19,7 +19,7 @@ from ansible_collections.canary.istio.plugins.module_utils._client import (
     ApiError,
     ConnectionFailed,
     KubeConfigError,
-    describe_error,
+    describe_api_error,
 )
 from ansible_collections.canary.istio.plugins.module_utils._context import (
     ISTIO,
@@ -86,8 +86,7 @@ def execute(params: dict[str, Any], check_mode: bool, diff_mode: bool,
     except ModuleFailure as exc:
         result = {**exc.result, "failed": True, "msg": exc.msg}
     except ApiError as exc:
-        verb, resource, name, namespace, group = context.doing
-        result = {"failed": True, "msg": describe_error(exc, verb, resource, name, namespace, group),
+        result = {"failed": True, "msg": describe_api_error(exc),
                   "status": exc.status, "reason": exc.reason}
     except Exception as exc:
         if isinstance(exc, _reported_errors()):

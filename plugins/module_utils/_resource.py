@@ -41,14 +41,12 @@ def ensure(ctx: Context, kind: str, resource: str, namespace: str, name: str, st
     istio = ctx.istio
     dry_run = ctx.check_mode
     for attempt in range(1, CONFLICT_RETRIES + 1):
-        ctx.at("get", resource, name, namespace)
         existing = istio.get(kind, namespace, name)
         if state == "absent":
             if existing is None:
                 return _result(ctx, False, "unchanged", None, None)
             if before_delete is not None:
                 before_delete(existing)
-            ctx.at("delete", resource, name, namespace)
             try:
                 istio.delete(kind, namespace, name, dry_run=dry_run,
                              resource_version=existing["metadata"].get("resourceVersion"))
@@ -66,10 +64,8 @@ def ensure(ctx: Context, kind: str, resource: str, namespace: str, name: str, st
             return _result(ctx, False, "unchanged", existing, existing)
         try:
             if existing is None:
-                ctx.at("create", resource, name, namespace)
                 after = istio.create(kind, namespace, wanted, dry_run=dry_run)
                 return _result(ctx, True, "created", None, after)
-            ctx.at("update", resource, name, namespace)
             after = istio.replace(kind, namespace, name, wanted, dry_run=dry_run)
             return _result(ctx, True, "updated", existing, after)
         except ApiError as exc:
@@ -106,12 +102,10 @@ def routes_to_subsets(ctx: Context, namespace: str, rule: dict[str, Any], subset
         return {}
     fqdn = Hosts(namespace, cluster_domain).fqdn((rule.get("spec") or {}).get("host"))
     try:
-        ctx.at("list", "virtualservices", None, None)
         candidates = ctx.istio.list("VirtualService", None)
     except ApiError as exc:
         if exc.status != 403:
             raise
-        ctx.at("list", "virtualservices", None, namespace)
         candidates = ctx.istio.list("VirtualService", namespace)
     users: dict[str, list[str]] = {}
     for vs in candidates:
@@ -155,12 +149,10 @@ def read_info(ctx: Context, kind: str, resource: str, params: dict[str, Any]) ->
     if name:
         validate_name(name, "name")
 
-        ctx.at("get", resource, name, namespace)
         found = ctx.istio.get(kind, namespace, name)
         items = [found] if found else []
     else:
         selector = ",".join(s.strip() for s in params.get("label_selectors") or [] if s and s.strip()) or None
-        ctx.at("list", resource, None, namespace)
         items = ctx.istio.list(kind, namespace, selector)
     return {"changed": False, "resources": [strip_server_fields(i) for i in items],
             "api_version": ctx.istio.api_version}

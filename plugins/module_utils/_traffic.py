@@ -120,11 +120,9 @@ class Target:
         return f"{self.namespace}/{self.name}"
 
     def send_patch(self, ctx: Context, ops: list[dict[str, Any]]) -> dict[str, Any]:
-        ctx.at("patch", "virtualservices", self.name, self.namespace)
         return ctx.istio.json_patch("VirtualService", self.namespace, self.name, ops, dry_run=ctx.check_mode)
 
     def read_current(self, ctx: Context) -> dict[str, Any] | None:
-        ctx.at("get", "virtualservices", self.name, self.namespace)
         return ctx.istio.get("VirtualService", self.namespace, self.name)
 
     def put_back(self, ctx: Context) -> None:
@@ -153,7 +151,6 @@ def list_virtual_services(ctx: Context, namespace: str) -> dict[str, dict[str, A
     That is safe here: each PATCH tests the resourceVersion read, so one made from a stale copy is
     refused, and the VirtualService is read again (GET), planned and checked anew before it is
     written (see :func:`write`); one missing from the cache is read with a GET."""
-    ctx.at("list", "virtualservices", None, namespace)
     try:
         items = ctx.istio.list("VirtualService", namespace, page_size=LIST_PAGE, each=_forget_managed_fields,
                                cached=True)
@@ -185,7 +182,6 @@ def read_destination_rules(ctx: Context, target: Target, host: str,
             return rules
     for namespace in namespaces:
         if target.destination_rule:
-            ctx.at("get", "destinationrules", target.destination_rule, namespace)
             found = ctx.cache.get(("DestinationRule", namespace, target.destination_rule),
                                   lambda namespace=namespace: istio.get("DestinationRule", namespace,
                                                                         target.destination_rule))
@@ -252,7 +248,6 @@ def _exact_rules(ctx: Context, namespace: str, names: list[str], fqdn: str, doma
     istio = ctx.istio
     found = []
     for name in names:
-        ctx.at("get", "destinationrules", name, namespace)
         try:
             rule = ctx.cache.get(("DestinationRule", namespace, name),
                                  lambda name=name: istio.get("DestinationRule", namespace, name))
@@ -273,7 +268,6 @@ def destination_rule_hosts(ctx: Context, namespace: str, cluster_domain: str) ->
     """Names of a namespace's DestinationRules by resolved exact host (wildcards left out), from the
     watch cache (:meth:`Istio.cached_column`): one small request per namespace and task. None when
     the server gives no host column."""
-    ctx.at("list", "destinationrules", None, namespace)
 
     def read() -> dict[str, list[str]] | None:
         pairs = ctx.istio.cached_column("DestinationRule", namespace, "Host")
@@ -293,7 +287,6 @@ def destination_rule_hosts(ctx: Context, namespace: str, cluster_domain: str) ->
 def destination_rules_of(ctx: Context, namespace: str, cluster_domain: str) -> RuleIndex:
     """The DestinationRules of a namespace: one LIST per namespace and task, however many services
     of the task look there."""
-    ctx.at("list", "destinationrules", None, namespace)
     return ctx.cache.get(("DestinationRules", namespace, cluster_domain),
                          lambda: RuleIndex(ctx.istio.list("DestinationRule", namespace, page_size=LIST_PAGE,
                                                           each=_forget_managed_fields), namespace, cluster_domain))
@@ -363,7 +356,6 @@ def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor
     """Reads the VirtualService and DestinationRule and builds the guarded patch (no write)."""
     vs, target.listed = target.listed, None  # a listed copy serves the first plan only, never a re-plan
     if vs is None:
-        ctx.at("get", "virtualservices", target.name, target.namespace)
         vs = ctx.istio.get("VirtualService", target.namespace, target.name)
     if vs is None:
         raise ModuleFailure(f"VirtualService {target.label} not found; create it first "
@@ -544,7 +536,6 @@ def _put_back_route(ctx: Context, target: Target) -> None:
 def plan_header(ctx: Context, target: Target, route: str, match: list[dict[str, Any]] | None, subset: str | None,
                 present: bool) -> None:
     """Reads the VirtualService (and the DestinationRule when routing) and builds the http-list patch."""
-    ctx.at("get", "virtualservices", target.name, target.namespace)
     vs = ctx.istio.get("VirtualService", target.namespace, target.name)
     if vs is None:
         raise ModuleFailure(f"VirtualService {target.label} not found; create it first")

@@ -303,7 +303,6 @@ def _read(ctx):
     namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")
     validate_cluster_domain(params["cluster_domain"])
     validate_name(params["root_namespace"], "root_namespace")
-    ctx.at("get", "virtualservices", name, namespace)
     vs = ctx.istio.get("VirtualService", namespace, name)
     result = {"changed": False, "exists": vs is not None, "weights": {}, "routes": [], "subsets": [],
               "destination_rule": "", "destination_rule_namespace": "", "state": {"base": None, "canary": None, "weight": None, "route": None},
@@ -343,7 +342,6 @@ def _read(ctx):
         service_namespace = target.hosts.service_namespace(host) or namespace
         short = target.hosts.service_name(host) or host.split(".")[0]
         selector = None
-        ctx.at("get", "services", short, service_namespace, "")
         try:
             service = ctx.client.get(f"/api/v1/namespaces/{service_namespace}/services/{short}")
             selector = (service.get("spec") or {}).get("selector")
@@ -351,7 +349,6 @@ def _read(ctx):
             if exc.status not in (403, 404):
                 raise
         selector = selector or {"app": short}
-        ctx.at("list", "deployments", None, service_namespace, "apps")
         deployments = ctx.client.get(f"/apis/apps/v1/namespaces/{service_namespace}/deployments").get("items") or []
         result["subsets"] = subsets_report(spec, host, target.rules, selector, deployments, target.hosts)
     return result

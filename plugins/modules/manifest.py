@@ -164,13 +164,11 @@ def execute(ctx):
     for source, doc in ordered(docs, reverse=absent):
         api_version, kind, name = doc["apiVersion"], doc["kind"], doc["metadata"]["name"]
         group = api_version.split("/")[0] if "/" in api_version else ""
-        ctx.at("get", kind, None, None, group)
         resource = discovery.resource(api_version, kind)
         namespace = None
         if resource.get("namespaced"):
             namespace = override or doc["metadata"].get("namespace") or ctx.default_namespace
         path = object_path(api_version, resource, namespace, name)
-        ctx.at("get", resource["name"], name, namespace, group)
         try:
             before = client.get(path)
         except ApiError as exc:
@@ -182,7 +180,6 @@ def execute(ctx):
         after = None
         if absent:
             if before is not None:
-                ctx.at("delete", resource["name"], name, namespace, group)
                 query = {"dryRun": "All"} if ctx.check_mode else None
                 client.request("DELETE", path, body={"kind": "DeleteOptions", "apiVersion": "v1",
                                                      "propagationPolicy": "Background"}, query=query)
@@ -195,7 +192,6 @@ def execute(ctx):
                 body_doc["metadata"].pop("namespace", None)
             query = {"fieldManager": FIELD_MANAGER, "force": "true" if params["force_conflicts"] else None,
                      "dryRun": "All" if ctx.check_mode else None}
-            ctx.at("patch", resource["name"], name, namespace, group)
             try:
                 after = client.request("PATCH", path, body=json.dumps(body_doc), query=query,
                                        content_type="application/apply-patch+yaml")
@@ -219,7 +215,6 @@ def execute(ctx):
     if params["wait"] and deployments and not ctx.check_mode and not absent:
         paths = {(ns, name): object_path(api_version, resource, ns, name)
                  for ns, name, resource, api_version in deployments}
-        ctx.at("get", "deployments", None, None, "apps")
         not_ready = wait_for_deployments(lambda ns, name: client.get(paths[(ns, name)]),
                                          list(paths), float(params["wait_timeout"]))
         result["not_ready"] = not_ready

@@ -99,7 +99,6 @@ def execute(ctx):
         raise CanaryInputError(f"history_limit {params['history_limit']} must be between 1 and 1000")
     actor = params.get("actor") or _local_user()
     for _attempt in range(ATTEMPTS):
-        ctx.at("get", "virtualservices", name, namespace)
         vs = ctx.istio.get("VirtualService", namespace, name)
         if vs is None:
             raise ModuleFailure(f"VirtualService {namespace}/{name} not found; nothing to record the entry on")
@@ -109,7 +108,6 @@ def execute(ctx):
         # API server's JSON Patch once the text holds characters Go's encoder escapes (such as '<').
         guard = [{"op": "test", "path": "/metadata/resourceVersion", "value": vs["metadata"]["resourceVersion"]}]
         ops = guard + build_annotation_ops(vs, {HISTORY_ANNOTATION: text})
-        ctx.at("patch", "virtualservices", name, namespace)
         try:
             ctx.istio.json_patch("VirtualService", namespace, name, ops, dry_run=ctx.check_mode)
         except ApiError as exc:

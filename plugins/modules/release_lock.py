@@ -181,7 +181,6 @@ def execute(ctx):
     query = {"dryRun": "All"} if ctx.check_mode else None
     client = ctx.client
     for _attempt in range(3):
-        ctx.at("get", "leases", name, namespace, "coordination.k8s.io")
         try:
             lease = client.get(f"{base}/{name}")
         except ApiError as exc:
@@ -200,7 +199,6 @@ def execute(ctx):
             if current != holder and not params["force"]:
                 return {"changed": False, "holder": current, "acquired": spec.get("acquireTime", ""),
                         "msg": f"lock {namespace}/{name} is held by {current!r}, not by {holder!r}; left alone"}
-            ctx.at("delete", "leases", name, namespace, "coordination.k8s.io")
             try:
                 client.request("DELETE", f"{base}/{name}", query=query, body={
                     "apiVersion": "v1", "kind": "DeleteOptions",
@@ -226,7 +224,6 @@ def execute(ctx):
         wanted = {"holderIdentity": holder, "leaseDurationSeconds": params["ttl"], "renewTime": moment,
                   "acquireTime": spec.get("acquireTime") if current == holder and spec.get("acquireTime")
                   else moment}
-        ctx.at("create" if lease is None else "update", "leases", name, namespace, "coordination.k8s.io")
         try:
             if lease is None:
                 client.request("POST", base, query=query, body={

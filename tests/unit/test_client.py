@@ -17,10 +17,13 @@ import pytest
 from ansible_collections.canary.istio.plugins.module_utils import _client, _kubeconfig
 from ansible_collections.canary.istio.plugins.module_utils._client import (
     AUTH_ARG_SPEC,
+    ApiError,
     ConnectionFailed,
     KubeClient,
     KubeConfigError,
     RequestOutcomeUnknown,
+    describe_api_error,
+    request_subject,
 )
 from ansible_collections.canary.istio.plugins.module_utils._module import full_argument_spec
 from tests.helpers.loopback import LoopbackServer, read_request
@@ -107,6 +110,47 @@ def test_kubernetes_core_connection_options_exist_with_their_environment_variabl
     assert AUTH_ARG_SPEC["impersonate_groups"]["fallback"] == ("env", ["K8S_AUTH_IMPERSONATE_GROUPS"])
     assert set(AUTH_ARG_SPEC["proxy_headers"]["options"]) == {"proxy_basic_auth", "basic_auth", "user_agent"}
     assert AUTH_ARG_SPEC["proxy_headers"]["options"]["proxy_basic_auth"]["no_log"] is True
+
+
+# --- an API error carries its own context ----------------------------------------------------
+# The verb of a request as Kubernetes' authorization names it ("Determine the Request Verb" in the
+# Kubernetes authorization docs): POST create, GET/HEAD on one object get and on a collection list,
+# PUT update, PATCH patch, DELETE on one object delete and on a collection deletecollection; the
+# group is empty for /api/v1; a subresource is resource/subresource.
+
+@pytest.mark.parametrize("method,path,created,expected", [
+    ("GET", "/apis/networking.istio.io/v1/namespaces/bookinfo/virtualservices/reviews", None,
+     ("get", "virtualservices", "reviews", "bookinfo", "networking.istio.io")),
+    ("GET", "/apis/networking.istio.io/v1/namespaces/bookinfo/destinationrules?labelSelector=app%3Dr", None,
+     ("list", "destinationrules", None, "bookinfo", "networking.istio.io")),
+    ("GET", "/apis/networking.istio.io/v1/virtualservices", None,
+     ("list", "virtualservices", None, None, "networking.istio.io")),
+    ("POST", "/apis/coordination.k8s.io/v1/namespaces/ops/leases", "release",
+     ("create", "leases", "release", "ops", "coordination.k8s.io")),
+    ("PUT", "/apis/coordination.k8s.io/v1/namespaces/ops/leases/release", None,
+     ("update", "leases", "release", "ops", "coordination.k8s.io")),
+    ("PATCH", "/apis/apps/v1/namespaces/bookinfo/deployments/reviews-v2/status", None,
+     ("patch", "deployments/status", "reviews-v2", "bookinfo", "apps")),
+    ("DELETE", "/api/v1/namespaces/bookinfo/configmaps/c", None, ("delete", "configmaps", "c", "bookinfo", "")),
+    ("DELETE", "/api/v1/namespaces/bookinfo/configmaps", None,
+     ("deletecollection", "configmaps", None, "bookinfo", "")),
+    ("GET", "/api/v1/namespaces/bookinfo", None, ("get", "namespaces", "bookinfo", None, "")),
+])
+def test_an_api_error_names_its_own_request(method, path, created, expected):
+    assert request_subject(method, path, created) == expected
+
+
+def test_the_message_of_a_forbidden_write_names_verb_resource_group_and_namespace():
+    error = ApiError(403, "Forbidden", {"message": "nope"}, "PATCH",
+                     "/apis/networking.istio.io/v1/namespaces/bookinfo/virtualservices/reviews")
+    assert describe_api_error(error) == ("forbidden: nope. Grant verb 'patch' on resource 'virtualservices' "
+                                         "(apiGroup networking.istio.io) in namespace 'bookinfo' to this user, "
+                                         "e.g. in a Role bound to it")
+
+
+def test_a_create_names_the_object_it_sent():
+    error = ApiError(409, "Conflict", {"message": "exists"}, "POST", "/api/v1/namespaces/a/configmaps", "c")
+    assert describe_api_error(error).startswith("configmaps 'c' in namespace 'a' was changed by someone else")
 
 
 # --- never a blind second write -------------------------------------------------------------

@@ -113,3 +113,26 @@ def test_a_forbidden_httproute_write_puts_the_virtual_service_back(lab_state, ku
     annotations = kube.get(f"{VS.format(ns=migrating)}/ratings")["metadata"].get("annotations") or {}
     assert "canary.istio/state" not in annotations
     assert stored(kube, migrating) == before
+
+
+def test_fifty_httproutes_of_one_namespace_move_together(lab_state, kube, services):
+    """From 50 services of one namespace the lockstep code lists that namespace's VirtualServices and
+    DestinationRules once; HTTPRoutes there must still be read and moved one by one."""
+    kube.create(ENDPOINTS.format(ns=services), endpoints("reviews-v1", 1))
+    kube.create(ENDPOINTS.format(ns=services), endpoints("reviews-v2", 1))
+    names = [f"reviews-{index}" for index in range(50)]
+    for name in names:
+        route = upstream_route("route-reviews-v1")
+        route["metadata"]["name"] = name
+        kube.create(ROUTES.format(ns=services), route)
+    ctx = Context(dict(lab_auth(lab_state)), check_mode=False, diff_mode=False)
+    targets = [RouteTarget(name, services, weights=REVIEWS) for name in names]
+    options = {"remove_unnamed": False, "record": True, "actor": "tester", "history_limit": 20}
+    try:
+        move(ctx, targets, lambda worker, target: plan_either(worker, target, **options),
+             lambda worker, target: write(worker, target, lambda: plan_either(worker, target, **options), 5), 4)
+    finally:
+        ctx.close()
+    published = published_rule(kube, services, "route-reviews-90-10")["backendRefs"]
+    for name in names:
+        assert stored(kube, services, name)["spec"]["rules"][0]["backendRefs"] == published

@@ -55,17 +55,23 @@ def migrating(kube: KubeClient, services: str) -> str:
     return services
 
 
-def lockstep(state: dict[str, Any], ns: str, reviews_weights: dict[str, int], user: str = "admin") -> list[Any]:
-    """Both services moved as traffic_split moves a ``services:`` list: plan all, then write all or none."""
+def move_all(state: dict[str, Any], targets: list[Any], user: str = "admin", concurrency: int = 2) -> list[Any]:
+    """The targets moved as traffic_split moves a ``services:`` list: plan all, then write all or none."""
     ctx = Context(dict(lab_auth(state, user)), check_mode=False, diff_mode=False)
-    targets = [Target("ratings", ns, weights=RATINGS), RouteTarget("reviews", ns, weights=reviews_weights)]
     options = {"remove_unnamed": False, "record": True, "actor": "tester", "history_limit": 20}
     try:
         move(ctx, targets, lambda worker, target: plan_either(worker, target, **options),
-             lambda worker, target: write(worker, target, lambda: plan_either(worker, target, **options), 5), 2)
+             lambda worker, target: write(worker, target, lambda: plan_either(worker, target, **options), 5),
+             concurrency)
     finally:
         ctx.close()
     return targets
+
+
+def lockstep(state: dict[str, Any], ns: str, reviews_weights: dict[str, int], user: str = "admin") -> list[Any]:
+    """ratings (a VirtualService) and reviews (an HTTPRoute) in one move."""
+    targets = [Target("ratings", ns, weights=RATINGS), RouteTarget("reviews", ns, weights=reviews_weights)]
+    return move_all(state, targets, user)
 
 
 def ratings_weights(kube: KubeClient, ns: str) -> dict[str, int]:
@@ -125,14 +131,7 @@ def test_fifty_httproutes_of_one_namespace_move_together(lab_state, kube, servic
         route = upstream_route("route-reviews-v1")
         route["metadata"]["name"] = name
         kube.create(ROUTES.format(ns=services), route)
-    ctx = Context(dict(lab_auth(lab_state)), check_mode=False, diff_mode=False)
-    targets = [RouteTarget(name, services, weights=REVIEWS) for name in names]
-    options = {"remove_unnamed": False, "record": True, "actor": "tester", "history_limit": 20}
-    try:
-        move(ctx, targets, lambda worker, target: plan_either(worker, target, **options),
-             lambda worker, target: write(worker, target, lambda: plan_either(worker, target, **options), 5), 4)
-    finally:
-        ctx.close()
+    move_all(lab_state, [RouteTarget(name, services, weights=REVIEWS) for name in names], concurrency=4)
     published = published_rule(kube, services, "route-reviews-90-10")["backendRefs"]
     for name in names:
         assert stored(kube, services, name)["spec"]["rules"][0]["backendRefs"] == published

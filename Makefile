@@ -56,6 +56,7 @@ test-unit: venv collection
 lint: setup sanity
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ansible-lint --offline
+	$(PY) tools/yaml_duplicates.py roles playbooks
 
 # ansible-test needs a real ansible_collections/<ns>/<name> tree (it resolves symlinks) and
 # an offline get-pip (see tools/get_pip_offline.py).

@@ -7,6 +7,8 @@ no change (invariant 5).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.e2e.conftest import PLAYBOOKS, Cluster
@@ -89,10 +91,15 @@ def test_stage_playbooks_hold_then_rollback(runner, base):
     history = base.virtual_service()["metadata"]["annotations"]["canary.istio/history"]
     assert '"to":{"v1":90,"v2":10}' in history and '"to":{"v1":80,"v2":20}' in history
 
-    run_twice(runner, "rollback.yml", ns)
+    # The reason an alert (or a person) gives is recorded once, with the rollback that changed the route.
+    reason = "rolled back by alert HighErrorRate"
+    run_twice(runner, "rollback.yml", {**ns, "canary_release_reason": reason})
     assert base.route_weights() == {"v1": 100}
     assert base.subsets() == ["v1"]
     assert base.deployments() == BASE_DEPLOYMENTS
+    entries = json.loads(base.virtual_service()["metadata"]["annotations"]["canary.istio/history"])
+    assert [entry.get("action") for entry in entries if entry.get("reason") == reason] == ["rollback"]
+    assert entries[-2]["to"] == {"v1": 100} and entries[-1]["reason"] == reason
 
 
 def test_awx_job_data_is_recorded_as_actor(runner, base):

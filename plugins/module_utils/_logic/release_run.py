@@ -42,6 +42,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic import driver,
 from ansible_collections.canary.istio.plugins.module_utils._logic.artifacts import approved_mismatch, release_artifacts
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 
+PREFIX = "canary_release_"
 # How refusals name the inputs: by the role's variables.
 ROLE_NAMES = release.InputNames(ratio="canary_release_ratio", steps="canary_release_steps",
                                 decision="canary_release_decision", base="canary_release_base_version",
@@ -87,8 +88,28 @@ def _actor(inputs: Mapping[str, Any]) -> tuple[str, str]:
     return actor, holder
 
 
+def _truth(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "yes", "on", "1")
+
+
+def _named(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs by short name: the role's variables (``canary_release_ratio`` is ``ratio``) and the rest."""
+    renamed = {"base_version": "base", "canary_version": "canary"}
+    named = {}
+    for key, value in inputs.items():
+        short = key[len(PREFIX):] if key.startswith(PREFIX) else key
+        named[renamed.get(short, short)] = value
+    return named
+
+
 def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's first state: every input checked once, before anything is read or written."""
+    """The run's first state: every input checked once, before anything is read or written.
+
+    ``inputs`` holds the role's variables (``canary_release_*``, or their short names) and ``goal``,
+    ``terminal`` (whether a person can answer at a terminal), ``awx_user``, ``awx_job``, ``user``,
+    ``host`` (the inventory host) and ``now``.
+    """
+    inputs = _named(inputs)
     goal = _text(inputs.get("goal")) or "release"
     if goal not in release.GOALS:
         raise CanaryInputError(f"goal {goal!r} is not one of {', '.join(release.GOALS)}")
@@ -121,7 +142,7 @@ def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
                              "no terminal to ask on (stdin is not an interactive terminal, or the run is under "
                              "AWX or ansible-runner)"),
         "prompt_attempts": attempts, "step_interval": int(inputs.get("step_interval") or 0),
-        "rollback_on_failure": bool(inputs.get("rollback_on_failure", True)),
+        "rollback_on_failure": _truth(inputs.get("rollback_on_failure", True)),
         "after_promote": _text(inputs.get("after_promote")) or "remove",
         "rule_manifests": bool(inputs.get("destination_rule_manifests")),
         "artifacts": inputs.get("artifacts"), "started_at": inputs.get("now"),

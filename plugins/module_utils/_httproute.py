@@ -395,6 +395,15 @@ def refuse_route_options(params: dict[str, Any]) -> None:
                                "HTTPRoute, or name a subset with subset on a VirtualService")
 
 
+def info_task(ctx: Context, name: str, namespace: str) -> dict[str, Any]:
+    """canary_info with ``kind: HTTPRoute``: :func:`describe`, with ``base`` and ``canary`` among the
+    Services reported whether the route sends to them or not."""
+    params = ctx.params
+    refuse_istio_options(params)
+    wanted = tuple(service for service in (params.get("base"), params.get("canary")) if service)
+    return describe(ctx, name, namespace, params.get("route_name"), wanted)
+
+
 def plan_either(ctx: Context, target: Any, **options: Any) -> None:
     """Plans a move of either kind: an HTTPRoute's here, a VirtualService's in ``_traffic`` (a lockstep
     ``services:`` list may hold both)."""

@@ -50,6 +50,17 @@ options:
     description:
       - The route whose weights are reported as RV(weights). Default - the host's default route.
     type: str
+  kind:
+    description:
+      - "V(HTTPRoute) reads a Gateway API HTTPRoute named O(name) - RV(weights) of the rule named O(route_name), else
+        of the only rule or the one rule that matches every request; RV(routes) lists every rule; RV(backends) the
+        Services its rules send to plus O(base) and O(canary), with whether each exists and its ready endpoints;
+        RV(subsets) the backend Services that exist (on an HTTPRoute a version is a Service). O(service_host) and
+        O(destination_rule) are refused."
+    type: str
+    choices: [VirtualService, HTTPRoute]
+    default: VirtualService
+    version_added: 0.3.0
   base:
     description:
       - The subset that serves traffic now. With O(canary), the module also returns RV(phase),
@@ -104,6 +115,15 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Read a release on a Gateway API HTTPRoute
+  canary.istio.canary_info:
+    kind: HTTPRoute
+    name: reviews
+    namespace: bookinfo
+    base: reviews-v1
+    canary: reviews-v2
+  register: release
+
 - name: Where does the reviews canary stand?
   canary.istio.canary_info:
     name: reviews
@@ -166,6 +186,20 @@ destination_rule_namespace:
   description: Namespace of that DestinationRule (empty when none).
   returned: always
   type: str
+backends:
+  description:
+    - With O(kind=HTTPRoute), each backend Service of the route's namespace that a rule sends to, and O(base) and
+      O(canary) - whether it exists, how many ready endpoints it has, whether a rule gives it a share, its selector.
+  returned: with O(kind=HTTPRoute)
+  type: list
+  elements: dict
+  sample: [{name: reviews-v2, exists: true, ready_endpoints: 1, routed: true, selector: {app: reviews, version: v2}}]
+  version_added: 0.3.0
+kind:
+  description: V(HTTPRoute) when the object read is an HTTPRoute.
+  returned: with O(kind=HTTPRoute)
+  type: str
+  version_added: 0.3.0
 state:
   description: Recorded canary state (base, canary, weight, route); values are null when nothing was recorded.
   returned: always
@@ -226,7 +260,7 @@ next_run:
     problem: null
     summary: resume v2 at 30%, move 60% of the traffic to it, then ask whether to promote, roll back or hold
 api_version:
-  description: The C(networking.istio.io) version used.
+  description: The C(networking.istio.io) version used, or the C(gateway.networking.k8s.io) one with O(kind=HTTPRoute).
   returned: always
   type: str
 api_requests:
@@ -237,6 +271,7 @@ api_requests:
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES
+from ansible_collections.canary.istio.plugins.module_utils._httproute import KIND_ARG_SPEC, info_task
 from ansible_collections.canary.istio.plugins.module_utils._logic import release
 from ansible_collections.canary.istio.plugins.module_utils._logic.destinations import RouteDestinations
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
@@ -273,6 +308,7 @@ ARGUMENT_SPEC = {
     "decision": {"type": "str"},
     "analysis": {"type": "raw"},
     "input_names": {"type": "dict"},
+    "kind": KIND_ARG_SPEC["kind"],
 }
 USES = (KUBERNETES, ISTIO)
 
@@ -303,6 +339,8 @@ def _read(ctx):
     namespace = validate_name(params.get("namespace") or ctx.default_namespace, "namespace")
     validate_cluster_domain(params["cluster_domain"])
     validate_name(params["root_namespace"], "root_namespace")
+    if params["kind"] == "HTTPRoute":
+        return info_task(ctx, name, namespace)
     vs = ctx.istio.get("VirtualService", namespace, name)
     result = {"changed": False, "exists": vs is not None, "weights": {}, "routes": [], "subsets": [],
               "destination_rule": "", "destination_rule_namespace": "", "state": {"base": None, "canary": None, "weight": None, "route": None},

@@ -17,21 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.canary.istio.plugins.module_utils._logic.resilience import (
-    build_http_route_rule_patch,
-    build_http_route_rule_removal,
-    build_route_policy_patch,
-    build_route_policy_removal,
-    build_token_bucket_patch,
-    build_traffic_policy_patch,
-    build_traffic_policy_removal,
-    http_route_fields,
-    local_rate_limit_envoy_filter,
-    removal_paths,
-    route_fields,
-    token_bucket,
-    traffic_policy_fields,
-)
+from ansible_collections.canary.istio.plugins.module_utils._logic import resilience as logic
 from lab.kube import KubeError
 from tests.lab.conftest import DataPlaneLab
 
@@ -83,7 +69,8 @@ def test_route_policies_set_and_removed_on_the_stored_virtual_service(dp_lab: Da
     path = f"{ISTIO}/v1/namespaces/{namespace}/virtualservices"
     before = create(dp_lab, path, sample(SAMPLES / "virtual-service-ratings-test-abort.yaml"))
     url = f"{path}/ratings"
-    after = dp_lab.kube.json_patch(url, build_route_policy_patch(before, 1, route_fields(**EVERY_ROUTE_OPTION)))
+    fields = logic.route_fields(**EVERY_ROUTE_OPTION)
+    after = dp_lab.kube.json_patch(url, logic.build_route_policy_patch(before, 1, fields))
     expected = copy.deepcopy(stored_spec(before))
     expected["http"][1].update({
         "timeout": "10s",
@@ -92,10 +79,10 @@ def test_route_policies_set_and_removed_on_the_stored_virtual_service(dp_lab: Da
         "fault": {"delay": {"fixedDelay": "5s", "percentage": {"value": 0.1}},
                   "abort": {"httpStatus": 400, "percentage": {"value": 0.1}}}})
     assert stored_spec(after) == expected  # the jason route and the destinations as they were; nothing pruned
-    again = build_route_policy_patch(after, 1, route_fields(**EVERY_ROUTE_OPTION))
+    again = logic.build_route_policy_patch(after, 1, logic.route_fields(**EVERY_ROUTE_OPTION))
     assert again == []
-    removed = dp_lab.kube.json_patch(url, build_route_policy_removal(
-        after, 1, removal_paths(["timeout", "retries", "fault"])["route"]))
+    removed = dp_lab.kube.json_patch(url, logic.build_route_policy_removal(
+        after, 1, logic.removal_paths(["timeout", "retries", "fault"])["route"]))
     assert stored_spec(removed) == stored_spec(before)
 
 
@@ -104,8 +91,9 @@ def test_a_stale_read_is_refused_by_the_api_server(dp_lab: DataPlaneLab, namespa
     vs = sample(SAMPLES / "virtual-service-ratings-test-delay.yaml")
     vs["metadata"]["name"] = "ratings-stale"
     before = create(dp_lab, path, vs)
-    ops = build_route_policy_patch(before, 1, route_fields(timeout="3s"))
-    dp_lab.kube.json_patch(f"{path}/ratings-stale", build_route_policy_patch(before, 1, route_fields(timeout="4s")))
+    ops = logic.build_route_policy_patch(before, 1, logic.route_fields(timeout="3s"))
+    meanwhile = logic.build_route_policy_patch(before, 1, logic.route_fields(timeout="4s"))
+    dp_lab.kube.json_patch(f"{path}/ratings-stale", meanwhile)
     with pytest.raises(KubeError) as refused:
         dp_lab.kube.json_patch(f"{path}/ratings-stale", ops)
     assert refused.value.status in (409, 422)
@@ -116,28 +104,29 @@ def test_circuit_breakers_set_and_removed_on_the_stored_destination_rule(dp_lab:
     path = f"{ISTIO}/v1/namespaces/{namespace}/destinationrules"
     before = create(dp_lab, path, sample(SAMPLES / "destination-rule-all.yaml", "reviews"))
     url = f"{path}/reviews"
-    fields = traffic_policy_fields(EVERY_CIRCUIT_BREAKER_OPTION)
-    on_rule = dp_lab.kube.json_patch(url, build_traffic_policy_patch(before, None, fields))
-    on_subset = dp_lab.kube.json_patch(url, build_traffic_policy_patch(
-        on_rule, "v2", traffic_policy_fields({"outlier_detection": {"consecutive_5xx_errors": 1}})))
+    fields = logic.traffic_policy_fields(EVERY_CIRCUIT_BREAKER_OPTION)
+    on_rule = dp_lab.kube.json_patch(url, logic.build_traffic_policy_patch(before, None, fields))
+    on_subset = dp_lab.kube.json_patch(url, logic.build_traffic_policy_patch(
+        on_rule, "v2", logic.traffic_policy_fields({"outlier_detection": {"consecutive_5xx_errors": 1}})))
     expected = copy.deepcopy(stored_spec(before))
     expected["trafficPolicy"] = fields
     expected["subsets"][1]["trafficPolicy"] = {"outlierDetection": {"consecutive5xxErrors": 1}}
     assert stored_spec(on_subset) == expected  # subsets v1 and v3 as they were; nothing pruned
-    every = removal_paths(["circuit_breaker"])["traffic_policy"]
-    on_rule_removed = dp_lab.kube.json_patch(url, build_traffic_policy_removal(on_subset, None, every))
-    removed = dp_lab.kube.json_patch(url, build_traffic_policy_removal(on_rule_removed, "v2", every))
+    every = logic.removal_paths(["circuit_breaker"])["traffic_policy"]
+    on_rule_removed = dp_lab.kube.json_patch(url, logic.build_traffic_policy_removal(on_subset, None, every))
+    removed = dp_lab.kube.json_patch(url, logic.build_traffic_policy_removal(on_rule_removed, "v2", every))
     assert stored_spec(removed) == stored_spec(before)
 
 
 def test_the_rate_limit_envoy_filter_is_stored_as_built(dp_lab: DataPlaneLab, namespace: str):
     path = f"{ISTIO}/v1alpha3/namespaces/{namespace}/envoyfilters"
-    bucket = token_bucket({"max_tokens": 4, "tokens_per_fill": 4, "fill_interval": "60s"})
-    built = local_rate_limit_envoy_filter("productpage-local-ratelimit", namespace, {"app": "productpage"}, bucket)
+    bucket = logic.token_bucket({"max_tokens": 4, "tokens_per_fill": 4, "fill_interval": "60s"})
+    name = "productpage-local-ratelimit"
+    built = logic.local_rate_limit_envoy_filter(name, namespace, {"app": "productpage"}, bucket)
     stored = create(dp_lab, path, built)
     assert stored["spec"] == built["spec"]
-    faster = token_bucket({"max_tokens": 10, "fill_interval": "1s"})
-    patched = dp_lab.kube.json_patch(f"{path}/productpage-local-ratelimit", build_token_bucket_patch(stored, faster))
+    faster = logic.token_bucket({"max_tokens": 10, "fill_interval": "1s"})
+    patched = dp_lab.kube.json_patch(f"{path}/{name}", logic.build_token_bucket_patch(stored, faster))
     expected = copy.deepcopy(built["spec"])
     expected["configPatches"][0]["patch"]["value"]["typed_config"]["value"]["token_bucket"] = {
         "max_tokens": 10, "tokens_per_fill": 1, "fill_interval": "1s"}
@@ -152,10 +141,10 @@ def test_http_route_timeouts_set_and_removed_on_the_stored_route(dp_lab: DataPla
     path = f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes"
     before = create(dp_lab, path, route)
     url = f"{path}/{route['metadata']['name']}"
-    fields = http_route_fields(timeout="10s", retries={"per_try_timeout": "500ms"})
-    after = dp_lab.kube.json_patch(url, build_http_route_rule_patch(before, 0, fields))
+    fields = logic.http_route_fields(timeout="10s", retries={"per_try_timeout": "500ms"})
+    after = dp_lab.kube.json_patch(url, logic.build_http_route_rule_patch(before, 0, fields))
     expected = copy.deepcopy(stored_spec(before))
     expected["rules"][0]["timeouts"] = {"request": "10s", "backendRequest": "500ms"}
     assert stored_spec(after) == expected
-    removed = dp_lab.kube.json_patch(url, build_http_route_rule_removal(after, 0, ["timeout", "retries"]))
+    removed = dp_lab.kube.json_patch(url, logic.build_http_route_rule_removal(after, 0, ["timeout", "retries"]))
     assert stored_spec(removed) == stored_spec(before)

@@ -33,7 +33,7 @@ DEFAULT_CONFIDENCE = 0.95
 UNMATCHED = "unmatched"
 
 
-def validate_confidence(confidence: Any) -> float:
+def validate_confidence_fraction(confidence: Any) -> float:
     """A two-sided confidence level as a fraction, e.g. 0.95 or 0.9999."""
     try:
         number = float(confidence)
@@ -44,6 +44,27 @@ def validate_confidence(confidence: Any) -> float:
         raise CanaryInputError(f"confidence {confidence!r} must be a fraction from 0.5 up to, not including, 1, "
                                f"e.g. 0.95 or 0.9999{hint}")
     return number
+
+
+# The confidence option is a percent in every module (as canary_analysis and mesh_topology take it);
+# traffic_probe once took a fraction, still read below 1 until this version, with a deprecation.
+CONFIDENCE_FRACTION_UNTIL = "2.0.0"
+DEFAULT_CONFIDENCE_PERCENT = 95.0
+
+
+def confidence_option(value: Any) -> tuple[float, bool]:
+    """The ``confidence`` option (a percent from 50 up to, not including, 100) as the fraction the
+    probe computes with, and whether it was written in the old fraction form (below 1)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not isinstance(value, bool) and 0 < number < 1:
+        return validate_confidence_fraction(number), True
+    if isinstance(value, bool) or not 50 <= number < 100:
+        raise CanaryInputError(f"confidence {value!r} must be a percentage from 50 up to, not including, 100, "
+                               "e.g. 95 or 99.99")
+    return round(number / 100, 12), False
 
 
 def z_value(confidence: float) -> float:
@@ -103,7 +124,7 @@ def validate_expect(expect: Any, labels: list[tuple[str, re.Pattern[str]]]) -> d
         raise CanaryInputError(f"expect {expect!r} must be a mapping of label to expected percentage")
     if "confidence" in expect and "confidence" not in {name for name, _pattern in labels}:
         raise CanaryInputError(f"expect.confidence {expect['confidence']!r}: the confidence level is an option "
-                               "of its own, beside expect (confidence: 0.9999); expect holds only label shares")
+                               "of its own, beside expect (confidence: 99.99); expect holds only label shares")
     known = {name for name, _pattern in labels} | {UNMATCHED}
     result = {}
     for name, value in expect.items():
@@ -183,7 +204,7 @@ def run_probe(url: str, count: int, concurrency: int, labels: Any, headers: dict
         raise CanaryInputError(f"concurrency {concurrency!r} must be an integer between 1 and 256")
     compiled = compile_labels(labels)
     expected = validate_expect(expect, compiled)
-    level = validate_confidence(confidence)
+    level = validate_confidence_fraction(confidence)
     all_headers = {str(k): str(v) for k, v in (headers or {}).items()}
     if cookies:
         all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
@@ -258,7 +279,7 @@ PROBE_ARG_SPEC: dict[str, dict[str, Any]] = {
     "timeout": {"type": "float", "default": 10.0},
     "validate_certs": {"type": "bool", "default": True},
     "expect": {"type": "dict"},
-    "confidence": {"type": "float", "default": DEFAULT_CONFIDENCE},
+    "confidence": {"type": "float", "default": DEFAULT_CONFIDENCE_PERCENT},
     "max_errors": {"type": "int"},
     "progress_interval": {"type": "float", "default": 2.0},
 }

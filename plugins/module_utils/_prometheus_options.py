@@ -55,3 +55,19 @@ def connect(params: dict[str, Any]) -> Prometheus:
                       username=params.get("prometheus_username"), password=params.get("prometheus_password"),
                       ca_cert=params.get("prometheus_ca_cert"), validate_certs=params["prometheus_validate_certs"],
                       headers=params.get("prometheus_headers"), timeout=params["prometheus_timeout"])
+
+
+# The namespace option of the Prometheus modules: the service's namespace, as in every module of the
+# collection. It once defaulted to "default" here, while the Kubernetes modules take the kubeconfig
+# context's namespace; these modules read no kubeconfig, so from 2.0.0 they require it.
+NAMESPACE_REQUIRED_FROM = "2.0.0"
+
+
+def service_namespace(params: dict[str, Any], deprecate: Any) -> str:
+    """The namespace option, or the old default ``default`` with a deprecation when it is not given."""
+    if params.get("namespace") is not None:
+        return params["namespace"]
+    deprecate("namespace is not set, so the metrics of namespace 'default' are read, as before. canary.istio "
+              f"{NAMESPACE_REQUIRED_FROM} requires namespace in the modules that read Prometheus (they have no "
+              "kubeconfig context to take it from, as the Kubernetes modules do); set it", NAMESPACE_REQUIRED_FROM)
+    return "default"

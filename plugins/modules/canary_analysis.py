@@ -58,9 +58,11 @@ options:
     type: str
     required: true
   namespace:
-    description: The service's namespace (C(destination_service_namespace)).
+    description:
+      - The service's namespace (C(destination_service_namespace)).
+      - Required from canary.istio 2.0.0. Not given, V(default) is read, with a deprecation warning (the
+        Kubernetes modules take an omitted namespace from the kubeconfig context; these modules read no kubeconfig).
     type: str
-    default: default
   base:
     description: The base version (C(destination_version) label, for example V(v1)).
     type: str
@@ -358,6 +360,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.analysis impor
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError, single_value
+from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import service_namespace
 
 CHECK_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -373,7 +376,7 @@ CHECK_OPTIONS = {
 
 ARGUMENT_SPEC = {
     "service": {"type": "str", "required": True},
-    "namespace": {"type": "str", "default": "default"},
+    "namespace": {"type": "str"},
     "base": {"type": "str", "required": True},
     "canary": {"type": "str", "required": True},
     "window": {"type": "str", "default": "1m"},
@@ -401,7 +404,7 @@ def execute(ctx):
     since = validate_since(params.get("since"), now)
     look, looks = validate_looks(params["look"], params["looks"])
     target = AnalysisTarget(service=validate_name(params["service"], "service"),
-                    namespace=validate_name(params["namespace"], "namespace"),
+                    namespace=validate_name(service_namespace(params, ctx.deprecate), "namespace"),
                     base=validate_name(params["base"], "base"),
                     canary=validate_name(params["canary"], "canary"),
                     window=evidence_range(window, since, now), reporter=params["reporter"],

@@ -40,8 +40,9 @@ options:
     description:
       - The namespace whose graph to draw - calls into its services and calls its workloads make
         (C(destination_service_namespace), C(source_workload_namespace)).
+      - Required from canary.istio 2.0.0. Not given, V(default) is read, with a deprecation warning (the
+        Kubernetes modules take an omitted namespace from the kubeconfig context; these modules read no kubeconfig).
     type: str
-    default: default
   service:
     description:
       - Draw only this service's neighbourhood - every call to it (C(destination_service_name)) and
@@ -224,6 +225,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.analysis impor
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import single_value
+from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import service_namespace
 from ansible_collections.canary.istio.plugins.module_utils._topology import (
     GraphvizMissing,
     Scope,
@@ -238,7 +240,7 @@ from ansible_collections.canary.istio.plugins.module_utils._topology import (
 )
 
 ARGUMENT_SPEC = {
-    "namespace": {"type": "str", "default": "default"},
+    "namespace": {"type": "str"},
     "service": {"type": "str"},
     "window": {"type": "str", "default": "1m"},
     "reporter": {"type": "str", "choices": list(REPORTERS), "default": "destination"},
@@ -271,7 +273,7 @@ def _check_dest(dest):
 
 def execute(ctx):
     params = ctx.params
-    scope = Scope(namespace=validate_name(params["namespace"], "namespace"),
+    scope = Scope(namespace=validate_name(service_namespace(params, ctx.deprecate), "namespace"),
                   service=validate_name(params["service"], "service") if params.get("service") is not None
                   else None,
                   window=validate_window(params["window"]), reporter=params["reporter"])

@@ -33,9 +33,11 @@ options:
     type: str
     required: true
   namespace:
-    description: Its namespace.
+    description:
+      - Its namespace.
+      - Required from canary.istio 2.0.0. Not given, V(default) is read, with a deprecation warning (the
+        Kubernetes modules take an omitted namespace from the kubeconfig context; these modules read no kubeconfig).
     type: str
-    default: default
   base:
     description: The base version.
     type: str
@@ -146,10 +148,11 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.report import 
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
 from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError
+from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import service_namespace
 
 ARGUMENT_SPEC = {
     "service": {"type": "str", "required": True},
-    "namespace": {"type": "str", "default": "default"},
+    "namespace": {"type": "str"},
     "base": {"type": "str", "required": True},
     "canary": {"type": "str", "required": True},
     "dest": {"type": "path", "required": True},
@@ -172,7 +175,7 @@ MAX_POINTS = 400
 def execute(ctx):
     params = ctx.params
     service = validate_name(params["service"], "service")
-    namespace = validate_name(params["namespace"], "namespace")
+    namespace = validate_name(service_namespace(params, ctx.deprecate), "namespace")
     base, canary = validate_name(params["base"], "base"), validate_name(params["canary"], "canary")
     window = validate_window(params["window"])
     dest = params["dest"]

@@ -17,7 +17,7 @@ description:
     above) are counted apart.
   - O(expect) fails the task when an expected share lies outside its interval, which turns
     "refresh the page and look" into a check a pipeline can run. A correct split fails it with a
-    probability of about 1 - O(confidence), one run in 20 at the default 0.95 and one in 10,000 at 0.9999.
+    probability of about 1 - O(confidence)/100, one run in 20 at the default 95 and one in 10,000 at 99.99.
   - The probe runs on the Ansible controller (an action plugin), prints a progress line every
     O(progress_interval) seconds on long probes (shares, and the running interval of each expected
     label at O(confidence)), and a last line with the verdict.
@@ -46,7 +46,7 @@ options:
     type: int
     default: 100
   concurrency:
-    description: Parallel connections (1 to 256), each kept alive.
+    description: How many requests are in flight at the same time (1 to 256), each on a connection of its own, kept alive.
     type: int
     default: 10
   labels:
@@ -83,16 +83,19 @@ options:
     type: dict
   confidence:
     description:
-      - Two-sided confidence level of the intervals and of the O(expect) check, as a fraction from
-        0.5 up to, not including, 1 (C(0.9999), not C(99.99)).
-      - "The trade-off: a correct split fails O(expect) with a probability of about 1 - O(confidence),
+      - Two-sided confidence level of the intervals and of the O(expect) check, in percent from 50 up
+        to, not including, 100 (for example V(99.99)), as O(confidence) is in M(canary.istio.canary_analysis)
+        and M(canary.istio.mesh_topology).
+      - A value below 1 is the old fraction form (V(0.9999) for 99.99%); it is still read as a fraction, with a
+        deprecation warning, until canary.istio 2.0.0.
+      - "The trade-off: a correct split fails O(expect) with a probability of about 1 - O(confidence)/100,
         and a higher level widens the interval, so a wrong split must be further off to be caught. With
-        1000 answers at 50%, the interval is about +-3.1 points at 0.95 and +-6.1 points at 0.9999."
-      - The default stays 0.95, the usual level for a one-off look. A check that runs unattended
+        1000 answers at 50%, the interval is about +-3.1 points at 95 and +-6.1 points at 99.99."
+      - The default stays 95, the usual level for a one-off look. A check that runs unattended
         many times (a test suite, a pipeline gate) should use a higher level, as this collection's own
-        tests and C(make demo) do with C(0.9999), and send enough requests to keep the interval narrow.
+        tests and C(make demo) do with V(99.99), and send enough requests to keep the interval narrow.
     type: float
-    default: 0.95
+    default: 95
   max_errors:
     description: Fail the task when more requests than this fail. No limit when not set.
     type: int
@@ -124,7 +127,7 @@ EXAMPLES = r"""
     requests: 1000
     labels: {v2: 'color="black"'}
     expect: {v2: 50}
-    confidence: 0.9999
+    confidence: 99.99
 
 - name: Signed in as jason, every page comes from the tester route
   canary.istio.traffic_probe:
@@ -154,7 +157,9 @@ intervals:
   type: dict
   sample: {v2: [27.15, 32.99]}
 confidence:
-  description: The confidence level of RV(intervals) and of the O(expect) check.
+  description:
+    - The confidence level of RV(intervals) and of the O(expect) check, as a fraction (V(0.95) for
+      O(confidence=95)); the result keeps the form it always had.
   returned: always
   type: float
   sample: 0.95
@@ -188,7 +193,10 @@ unexpected:
 from ansible_collections.canary.istio.plugins.module_utils._context import ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._probe import (
+    CONFIDENCE_FRACTION_UNTIL,
     PROBE_ARG_SPEC,
+    confidence_option,
+    percent,
     probe_from_params,
     progress_line,
 )
@@ -199,8 +207,15 @@ USES = ()
 
 
 def execute(ctx):
+    level, fraction_form = confidence_option(ctx.params["confidence"])
+    if fraction_form:
+        ctx.deprecate(f"confidence {ctx.params['confidence']!r} is read as a fraction ({percent(level)}), as before; "
+                      "write it in percent (for example 99.99), as canary_analysis and mesh_topology take it. "
+                      f"canary.istio {CONFIDENCE_FRACTION_UNTIL} reads every value as a percent",
+                      CONFIDENCE_FRACTION_UNTIL)
     show = ctx.progress
-    result, failure = probe_from_params(ctx.params, progress=(lambda snap: show(progress_line(snap))) if show else None)
+    result, failure = probe_from_params({**ctx.params, "confidence": level},
+                                        progress=(lambda snap: show(progress_line(snap))) if show else None)
     if failure:
         raise ModuleFailure(failure, **result)
     return result

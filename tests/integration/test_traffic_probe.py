@@ -82,7 +82,7 @@ def test_confidence_sets_the_interval_and_is_stated(split_server):
     loose = run_playbook(_probe(split_server, expect={"v2": 36}))
     assert loose.returncode != 0
     assert "(95% interval " in task_results(loose)[0]["msg"]
-    strict = run_playbook(_probe(split_server, expect={"v2": 36}, confidence=0.9999), args=["-v"])
+    strict = run_playbook(_probe(split_server, expect={"v2": 36}, confidence=99.99), args=["-v"])
     result = task_results(strict)[0]
     assert strict.returncode == 0, result.get("msg")
     assert result["confidence"] == 0.9999
@@ -91,8 +91,13 @@ def test_confidence_sets_the_interval_and_is_stated(split_server):
     # Progress lines and the verdict name the level and the expected share.
     assert "99.99% intervals: v2 " in strict.stdout and "(expected 36%)" in strict.stdout
     assert "every expected share inside" in strict.stdout
-    wrong = run_playbook(_probe(split_server, expect={"v2": 36}, confidence=99.99))
-    assert wrong.returncode != 0 and "a fraction: 0.9999, not 99.99" in task_results(wrong)[0]["msg"]
+    assert "DEPRECATION" not in strict.stdout + strict.stderr
+    # The old fraction form still works, the same way, with a deprecation warning.
+    old = run_playbook(_probe(split_server, expect={"v2": 36}, confidence=0.9999))
+    assert old.returncode == 0 and task_results(old)[0]["confidence"] == 0.9999
+    assert "confidence 0.9999 is read as a fraction (99.99%)" in old.stdout + old.stderr
+    wrong = run_playbook(_probe(split_server, expect={"v2": 36}, confidence=100))
+    assert wrong.returncode != 0 and "percentage from 50 up to, not including, 100" in task_results(wrong)[0]["msg"]
 
 
 def test_cookies_and_max_errors(split_server):

@@ -10,9 +10,10 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
 from ansible_collections.canary.istio.plugins.module_utils._probe import (
     classify,
     compile_labels,
+    confidence_option,
     progress_line,
     summary_line,
-    validate_confidence,
+    validate_confidence_fraction,
     validate_expect,
     wilson_interval,
     z_value,
@@ -152,11 +153,33 @@ def test_false_failure_rate_by_hand():
 ])
 def test_bad_confidence(value, message):
     with pytest.raises(CanaryInputError, match=message):
-        validate_confidence(value)
+        validate_confidence_fraction(value)
+
+
+# The option is a percent, as in canary_analysis and mesh_topology; the old fraction form (below 1)
+# is still read as a fraction (the module warns that it is deprecated).
+@pytest.mark.parametrize("value,level,fraction_form", [
+    (95, 0.95, False), (99.99, 0.9999, False), (50, 0.5, False),
+    (0.95, 0.95, True), (0.9999, 0.9999, True),
+])
+def test_the_confidence_option_is_a_percent(value, level, fraction_form):
+    assert confidence_option(value) == (pytest.approx(level, abs=1e-12), fraction_form)
+
+
+@pytest.mark.parametrize("value,message", [
+    (100, "must be a percentage from 50 up to, not including, 100"),
+    (20, "must be a percentage from 50"),
+    (0.2, "from 0.5 up to"),
+    ("abc", "must be a percentage"),
+    (True, "must be a percentage"),
+])
+def test_bad_confidence_options(value, message):
+    with pytest.raises(CanaryInputError, match=message):
+        confidence_option(value)
 
 
 def test_confidence_inside_expect_points_to_the_option():
-    with pytest.raises(CanaryInputError, match=r"option of its own, beside expect \(confidence: 0.9999\)"):
+    with pytest.raises(CanaryInputError, match=r"option of its own, beside expect \(confidence: 99.99\)"):
         validate_expect({"v2": 50, "confidence": 0.9999}, compile_labels({"v2": "x"}))
 
 

@@ -143,17 +143,23 @@ def test_false_failure_rate_by_hand():
     assert no_answer_rate(3, 0.5) == pytest.approx(0.125)
 
 
-@pytest.mark.parametrize("value,message", [
-    (95, r"a fraction: 0.95, not 95"),
-    (99.99, r"a fraction: 0.9999, not 99.99"),
-    (1, "from 0.5 up to, not including, 1"),
-    (0.2, "from 0.5 up to"),
-    ("abc", "from 0.5 up to"),
-    (True, "from 0.5 up to"),
+@pytest.mark.parametrize("check,value,message", [
+    (validate_confidence_fraction, 95, r"a fraction: 0.95, not 95"),
+    (validate_confidence_fraction, 99.99, r"a fraction: 0.9999, not 99.99"),
+    (validate_confidence_fraction, 1, "from 0.5 up to, not including, 1"),
+    (validate_confidence_fraction, 0.2, "from 0.5 up to"),
+    (validate_confidence_fraction, "abc", "from 0.5 up to"),
+    (validate_confidence_fraction, True, "from 0.5 up to"),
+    # The option is a percent; below 1 is the old fraction form, checked as a fraction.
+    (confidence_option, 100, "must be a percentage from 50 up to, not including, 100"),
+    (confidence_option, 20, "must be a percentage from 50"),
+    (confidence_option, 0.2, "from 0.5 up to"),
+    (confidence_option, "abc", "must be a percentage"),
+    (confidence_option, True, "must be a percentage"),
 ])
-def test_bad_confidence(value, message):
+def test_bad_confidence(check, value, message):
     with pytest.raises(CanaryInputError, match=message):
-        validate_confidence_fraction(value)
+        check(value)
 
 
 # The option is a percent, as in canary_analysis and mesh_topology; the old fraction form (below 1)
@@ -164,18 +170,6 @@ def test_bad_confidence(value, message):
 ])
 def test_the_confidence_option_is_a_percent(value, level, fraction_form):
     assert confidence_option(value) == (pytest.approx(level, abs=1e-12), fraction_form)
-
-
-@pytest.mark.parametrize("value,message", [
-    (100, "must be a percentage from 50 up to, not including, 100"),
-    (20, "must be a percentage from 50"),
-    (0.2, "from 0.5 up to"),
-    ("abc", "must be a percentage"),
-    (True, "must be a percentage"),
-])
-def test_bad_confidence_options(value, message):
-    with pytest.raises(CanaryInputError, match=message):
-        confidence_option(value)
 
 
 def test_confidence_inside_expect_points_to_the_option():

@@ -221,7 +221,7 @@ def test_fault_injection_delay_task(traffic_lab: TrafficLab, routed: str):
     lab, namespace = traffic_lab, routed
     apply_files(lab, namespace, SAMPLES / "virtual-service-reviews-test-v2.yaml",
                 SAMPLES / "virtual-service-ratings-test-delay.yaml")
-    status, body, _ = product_page(lab)
+    status, body, _elapsed = product_page(lab)
     assert status == 200 and REVIEWS_UNAVAILABLE not in body and "data-star-color" not in body  # v1, no delay
     status, body, elapsed = product_page(lab, "jason")
     assert status == 200 and REVIEWS_UNAVAILABLE in body
@@ -238,10 +238,10 @@ def test_fault_injection_abort_task(traffic_lab: TrafficLab, routed: str):
     aborted = dict(reporter="source", source_workload="reviews-v2", destination_service_name="ratings",
                    response_code="500", response_flags="FI")
     before = requests_total(lab, **aborted)
-    status, body, _ = product_page(lab, "jason")
+    status, body, _elapsed = product_page(lab, "jason")
     assert status == 200 and RATINGS_UNAVAILABLE in body and REVIEWS_UNAVAILABLE not in body
     assert requests_total(lab, **aborted) - before == 1  # the fault filter answered, with Envoy's flag FI
-    status, body, _ = product_page(lab)
+    status, body, _elapsed = product_page(lab)
     assert status == 200 and RATINGS_UNAVAILABLE not in body and REVIEWS_UNAVAILABLE not in body
 
 
@@ -259,12 +259,12 @@ def test_local_rate_limit_task(traffic_lab: TrafficLab, routed: str):
     before = requests_total(lab, **limited)
     stored = apply_files(lab, namespace, TASKS / "rate-limit-local-envoyfilter.yaml")
     try:
-        answers = [mesh_get(lab, "ratings-v1", namespace, "productpage:9080", "/productpage") for _ in range(5)]
+        answers = [mesh_get(lab, "ratings-v1", namespace, "productpage:9080", "/productpage") for _request in range(5)]
     finally:
         name = stored[0]["metadata"]["name"]
         lab.kube.delete(f"/apis/networking.istio.io/v1alpha3/namespaces/istio-system/envoyfilters/{name}")
         wait_until_routed(lab, [], gone=[("EnvoyFilter", f"istio-system/{name}")])
-    assert [status for status, _ in answers] == [200, 200, 200, 200, 429]
+    assert [status for status, _headers in answers] == [200, 200, 200, 200, 429]
     assert answers[-1][1].get("x-local-rate-limit") == "true"  # the filter's response_headers_to_add
     assert requests_total(lab, **limited) - before == 1  # counted with Envoy's flag RL
 
@@ -313,7 +313,7 @@ def test_circuit_breaking_task(traffic_lab: TrafficLab, tmp_path: Path):
 
         def client() -> None:  # fortio load -c 3 -qps 0 -n 30: 10 calls per connection, as fast as it can
             for _call in range(10):
-                status, _ = mesh_get(lab, "fortio-deploy", namespace, "ratings:9080", "/ratings/0")
+                status, _headers = mesh_get(lab, "fortio-deploy", namespace, "ratings:9080", "/ratings/0")
                 with lock:
                     statuses.append(status)
         threads = [threading.Thread(target=client) for _connection in range(3)]

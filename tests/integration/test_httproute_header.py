@@ -10,7 +10,6 @@ the testers' header reach the canary Service, others keep their rules. What must
 from __future__ import annotations
 
 import copy
-import random
 from typing import Any
 
 import pytest
@@ -19,11 +18,10 @@ from ansible_collections.canary.istio.plugins.module_utils._context import Conte
 from ansible_collections.canary.istio.plugins.module_utils._httproute import RouteTarget, plan_header
 from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes import header_matches
 from ansible_collections.canary.istio.plugins.module_utils._traffic import write
-from lab.dataplane.routing import Endpoint, Request, ServiceEntry, Snapshot
 from tests.helpers.ansible import lab_auth
 from tests.integration.test_httproute_split import (  # noqa: F401 (fixtures, found by pytest by name)
     reviews,
-    reviews_services,
+    served_by,
     services,
     stored,
 )
@@ -48,17 +46,6 @@ def header_rule(state: dict[str, Any], ns: str, service: str | None = "reviews-v
     finally:
         ctx.close()
     return route
-
-
-def served_by(route: dict[str, Any], ns: str, headers: dict[str, str], path: str = "/reviews/0") -> str:
-    """The backend Service the lab's router picks for a request from a workload of ``ns`` to reviews:9080."""
-    entries = [ServiceEntry(ns, s["metadata"]["name"], s["spec"]["selector"]) for s in reviews_services()]
-    endpoints = [Endpoint(ns, f"reviews-{v}", {"app": "reviews", "version": v}, 9080) for v in ("v1", "v2", "v3")]
-    snapshot = Snapshot(http_routes=[route], services=entries, endpoints=endpoints)
-    request = Request("GET", path, "reviews:9080", headers, source_namespace=ns)
-    decision = snapshot.route_mesh(request, random.Random(7))
-    assert decision.target is not None, decision
-    return decision.target.service.name
 
 
 def test_testers_reach_the_canary_and_everyone_else_keeps_their_rule(lab_state, kube, reviews):

@@ -75,33 +75,46 @@ options:
       - What the next run is asked to do, for RV(next_run). V(release) - the whole canary flow
         (deploy, steps, promotion gate); V(set_ratio) - one traffic step; V(promote); V(rollback);
         V(status) - read only.
+      - Deprecated - the run's planning moved into the C(canary_release) role (its C(release_run) filter);
+        canary.istio 2.0.0 removes this option. Given, it still works, with a deprecation warning.
+      - Not given - V(release).
     type: str
     choices: [release, set_ratio, promote, rollback, status]
-    default: release
   ratio:
     description:
       - The canary's share of traffic the next run would set, a whole number from 0 to 100. Not given,
         the run asks for it (see RV(next_run.ask)).
       - Validated here (booleans, fractions and text are refused) before any request.
+      - Deprecated - the run's planning moved into the C(canary_release) role (its C(release_run) filter);
+        canary.istio 2.0.0 removes this option. Given, it still works, with a deprecation warning.
     type: raw
   steps:
     description:
       - Shares for successive steps, whole numbers from 0 to 100 in increasing order. A resumed
         release keeps only the steps above the canary's current share.
+      - Deprecated - the run's planning moved into the C(canary_release) role (its C(release_run) filter);
+        canary.istio 2.0.0 removes this option. Given, it still works, with a deprecation warning.
     type: list
     elements: raw
   decision:
     description:
       - The promotion gate's answer the next run would use. Not given, the run asks for it.
       - V(auto) (only with O(analysis)) promotes once every step passed its analysis.
+      - Deprecated - the run's planning moved into the C(canary_release) role (its C(release_run) filter);
+        canary.istio 2.0.0 removes this option. Given, it still works, with a deprecation warning.
     type: str
   analysis:
     description:
       - The analysis after each step (progressive delivery), validated here before any request and
         returned with its defaults as RV(analysis). Keys C(checks) (as M(canary.istio.canary_analysis)'s
         O(canary.istio.canary_analysis#module:checks)), C(window), C(interval) (seconds before each
-        analysis), C(analyses) (per step), C(failure_limit), C(inconclusive) (V(hold), V(ask) or
-        V(rollback)), C(on_error) (V(stop) or V(rollback)), C(min_requests), C(confidence), C(reporter).
+        analysis), C(analyses) (per step), C(failure_limit), C(looks_per_step), C(consecutive_error_limit),
+        C(initial_delay), C(dry_run), C(inconclusive) (V(hold), V(ask) or V(rollback)), C(on_error) (V(stop) or
+        V(rollback)), C(reporter), and C(min_requests), C(confidence), C(power), C(caller_failures),
+        C(scrape_interval), which are passed to M(canary.istio.canary_analysis) as they are.
+      - C(min_requests), C(confidence), C(power) and C(caller_failures) default to null - M(canary.istio.canary_analysis)'s
+        own defaults then apply (C(confidence) 99 and C(power) 95, in percent, over all the looks of the release, and
+        C(min_requests) worked out from C(power) for each check), not fixed numbers.
       - Empty or not given - no analysis.
     type: raw
   input_names:
@@ -109,6 +122,8 @@ options:
       - How refusals name O(ratio), O(steps), O(decision), O(base) and O(canary). A role passes the names
         of its own variables, so that a message names what the user set (for example
         C(canary_release_ratio) for O(ratio)).
+      - Deprecated - the run's planning moved into the C(canary_release) role (its C(release_run) filter);
+        canary.istio 2.0.0 removes this option. Given, it still works, with a deprecation warning.
     type: dict
 seealso:
   - module: canary.istio.traffic_split
@@ -232,8 +247,10 @@ analysis:
   description: The analysis policy with its defaults filled in, or V(null) when there is none.
   returned: when O(base) and O(canary) are given
   type: dict
-  sample: {checks: null, window: 1m, interval: 60, analyses: 1, failure_limit: 1, inconclusive: hold,
-           on_error: rollback, min_requests: 100, confidence: 95.0, reporter: destination}
+  sample: {checks: null, window: 1m, interval: 60, analyses: 1, failure_limit: 1, looks_per_step: 1,
+           consecutive_error_limit: 4, initial_delay: 0, dry_run: false, scrape_interval: null, inconclusive: hold,
+           on_error: rollback, min_requests: null, confidence: null, power: null, caller_failures: null,
+           reporter: destination}
 next_run:
   description: What the next run with O(goal) and these inputs would do.
   returned: when O(base) and O(canary) are given
@@ -302,7 +319,7 @@ ARGUMENT_SPEC = {
     **MESH_ARG_SPEC,
     "base": {"type": "str"},
     "canary": {"type": "str"},
-    "goal": {"type": "str", "choices": list(release.GOALS), "default": "release"},
+    "goal": {"type": "str", "choices": list(release.GOALS)},
     "ratio": {"type": "raw"},
     "steps": {"type": "list", "elements": "raw"},
     "decision": {"type": "str"},
@@ -311,10 +328,18 @@ ARGUMENT_SPEC = {
     "kind": KIND_ARG_SPEC["kind"],
 }
 USES = (KUBERNETES, ISTIO)
+# The planner's options: canary_info only reads state now; the planning lives in the role's release_run filter.
+PLANNER_OPTIONS = ("goal", "ratio", "steps", "decision", "input_names")
+PLANNER_REMOVED_IN = "2.0.0"
 
 
 def execute(ctx):
     params = ctx.params
+    given = [name for name in PLANNER_OPTIONS if params.get(name) is not None]
+    if given:
+        ctx.deprecate(f"canary_info options {', '.join(given)} are deprecated: canary_info only reads the state now, "
+                      "and the canary_release role plans the run itself (its release_run filter). They still work; "
+                      f"canary.istio {PLANNER_REMOVED_IN} removes them", PLANNER_REMOVED_IN)
     inputs = None
     if params.get("base") is not None or params.get("canary") is not None:
         # Refused before any request.
@@ -329,7 +354,7 @@ def execute(ctx):
             recorded=result["state"], history=result["history"],
             where=f"{params.get('namespace') or ctx.default_namespace}/{params['name']}",
             destination_rule=result["destination_rule"])
-        result.update(release.answer(params["goal"], observed, inputs))
+        result.update(release.answer(params.get("goal") or "release", observed, inputs))
     return result
 
 

@@ -422,3 +422,18 @@ def test_canary_info_reports_routes_subsets_deployments_and_history(lab_state, k
     assert info["history"][-1]["actor"] == "ops" and info["history"][-1]["to"] == {"v1": 70, "v2": 30}
     absent = run_module("canary_info", {**lab_auth(lab_state), "name": "nothing", "namespace": bookinfo})
     assert absent["exists"] is False and not absent.get("failed")
+    assert "deprecations" not in info and "deprecations" not in absent
+
+
+def test_canary_info_planner_options_still_work_and_are_deprecated(lab_state, kube, bookinfo):
+    split(lab_state, bookinfo, 30, actor="ops")
+    args = {**lab_auth(lab_state), "name": "reviews", "namespace": bookinfo, "base": "v1", "canary": "v2"}
+    reading = run_module("canary_info", args)
+    assert not reading.get("failed") and "deprecations" not in reading, reading
+    planned = run_module("canary_info", {**args, "goal": "set_ratio", "ratio": 50})
+    assert not planned.get("failed"), planned.get("msg")
+    assert planned["next_run"]["action"] == "step"
+    # ansible-core 2.19 returns deprecations as structured records, older ones as plain dicts.
+    [deprecation] = planned["deprecations"]
+    assert "canary_info options goal, ratio are deprecated" in json.dumps(deprecation)
+    assert deprecation["version"] == "2.0.0" and "canary.istio" in json.dumps(deprecation)

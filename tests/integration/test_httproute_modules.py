@@ -14,11 +14,16 @@ from typing import Any
 import pytest
 
 from tests.helpers.ansible import lab_auth, run_module
+from tests.integration.test_httproute_lockstep import DR, VS, istio_sample
 from tests.integration.test_httproute_split import (  # noqa: F401 (fixtures, found by pytest by name)
+    ENDPOINTS,
+    ROUTES,
+    endpoints,
     published_rule,
     reviews,
     services,
     stored,
+    upstream_route,
 )
 
 pytestmark = pytest.mark.lab
@@ -113,3 +118,19 @@ def test_canary_info_reads_the_route_and_the_release_phase(lab_state, reviews):
     assert info["phase"] == "in_progress"
     assert {b["name"]: b["ready_endpoints"] for b in info["backends"]} == {"reviews-v3": 0, "reviews-v1": 2,
                                                                            "reviews-v2": 1}
+
+
+def test_one_traffic_split_task_moves_a_virtual_service_and_an_httproute(lab_state, kube, services):
+    kube.create(VS.format(ns=services), istio_sample("virtual-service-all-v1", "ratings"))
+    kube.create(DR.format(ns=services), istio_sample("destination-rule-all", "ratings"))
+    kube.create(ENDPOINTS.format(ns=services), endpoints("reviews-v2", 1))
+    kube.create(ROUTES.format(ns=services), upstream_route("route-reviews-v1"))
+    result = run_module("traffic_split", {**lab_auth(lab_state), "namespace": services, "services": [
+        {"name": "ratings", "weights": {"v1": 90, "v2": 10}},
+        {"name": "reviews", "kind": "HTTPRoute", "weights": {"reviews-v1": 90, "reviews-v2": 10}}]})
+    assert result["changed"] is True and not result.get("failed"), result
+    assert [(s["name"], s["moved"]) for s in result["services"]] == [("ratings", True), ("reviews", True)]
+    ratings = kube.get(f"{VS.format(ns=services)}/ratings")["spec"]["http"][0]["route"]
+    assert [(d["destination"]["subset"], d["weight"]) for d in ratings] == [("v1", 90), ("v2", 10)]
+    assert stored(kube, services)["spec"]["rules"][0]["backendRefs"] == \
+        published_rule(kube, services, "route-reviews-90-10")["backendRefs"]

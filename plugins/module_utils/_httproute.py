@@ -218,9 +218,16 @@ class RouteTarget:
         put_back(ctx, self)
 
     def route_label(self) -> str | None:
+        """The rule moved as results name it: its name, else ``rules[N]`` (as VirtualServices' ``http[N]``)."""
         if self.route is None or self.rule_index < 0:
             return self.route_name
-        return rule_label(self.rule_index, self.route["spec"]["rules"][self.rule_index])
+        return self.route["spec"]["rules"][self.rule_index].get("name") or f"rules[{self.rule_index}]"
+
+    def rule_where(self) -> str:
+        """The rule moved as messages name it: ``HTTPRoute ns/name rules[1] ('primary')``."""
+        if self.route is None or self.rule_index < 0:
+            return f"HTTPRoute {self.label} rule {self.route_name!r}"
+        return f"HTTPRoute {self.label} {rule_label(self.rule_index, self.route['spec']['rules'][self.rule_index])}"
 
     def report(self) -> dict[str, Any]:
         return {"kind": KIND, "name": self.name, "namespace": self.namespace, "route": self.route_label(),
@@ -253,7 +260,7 @@ def check_backends(ctx: Context, target: RouteTarget, refs: list[dict[str, Any]]
     """Refuses, before any write, to send more traffic to a Service that does not exist, lacks the port
     the backendRef names, or (unless allowed) has no ready endpoints. ``before``/``after``: the share (percent)
     each backend gets of the rule ``refs`` belong to."""
-    where = f"HTTPRoute {target.label} {target.route_label()}"
+    where = target.rule_where()
     for name in _rising(target, refs, before, after):
         service = read_core(ctx, "services", target.namespace, name)
         if service is None:

@@ -248,7 +248,7 @@ after:
   type: dict
   sample: {v1: 70, v2: 30}
 route:
-  description: Name of the route changed, or C(http[N]) for an unnamed one.
+  description: Name of the route changed, or C(http[N]) for an unnamed one (the rule, or C(rules[N]), on an HTTPRoute).
   returned: always
   type: str
   sample: primary

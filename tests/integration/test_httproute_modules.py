@@ -42,7 +42,7 @@ def test_traffic_split_writes_istios_published_route_then_repeats_unchanged(lab_
     assert result["changed"] is True and not result.get("failed"), result
     assert len([e for e in window.requests(user="lab:admin")]) == 4 and len(window.writes()) == 1
     assert result["before"] == {"reviews-v1": 100} and result["after"] == {"reviews-v1": 90, "reviews-v2": 10}
-    assert result["route"] == "rules[1] ('primary')"
+    assert result["route"] == "primary"
     assert result["api_version"] == "gateway.networking.k8s.io/v1"
     assert result["services"][0]["kind"] == "HTTPRoute" and result["services"][0]["moved"] is True
     now = stored(kube, reviews)

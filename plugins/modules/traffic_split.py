@@ -272,7 +272,11 @@ services:
     destination_rule_namespace: {description: Namespace of that DestinationRule., type: str, returned: always}
     notes: {description: 'How the moved host was chosen, when it is not the VirtualService''s own host.', type: list, elements: str, returned: always}
     kind: {description: V(HTTPRoute) for an HTTPRoute., type: str, returned: for an HTTPRoute, version_added: 0.3.0}
-    backend_services: {description: 'Ready endpoints of each backend Service whose share rose (HTTPRoute).', type: dict, returned: for an HTTPRoute, version_added: 0.3.0}
+    backend_services:
+      description: Ready endpoints of each backend Service whose share rose (HTTPRoute).
+      type: dict
+      returned: for an HTTPRoute
+      version_added: 0.3.0
 api_version:
   description: The C(networking.istio.io) version used, or the C(gateway.networking.k8s.io) one when the first service is an HTTPRoute.
   returned: always

@@ -37,6 +37,7 @@ import pytest
 import yaml
 
 from ansible_collections.canary.istio.plugins.module_utils._logic.evidence import ratio_bounds
+from bench.decision_e2e import Exporter
 from lab import alertmanager, prometheus
 from lab.eda import wait_listening
 from lab.kube import KubeClient
@@ -104,21 +105,20 @@ def _labels(key: tuple[str, ...]) -> str:
     return ",".join(f'{name}="{value}"' for name, value in zip(LABEL_KEYS, key, strict=False))
 
 
+class Served(Exporter):
+    """The benchmark's exporter (its HTTP server and handler) serving this test's telemetry."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        super().__init__()
+        self.telemetry = telemetry
+
+    def render(self) -> str:
+        return self.telemetry.render()
+
+
 def serve(telemetry: Telemetry) -> tuple[http.server.ThreadingHTTPServer, str]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = telemetry.render().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    exporter = Served(telemetry)
+    exporter.thread.start()
 
     def grow() -> None:
         draw = random.Random(20261206)
@@ -126,7 +126,7 @@ def serve(telemetry: Telemetry) -> tuple[http.server.ThreadingHTTPServer, str]:
             telemetry.tick(draw)
 
     threading.Thread(target=grow, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    return exporter.server, exporter.url
 
 
 def shortened_rules(directory: Path) -> Path:

@@ -104,8 +104,9 @@ def test_demo_faulty_and_crashing_canaries_are_rolled_back_by_the_analysis_at_th
             assert re.search(r"after\s+200 answers, 0 errors: .*v1 100\.0%", out), (kind, out[-3000:])
             assert re.search(rf"Release report: \S+release-report-{kind}\.html", out), kind
         faulty, crashing = users(outputs["faulty"]), users(outputs["crashing"])
-        # The faulty v2 answers, and names itself in its errors; users on v1 see no failure.
-        assert faulty["v1"][1] == 0 and "unknown" not in faulty and faulty["v2"][1] > 0, faulty
+        # The faulty v2 answers (pages come from it); users on v1 see no failure. Istio's productpage calls reviews
+        # again after a failure, so few of v2's errors reach a page: the analysis' fail above judged them.
+        assert faulty["v1"][1] == 0 and "unknown" not in faulty and faulty["v2"][0] > 0, faulty
         # The crashing v2 never answers: no page comes from it, and its failures cannot name a version.
         assert crashing["v1"][1] == 0 and crashing.get("v2", (0, 0)) == (0, 0), crashing
         assert crashing["unknown"] == (0, crashing["unknown"][1]) and crashing["unknown"][1] > 0, crashing

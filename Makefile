@@ -21,11 +21,14 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 setup: venv binaries collection system-deps awx-collection
 
 # Debian packages the tests and lint need beyond what lab/provision.sh installs: Chromium for the
-# screenshot tests, rsync for the sanity copy, Graphviz for mesh_topology's picture (bindep.txt).
+# screenshot tests, rsync for the sanity copy, Graphviz for mesh_topology's picture (bindep.txt),
+# Alertmanager beside the lab's Prometheus and Java 17 for ansible-rulebook (docs/events.md).
 system-deps:
 	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v dot >/dev/null || missing="$$missing graphviz"; \
 	  command -v rsync >/dev/null || missing="$$missing rsync"; \
+	  command -v prometheus-alertmanager >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	  command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	  if [ -n "$$missing" ]; then echo "[setup] installing Debian packages:$$missing"; \
 	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
 

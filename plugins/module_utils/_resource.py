@@ -131,6 +131,8 @@ OBJECT_ARG_SPEC: dict[str, dict[str, Any]] = {
 }
 
 # The options of the *_info modules (documented in doc_fragments/resource.py, section INFO).
+# What the _info modules use: the Kubernetes API, for Istio's kinds.
+INFO_USES = ("kubernetes", "istio")
 INFO_ARG_SPEC: dict[str, dict[str, Any]] = {
     "name": {"type": "str"},
     "namespace": {"type": "str"},
@@ -139,8 +141,10 @@ INFO_ARG_SPEC: dict[str, dict[str, Any]] = {
 }
 
 
-def read_info(ctx: Context, kind: str, resource: str, params: dict[str, Any]) -> dict[str, Any]:
-    """One object by name, or a list by namespace (or all) and label selectors."""
+def read_info(ctx: Context, kind: str) -> dict[str, Any]:
+    """The whole ``execute`` of an _info module: one object of ``kind`` by name, or a list by namespace
+    (or all) and label selectors."""
+    params = ctx.params
     name = params.get("name")
     if params.get("all_namespaces") and name:
         raise CanaryInputError("name and all_namespaces exclude each other: a name is looked up in one namespace")
@@ -148,7 +152,6 @@ def read_info(ctx: Context, kind: str, resource: str, params: dict[str, Any]) ->
         params.get("namespace") or ctx.default_namespace, "namespace")
     if name:
         validate_name(name, "name")
-
         found = ctx.istio.get(kind, namespace, name)
         items = [found] if found else []
     else:

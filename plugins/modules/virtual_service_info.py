@@ -11,6 +11,7 @@ short_description: Read Istio VirtualServices
 version_added: 0.1.0
 description:
   - Returns one C(VirtualService) by name, or the VirtualServices of a namespace (or of all namespaces) that match label selectors.
+  - For the weights of one route and the subsets behind them, read with M(canary.istio.canary_info) instead.
 author:
   - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
@@ -26,25 +27,27 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Read the reviews VirtualService
-  canary.istio.virtual_service_info:
-    name: reviews
-    namespace: bookinfo
-  register: found
-
-- name: List the VirtualServices of the app
+- name: Which hosts do the Bookinfo routes serve
   canary.istio.virtual_service_info:
     namespace: bookinfo
     label_selectors:
       - app.kubernetes.io/part-of=bookinfo
+  register: routes
+
+- name: Show them
+  ansible.builtin.debug:
+    msg: "{{ routes.resources | map(attribute='spec.hosts') | flatten | unique }}"
 """
 
 RETURN = r"""
 resources:
-  description: The VirtualServices found (empty when none match or the named one does not exist).
+  description: The VirtualServices found (empty when none match or the named one does not exist), without server-set fields.
   returned: always
   type: list
   elements: dict
+  sample: [{apiVersion: networking.istio.io/v1, kind: VirtualService, metadata: {name: reviews, namespace: bookinfo},
+            spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v1}, weight: 90},
+                                                     {destination: {host: reviews, subset: v2}, weight: 10}]}]}}]
 api_version:
   description: The C(networking.istio.io) version used.
   returned: always
@@ -57,16 +60,14 @@ api_requests:
   sample: 1
 """
 
-from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES
 from ansible_collections.canary.istio.plugins.module_utils._module import run
-from ansible_collections.canary.istio.plugins.module_utils._resource import INFO_ARG_SPEC, read_info
+from ansible_collections.canary.istio.plugins.module_utils._resource import INFO_ARG_SPEC, INFO_USES, read_info
 
-ARGUMENT_SPEC = INFO_ARG_SPEC
-USES = (KUBERNETES, ISTIO)
+ARGUMENT_SPEC, USES = INFO_ARG_SPEC, INFO_USES
 
 
 def execute(ctx):
-    return read_info(ctx, "VirtualService", "virtualservices", ctx.params)
+    return read_info(ctx, "VirtualService")
 
 
 def main() -> None:

@@ -19,7 +19,9 @@ from ansible_collections.canary.istio.plugins.module_utils._httproute import Rou
 from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes import header_matches
 from ansible_collections.canary.istio.plugins.module_utils._traffic import write
 from tests.helpers.ansible import lab_auth
-from tests.integration.test_httproute_split import (  # noqa: F401 (fixtures, found by pytest by name)
+
+# The fixtures among these (reviews, services) are found by pytest by their names in this module.
+from tests.integration.test_httproute_split import (  # noqa: F401  # pylint: disable=unused-import
     reviews,
     served_by,
     services,
@@ -106,8 +108,8 @@ def test_check_mode_stores_nothing(lab_state, kube, reviews, audit):
     ("reviews-v4", "no Service 'reviews-v4' exists"),
     ("reviews-v3", "no ready endpoints"),
 ])
-def test_a_backend_service_missing_or_not_ready_is_refused_without_a_write(lab_state, kube, reviews, audit, service,
-                                                                          fragment):
+def test_a_backend_service_missing_or_not_ready_is_refused_without_a_write(
+        lab_state, kube, reviews, audit, service, fragment):
     before = stored(kube, reviews)
     window = audit()
     with pytest.raises(ModuleFailure) as refused:

@@ -14,7 +14,9 @@ from ansible_collections.canary.istio.plugins.module_utils._context import Conte
 from ansible_collections.canary.istio.plugins.module_utils._httproute import describe
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from tests.helpers.ansible import lab_auth
-from tests.integration.test_httproute_split import (  # noqa: F401 (fixtures, found by pytest by name)
+
+# The fixtures among these (reviews, services) are found by pytest by their names in this module.
+from tests.integration.test_httproute_split import (  # noqa: F401  # pylint: disable=unused-import
     ROUTES,
     reviews,
     services,
@@ -58,8 +60,8 @@ def test_every_rule_is_listed_and_the_catch_all_is_reported(lab_state, reviews):
         (0, "testers", {"reviews-v3": 100}), (1, "primary", {"reviews-v1": 100})]
     assert info["routes"][0]["match"][0]["headers"] == [{"type": "Exact", "name": "end-user", "value": "jason"}]
     assert info["weights"] == {"reviews-v1": 100}
-    assert {b["name"]: b["exists"] for b in info["backends"]} == {"reviews-v3": True, "reviews-v1": True,
-                                                                   "reviews-v4": False}
+    exists = {"reviews-v3": True, "reviews-v1": True, "reviews-v4": False}
+    assert {b["name"]: b["exists"] for b in info["backends"]} == exists
     assert info["state"] == {"base": None, "canary": None, "weight": None, "route": None}
     testers = read(lab_state, reviews, route_name="testers")
     assert testers["weights"] == {"reviews-v3": 100}

@@ -21,7 +21,9 @@ from ansible_collections.canary.istio.plugins.module_utils._traffic import Targe
 from lab.kube import KubeClient
 from tests.conformance import corpus
 from tests.helpers.ansible import lab_auth
-from tests.integration.test_httproute_split import (  # noqa: F401 (services is a fixture)
+
+# The fixtures among these (reviews, services) are found by pytest by their names in this module.
+from tests.integration.test_httproute_split import (  # noqa: F401  # pylint: disable=unused-import
     ENDPOINTS,
     ROUTES,
     endpoints,

@@ -15,7 +15,9 @@ import pytest
 
 from tests.helpers.ansible import lab_auth, run_module
 from tests.integration.test_httproute_lockstep import DR, VS, istio_sample
-from tests.integration.test_httproute_split import (  # noqa: F401 (fixtures, found by pytest by name)
+
+# The fixtures among these (reviews, services) are found by pytest by their names in this module.
+from tests.integration.test_httproute_split import (  # noqa: F401  # pylint: disable=unused-import
     ENDPOINTS,
     ROUTES,
     endpoints,
@@ -40,7 +42,7 @@ def test_traffic_split_writes_istios_published_route_then_repeats_unchanged(lab_
     window = audit()
     result = split(lab_state, reviews, 10)
     assert result["changed"] is True and not result.get("failed"), result
-    assert len([e for e in window.requests(user="lab:admin")]) == 4 and len(window.writes()) == 1
+    assert len(window.requests(user="lab:admin")) == 4 and len(window.writes()) == 1
     assert result["before"] == {"reviews-v1": 100} and result["after"] == {"reviews-v1": 90, "reviews-v2": 10}
     assert result["route"] == "primary"
     assert result["api_version"] == "gateway.networking.k8s.io/v1"

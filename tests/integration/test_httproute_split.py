@@ -238,7 +238,7 @@ def test_check_mode_writes_nothing_yet_reports_the_change(lab_state, kube, revie
     window = audit()
     target = split(lab_state, reviews, {"reviews-v1": 70, "reviews-v2": 30}, check=True)
     assert target.after == {"reviews-v1": 70, "reviews-v2": 30} and target.patch
-    patches = [e for e in window.writes()]
+    patches = window.writes()
     assert len(patches) == 1 and "dryRun=All" in patches[0]["requestURI"]
     assert stored(kube, reviews) == before
 

@@ -27,6 +27,7 @@ from tests.integration.test_httproute_split import (  # noqa: F401  # pylint: di
     stored,
     upstream_route,
 )
+from tests.integration.test_least_privilege import _bind as bind_role
 
 pytestmark = pytest.mark.lab
 
@@ -136,3 +137,16 @@ def test_one_traffic_split_task_moves_a_virtual_service_and_an_httproute(lab_sta
     assert [(d["destination"]["subset"], d["weight"]) for d in ratings] == [("v1", 90), ("v2", 10)]
     assert stored(kube, services)["spec"]["rules"][0]["backendRefs"] == \
         published_rule(kube, services, "route-reviews-90-10")["backendRefs"]
+
+
+@pytest.mark.parametrize("role_file", ["canary-traffic-role.yaml", "canary-traffic-clusterrole.yaml"])
+def test_the_shipped_traffic_role_is_enough_on_an_httproute(lab_state, kube, reviews, role_file):
+    bind_role(kube, reviews, role_file)
+    nobody = {**lab_auth(lab_state, "nobody"), "kind": "HTTPRoute", "name": "reviews", "namespace": reviews}
+    moved = run_module("traffic_split", {**nobody, "base": "reviews-v1", "canary": "reviews-v2", "canary_weight": 10})
+    assert moved["changed"] is True and not moved.get("failed"), moved
+    testers = run_module("header_route", {**nobody, "route": "canary-testers", "headers": {"end-user": "alice"},
+                                          "service": "reviews-v2"})
+    assert testers["changed"] is True and not testers.get("failed"), testers
+    info = run_module("canary_info", nobody)
+    assert info["weights"] == {"reviews-v1": 90, "reviews-v2": 10}, info

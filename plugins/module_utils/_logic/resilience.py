@@ -555,6 +555,63 @@ def _remove_ops(base: str, holder: Mapping, paths: list[tuple[str, ...]]) -> tup
     return ops, after
 
 
+def route_with_fields(route: Mapping, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the http route ``route`` with ``fields`` merged in as :func:`build_route_policy_patch`
+    merges them (for a route list that is written whole, with a fault tester route)."""
+    out = json_copy(dict(route))
+    for field, wanted in fields.items():
+        out[field] = _merged(route.get(field), wanted)
+    return out
+
+
+def route_without(route: Mapping, paths: list[tuple[str, ...]]) -> dict[str, Any]:
+    """A copy of ``route`` without ``paths`` (emptied parents go too), as :func:`build_route_policy_removal`."""
+    return _remove_ops("", route, paths)[1]
+
+
+def removal_names(options: Mapping[str, Any]) -> list[str]:
+    """The option names that ``state: absent`` removes, read from the options as given for ``present``.
+
+    Each leaf given names its field (``circuit_breaker: {outlier_detection: {interval: 1s}}`` names
+    ``circuit_breaker.outlier_detection.interval``); an empty mapping, ``true`` or ``null`` inside a
+    group names the whole group (``outlier_detection: {}``). ``retries`` naming ``attempts`` names the
+    whole retry policy (Istio refuses retries without attempts); ``fault`` names ``fault.delay`` and/or
+    ``fault.abort`` (each is one unit in Istio), or the whole fault; ``timeout`` and ``rate_limit``
+    name themselves whatever their value.
+    """
+    names: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if not isinstance(value, Mapping) or not value:
+            names.append(prefix)
+            return
+        for key, child in value.items():
+            walk(f"{prefix}.{key}", child)
+
+    for option in ("timeout", "rate_limit"):
+        if option in options and options[option] is not None:
+            names.append(option)
+    retries = options.get("retries")
+    if retries is not None:
+        if not isinstance(retries, Mapping) or not retries or "attempts" in retries:
+            names.append("retries")
+        else:
+            names += [f"retries.{key}" for key in retries]
+    fault = options.get("fault")
+    if fault is not None:
+        fault = fault if isinstance(fault, Mapping) else {}
+        parts = [key for key in ("delay", "abort") if key in fault]
+        unknown = [key for key in fault if key not in ("delay", "abort", "match")]
+        if unknown:
+            raise CanaryInputError(f"fault has unknown option(s) {', '.join(map(repr, sorted(unknown)))}; known: "
+                                   "delay, abort, match")
+        names += [f"fault.{key}" for key in parts] if parts else ["fault"]
+    circuit_breaker = options.get("circuit_breaker")
+    if circuit_breaker is not None:
+        walk("circuit_breaker", circuit_breaker)
+    return names
+
+
 def _route_at(vs_object: Any, route_index: Any) -> tuple[Mapping, str]:
     require_mapping(vs_object, "VirtualService", "pass the VirtualService object as read from the API server")
     http = http_list(vs_object.get("spec") or {})

@@ -26,7 +26,6 @@ from typing import Any
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._context import Context, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
-from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
 from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes import (
     build_rule_patch,
     build_rules_patch,
@@ -191,13 +190,11 @@ class RouteTarget:
         # What the backend Services that gain traffic showed: name -> ready addresses.
         self.checked: dict[str, int] = {}
         self.api_version = f"{GROUP}/{VERSIONS[0]}"
-        # Asked by the lockstep code of VirtualServices; an HTTPRoute has no DestinationRule or listing. From 50
-        # services of a namespace that code lists the namespace's VirtualServices and DestinationRules once (two
-        # requests for the task); a VirtualService it finds under this route's name is never read here.
+        # Asked by the lockstep code of VirtualServices; an HTTPRoute has no DestinationRule or listing (that code
+        # lists the VirtualServices and DestinationRules of a namespace crowded with VirtualServices only).
         self.destination_rule = None
         self.listed = None
         self.host = None
-        self.hosts = Hosts(namespace)
 
     @property
     def vs(self) -> dict[str, Any] | None:

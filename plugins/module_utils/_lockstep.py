@@ -235,7 +235,8 @@ def _list_crowded_namespaces(ctx: Context, workers: Workers, targets: list[Targe
     service goes alone. A namespace's first service stands for it in an error."""
     by_namespace: dict[str, list[Target]] = {}
     for target in targets:
-        by_namespace.setdefault(target.namespace, []).append(target)
+        if target.kind == "VirtualService":  # an HTTPRoute is read with a GET of its own
+            by_namespace.setdefault(target.namespace, []).append(target)
     crowded = [group for group in by_namespace.values() if len(group) >= LIST_FROM]
     if not crowded:
         return Workers(ctx, 1).run(targets[:1], plan, stop, lambda done: None) if plan else []

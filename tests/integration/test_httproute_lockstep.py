@@ -123,9 +123,9 @@ def test_a_forbidden_httproute_write_puts_the_virtual_service_back(lab_state, ku
     assert stored(kube, migrating) == before
 
 
-def test_fifty_httproutes_of_one_namespace_move_together(lab_state, kube, services):
-    """From 50 services of one namespace the lockstep code lists that namespace's VirtualServices and
-    DestinationRules once; HTTPRoutes there must still be read and moved one by one."""
+def test_fifty_httproutes_of_one_namespace_move_together(lab_state, kube, services, audit):
+    """From 50 VirtualServices of one namespace the lockstep code lists that namespace's VirtualServices and
+    DestinationRules once; 50 HTTPRoutes are read and moved one by one, four requests each, no listing."""
     kube.create(ENDPOINTS.format(ns=services), endpoints("reviews-v1", 1))
     kube.create(ENDPOINTS.format(ns=services), endpoints("reviews-v2", 1))
     names = [f"reviews-{index}" for index in range(50)]
@@ -133,7 +133,12 @@ def test_fifty_httproutes_of_one_namespace_move_together(lab_state, kube, servic
         route = upstream_route("route-reviews-v1")
         route["metadata"]["name"] = name
         kube.create(ROUTES.format(ns=services), route)
+    window = audit()
     move_all(lab_state, [RouteTarget(name, services, weights=REVIEWS) for name in names], concurrency=4)
+    verbs = [(e["verb"], e["objectRef"]["resource"]) for e in window.requests(user="lab:admin")]
+    assert sorted(set(verbs)) == [("get", "endpoints"), ("get", "httproutes"), ("get", "services"),
+                                  ("patch", "httproutes")]
+    assert len(verbs) == 4 * 50
     published = published_rule(kube, services, "route-reviews-90-10")["backendRefs"]
     for name in names:
         assert stored(kube, services, name)["spec"]["rules"][0]["backendRefs"] == published

@@ -30,7 +30,7 @@ description:
   - Setting merges - the fields given replace those stored, the fields not given stay (setting
     O(retries.attempts) keeps a stored C(perTryTimeout)).
   - O(state=absent) removes exactly the fields named by the options given, whatever their values; an empty mapping
-    names a whole group (C(outlier_detection: {})), and a group emptied by the removal goes too. Naming
+    names a whole group (for example an empty O(circuit_breaker.outlier_detection)), and a group emptied by the removal goes too. Naming
     O(retries.attempts) removes the whole retry policy (Istio refuses retries without attempts). O(fault) with
     C(match) removes the tester route. O(rate_limit) deletes the EnvoyFilter this module created. The same
     options therefore set a profile with V(present) and take it away with V(absent).
@@ -140,8 +140,8 @@ options:
         type: dict
       match:
         description:
-          - Istio C(HTTPMatchRequest) list, for example C([{headers: {end-user: {exact: jason}}}]). The fault then
-            goes into the tester route O(fault_route_name) for matching requests only.
+          - "Istio C(HTTPMatchRequest) list, for example C([{headers: {end-user: {exact: jason}}}]). The fault then
+            goes into the tester route O(fault_route_name) for matching requests only."
         type: list
         elements: dict
   fault_route_name:
@@ -184,7 +184,7 @@ options:
         description: Duration between fills, at least 50ms (Envoy).
         type: raw
       workload_selector:
-        description: Labels of the workloads limited (the EnvoyFilter's C(workloadSelector.labels)). Defaults to C({app: <name>}).
+        description: "Labels of the workloads limited (the EnvoyFilter's C(workloadSelector.labels)). Defaults to C({app: <name>})."
         type: dict
   envoy_filter:
     description:

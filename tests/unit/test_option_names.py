@@ -38,6 +38,10 @@ OWN_DEFAULTS = {
 }
 # Same meaning, a wider type in one module: manifest's definition may also be YAML text or a list.
 OWN_TYPES = {"definition": "manifest"}
+# Istio's own field names, which issue 25 requires as the resilience module's option names: there
+# ``timeout`` is the route's timeout as Istio spells it (a duration such as "0.5s"), not the seconds a
+# client waits for an answer (traffic_probe). Listed per module, so a third meaning still fails.
+ISTIO_FIELD_NAMES = {("resilience", "timeout")}
 # Names of shared code that once had two meanings; each is defined once now.
 ONCE = ("run", "Target", "validate_name", "validate_confidence")
 
@@ -69,6 +73,8 @@ def meanings(specs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[tupl
     found: dict[str, dict[tuple, list[str]]] = defaultdict(lambda: defaultdict(list))
     for module_name, spec in specs.items():
         for name, option in spec.items():
+            if (module_name, name) in ISTIO_FIELD_NAMES:
+                continue
             meaning = (None if name in OWN_TYPES else option.get("type", "str"), option.get("elements"),
                        tuple(sorted(map(str, option.get("choices") or ()))),
                        None if name in OWN_DEFAULTS else repr(option.get("default")))

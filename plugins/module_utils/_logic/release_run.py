@@ -135,7 +135,10 @@ def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
         "goal": goal, "service": _text(inputs.get("service")), "namespace": _text(inputs.get("namespace")),
         "virtual_service": _text(inputs.get("virtual_service")) or _text(inputs.get("service")),
         "base": checked.base, "canary": checked.canary, "ratio": checked.ratio, "steps": list(checked.steps),
-        "decision_input": checked.decision, "analysis": checked.analysis,
+        # Settings left unset are absent, so that the role passes none of them to canary_analysis.
+        "decision_input": checked.decision,
+        "analysis": None if checked.analysis is None else {key: value for key, value in checked.analysis.items()
+                                                            if value is not None},
         "reason": _text(inputs.get("reason")), "actor": actor, "lock_holder": holder,
         "interactive": setting == "always" or (setting == "auto" and bool(inputs.get("terminal"))),
         "no_prompt_reason": ("canary_release_interactive is never" if setting == "never" else

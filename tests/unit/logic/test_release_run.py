@@ -88,6 +88,13 @@ def test_the_filter_turns_a_refusal_into_a_filter_error_without_a_prefix():
         release_run({**INPUTS, "ratio": 101}, "start")
 
 
+def test_analysis_settings_left_unset_are_absent_so_the_role_passes_none_of_them():
+    analysis = started(analysis=ANALYSIS)["analysis"]
+    assert None not in analysis.values() and "caller_failures" not in analysis
+    assert (analysis["window"], analysis["interval"], analysis["looks_per_step"]) == ("10s", 12, 1)
+    assert started(analysis={**ANALYSIS, "caller_failures": False})["analysis"]["caller_failures"] is False
+
+
 def test_only_the_release_needs_manifests():
     assert started(goal="promote", manifests=[])["goal"] == "promote"
 

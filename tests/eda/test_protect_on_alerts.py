@@ -10,7 +10,7 @@ response flag UO, switched on and off by the test).
 Expected answers come from the exact computation: the z the rule records is recomputed from the counts
 Prometheus itself reports, and the analysis' exact conditional test (evidence.ratio_bounds, the same
 test canary_analysis runs) must fail the canary the alert names. The shipped rules run with their
-windows shortened ([1m] to [20s]) and "for" to 2s, so the test takes seconds, not minutes; the
+windows shortened ([1m] to [10s]) and "for" to 2s, so the test takes seconds, not minutes; the
 expressions are otherwise the shipped ones. Alertmanager repeats each notification every 2s.
 """
 
@@ -21,7 +21,6 @@ import http.server
 import json
 import math
 import random
-import re
 import secrets
 import subprocess
 import threading
@@ -52,6 +51,8 @@ PROMETHEUS_RULE = REPO_ROOT / "extensions" / "eda" / "prometheus" / "prometheusr
 # One-sided 1 % of the standard normal: the level the rules compare z with.
 Z_CRITICAL = 2.326
 ALPHA = 0.01
+# Seconds a resolved overload alert must stay resolved: long enough for the test's flap to fire again.
+DEBOUNCE = 6
 LABEL_KEYS = ("reporter", "destination_service_namespace", "destination_service_name", "destination_version",
               "response_code", "response_flags")
 
@@ -130,11 +131,11 @@ def serve(telemetry: Telemetry) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 def shortened_rules(directory: Path) -> Path:
-    """The shipped rules with short windows: [1m] -> [20s], for 30s -> 2s (nothing else changes)."""
+    """The shipped rules with short windows: [1m] -> [10s], for 30s -> 2s (nothing else changes)."""
     text = RULES.read_text(encoding="utf-8")
     assert text.count("[1m]") >= 6 and text.count("for: 30s") == 4
     path = directory / "rules.yml"
-    path.write_text(text.replace("[1m]", "[20s]").replace("for: 30s", "for: 2s"), encoding="utf-8")
+    path.write_text(text.replace("[1m]", "[10s]").replace("for: 30s", "for: 2s"), encoding="utf-8")
     return path
 
 
@@ -191,7 +192,7 @@ def alerts(eda_lab: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
                                    "outlier_detection": {"consecutive_5xx_errors": 1, "interval": "1s",
                                                          "base_ejection_time": "3m"}}}
     variables = {"canary_eda_host": "127.0.0.1", "canary_eda_alert_port": port, "canary_eda_token": token,
-                 "canary_eda_services": {}, "canary_eda_debounce_seconds": 1,
+                 "canary_eda_services": {}, "canary_eda_debounce_seconds": DEBOUNCE,
                  "canary_eda_alertmanager_url": manager["url"],
                  "canary_eda_protection_profiles": {f"{namespace}/ratings": profile}}
     rulebook = Rulebook("protect_on_alerts", variables, eda_lab, home / "rulebook")
@@ -292,33 +293,59 @@ PROTECT_RUN = (r"PLAY \[Protection on alerts - apply or remove a service's prote
 PROTECT_END = r"\): protection (applied|removed|kept)|ansible_rulebook\.action\.run_playbook - ERROR"
 
 
-def test_overload_starts_the_protection_once_per_change(alerts: AlertLab):
+def policy(kube: KubeClient, namespace: str) -> dict[str, Any]:
+    rule = kube.get(f"/apis/networking.istio.io/v1/namespaces/{namespace}/destinationrules/ratings")
+    return rule["spec"].get("trafficPolicy") or {}
+
+
+# What the DestinationRule of the overloaded service held after each run of the protection.
+OBSERVED: dict[str, Any] = {}
+
+
+def test_overload_starts_the_protection_once_per_change_and_a_flap_is_debounced(alerts: AlertLab,
+                                                                                 kube: KubeClient):
     """Firing starts canary.istio.protect once however often Alertmanager repeats it; resolving once more.
 
-    While canary.istio.resilience is not in the collection, each run stops before its first task
-    (PROTECT_RUN matches either outcome); what it applies is checked by the test below."""
+    A flap: the alert resolves and fires again within the debounce time; the resolved run finds it
+    firing again and keeps the protection. Each run is counted by PROTECT_RUN whether or not
+    canary.istio.resilience is in the collection; what the runs did is checked by the test below."""
     assert not alerts.rulebook.lines(PROTECT_RUN)
+    firing = (f'ALERTS{{alertname="ServiceOverloaded", alertstate="firing", '
+              f'destination_service_namespace="{alerts.namespace}", destination_service_name="ratings"}}')
     alerts.telemetry.overload.set()
-    alerts.wait_query(f'ALERTS{{alertname="ServiceOverloaded", alertstate="firing", '
-                      f'destination_service_namespace="{alerts.namespace}", destination_service_name="ratings"}}')
+    alerts.wait_query(firing)
     alerts.rulebook.wait_for(PROTECT_END)
+    OBSERVED["applied"] = policy(kube, alerts.namespace)
     sent = alerts.notifications()
     deadline = time.monotonic() + 60
     while alerts.notifications() < sent + 3 and time.monotonic() < deadline:
         time.sleep(0.5)
+    assert alerts.notifications() >= sent + 3
     assert len(alerts.rulebook.lines(PROTECT_RUN)) == 1
+    # The flap: resolved (the second run starts and waits), then firing again at once.
     alerts.telemetry.overload.clear()
-    alerts.rulebook.wait_for(PROTECT_END, count=2)
-    assert len(alerts.rulebook.lines(PROTECT_RUN)) == 2
-    overloaded = f'ALERTS{{alertname="ServiceOverloaded", destination_service_namespace="{alerts.namespace}"}}'
-    assert alerts.query(overloaded) == []
+    alerts.rulebook.wait_for(PROTECT_RUN, count=2)
+    alerts.telemetry.overload.set()
+    alerts.rulebook.wait_for(PROTECT_END, count=3)
+    OBSERVED["flapped"] = policy(kube, alerts.namespace)
+    # Resolved for good: the fourth run removes the protection after the debounce time.
+    alerts.telemetry.overload.clear()
+    alerts.rulebook.wait_for(PROTECT_END, count=4)
+    OBSERVED["removed"] = policy(kube, alerts.namespace)
+    assert len(alerts.rulebook.lines(PROTECT_RUN)) == 4
+    assert alerts.query(firing) == []
 
 
 @pytest.mark.xfail(not (REPO_ROOT / "plugins" / "modules" / "resilience.py").exists(), strict=True,
                    reason="canary.istio.resilience (issue #25) is not in the collection yet")
-def test_overload_protection_shows_in_the_cluster(alerts: AlertLab, kube: KubeClient):
-    # The test above saw the protection's runs start and end.
-    lines = alerts.rulebook.lines(rf"canary\.istio alert ServiceOverloaded \({alerts.namespace}/ratings\): protection")
-    assert [line.split(": protection ", 1)[1].split(" (", 1)[0] for line in lines] == ["applied", "removed"], lines
-    rule = kube.get(f"/apis/networking.istio.io/v1/namespaces/{alerts.namespace}/destinationrules/ratings")
-    assert re.search("http1MaxPendingRequests", json.dumps(rule["spec"]))
+def test_overload_protection_shows_in_the_cluster_and_goes_on_resolve(alerts: AlertLab):
+    said = [line.split(": protection ", 1)[1].split(" - ", 1)[0].split(" (", 1)[0] for line in
+            alerts.rulebook.lines(rf"canary\.istio alert ServiceOverloaded \({alerts.namespace}/ratings\): protection")]
+    assert sorted(said) == ["applied", "applied", "kept", "removed"], said
+    assert said[-1] == "removed"
+    # Istio's field names, as the profile's snake_case options are written into the DestinationRule.
+    for moment in ("applied", "flapped"):
+        assert OBSERVED[moment]["connectionPool"]["http"]["http1MaxPendingRequests"] == 1, OBSERVED
+        assert OBSERVED[moment]["connectionPool"]["tcp"]["maxConnections"] == 1, OBSERVED
+        assert OBSERVED[moment]["outlierDetection"]["consecutive5xxErrors"] == 1, OBSERVED
+    assert "connectionPool" not in OBSERVED["removed"] and "outlierDetection" not in OBSERVED["removed"], OBSERVED

@@ -60,7 +60,8 @@ api_requests:
 from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._resource import INFO_ARG_SPEC, INFO_USES, read_info
 
-ARGUMENT_SPEC, USES = INFO_ARG_SPEC, INFO_USES
+ARGUMENT_SPEC = INFO_ARG_SPEC
+USES = INFO_USES
 
 
 def execute(ctx):

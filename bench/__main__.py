@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import changes, module_requests, profile, report, router, scale, waves
+from bench import changes, module_requests, profile, report, resilience, router, scale, waves
 from bench.env import (
     REPO_ROOT,
     WORK_DIR,
@@ -45,11 +45,11 @@ def _load() -> str:
         return "?"
 
 
-PERFORMANCE_PARTS = ("profile", "one", "many", "modules", "router", "scale", "waves")
+PERFORMANCE_PARTS = ("profile", "one", "many", "modules", "router", "scale", "waves", "resilience")
 # The decision-quality benchmark (bench/decisions.py) needs no Kubernetes lab and writes pages of its own.
 ALL_PARTS = (*PERFORMANCE_PARTS, "decisions")
 # The parts that compare with kubernetes.core, which lives in the benchmark's own virtualenv.
-KUBERNETES_CORE_PARTS = {"profile", "one", "many"}
+KUBERNETES_CORE_PARTS = {"profile", "one", "many", "resilience"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             RESULTS.write_text(json.dumps(full, indent=1, default=str))
             results, partial = full, False
     print(report.console(results))
+    if results.get("resilience"):
+        print(resilience.console(results["resilience"]))
     if partial:
         say(f"partial run (--only {args.only}): numbers in {saved.relative_to(REPO_ROOT)}; docs/ left as they are")
     elif not args.no_docs:
@@ -171,6 +173,9 @@ def run(args: argparse.Namespace) -> dict:
                                                     args.runs_largest)
             # The namespace now holds a DestinationRule per service of every variant.
             results["rule_reads"] = profile.rule_reads(state, namespace)
+        if "resilience" in parts:
+            results["resilience"] = resilience.resilience_change(runner, objects, objects.namespace("bench-res"),
+                                                                 args.runs)
         if "modules" in parts:
             say("API requests per module operation")
             results["modules"] = module_requests.per_module(state, objects.namespace("bench-mods"))

@@ -12,6 +12,9 @@ fails and the role rolls back on its own. `DEMO_CANARY=slow` adds 500 ms: the la
 `DEMO_CANARY=crashing` deploys a v2 whose server accepts no connections although its pod is Ready:
 callers get 503 (Envoy's UF,URX) that only their own proxies report (`reporter="source"`), and the
 analysis, which counts what callers saw, rolls it back.
+`DEMO_RESILIENCE=1` adds, after the release, Istio's Fault Injection task (reviews aborts for user jason
+only, set and removed with canary.istio.resilience) and its Circuit Breaking task (one connection and
+one pending request to reviews under concurrent page loads: overflows answered 503 with flag UO).
 `DEMO_INTERACTIVE=1` runs the old, person-driven flow (prompts for the ratio and the decision).
 The lab stays up for browsing until `make lab-down`.
 
@@ -278,6 +281,125 @@ def canary_analysed(gateway: str, kubeconfig: str, state: dict[str, Any], promet
     return {"load": load, "report": report, "pictures": pictures}
 
 
+# DEMO_RESILIENCE=1: Istio's Fault Injection (abort, for one user) and Circuit Breaking tasks, set and removed
+# with canary.istio.resilience on the release's reviews service.
+TESTER = "jason"
+TESTERS_ONLY = [{"headers": {"end-user": {"exact": TESTER}}}]
+REVIEWS_UNAVAILABLE = "Sorry, product reviews are currently unavailable for this book."
+CIRCUIT_BREAKER = {"connection_pool": {"tcp": {"max_connections": 1}, "http": {"http1_max_pending_requests": 1}}}
+
+
+def resilience_tasks(kubeconfig: str, namespace: str, *options: dict[str, Any]) -> None:
+    """One playbook with a canary.istio.resilience task per ``options``, run as a user runs it."""
+    with tempfile.TemporaryDirectory(prefix="canary-demo-") as tmp:
+        book = Path(tmp) / "resilience.yml"
+        book.write_text(json.dumps([{
+            "name": "Resilience policies of reviews", "hosts": "localhost", "gather_facts": False,
+            "tasks": [{"name": f"canary.istio.resilience {', '.join(sorted(o))}",
+                       "canary.istio.resilience": {"name": "reviews", "namespace": namespace, **o}}
+                      for o in options]}]))
+        playbook(book, kubeconfig)
+
+
+def page(gateway: str, user: str | None = None) -> tuple[int, str]:
+    """GET /productpage through the gateway, signed in as ``user`` (Bookinfo's ``user`` cookie)."""
+    parsed = urllib.parse.urlsplit(gateway)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    try:
+        conn.request("GET", "/productpage", headers={"Cookie": f"user={user}"} if user else {})
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def reviews_failed(gateway: str, count: int, user: str | None = None, concurrency: int = 1) -> int:
+    """How many of ``count`` pages (``concurrency`` at a time) showed Bookinfo's reviews error."""
+    failed = [0]
+    lock = threading.Lock()
+    share = [count // concurrency + (1 if index < count % concurrency else 0) for index in range(concurrency)]
+
+    def client(pages: int) -> None:
+        for _page in range(pages):
+            status, body = page(gateway, user)
+            if status != 200 or REVIEWS_UNAVAILABLE in body:
+                with lock:
+                    failed[0] += 1
+    threads = [threading.Thread(target=client, args=(pages,)) for pages in share]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return failed[0]
+
+
+def until(check: Any, seconds: float = 30) -> bool:
+    """Polls ``check`` until it is true (the data plane follows the API server by a watch)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def overflows(metrics_url: str) -> float:
+    """Requests to reviews that a client proxy answered 503 with flag UO (Istio's istio_requests_total)."""
+    parsed = urllib.parse.urlsplit(metrics_url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    conn.request("GET", parsed.path)
+    text = conn.getresponse().read().decode()
+    conn.close()
+    wanted = {"reporter": "source", "destination_service_name": "reviews", "response_code": "503",
+              "response_flags": "UO"}
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("istio_requests_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+            if all(labels.get(key) == value for key, value in wanted.items()):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def resilience_part(gateway: str, kubeconfig: str, metrics_url: str, namespace: str = "default",
+                    pages: int = 10, load_pages: int = 120, concurrency: int = 12) -> dict[str, Any]:
+    """A fault injected for testers only, then the circuit breaker, each set and removed again."""
+    out: dict[str, Any] = {}
+    say(f"Resilience: reviews aborts every request of user {TESTER} only (Istio's Fault Injection task, abort)")
+    fault = {"abort": {"http_status": 500, "percentage": 100}, "match": TESTERS_ONLY}
+    resilience_tasks(kubeconfig, namespace, {"fault": fault})
+    until(lambda: reviews_failed(gateway, 1, TESTER) == 1)
+    out["fault"] = {"tester_failed": reviews_failed(gateway, pages, TESTER),
+                    "others_failed": reviews_failed(gateway, pages), "pages": pages}
+    resilience_tasks(kubeconfig, namespace, {"fault": {"match": TESTERS_ONLY}, "state": "absent"})
+    until(lambda: reviews_failed(gateway, 1, TESTER) == 0)
+    out["fault"]["tester_failed_after_removal"] = reviews_failed(gateway, pages, TESTER)
+    print(f"    {TESTER}: {out['fault']['tester_failed']} of {pages} pages without reviews; everyone else: "
+          f"{out['fault']['others_failed']} of {pages}; {TESTER} after removal: "
+          f"{out['fault']['tester_failed_after_removal']} of {pages}")
+
+    say("Resilience: the circuit breaker - one connection and one pending request to reviews at most "
+        "(Istio's Circuit Breaking task)")
+    before = overflows(metrics_url)
+    resilience_tasks(kubeconfig, namespace, {"circuit_breaker": CIRCUIT_BREAKER})
+
+    def loaded_until_overflow() -> bool:
+        reviews_failed(gateway, concurrency, None, concurrency)
+        return overflows(metrics_url) > before
+
+    # The data plane applies the rule once its watch sees it: load until the first overflow shows.
+    until(loaded_until_overflow, 30)
+    start = overflows(metrics_url)
+    failed = reviews_failed(gateway, load_pages, None, concurrency)
+    out["circuit_breaker"] = {"pages": load_pages, "pages_failed": failed,
+                              "overflows_503_uo": overflows(metrics_url) - start}
+    resilience_tasks(kubeconfig, namespace, {"circuit_breaker": {}, "state": "absent"})
+    print(f"    {load_pages} pages, {concurrency} at a time: {out['circuit_breaker']['overflows_503_uo']:.0f} calls "
+          f"to reviews answered 503 with flag UO (overflow) by productpage's proxy; {failed} pages without reviews "
+          "(productpage calls reviews a second time after a failure)")
+    return out
+
+
 def main() -> int:
     started = time.monotonic()
     interactive = os.environ.get("DEMO_INTERACTIVE") == "1"
@@ -340,6 +462,10 @@ def main() -> int:
         if outcome["end"] != expected_end:
             outcome["unexpected"] = f"a {kind} canary should end {expected_end}, this one ended {outcome['end']}"
 
+    resilience = None
+    if os.environ.get("DEMO_RESILIENCE") == "1":
+        resilience = resilience_part(gateway, kubeconfig, info["metrics_url"], namespace["canary_namespace"])
+
     elapsed = time.monotonic() - started
     say("Report")
     for title, result in [("base release", base), ("after", final)]:
@@ -363,6 +489,12 @@ def main() -> int:
         print(f"    outcome:         reviews {outcome['end']}")
         if outcome.get("unexpected"):
             print(f"    NOT AS EXPECTED: {outcome['unexpected']}")
+    if resilience:
+        fault, breaker = resilience["fault"], resilience["circuit_breaker"]
+        print(f"    fault for {TESTER}  {fault['tester_failed']}/{fault['pages']} of his pages without reviews, "
+              f"{fault['others_failed']}/{fault['pages']} of others'")
+        print(f"    circuit breaker  {breaker['overflows_503_uo']:.0f} overflows (503 UO) over {breaker['pages']} "
+              "pages")
     print(f"    total time: {elapsed:.1f} s (lab start {state.get('startup_seconds')} s)")
     print(f"\n    The lab stays up: {gateway}/productpage  (stop it with: make lab-down)")
     print(f"    kubeconfig: {kubeconfig}")

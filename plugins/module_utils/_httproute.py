@@ -109,10 +109,12 @@ class GatewayApi:
     def api_version(self) -> str:
         return f"{GROUP}/{self.version}"
 
-    def path(self, namespace: str, name: str, version: str | None = None) -> str:
-        return f"/apis/{GROUP}/{version or self.version}/namespaces/{namespace}/{RESOURCE}/{name}"
+    def path(self, namespace: str | None, name: str | None, version: str | None = None) -> str:
+        """An HTTPRoute's path, or its collection's (all namespaces when ``namespace`` is None)."""
+        scope = f"namespaces/{namespace}/" if namespace else ""
+        return f"/apis/{GROUP}/{version or self.version}/{scope}{RESOURCE}" + (f"/{name}" if name else "")
 
-    def call(self, client: Any, method: str, namespace: str, name: str, **kwargs: Any) -> Any:
+    def call(self, client: Any, method: str, namespace: str | None, name: str | None, **kwargs: Any) -> Any:
         for version in VERSIONS[VERSIONS.index(self.version):]:
             try:
                 answer = client.request(method, self.path(namespace, name, version), **kwargs)
@@ -138,6 +140,34 @@ class GatewayApi:
         query = {"fieldManager": FIELD_MANAGER, "dryRun": "All" if dry_run else None}
         return self.call(client, "PATCH", namespace, name, body=ops, query=query,
                          content_type="application/json-patch+json")
+
+
+class RouteReader:
+    """HTTPRoutes read the way ``_resource.read_info`` reads Istio's objects (``get``, ``list``,
+    ``api_version``), for the _info modules' ``kind: HTTPRoute``."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.api = gateway_api(ctx)
+
+    @property
+    def api_version(self) -> str:
+        return self.api.api_version
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        del kind  # always HTTPRoute
+        return self.api.get(self.ctx.client, namespace, name)
+
+    def list(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        del kind
+        query = {"labelSelector": label_selector} if label_selector else None
+        listed = self.api.call(self.ctx.client, "GET", namespace, None, query=query) or {}
+        items = listed.get("items") or []
+        for item in items:
+            # List items carry no kind/apiVersion; fill them so results look like single reads.
+            item.setdefault("apiVersion", self.api.api_version)
+            item.setdefault("kind", KIND)
+        return items
 
 
 def gateway_api(ctx: Context) -> GatewayApi:

@@ -141,10 +141,12 @@ INFO_ARG_SPEC: dict[str, dict[str, Any]] = {
 }
 
 
-def read_info(ctx: Context, kind: str) -> dict[str, Any]:
+def read_info(ctx: Context, kind: str, api: Any = None) -> dict[str, Any]:
     """The whole ``execute`` of an _info module: one object of ``kind`` by name, or a list by namespace
-    (or all) and label selectors."""
+    (or all) and label selectors. ``api`` reads them (Istio's objects by default; ``_httproute.RouteReader``
+    for HTTPRoutes)."""
     params = ctx.params
+    api = api if api is not None else ctx.istio
     name = params.get("name")
     if params.get("all_namespaces") and name:
         raise CanaryInputError("name and all_namespaces exclude each other: a name is looked up in one namespace")
@@ -152,10 +154,10 @@ def read_info(ctx: Context, kind: str) -> dict[str, Any]:
         params.get("namespace") or ctx.default_namespace, "namespace")
     if name:
         validate_name(name, "name")
-        found = ctx.istio.get(kind, namespace, name)
+        found = api.get(kind, namespace, name)
         items = [found] if found else []
     else:
         selector = ",".join(s.strip() for s in params.get("label_selectors") or [] if s and s.strip()) or None
-        items = ctx.istio.list(kind, namespace, selector)
+        items = api.list(kind, namespace, selector)
     return {"changed": False, "resources": [strip_server_fields(i) for i in items],
-            "api_version": ctx.istio.api_version}
+            "api_version": api.api_version}

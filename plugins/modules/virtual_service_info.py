@@ -20,6 +20,15 @@ extends_documentation_fragment:
   - canary.istio.attributes
   - canary.istio.attributes.INFO
   - canary.istio.resource.INFO
+options:
+  kind:
+    description:
+      - V(HTTPRoute) reads Gateway API HTTPRoutes (C(gateway.networking.k8s.io)) instead, by name or by namespace and
+        label selectors, for releases on Gateway API (see O(canary.istio.traffic_split#module:kind)).
+    type: str
+    choices: [VirtualService, HTTPRoute]
+    default: VirtualService
+    version_added: 0.3.0
 seealso:
   - module: canary.istio.virtual_service
   - module: canary.istio.destination_rule_info
@@ -27,6 +36,13 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Read the Gateway API HTTPRoutes of reviews
+  canary.istio.virtual_service_info:
+    kind: HTTPRoute
+    namespace: bookinfo
+    label_selectors: [app=reviews]
+  register: routes
+
 - name: Which hosts do the Bookinfo routes serve
   canary.istio.virtual_service_info:
     namespace: bookinfo
@@ -49,7 +65,7 @@ resources:
             spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v1}, weight: 90},
                                                      {destination: {host: reviews, subset: v2}, weight: 10}]}]}}]
 api_version:
-  description: The C(networking.istio.io) version used.
+  description: The C(networking.istio.io) version used, or the C(gateway.networking.k8s.io) one with O(kind=HTTPRoute).
   returned: always
   type: str
   sample: networking.istio.io/v1
@@ -60,13 +76,16 @@ api_requests:
   sample: 1
 """
 
+from ansible_collections.canary.istio.plugins.module_utils._httproute import KIND_ARG_SPEC, RouteReader
 from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._resource import INFO_ARG_SPEC, INFO_USES, read_info
 
-ARGUMENT_SPEC, USES = INFO_ARG_SPEC, INFO_USES
+ARGUMENT_SPEC, USES = {**INFO_ARG_SPEC, "kind": KIND_ARG_SPEC["kind"]}, INFO_USES
 
 
 def execute(ctx):
+    if ctx.params["kind"] == "HTTPRoute":
+        return read_info(ctx, "HTTPRoute", RouteReader(ctx))
     return read_info(ctx, "VirtualService")
 
 

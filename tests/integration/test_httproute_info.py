@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.canary.istio.plugins.module_utils._context import Context
 from ansible_collections.canary.istio.plugins.module_utils._httproute import describe
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
-from tests.helpers.ansible import lab_auth
+from tests.helpers.ansible import lab_auth, run_module
 
 # The fixtures among these (reviews, services) are found by pytest by their names in this module.
 from tests.integration.test_httproute_split import (  # noqa: F401  # pylint: disable=unused-import
@@ -21,6 +21,7 @@ from tests.integration.test_httproute_split import (  # noqa: F401  # pylint: di
     reviews,
     services,
     split,
+    stored,
     upstream_route,
 )
 
@@ -88,3 +89,24 @@ def test_a_rule_name_that_does_not_exist_is_refused_naming_the_rules(lab_state, 
     with pytest.raises(CanaryInputError) as refused:
         read(lab_state, reviews, route_name="nightly")
     assert "no rule named 'nightly'" in str(refused.value) and "('primary')" in str(refused.value)
+
+
+def test_virtual_service_info_reads_httproutes_by_name_and_by_label(lab_state, kube, reviews):
+    args = {**lab_auth(lab_state), "kind": "HTTPRoute", "namespace": reviews}
+    named = run_module("virtual_service_info", {**args, "name": "reviews"})
+    assert not named.get("failed"), named
+    assert named["api_version"] == "gateway.networking.k8s.io/v1"
+    [route] = named["resources"]
+    expected = stored(kube, reviews)
+    assert route["kind"] == "HTTPRoute" and route["spec"] == expected["spec"]
+    assert "managedFields" not in route["metadata"]
+    assert route["metadata"]["resourceVersion"] == expected["metadata"]["resourceVersion"]
+    other = upstream_route("route-reviews-90-10")
+    other["metadata"]["name"] = "unlabelled"
+    kube.create(ROUTES.format(ns=reviews), other)
+    listed = run_module("virtual_service_info", {**args, "label_selectors": ["team=books"]})
+    assert [r["metadata"]["name"] for r in listed["resources"]] == ["reviews"]
+    assert [r["kind"] for r in listed["resources"]] == ["HTTPRoute"]
+    everything = run_module("virtual_service_info", args)
+    assert sorted(r["metadata"]["name"] for r in everything["resources"]) == ["reviews", "unlabelled"]
+    assert run_module("virtual_service_info", {**args, "name": "ratings"})["resources"] == []

@@ -208,7 +208,8 @@ def move(ctx: Context, targets: list[Target], plan: Callable[[Context, Target], 
             failed = workers.run(rest, plan, stop, checked(rest))
         if failed:
             first = min(failed, key=targets.index)
-            raise ModuleFailure(about(first) + (" (no VirtualService was changed)" if several else ""),
+            kinds = " or ".join(sorted({t.kind for t in targets}, reverse=True))
+            raise ModuleFailure(about(first) + (f" (no {kinds} was changed)" if several else ""),
                                 changed=False, services=[t.report() for t in targets])
         planned = time.monotonic()
         progress.tick("read and checked", len(targets), len(targets), final=True)

@@ -94,6 +94,7 @@ def test_a_missing_backend_service_stops_both_before_any_write(lab_state, kube, 
     with pytest.raises(ModuleFailure) as refused:
         lockstep(lab_state, migrating, {"reviews-v1": 90, "reviews-v4": 10})
     assert f"{migrating}/reviews" in refused.value.msg and "'reviews-v4'" in refused.value.msg
+    assert "(no VirtualService or HTTPRoute was changed)" in refused.value.msg
     assert window.writes() == []
     assert ratings_weights(kube, migrating) == {"v1": 100}
     reported = {s["name"]: s for s in refused.value.result["services"]}

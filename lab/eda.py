@@ -86,13 +86,15 @@ def environment(kubeconfig: str) -> dict[str, str]:
 
 def rulebook_command(rulebook: str, vars_file: Path, inventory: Path) -> list[str]:
     binary = shutil.which("ansible-rulebook", path=str(Path(sys.executable).parent)) or "ansible-rulebook"
-    return [binary, "--rulebook", f"canary.istio.{rulebook}", "--inventory", str(inventory),
+    name = rulebook if rulebook.endswith((".yml", ".yaml")) else f"canary.istio.{rulebook}"
+    return [binary, "--rulebook", name, "--inventory", str(inventory),
             "--vars", str(vars_file)]
 
 
 def start_rulebook(name: str, home: Path, variables: dict[str, Any], kubeconfig: str) -> dict[str, Any]:
-    """Starts one rulebook in the background; returns {pid, log}."""
+    """Starts one rulebook (the collection's by name, or a file) in the background; returns {pid, log, vars}."""
     home.mkdir(parents=True, exist_ok=True)
+    rulebook, name = name, Path(name).stem
     vars_file = home / f"{name}.vars.yml"
     vars_file.write_text(yaml.safe_dump(variables, sort_keys=False), encoding="utf-8")
     vars_file.chmod(0o600)
@@ -100,7 +102,7 @@ def start_rulebook(name: str, home: Path, variables: dict[str, Any], kubeconfig:
     inventory.write_text("all:\n  hosts:\n    localhost:\n      ansible_connection: local\n", encoding="utf-8")
     log = home / f"{name}.log"
     with open(log, "ab") as out:
-        process = subprocess.Popen(rulebook_command(name, vars_file, inventory), stdin=subprocess.DEVNULL,
+        process = subprocess.Popen(rulebook_command(rulebook, vars_file, inventory), stdin=subprocess.DEVNULL,
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=str(home),
                                    env=environment(kubeconfig))
     return {"pid": process.pid, "log": str(log), "vars": str(vars_file)}

@@ -104,10 +104,10 @@ class Rulebook:
 
 
 def post(url: str, body: Any, token: str | None, raw: bytes | None = None,
-         content_type: str = "application/json") -> int:
+         content_type: str = "application/json", headers: dict[str, str] | None = None) -> int:
     """POSTs JSON (or raw bytes) as a registry or Alertmanager would; the HTTP status."""
     data = raw if raw is not None else json.dumps(body).encode()
-    headers = {"Content-Type": content_type}
+    headers = {"Content-Type": content_type, **(headers or {})}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=data, headers=headers, method="POST")

@@ -15,10 +15,14 @@ unknown repositories start nothing; a release lock held by someone else is honou
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 import secrets
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -184,3 +188,30 @@ def test_the_example_variables_name_every_input_the_rulebook_uses():
     used = set(re.findall(r"\{\{ *(canary_eda_\w+)", rulebook))
     assert used and used <= set(example), used - set(example)
 
+
+
+def test_the_documented_hmac_variant_refuses_unsigned_bodies(eda_lab: dict[str, Any], tmp_path: Path):
+    """docs/events.md: for a signing sender, the rulebook's source takes the webhook's HMAC options instead of token."""
+    shipped = (REPO_ROOT / "extensions" / "eda" / "rulebooks" / "release_on_push.yml").read_text()
+    assert shipped.count('        token: "{{ canary_eda_token }}"\n') == 1
+    signed = tmp_path / "release_on_push_hmac.yml"
+    signed.write_text(shipped.replace('        token: "{{ canary_eda_token }}"\n',
+                                      '        hmac_secret: "{{ canary_eda_hmac_secret }}"\n'
+                                      '        hmac_header: x-hub-signature-256\n'))
+    port, secret = free_port(), secrets.token_hex(12)
+    rulebook = Rulebook(str(signed), {"canary_eda_host": "127.0.0.1", "canary_eda_push_port": port,
+                                      "canary_eda_hmac_secret": secret, "canary_eda_repositories": {}},
+                        eda_lab, tmp_path / "home")
+    try:
+        wait_listening(f"http://127.0.0.1:{port}/")
+        url = f"http://127.0.0.1:{port}/push"
+        body = json.dumps({"repository": "team/app", "tag": "v1", "id": "hmac-1"}).encode()
+        assert post(url, None, None, raw=body) == 400  # no signature at all
+        wrong = hmac.new(b"not-the-secret", body, hashlib.sha256).hexdigest()
+        assert post(url, None, None, raw=body, headers={"x-hub-signature-256": f"sha256={wrong}"}) == 401
+        right = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert post(url, None, None, raw=body, headers={"x-hub-signature-256": f"sha256={right}"}) == 200
+        assert "ignored - repository team/app is not mapped" in rulebook.wait_for(PUSHED.format(id="hmac-1"))[-1]
+        assert len(rulebook.lines(r"canary\.istio push ")) == 1
+    finally:
+        rulebook.stop()

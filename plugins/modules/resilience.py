@@ -433,7 +433,7 @@ def _route_change(ctx, params, plan, namespace, report):
     return objects.virtual_service(ctx, namespace, params["name"], plan_patch)
 
 
-def _rule_change(ctx, params, plan, namespace, report):
+def _refuse_for_http_route(params):
     refused = [key for key in ("fault", "circuit_breaker", "rate_limit", "subset", "destination_rule",
                                "service_host", "fault_route_name", "envoy_filter") if params.get(key) is not None]
     if refused:
@@ -441,6 +441,9 @@ def _rule_change(ctx, params, plan, namespace, report):
             f"{', '.join(refused)} cannot be used with kind HTTPRoute: Gateway API's standard channel has only "
             "request and backend-request timeouts (timeout, retries.per_try_timeout); use a VirtualService and "
             "DestinationRule for the rest")
+
+
+def _rule_change(ctx, params, plan, namespace, report):
     if plan.present:
         fields = logic.http_route_fields(timeout=params.get("timeout"), retries=_given(params.get("retries")))
     else:
@@ -494,6 +497,8 @@ def execute(ctx):
     validate_name(params["root_namespace"], "root_namespace")
     if not 0 <= params["max_retries"] <= 50:
         raise CanaryInputError(f"max_retries {params['max_retries']} must be between 0 and 50")
+    if params["kind"] == "HTTPRoute":
+        _refuse_for_http_route(params)
     plan = _Plan(params, name)
     if params.get("subset") is not None and "circuit_breaker" not in plan.options:
         raise CanaryInputError(f"subset {params['subset']!r} applies to circuit_breaker only; give circuit_breaker "
@@ -503,8 +508,6 @@ def execute(ctx):
     if plan.touches_route:
         route_change = (_rule_change if params["kind"] == "HTTPRoute" else _route_change)
         changes.append(route_change(ctx, params, plan, namespace, report))
-    elif params["kind"] == "HTTPRoute":
-        _rule_change(ctx, params, plan, namespace, report)  # refuses what an HTTPRoute cannot hold
     if "circuit_breaker" in plan.options:
         changes.append(_policy_change(ctx, params, plan, namespace))
     envoy_filter_name = validate_name(params.get("envoy_filter") or f"{name}-local-ratelimit", "envoy_filter")

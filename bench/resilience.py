@@ -21,7 +21,7 @@ from bench.changes import MODULE_PROCESS, TaskFactory, check_paths, measure, rat
 from bench.objects import Objects, destination_rule, virtual_service
 from bench.runner import PlaybookRunner
 
-OBJECTS = ("res-ours", "res-mod", "res-k8s", "res-jp")
+OBJECTS = ("res-ours", "res-mod", "res-k8s")
 
 
 def max_connections(step: int) -> int:

@@ -350,8 +350,10 @@ ARGUMENT_SPEC = {
     "fault_route_name": {"type": "str"},
     "circuit_breaker": {"type": "dict", "options": {"connection_pool": {"type": "dict"},
                                                     "outlier_detection": {"type": "dict"}}},
-    "rate_limit": {"type": "dict", "options": {"max_tokens": RAW, "tokens_per_fill": RAW, "fill_interval": RAW,
-                                               "workload_selector": {"type": "dict"}}},
+    # Envoy's token bucket counts requests; "tokens" here are no secret.
+    "rate_limit": {"type": "dict", "options": {"max_tokens": {"type": "raw", "no_log": False},
+                                               "tokens_per_fill": {"type": "raw", "no_log": False},
+                                               "fill_interval": RAW, "workload_selector": {"type": "dict"}}},
     "envoy_filter": {"type": "str"},
     "max_retries": {"type": "int", "default": 5},
     **MESH_ARG_SPEC,

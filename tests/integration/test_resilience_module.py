@@ -116,8 +116,8 @@ def test_retries_merge_leaf_by_leaf_and_absent_removes_only_the_named_leaf(lab_s
     ("virtual-service-ratings-test-delay", {"delay": {"fixed_delay": "7s", "percentage": 100}}),
     ("virtual-service-ratings-test-abort", {"abort": {"http_status": 500, "percentage": 100}}),
 ])
-def test_fault_injection_task_for_jason_only_is_istios_sample_then_removed(lab_state, kube, bookinfo, sample_name,
-                                                                          fault):
+def test_fault_injection_task_for_jason_only_is_istios_sample_then_removed(lab_state, kube, bookinfo,
+                                                                           sample_name, fault):
     before = vs(kube, bookinfo, "ratings")
     result = ok(resilience(lab_state, bookinfo, name="ratings", fault={**fault, "match": JASON}, diff=True))
     assert result["changed"] is True and result["fault_route"]["name"] == "ratings-fault-testers"

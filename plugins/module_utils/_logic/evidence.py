@@ -184,7 +184,7 @@ def combine(verdicts: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class Check:
-    """A check and its limits, as ``validate_checks`` in _analysis.py fills them in.
+    """A check and its limits, as ``validate_checks`` in _logic/analysis.py fills them in.
 
     ``min`` is a success rate in percent (request-success-rate) and ``max`` a p99 in milliseconds
     (request-duration); custom checks (``query``) compare one number with them."""

@@ -139,6 +139,10 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
      "must be a file in an existing directory"),
     ("release_report", {"service": "reviews", "base": "v1", "canary": "v2", "dest": "/tmp/r.html", "window": "30"},
      "window must be a Prometheus duration"),
+    # resilience (its own table, against Istio's tasks: tests/integration/test_resilience_module.py)
+    ("resilience", {"name": "reviews", "retries": {"attempts": -1}}, "retries.attempts -1 is not an integer from 0"),
+    ("resilience", {"name": "reviews", "subset": "v9", "circuit_breaker": {"outlier_detection": {"interval": "1s"}}},
+     "subset 'v9' is not defined in the DestinationRule"),
 ]
 
 

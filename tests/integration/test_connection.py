@@ -67,6 +67,8 @@ def module_cases(namespace: str, tag: str) -> dict[str, tuple[dict[str, Any], An
                                      "data": {"a": "b"}}}, created),
         "release_lock": ({"name": f"lock-{tag}", "holder": "awx-job-1"}, created),
         "release_history": ({"name": "reviews", "entry": {"note": f"recorded through {tag}"}}, created),
+        "resilience": ({"name": "reviews", "subset": "v2", "circuit_breaker": {"connection_pool": {
+            "tcp": {"max_connections": 1}}}}, created),
     }
 
 

@@ -80,7 +80,8 @@ from ansible_collections.canary.istio.plugins.module_utils._httproute import KIN
 from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._resource import INFO_ARG_SPEC, INFO_USES, read_info
 
-ARGUMENT_SPEC, USES = {**INFO_ARG_SPEC, "kind": KIND_ARG_SPEC["kind"]}, INFO_USES
+ARGUMENT_SPEC = {**INFO_ARG_SPEC, "kind": KIND_ARG_SPEC["kind"]}
+USES = INFO_USES
 
 
 def execute(ctx):

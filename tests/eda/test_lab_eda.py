@@ -71,16 +71,18 @@ def test_lab_eda_releases_reviews_v2_on_a_push(monitored: Path, eda_lab: dict[st
     assert started.returncode == 0, started.stdout + started.stderr
     record = eda.info(monitored)
     assert record and record["push_url"] in started.stdout and record["alert_url"] in started.stdout
-    body = {"repository": "bookinfo/reviews", "tag": "v2", "id": "lab-1", "source": "make demo"}
+    # The rulebook's log is appended to across runs: an id of this run's own.
+    event_id = f"lab-{namespace}"
+    body = {"repository": "bookinfo/reviews", "tag": "v2", "id": event_id, "source": "make demo"}
     assert post(record["push_url"], body, record["push_token"]) == 200
     log = Path(record["processes"]["release_on_push"]["log"])
     until = time.monotonic() + 240
-    while "canary.istio push lab-1 (bookinfo/reviews:v2): started" not in ANSI.sub("", log.read_text()):
+    while f"canary.istio push {event_id} (bookinfo/reviews:v2): started" not in ANSI.sub("", log.read_text()):
         assert time.monotonic() < until, log.read_text()[-4000:]
         time.sleep(0.5)
     assert weights(kube, namespace) == {"v1": 90, "v2": 10}
     [entry] = history(kube, namespace)
-    assert entry["actor"] == "eda:release_on_push (generic push lab-1 of bookinfo/reviews:v2 by make demo)"
+    assert entry["actor"] == f"eda:release_on_push (generic push {event_id} of bookinfo/reviews:v2 by make demo)"
     stopped = subprocess.run([sys.executable, "-m", "lab", "--dir", str(monitored), "eda", "--stop"], cwd=REPO_ROOT,
                              capture_output=True, text=True, timeout=60, check=False)
     assert stopped.returncode == 0 and eda.info(monitored) is None

@@ -30,7 +30,7 @@ from tests.helpers.awx import (
 pytestmark = pytest.mark.slow
 
 # What a user of the collection never needs; a tarball holding any of it fails.
-NOT_FOR_USERS = ("tests/", "lab/", "bench/", "tools/", ".venv", "build/", "extensions/", "ee/", "collections/",
+NOT_FOR_USERS = ("tests/", "lab/", "bench/", "tools/", ".venv", "build/", "extensions/molecule/", "ee/", "collections/",
                  "changelogs/fragments/", ".git", ".ci/", ".lab/", "Makefile", "requirements-dev.txt", "pytest.ini",
                  "ruff.toml", ".ansible-lint", ".ansible-lint-ignore", "changelogs/.plugin-cache.yaml")
 FOR_USERS = ("plugins/modules/traffic_split.py", "meta/runtime.yml", "meta/execution-environment.yml",

@@ -426,6 +426,7 @@ def _route_change(ctx, params, plan, namespace, report):
         else:
             new_http = logic.remove_fault_tester_route(spec, plan.tester)
         moved = find_http_route({**spec, "http": new_http}, host, route_name, hosts=hosts)
+        report["route"] = route_label(moved, new_http[moved])  # where the route is once the tester route is in
         if plan.present and plan.route_fields:
             new_http[moved] = logic.route_with_fields(new_http[moved], plan.route_fields)
         elif not plan.present and plan.paths["route"]:

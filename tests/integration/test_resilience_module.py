@@ -121,6 +121,7 @@ def test_fault_injection_task_for_jason_only_is_istios_sample_then_removed(lab_s
     before = vs(kube, bookinfo, "ratings")
     result = ok(resilience(lab_state, bookinfo, name="ratings", fault={**fault, "match": JASON}, diff=True))
     assert result["changed"] is True and result["fault_route"]["name"] == "ratings-fault-testers"
+    assert result["route"] == "http[1]" and result["route_policy"] == {}
     http = vs(kube, bookinfo, "ratings")["spec"]["http"]
     # Istio's Fault Injection task: a route for jason with the fault, above the route everyone else takes.
     published = sample(sample_name, "ratings")["spec"]["http"]

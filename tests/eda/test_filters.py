@@ -12,12 +12,16 @@ import runpy
 from typing import Any
 
 import pytest
+import yaml
+from ansible_rulebook.validators import Validate
+from jsonschema.exceptions import ValidationError
 
 from tests.helpers.collection import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
 FILTERS = REPO_ROOT / "extensions" / "eda" / "plugins" / "event_filter"
+RULEBOOKS = REPO_ROOT / "extensions" / "eda" / "rulebooks"
 
 
 def load(name: str) -> dict[str, Any]:
@@ -116,3 +120,14 @@ def test_events_without_a_webhook_payload_pass_unchanged():
     event = {"i": 1, "meta": {}}
     assert load("registry_push")["main"](event) == [event]
     assert load("alertmanager_alerts")["main"](event) == [event]
+
+
+
+@pytest.mark.parametrize("rulebook", sorted(path.name for path in RULEBOOKS.glob("*.yml")))
+def test_every_shipped_rulebook_follows_ansible_rulebooks_schema(rulebook: str):
+    """ansible-rulebook's own schema (the one it checks at start), also for the AWX rulebook no test can start."""
+    Validate.rulebook(yaml.safe_load((RULEBOOKS / rulebook).read_text()))
+    broken = yaml.safe_load((RULEBOOKS / rulebook).read_text())
+    broken[0]["rules"][0]["action"] = {"run_playbook": {"name": "x", "extravars": {}}}
+    with pytest.raises(ValidationError):
+        Validate.rulebook(broken)

@@ -119,13 +119,6 @@ class Context:
         self.client.requests_made += twin.client.requests_made
         twin.client.requests_made = 0
 
-    def at(self, verb: str, resource: str, name: str | None, namespace: str | None,
-           api_group: str = "networking.istio.io") -> Context:
-        """Does nothing: an API error carries its own context (``ApiError.subject``, read from the
-        request). Kept only for service code that still calls it; do not call it in new code."""
-        del verb, resource, name, namespace, api_group
-        return self
-
     @property
     def default_namespace(self) -> str:
         return self.client.namespace

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # Checks of a random split are set so that a correct router fails them at most once in 10,000 runs
 # (tests/helpers/split_checks.py; the last tests of this file compute it).
-CONFIDENCE = 0.9999
+CONFIDENCE = 0.9999  # as a fraction; the option takes it in percent (99.99)
 SPLIT_REQUESTS, SPLIT_WEIGHT = 1000, 30
 # Under load, each canary step lasts STEP_SECONDS, and its first answer from the canary must come
 # within it. The least canary share is 10%; the router follows a write within PROPAGATION_BOUND
@@ -42,7 +42,7 @@ def add_version(lab: TrafficLab, namespace: str, version: str) -> None:
 
 def probe(lab: TrafficLab, requests: int = SPLIT_REQUESTS, **extra):
     return run_module("traffic_probe", {"url": f"{lab.gateway}/productpage", "requests": requests,
-                                        "concurrency": 16, "labels": LABELS, "confidence": CONFIDENCE, **extra})
+                                        "concurrency": 16, "labels": LABELS, "confidence": CONFIDENCE * 100, **extra})
 
 
 def istio_requests(metrics: str, reporter: str = "destination", service: str = "reviews") -> dict[str, float]:

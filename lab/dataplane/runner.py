@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lab.dataplane.endpoints import LabPod
 from lab.dataplane.routing import Endpoint
 from lab.kube import KubeClient, KubeError
 
@@ -128,6 +129,7 @@ class Runner:
         self._stopping_processes: list[subprocess.Popen[bytes]] = []
         self._thread = threading.Thread(target=self._loop, name="runner", daemon=True)
         self._client: KubeClient | None = None
+        self.reconciled = threading.Event()  # set after the first pass over the Deployments
 
     # ---- lifecycle
 
@@ -165,6 +167,26 @@ class Runner:
                     for w in self.workloads.values()
                     if w.current is not None and w.current.ready and w.current.port and w.replicas > 0]
 
+    def pods(self) -> list[LabPod]:
+        """What stands for pods in the lab, for the endpoints controller (lab/dataplane/endpoints.py)."""
+        containers = {(d["metadata"].get("namespace", ""), d["metadata"]["name"]):
+                      tuple(((d.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or [])
+                      for d in self.list_deployments()}
+        result = []
+        with self._lock:
+            for key, w in self.workloads.items():
+                if w.replicas <= 0:
+                    continue
+                template = containers.get(key, ())
+                processes = [p for p in (w.current, w.pending) if p is not None]
+                for process in processes:
+                    result.append(LabPod(w.namespace, w.name, dict(process.labels), process is w.current and
+                                         process.ready, process.pod_name, template))
+                if not processes:
+                    result.append(LabPod(w.namespace, w.name, dict(w.labels), False, containers=template,
+                                         identity=f"{w.name}-{w.fingerprint[:10]}"))
+        return result
+
     def describe(self) -> list[dict[str, Any]]:
         with self._lock:
             result = []
@@ -191,6 +213,7 @@ class Runner:
                 return
             try:
                 changed = self._reconcile()
+                self.reconciled.set()
                 changed |= self._tick()
                 if changed:
                     self.on_endpoints_changed()

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lab.dataplane.endpoints import EndpointsController
 from lab.dataplane.metrics import Metrics
 from lab.dataplane.proxy import AdminHandler, ProxyHandler, Router, serve
 from lab.dataplane.routing import ServiceEntry, Snapshot
@@ -31,6 +32,8 @@ WATCHED = {
     "EnvoyFilter": "/apis/networking.istio.io/v1alpha3/envoyfilters",
     **GATEWAY_API_WATCHED,  # HTTPRoutes and Kubernetes Gateways (routing.py follows both)
 }
+# Read by the endpoints controller only (the router follows the runner's processes directly).
+ENDPOINTS_PATH = "/api/v1/endpoints"
 INFO_FILE = "dataplane.json"
 SYNC_TIMEOUT_SECONDS = 15.0
 
@@ -55,6 +58,8 @@ class DataPlane:
         self.informers = {kind: Informer(kind, path, self.client, self._changed) for kind, path in WATCHED.items()}
         self.servers: dict[str, Any] = {}
         self.runner: Runner | None = None
+        self.endpoints_informer = Informer("Endpoints", ENDPOINTS_PATH, self.client, self._endpoints_changed)
+        self.endpoints: EndpointsController | None = None
 
     def client(self) -> KubeClient:
         return KubeClient.from_state(self.state, user=self.user, user_agent="lab-dataplane")
@@ -64,7 +69,21 @@ class DataPlane:
     def _changed(self, kind: str) -> None:
         if kind == "Deployment" and self.runner is not None:
             self.runner.wake()
+        if kind in ("Deployment", "Service"):
+            self._endpoints_changed(kind)
         self.rebuild()
+
+    def _endpoints_changed(self, kind: str) -> None:
+        if self.endpoints is not None:
+            self.endpoints.wake()
+
+    def _workloads_changed(self) -> None:
+        self._endpoints_changed("workloads")
+        self.rebuild()
+
+    def _endpoints_ready(self) -> bool:
+        return (self.runner is not None and self.runner.reconciled.is_set()
+                and self.informers["Service"].synced.is_set() and self.endpoints_informer.synced.is_set())
 
     def rebuild(self) -> None:
         """Builds a fresh routing snapshot from the informers and the runner, and installs it."""
@@ -125,13 +144,17 @@ class DataPlane:
         self.servers = {"gateway": gateway, "mesh": mesh, "admin": admin}
         urls = {name: f"http://127.0.0.1:{server.server_address[1]}" for name, server in self.servers.items()}
         self.runner = Runner(self.informers["Deployment"].items, self.client, urls["mesh"], self.state_dir,
-                             self.rebuild)
+                             self._workloads_changed)
+        self.endpoints = EndpointsController(self.informers["Service"].items, self.endpoints_informer.items,
+                                             self.runner.pods, self.client, self._endpoints_ready)
         for informer in self.informers.values():
             informer.start()
+        self.endpoints_informer.start()
         deadline = time.monotonic() + SYNC_TIMEOUT_SECONDS
         for informer in self.informers.values():
             informer.synced.wait(timeout=max(0.0, deadline - time.monotonic()))
         self.runner.start()
+        self.endpoints.start()
         self.rebuild()
         info = {
             "pid": os.getpid(),
@@ -162,6 +185,9 @@ class DataPlane:
         log.info("data plane stopping")
         for informer in self.informers.values():
             informer.stop()
+        self.endpoints_informer.stop()
+        if self.endpoints is not None:
+            self.endpoints.stop()
         if self.runner is not None:
             self.runner.stop()
         for server in self.servers.values():

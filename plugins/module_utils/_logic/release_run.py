@@ -420,6 +420,9 @@ def failed(state: Mapping[str, Any], failure: Mapping[str, Any]) -> dict[str, An
         after = "Traffic was not moved back."
     new["failure"] = (f"The canary release of {state['namespace']}/{state['service']} ({state['base']} to "
                       f"{state['canary']}) failed at task \"{failure.get('task') or '?'}\": {msg}. {after}")
+    if state.get("goal") == "set_ratio":
+        # One step, nothing to put back: the step's own error, as the module said it.
+        new["failure"] = str(failure.get("msg") or "")
     return new
 
 

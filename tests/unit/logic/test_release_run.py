@@ -341,7 +341,6 @@ def test_where_the_report_is():
     ({"rollback_on_failure": False}, True, False,
      "Traffic was left as it was (canary_release_rollback_on_failure is false)."),
     ({}, False, False, "Traffic was not moved back."),
-    ({"goal": "set_ratio", "ratio": 30}, True, False, "Traffic was not moved back."),
 ])
 def test_a_failed_run_puts_traffic_back_only_when_a_release_had_moved_it(inputs, moved, put_back, tail):
     state = planned(**inputs)
@@ -351,6 +350,12 @@ def test_a_failed_run_puts_traffic_back_only_when_a_release_had_moved_it(inputs,
     assert state["put_back"] is put_back
     assert state["failure"] == (f"The canary release of shop/reviews (v1 to v2) failed at task \"Analyse\": "
                                 f"the API server went away. {tail}")
+
+
+def test_a_failed_set_ratio_leaves_the_traffic_where_it_is_and_says_the_steps_own_error():
+    state = advance(planned(goal="set_ratio", ratio=30), "moved", {"after": {"v1": 70, "v2": 30}}, T0)
+    state = advance(state, "failed", {"task": "Move the share to the canary", "msg": "subset(s) v3 missing."})
+    assert (state["put_back"], state["failure"]) == (False, "subset(s) v3 missing.")
 
 
 def test_a_failure_after_the_promotion_leaves_the_traffic_on_the_canary():

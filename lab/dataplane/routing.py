@@ -263,6 +263,46 @@ def _chance(percent: float, rng: random.Random) -> bool:
     return rng.random() * 100 < percent
 
 
+def _sidecar_order(namespace: str, export_to: Sequence[str], from_http_route: bool, created: str, name: str,
+                   client_namespace: str) -> tuple[Any, ...] | None:
+    """Where a mesh VirtualService (or one Istio converts from HTTPRoutes) stands in the order a sidecar in
+    ``client_namespace`` builds its virtual hosts (SelectVirtualServices), or None when it is not visible."""
+    exported = {client_namespace if e == "." and namespace == client_namespace else e for e in export_to}
+    if not exported or "*" in exported:
+        group = 2
+    elif namespace == client_namespace and client_namespace in exported:
+        group = 0
+    elif client_namespace in exported:
+        group = 1
+    else:
+        return None
+    return group, 0 if from_http_route and namespace == client_namespace else 1, created, name, namespace
+
+
+def _virtual_service_first(vs: Mapping[str, Any], routes: Sequence[Mapping[str, Any]], service: ServiceEntry,
+                           client_namespace: str, fqdn: str) -> bool:
+    """Whether a sidecar keeps the VirtualService's virtual host for ``fqdn`` rather than the one Istio
+    converts from the mesh HTTPRoutes ``routes`` (all of one namespace; see the rules above)."""
+    meta = vs.get("metadata") or {}
+    export_to = [str(e) for e in (vs.get("spec") or {}).get("exportTo") or []]
+    vs_order = _sidecar_order(meta.get("namespace") or "default", export_to, False,
+                              meta.get("creationTimestamp") or "", meta.get("name") or "", client_namespace)
+    if vs_order is None:
+        return False
+    oldest = min(routes, key=_creation_key)
+    route_namespace = _route_namespace(oldest)
+    parent_port = next((p.get("port") for p in (oldest.get("spec") or {}).get("parentRefs") or []
+                        if p.get("kind") == "Service" and p.get("name") == service.name
+                        and p.get("port") is not None), None)
+    key = route_namespace if parent_port is None else f"{route_namespace}/{int(parent_port)}"
+    converted_name = f"{key}/{fqdn}".replace("/", "~")
+    route_order = _sidecar_order(route_namespace, [], True,
+                                 (oldest.get("metadata") or {}).get("creationTimestamp") or "", converted_name,
+                                 client_namespace)
+    assert route_order is not None  # no exportTo: public
+    return vs_order < route_order
+
+
 def _creation_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     meta = obj.get("metadata", {})
     return (meta.get("creationTimestamp") or "", meta.get("namespace") or "", meta.get("name") or "")
@@ -296,13 +336,32 @@ def _creation_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
 # - A mesh request without a port in its Host is for port 80 (a parentRef's port is compared to it).
 # - Filters: RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite,
 #   RequestMirror (rule-level; RequestHeaderModifier also per backendRef).  timeouts.request.
-# - A host claimed both by a VirtualService and by an HTTPRoute: Istio documents mixing the two
-#   for one workload as "not supported and leads to undefined behavior" (ambient migration guide,
-#   "Migrate policies").  The lab does not pick one silently: such requests answer 500 with a
-#   body that says so.
+# - A mesh host claimed both by a VirtualService and by an HTTPRoute (parentRef the Service): Istio
+#   turns mesh HTTPRoutes into VirtualServices - one per route namespace (and parentRef port) and
+#   host, named "<namespace>~[<port>~]<host>", with the oldest route's creation time
+#   (pilot/pkg/config/kube/gateway/route_collections.go, the HTTPRoute collection and
+#   mergeHTTPRoutes) - and does not merge VirtualServices for one host on sidecars (IST0109,
+#   ConflictingMeshGatewayVirtualServiceHosts; istio/istio#36621): of the virtual hosts built for
+#   host:port, the first is kept and the others are dropped as "duplicate domain from virtual
+#   service" (buildSidecarOutboundHTTPRouteConfig, pilot/pkg/networking/core/httproute.go).  The
+#   order is SelectVirtualServices' (pilot/pkg/model/virtualservice.go): VirtualServices private to
+#   the client's namespace, then those exported to it, then public ones (no exportTo: the mesh
+#   default "*"); within each, with PILOT_UNIFIED_SIDECAR_SCOPE (on by default), those converted
+#   from HTTPRoutes in the client's namespace first; then creation time, name, namespace
+#   (MergedVirtualServices' configCompareByCreationTime, pilot/pkg/model/config.go).  So a client
+#   in the HTTPRoute's namespace follows the HTTPRoute, and other clients follow whichever is older.
+#   Istio documents no rule for this (IST0109 calls it a conflict; the ambient migration guide calls
+#   mixing the two for one workload "not supported and leads to undefined behavior"): the lab
+#   follows the code.  A VirtualService exported neither to the client's namespace nor to all does
+#   not take part.
+# - Ingress: the lab has one ingress port for Istio Gateways and Gateway API Gateways, where Istio
+#   runs a gateway deployment for each Gateway API Gateway apart from istio-ingressgateway.  A host
+#   both serve has no Istio answer to copy, so the lab answers 500 and says so.
 
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
-MIXED_APIS = "a VirtualService and an HTTPRoute both route this host; Istio does not support mixing them"
+MIXED_APIS = ("the lab's ingress serves this host both for a VirtualService bound to an Istio Gateway and for an "
+              "HTTPRoute attached to a Gateway API Gateway; on a cluster each would be a gateway deployment of its "
+              "own, and the lab has one ingress port, so it refuses to pick one")
 _WELL_KNOWN_PORTS = {"http": 80, "https": 443}
 
 
@@ -765,8 +824,11 @@ class Snapshot(_GatewayApiMixin):
         vs = self.mesh_virtual_service(fqdn)
         service = self.service_for(fqdn)
         routes = self.mesh_http_routes(service, request.port, request.source_namespace or "default") if service else []
-        if routes and vs is not None:
-            return Decision(status=500, body=MIXED_APIS, service=service)
+        if routes and vs is not None and service is not None:
+            if _virtual_service_first(vs, routes, service, request.source_namespace or "default", fqdn):
+                routes = []
+            else:
+                vs = None
         if routes:
             return self._route_http(_candidates([(route, 0) for route in routes], request), request, rng, service,
                                     parent_namespace=service.namespace if service else None)

@@ -1,0 +1,65 @@
+"""Live traffic through the lab's data plane on Istio's Gateway API traffic-shifting sample.
+
+Istio's traffic-shifting task (Gateway API form) applies samples/bookinfo/gateway-api/route-reviews-90-10.yaml
+and says about 10% of requests then reach reviews v2. Here real requests go through the lab's mesh port to
+``reviews`` from a workload of the namespace, with Istio's reviews Services (bookinfo.yaml,
+bookinfo-versions.yaml) and the sample route unchanged, and the version that answered is counted.
+
+The check accepts a v2 share within ``TOLERANCE`` of 10%; ``test_the_check_fails_a_correct_router_rarely``
+sums the binomial exactly: a router that is right fails it with probability at most 1e-4
+(tests/helpers/split_checks.py). A router that ignored the weights (50%) or the route (0% or 100%) fails it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.conformance import corpus
+from tests.helpers.split_checks import MAX_FALSE_FAILURE, false_failure_rate
+from tests.lab.conftest import DataPlaneLab
+from tests.lab.test_endpoints import ROUTES, create_services, delete_services, deployment_of
+
+pytestmark = pytest.mark.lab
+
+REQUESTS = 400
+TOLERANCE = 0.065
+V2_SHARE = 0.10  # route-reviews-90-10.yaml: weights 90 and 10
+
+
+def interval(count: int, total: int) -> tuple[float, float]:
+    return count / total - TOLERANCE, count / total + TOLERANCE
+
+
+def test_the_check_fails_a_correct_router_rarely() -> None:
+    rate = false_failure_rate(REQUESTS, {"v1": 1 - V2_SHARE, "v2": V2_SHARE}, interval, {"v2": V2_SHARE})
+    assert rate <= MAX_FALSE_FAILURE, rate
+
+
+@pytest.fixture
+def reviews(dp_lab: DataPlaneLab):
+    namespace = dp_lab.create_namespace("traffic")
+    create_services(dp_lab, namespace)
+    for manifest in ("platform/kube/bookinfo-reviews-v1.yaml", "platform/kube/bookinfo-reviews-v2.yaml"):
+        dp_lab.apply(deployment_of(manifest), namespace)
+    dp_lab.wait_available(namespace, ["reviews-v1", "reviews-v2"])
+    yield namespace
+    for name in ("reviews-v1", "reviews-v2"):
+        dp_lab.delete("Deployment", namespace, name)
+    delete_services(dp_lab, namespace)
+
+
+def test_istios_90_10_httproute_sends_about_10_percent_to_v2(dp_lab: DataPlaneLab, reviews: str) -> None:
+    route: dict[str, Any] = corpus.istio_objects("samples/bookinfo/gateway-api/route-reviews-90-10.yaml")[0]
+    stored = dp_lab.kube.create(ROUTES.format(ns=reviews), route)
+    dp_lab.wait_seen(stored)
+    versions: Counter[str] = Counter()
+    for product in range(REQUESTS):
+        reply = dp_lab.mesh("reviews:9080", f"/reviews/{product % 5}", namespace=reviews, source="productpage-v1")
+        assert reply.status == 200, reply.text
+        versions[reply.json()["version"]] += 1
+    assert set(versions) <= {"v1", "v2"}, versions
+    low, high = interval(versions["v2"], REQUESTS)
+    assert low <= V2_SHARE <= high, versions

@@ -136,6 +136,9 @@ def test_a_duplicate_push_and_a_second_tag_start_nothing(pushes: PushLab, kube: 
         "harbor:1765051200:bookinfo/reviews:v2")
     assert pushes.push({"repository": "bookinfo/reviews", "tag": "v3", "id": "g-v3", "source": "ci job 7"}) == 200
     assert "nothing started - another release is in flight - v2 has traffic" in pushes.outcome("g-v3")
+    # The base's own tag pushed again (a rebuild of v1): already released.
+    assert pushes.push({"repository": "bookinfo/reviews", "tag": "v1", "id": "g-v1"}) == 200
+    assert "nothing started - already released - v1 is the base version" in pushes.outcome("g-v1")
     assert history(kube, pushes.namespace) == before
     assert weights(kube, pushes.namespace) == {"v1": 90, "v2": 10}
     assert "reviews-v3" not in deployments(kube, pushes.namespace)

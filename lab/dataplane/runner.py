@@ -19,6 +19,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -87,6 +88,10 @@ class Process:
     started: float = field(default_factory=time.monotonic)
     port: int | None = None
     ready: bool = False
+    readiness_probe: dict[str, Any] | None = None  # the container's, as the kubelet would run it
+    probe_successes: int = 0
+    probe_failures: int = 0
+    next_probe: float = 0.0
 
 
 @dataclass
@@ -101,6 +106,7 @@ class Workload:
     service: str | None = None
     version: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    readiness_probe: dict[str, Any] | None = None
     error: str | None = None
     current: Process | None = None
     pending: Process | None = None
@@ -273,6 +279,8 @@ class Runner:
         workload.error = None
         workload.image = str(container.get("image"))
         workload.service, workload.version = service, version
+        probe = container.get("readinessProbe")
+        workload.readiness_probe = dict(probe) if isinstance(probe, dict) else None
         workload.env = {str(e["name"]): str(e.get("value", "")) for e in container.get("env") or []
                         if isinstance(e, dict) and "name" in e and "valueFrom" not in e
                         and str(e["name"]) not in ENV_DENYLIST}
@@ -320,7 +328,7 @@ class Runner:
                                      preexec_fn=_die_with_parent)  # noqa: PLW1509 - only a prctl call
         log.info("started %s/%s as pid %s (%s)", workload.namespace, pod_name, popen.pid, workload.image)
         return Process(popen=popen, fingerprint=workload.fingerprint, labels=dict(workload.labels),
-                       pod_name=pod_name, ready_file=ready_file)
+                       pod_name=pod_name, ready_file=ready_file, readiness_probe=workload.readiness_probe)
 
     def _stop_workload(self, workload: Workload) -> bool:
         changed = workload.current is not None and workload.current.ready
@@ -361,6 +369,8 @@ class Runner:
                     workload.current = None
                     changed = True
                     self._schedule_restart(workload)
+                elif current is not None and current.readiness_probe and current.port:
+                    changed |= self._probe_readiness(current)
                 pending = workload.pending
                 if pending is None:
                     if (workload.current is None and workload.replicas > 0 and workload.error is None
@@ -392,6 +402,54 @@ class Runner:
     def _schedule_restart(workload: Workload) -> None:
         workload.restarts += 1
         workload.next_start = time.monotonic() + min(10.0, 0.5 * 2 ** min(workload.restarts, 5))
+
+    @staticmethod
+    def _probe_readiness(process: Process) -> bool:
+        """Runs the container's readinessProbe as the kubelet does; True when the process's readiness changed.
+
+        Kubernetes' probe fields and defaults (Pod API reference, "Probe"; docs "Configure Liveness,
+        Readiness and Startup Probes"): every ``periodSeconds`` (10), within ``timeoutSeconds`` (1); an
+        ``httpGet`` succeeds on a status from 200 to 399, a ``tcpSocket`` when the connection opens; Ready
+        after ``successThreshold`` (1) successes in a row, not Ready after ``failureThreshold`` (3)
+        failures in a row.  The lab maps every container port to the port the process listens on, so the
+        probe's ``port`` is not read; its first success is the ``/health`` answer that made the process
+        current (``initialDelaySeconds`` is not waited for).  ``exec`` and ``grpc`` probes are not run.
+        """
+        probe = process.readiness_probe or {}
+        now = time.monotonic()
+        if now < process.next_probe:
+            return False
+        process.next_probe = now + max(1.0, float(probe.get("periodSeconds") or 10))
+        timeout = max(0.1, float(probe.get("timeoutSeconds") or 1))
+        if isinstance(probe.get("httpGet"), dict):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", process.port, timeout=timeout)
+                conn.request("GET", str(probe["httpGet"].get("path") or "/"))
+                ok = 200 <= conn.getresponse().status < 400
+                conn.close()
+            except OSError:
+                ok = False
+        elif isinstance(probe.get("tcpSocket"), dict):
+            try:
+                socket.create_connection(("127.0.0.1", process.port), timeout=timeout).close()
+                ok = True
+            except OSError:
+                ok = False
+        else:
+            return False
+        if ok:
+            process.probe_successes, process.probe_failures = process.probe_successes + 1, 0
+            if not process.ready and process.probe_successes >= int(probe.get("successThreshold") or 1):
+                process.ready = True
+                return True
+        else:
+            process.probe_failures, process.probe_successes = process.probe_failures + 1, 0
+            if process.ready and process.probe_failures >= int(probe.get("failureThreshold") or 3):
+                process.ready = False
+                log.warning("pod %s: readiness probe failed %d times: not ready", process.pod_name,
+                            process.probe_failures)
+                return True
+        return False
 
     @staticmethod
     def _check_ready(process: Process) -> bool:

@@ -202,6 +202,33 @@ def test_crashing_canary_stays_listed_ready_as_without_a_readiness_probe(dp_lab:
     assert addresses(read_endpoints(dp_lab, namespace, "reviews-v2"), "notReadyAddresses") == []
 
 
+def crashing_reviews_v2_with_readiness_probe() -> dict[str, Any]:
+    """DEMO_CANARY=crashing's v2 with a readiness probe on Bookinfo's port (Kubernetes' Probe fields; short
+    period and one failure, so the test does not wait for the defaults' 30 s)."""
+    deployment = deployment_of(REVIEWS_V2_CRASHING)
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = {
+        "httpGet": {"path": "/health", "port": 9080}, "periodSeconds": 1, "failureThreshold": 1}
+    return deployment
+
+
+def probed_not_ready(lab: DataPlaneLab, namespace: str, endpoints: dict[str, Any] | None) -> bool:
+    """Whether reviews-v2's running process (not one still starting) is the not-ready address."""
+    workload = lab.workload(namespace, "reviews-v2") or {}
+    current = workload.get("current")
+    listed = [a.get("targetRef", {}).get("name") for a in addresses(endpoints, "notReadyAddresses")]
+    return bool(current) and not current["ready"] and listed == [current["pod_name"]]
+
+
+def test_crashing_canary_with_a_readiness_probe_is_listed_not_ready(dp_lab: DataPlaneLab, namespace: str) -> None:
+    """With a readiness probe the kubelet takes the refusing pod out of Ready, and the endpoints controller
+    moves it to notReadyAddresses; the Deployment is no longer available."""
+    dp_lab.apply(crashing_reviews_v2_with_readiness_probe(), namespace)
+    endpoints = wait_endpoints(dp_lab, namespace, "reviews-v2", lambda e: probed_not_ready(dp_lab, namespace, e),
+                               what="listed the running, crashing v2 not ready")
+    assert addresses(endpoints) == []
+    dp_lab.wait_condition(namespace, "reviews-v2", "Available", "False")
+
+
 def test_deleted_deployment_and_service_leave_the_endpoints(dp_lab: DataPlaneLab, namespace: str) -> None:
     dp_lab.apply(deployment_of("platform/kube/bookinfo-reviews-v2.yaml"), namespace)
     dp_lab.wait_available(namespace, ["reviews-v2"])
@@ -226,26 +253,30 @@ def istio_route(sample: str) -> dict[str, Any]:
     return corpus.istio_objects(f"samples/bookinfo/gateway-api/{sample}.yaml")[0]
 
 
-@pytest.mark.parametrize("canary", ["platform/kube/bookinfo-reviews-v2.yaml", None])
-def test_httproute_split_on_the_lab_needs_no_override(dp_lab: DataPlaneLab, namespace: str,
-                                                     canary: str | None) -> None:
+@pytest.mark.parametrize("canary", ["platform/kube/bookinfo-reviews-v2.yaml", "unstartable", "crashing"])
+def test_httproute_split_on_the_lab_needs_no_override(dp_lab: DataPlaneLab, namespace: str, canary: str) -> None:
     """With the lab writing Endpoints, make-before-break passes for a running v2 (Istio's 90/10 rule is
-    written) and refuses while v2 is not ready, writing nothing."""
+    written) and refuses while v2 is not ready (an image that cannot start; the crashing canary once its
+    readiness probe fails), writing nothing."""
     dp_lab.apply(deployment_of("platform/kube/bookinfo-reviews-v1.yaml"), namespace)
     dp_lab.kube.create(ROUTES.format(ns=namespace), istio_route("route-reviews-v1"))
-    if canary:
+    ready = canary not in ("unstartable", "crashing")
+    if ready:
         dp_lab.apply(deployment_of(canary), namespace)
         dp_lab.wait_available(namespace, ["reviews-v1", "reviews-v2"])
         wait_endpoints(dp_lab, namespace, "reviews-v2", addresses, what="listed v2")
-    else:
-        # A v2 that cannot start (as an image that cannot be pulled): listed, not ready.
+    elif canary == "unstartable":
         dp_lab.apply(unstartable_reviews_v2(), namespace)
         wait_endpoints(dp_lab, namespace, "reviews-v2", lambda e: addresses(e, "notReadyAddresses"),
                        what="listed v2 not ready")
+    else:
+        dp_lab.apply(crashing_reviews_v2_with_readiness_probe(), namespace)
+        wait_endpoints(dp_lab, namespace, "reviews-v2", lambda e: probed_not_ready(dp_lab, namespace, e),
+                       what="listed the crashing v2 not ready")
     before = dp_lab.kube.get(f"{ROUTES.format(ns=namespace)}/reviews")
     result = split(dp_lab, namespace, 10)
     after = dp_lab.kube.get(f"{ROUTES.format(ns=namespace)}/reviews")
-    if canary:
+    if ready:
         assert result.get("failed") is not True and result["changed"] is True, result
         published = istio_route("route-reviews-90-10")["spec"]["rules"][0]["backendRefs"]
         written = after["spec"]["rules"][0]["backendRefs"]

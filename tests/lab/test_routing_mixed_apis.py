@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from lab.dataplane.routing import Endpoint, Request, ServiceEntry, Snapshot
+from lab.dataplane.routing import MIXED_APIS, Endpoint, Request, ServiceEntry, Snapshot
+from tests.conformance import corpus
 
 pytestmark = pytest.mark.unit
 
@@ -89,3 +90,32 @@ def test_a_virtual_service_private_to_the_clients_namespace_comes_first() -> Non
 
 def test_a_virtual_service_not_exported_to_the_client_takes_no_part() -> None:
     assert winner(virtual_service(OLDER, export_to=["."]), http_route(NEWER), "default") == "HTTPRoute"
+
+
+def test_ingress_for_both_kinds_of_gateway_is_refused_with_the_reason() -> None:
+    """Istio's two Bookinfo ingress samples at once (networking/bookinfo-gateway.yaml: an Istio Gateway and a
+    VirtualService for "*"; gateway-api/bookinfo-gateway.yaml: a Gateway API Gateway and an HTTPRoute). On a
+    cluster each Gateway has a gateway deployment of its own; the lab has one ingress port for both."""
+    istio = corpus.istio_objects("samples/bookinfo/networking/bookinfo-gateway.yaml")
+    gateway_api = corpus.istio_objects("samples/bookinfo/gateway-api/bookinfo-gateway.yaml")
+    for obj in istio + gateway_api:
+        obj["metadata"]["namespace"] = "bookinfo"
+        obj["metadata"]["creationTimestamp"] = OLDER
+
+    def of(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+        return [o for o in objects if o["kind"] == kind]
+
+    services = [*SERVICES, ServiceEntry("bookinfo", "productpage", {"app": "productpage"})]
+    endpoints = [*ENDPOINTS, Endpoint("bookinfo", "productpage-v1", {"app": "productpage", "version": "v1"}, 9080)]
+    request = Request(method="GET", path="/productpage", authority="bookinfo.example", headers={})
+    both = Snapshot(virtual_services=of(istio, "VirtualService"), gateways=of(istio, "Gateway"),
+                    http_routes=of(gateway_api, "HTTPRoute"), kubernetes_gateways=of(gateway_api, "Gateway"),
+                    services=services, endpoints=endpoints)
+    decision = both.route_gateway(request, random.Random(0))
+    assert decision.status == 500 and decision.body == MIXED_APIS
+    assert "Istio Gateway" in MIXED_APIS and "Gateway API Gateway" in MIXED_APIS and "one ingress port" in MIXED_APIS
+    for alone in (Snapshot(virtual_services=of(istio, "VirtualService"), gateways=of(istio, "Gateway"),
+                           services=services, endpoints=endpoints),
+                  Snapshot(http_routes=of(gateway_api, "HTTPRoute"), kubernetes_gateways=of(gateway_api, "Gateway"),
+                           services=services, endpoints=endpoints)):
+        assert alone.route_gateway(request, random.Random(0)).target.endpoint.workload == "productpage-v1"

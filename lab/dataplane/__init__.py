@@ -1,5 +1,9 @@
 """The lab's data plane: runs Bookinfo workloads for Deployments, and routes like Envoy would.
 
+It also stands in for two controllers of kube-controller-manager: the deployment controller
+(Deployment status, lab/dataplane/runner.py) and the endpoints controller (core/v1 Endpoints of every
+Service with a selector, lab/dataplane/endpoints.py).
+
 ``start(state_dir)`` spawns ``python -m lab.dataplane`` detached (its own session and process
 group, which its workloads share) and waits until it is ready; ``stop(state_dir)`` ends that
 process group, so no workload outlives it.  The process writes ``DIR/dataplane.json``::

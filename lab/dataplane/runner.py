@@ -5,7 +5,9 @@ name and version on a free loopback port, and writes the Deployment's status the
 deployment controller would, so that waiting for a rollout behaves as on a cluster.  A template
 change starts the new process first and switches to it once it answers ``/health`` (a rolling
 update with surge); a deleted or scaled-to-zero Deployment leaves the router before its process
-is stopped.
+is stopped.  A container's ``readinessProbe`` is run as the kubelet runs it (``_probe_readiness``);
+without one a process stays Ready while it runs, as a container without a probe does.  The
+processes, seen as pods, feed the endpoints controller (lab/dataplane/endpoints.py).
 """
 
 from __future__ import annotations

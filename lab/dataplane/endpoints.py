@@ -153,7 +153,8 @@ def desired_endpoints(service: Mapping[str, Any], pods: Iterable[LabPod]) -> dic
     """The Endpoints the controller would hold for ``service`` (None: the controller leaves it alone)."""
     spec = service.get("spec") or {}
     meta = service.get("metadata") or {}
-    if spec.get("type") == "ExternalName" or spec.get("selector") is None:
+    # An empty selector is no selector: the API server stores none (the map is omitted when empty).
+    if spec.get("type") == "ExternalName" or not spec.get("selector"):
         return None
     selector = spec["selector"]
     namespace = meta.get("namespace", "default")

@@ -53,16 +53,18 @@ def test_corpus_sizes() -> None:
     assert sum(1 for _name, _obj, expected in ISTIO if expected and _is_cel_expectation(expected)) >= 15
 
 
+# Cases whose refusal is a schema check's (the API server's wording) are judged in the lab test only.
+ISTIO_CEL = [case for case in ISTIO if case[2] is None or _is_cel_expectation(case[2])]
+
+
 @pytest.mark.unit
-@pytest.mark.parametrize(("name", "obj", "expected"), ISTIO, ids=[_id(n, o) for n, o, _expected in ISTIO])
+@pytest.mark.parametrize(("name", "obj", "expected"), ISTIO_CEL, ids=[_id(n, o) for n, o, _expected in ISTIO_CEL])
 def test_istio_api_cases_on_cel_rules(name: str, obj: dict[str, Any], expected: str | None) -> None:
     found = violations(obj)
     if expected is None:
         assert found == []
-    elif _is_cel_expectation(expected):
-        assert any(expected in error for error in found), (expected, found)
     else:
-        pytest.skip(f"a schema check's refusal ({expected!r}): the API server's, judged in the lab test")
+        assert any(expected in error for error in found), (expected, found)
 
 
 # --- through the lab's API server ------------------------------------------------------------

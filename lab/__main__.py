@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from lab import clusters, prometheus
+from lab import alertmanager, clusters, prometheus
 from lab.controlplane import DEFAULT_DIR, Lab, LabError, find_binaries, load_state
 
 
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             if dataplane_file.exists():
                 info["dataplane"] = json.loads(dataplane_file.read_text())
             info["prometheus"] = prometheus.info(args.dir)
+            manager = alertmanager.info(args.dir)
+            info["alertmanager"] = {k: v for k, v in manager.items() if k != "token"} if manager else None
             if args.json:
                 print(json.dumps(info, indent=2))
             else:
@@ -94,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  gateway:    {info['dataplane'].get('gateway_url')}/productpage")
                 if info["prometheus"]:
                     print(f"  prometheus: {info['prometheus']['url']}")
+                if info["alertmanager"]:
+                    manager = info["alertmanager"]
+                    print(f"  alertmanager: {manager['url']} (posts to {manager['webhook_url']})")
             return 0 if info["up"] else 1
         elif args.command == "env":
             if args.cluster:

@@ -3,7 +3,7 @@
 The rulebooks run as a user runs them (``ansible-rulebook --rulebook canary.istio.<name>``, started by
 ``lab.eda.start_rulebook`` with the collection from build/collections and the lab's kubeconfig); the
 tests post to their webhooks on loopback and read what the rulebook printed and what the cluster holds.
-The session's lab (``LAB_DIR`` reuses a running one) gets its data plane; the lab's own Prometheus is not
+The session's lab (``LAB_DIR`` reuses a running one) gets its data plane per module; the lab's own Prometheus is not
 started (``LAB_PROMETHEUS_DISABLED``): the alert tests run a Prometheus and an Alertmanager of their own.
 """
 
@@ -34,9 +34,12 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/{name}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def eda_lab(lab_state: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The session's lab (tests/conftest.py) with its data plane running Bookinfo, without Prometheus."""
+    """The session's lab (tests/conftest.py) with its data plane running Bookinfo, without Prometheus.
+
+    Per module: the data plane runs every Deployment it sees, which the other tests of the shared
+    lab do not expect, so it stops when the module ends."""
     from lab import dataplane
 
     directory = Path(lab_state["dir"])
@@ -52,7 +55,7 @@ def eda_lab(lab_state: dict[str, Any]) -> Iterator[dict[str, Any]]:
     dataplane.stop(directory)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kube(eda_lab: dict[str, Any]) -> KubeClient:
     return KubeClient.from_state(eda_lab, user="admin")
 

@@ -66,6 +66,16 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
                     "canary_release_prometheus_url": "http://127.0.0.1:9"}, "cannot reach Prometheus at http://127.0.0.1:9"),
     ("canary.yml", {"canary_release_analysis": {"window": "1m"}, "canary_release_prometheus_url": "prometheus:9090"},
      "must be an http(s) URL"),
+    # The canary subset's resilience profile (issue 25): checked as canary.istio.resilience checks it.
+    ("canary.yml", {"canary_release_resilience": {"circuit_breaker": {"outlier_detection": {
+        "max_ejection_percent": 150}}}},
+     "canary_release_resilience.circuit_breaker.outlier_detection.max_ejection_percent"),
+    ("canary.yml", {"canary_release_resilience": {"timeout": "1s"}},
+     "canary_release_resilience has timeout: a subset's trafficPolicy holds only circuit_breaker"),
+    ("canary.yml", {"canary_release_resilience": {"circuit_breaker": {"outlier_detection": {"interval": "abc"}}}},
+     "abc"),
+    ("canary.yml", {"canary_release_resilience_after_promote": "drop"}, "drop"),
+    ("promote.yml", {"canary_release_resilience": "on"}, "canary_release_resilience"),
 ]
 
 

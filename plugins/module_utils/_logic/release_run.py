@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ansible_collections.canary.istio.plugins.module_utils._logic import driver, release
+from ansible_collections.canary.istio.plugins.module_utils._logic import driver, release, resilience
 from ansible_collections.canary.istio.plugins.module_utils._logic.artifacts import approved_mismatch, release_artifacts
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 
@@ -102,6 +102,31 @@ def _named(inputs: Mapping[str, Any]) -> dict[str, Any]:
     return named
 
 
+# What a canary stage may set on the canary's subset: the options of canary.istio.resilience that a subset holds.
+RESILIENCE_OPTIONS = ("circuit_breaker",)
+AFTER_PROMOTE = ("remove", "keep")
+
+
+def resilience_profile(value: Any) -> dict[str, Any]:
+    """``canary_release_resilience`` checked as ``canary.istio.resilience`` checks it: ``{}`` is none."""
+    if value in (None, "", {}):
+        return {}
+    if not isinstance(value, Mapping):
+        raise CanaryInputError(f"canary_release_resilience must be a mapping such as {{circuit_breaker: "
+                               f"{{outlier_detection: {{...}}}}}}, got {value!r}")
+    other = sorted(str(key) for key in value if key not in RESILIENCE_OPTIONS)
+    if other:
+        raise CanaryInputError(
+            f"canary_release_resilience has {', '.join(other)}: a subset's trafficPolicy holds only "
+            f"{', '.join(RESILIENCE_OPTIONS)} (route policies - timeout, retries, fault - are for all versions: "
+            "set them with canary.istio.resilience)")
+    try:
+        resilience.traffic_policy_fields(value["circuit_breaker"])
+    except CanaryInputError as error:
+        raise CanaryInputError(f"canary_release_resilience.{error}") from None
+    return {"circuit_breaker": value["circuit_breaker"]}
+
+
 def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The run's first state: every input checked once, before anything is read or written.
 
@@ -131,6 +156,10 @@ def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
                                       inputs.get("analysis") or None)
     setting = _text(inputs.get("interactive")) or "auto"
     actor, holder = _actor(inputs)
+    profile = resilience_profile(inputs.get("resilience"))
+    profile_after = _text(inputs.get("resilience_after_promote")) or "keep"
+    if profile_after not in AFTER_PROMOTE:
+        raise CanaryInputError(f"canary_release_resilience_after_promote must be keep or remove, got {profile_after!r}")
     return {
         "goal": goal, "service": _text(inputs.get("service")), "namespace": _text(inputs.get("namespace")),
         "virtual_service": _text(inputs.get("virtual_service")) or _text(inputs.get("service")),
@@ -147,6 +176,10 @@ def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
         "prompt_attempts": attempts, "step_interval": int(inputs.get("step_interval") or 0),
         "rollback_on_failure": _truth(inputs.get("rollback_on_failure", True)),
         "after_promote": _text(inputs.get("after_promote")) or "remove",
+        # The canary subset's resilience profile: set before any traffic moves (a release), removed again
+        # when the swap says so (swapped: remove_resilience).
+        "resilience": profile, "resilience_after_promote": profile_after,
+        "set_resilience": bool(profile) and goal == "release", "remove_resilience": False,
         "rule_manifests": bool(inputs.get("destination_rule_manifests")),
         "artifacts": inputs.get("artifacts"), "started_at": inputs.get("now"),
         "gates": {gate: {**about, "question": about["question"].format(canary=checked.canary, base=checked.base)}
@@ -276,8 +309,31 @@ def rules(state: Mapping[str, Any], definitions: Any) -> dict[str, Any]:
         new["destination_rule"] = ordered[0] if ordered else ""
     listed = [subset.get("name") for name, spec in named if name == new["destination_rule"]
               for subset in spec.get("subsets") or [] if isinstance(subset, Mapping)]
+    if state.get("resilience"):
+        new["rule_definitions"] = [_with_profile(item, new["destination_rule"], state["canary"], state["resilience"])
+                                   for item in found]
     new["add_canary_subset"] = state["canary"] not in (state.get("subsets") or []) and state["canary"] not in listed
     return new
+
+
+def _merged(current: Any, wanted: Any) -> Any:
+    """``wanted``'s leaves over ``current``'s, as canary.istio.resilience merges a policy."""
+    if isinstance(current, Mapping) and isinstance(wanted, Mapping):
+        return {**current, **{key: _merged(current.get(key), value) for key, value in wanted.items()}}
+    return wanted
+
+
+def _with_profile(definition: Mapping[str, Any], rule_name: str, canary: str, profile: Mapping[str, Any]) -> dict:
+    """A DestinationRule manifest whose canary subset carries the resilience profile: merging the manifests
+    again on a resumed run then keeps the profile, and setting it changes nothing."""
+    if (definition.get("metadata") or {}).get("name") != rule_name:
+        return dict(definition)
+    fields = resilience.traffic_policy_fields(profile["circuit_breaker"])
+    spec = dict(definition.get("spec") or {})
+    spec["subsets"] = [{**subset, "trafficPolicy": _merged(subset.get("trafficPolicy") or {}, fields)}
+                       if isinstance(subset, Mapping) and subset.get("name") == canary else subset
+                       for subset in spec.get("subsets") or []]
+    return {**definition, "spec": spec}
 
 
 def _where(state: Mapping[str, Any]) -> str:
@@ -382,6 +438,17 @@ def swapped(state: Mapping[str, Any], result: Mapping[str, Any], winner: str) ->
         verdict = state.get("verdict") or {}
         by = f" - rolled back by the analysis: {verdict.get('reason')}" if verdict.get("by") == "analysis" else ""
         new["said"] = f"Rolled back: {where} sends {text}; the canary {state['canary']} is removed{by}"
+    # The canary's resilience profile: after a promotion it stays unless canary_release_resilience_after_promote
+    # is remove; after a rollback it goes with the canary's subset, and is removed only where that subset stays.
+    promoted = winner == state["canary"]
+    stays = promoted or not state.get("remove_loser", True)
+    new["remove_resilience"] = bool(state.get("resilience")) and stays and (
+        not promoted or state.get("resilience_after_promote") == "remove")
+    if new["remove_resilience"]:
+        new["said"] += f"; the resilience profile of subset {state['canary']} is removed"
+    elif state.get("resilience") and promoted:
+        new["said"] += (f"; subset {state['canary']} keeps its resilience profile "
+                        "(canary_release_resilience_after_promote: keep)")
     # The history entry of this promotion or rollback carries the reason a caller gave.
     new["history_entry"] = ({"action": "promote" if winner == state["canary"] else "rollback",
                              "reason": state["reason"]}

@@ -385,3 +385,92 @@ def test_project_manifests_reads_files_and_directories_from_the_project_root(tmp
 def test_project_manifests_names_a_file_it_cannot_read(tmp_path):
     with pytest.raises(AnsibleFilterError, match=r"cannot read .*missing\.yaml"):
         project_manifests("missing.yaml", str(tmp_path), str(tmp_path))
+
+
+# --------------------------------------------------------------------------------------
+# canary_release_resilience: the canary subset's profile (issue 25 section 3)
+
+# Istio's Circuit Breaking task's outlierDetection, in the module's snake_case options.
+PROFILE = {"circuit_breaker": {"outlier_detection": {"consecutive_5xx_errors": 1, "interval": "1s",
+                                                     "base_ejection_time": "3m", "max_ejection_percent": 100}}}
+
+
+@pytest.mark.parametrize(("profile", "message"), [
+    ("outlier", "canary_release_resilience must be a mapping"),
+    ({"timeout": "1s"}, "canary_release_resilience has timeout: a subset's trafficPolicy holds only circuit_breaker"),
+    ({"circuit_breaker": {"outlier_detection": {"max_ejection_percent": 150}}},
+     "canary_release_resilience.circuit_breaker.outlier_detection.max_ejection_percent"),
+    ({"circuit_breaker": {"outlier_detection": {"interval": "abc"}}}, "abc"),
+    ({"circuit_breaker": {}}, "canary_release_resilience.circuit_breaker sets nothing"),
+])
+def test_a_bad_resilience_profile_is_refused_at_start(profile, message):
+    with pytest.raises(CanaryInputError) as error:
+        started(resilience=profile)
+    assert message in str(error.value)
+
+
+def test_resilience_after_promote_is_keep_or_remove():
+    with pytest.raises(CanaryInputError, match="canary_release_resilience_after_promote must be keep or remove, "
+                                               "got 'drop'"):
+        started(resilience=PROFILE, resilience_after_promote="drop")
+    assert started()["resilience_after_promote"] == "keep"
+
+
+@pytest.mark.parametrize(("goal", "profile", "sets"), [
+    ("release", PROFILE, True), ("release", {}, False), ("release", None, False),
+    ("set_ratio", PROFILE, False), ("promote", PROFILE, False), ("rollback", PROFILE, False),
+])
+def test_only_a_release_sets_the_profile_before_traffic_moves(goal, profile, sets):
+    state = started(goal=goal, ratio=30 if goal == "set_ratio" else None, resilience=profile)
+    assert state["set_resilience"] is sets
+    assert state["resilience"] == (profile or {})
+
+
+@pytest.mark.parametrize(("goal", "after", "removes"), [
+    ("promote", "keep", False),
+    ("promote", "remove", True),
+    # The rollback removes the canary's subset, and its trafficPolicy with it: nothing else to remove.
+    ("rollback", "keep", False),
+    ("rollback", "remove", False),
+])
+def test_the_swap_removes_the_profile_as_the_plan_says(goal, after, removes):
+    state = advance(started(goal=goal, resilience=PROFILE, resilience_after_promote=after), "read", WITH_CANARY)
+    state = advance(state, "swapped", {"after": {state["winner"]: 100}, "changed": True})
+    assert state["remove_resilience"] is removes
+    if goal == "promote":
+        assert state["said"].endswith("; the resilience profile of subset v2 is removed" if removes else
+                                      "; subset v2 keeps its resilience profile "
+                                      "(canary_release_resilience_after_promote: keep)")
+
+
+def test_a_rollback_that_kept_the_canary_subset_removes_the_profile():
+    state = advance(started(goal="rollback", resilience=PROFILE), "read", WITH_CANARY)
+    state["remove_loser"] = False
+    state = advance(state, "swapped", {"after": {"v1": 100}, "changed": True})
+    assert state["remove_resilience"] is True
+
+
+def test_without_a_profile_the_swap_removes_nothing():
+    for goal in ("promote", "rollback"):
+        state = advance(started(goal=goal, resilience_after_promote="remove"), "read", WITH_CANARY)
+        state = advance(state, "swapped", {"after": {state["winner"]: 100}, "changed": True})
+        assert state["remove_resilience"] is False
+
+
+def test_a_release_that_auto_promotes_removes_the_profile_when_told():
+    state = moves(planned(resilience=PROFILE, resilience_after_promote="remove"))
+    state = advance(state, "settle", None, T0 + 100)
+    assert state["decision"] == "promote"
+    state = advance(state, "swapped", {"after": {"v2": 100}, "changed": True})
+    assert state["set_resilience"] is True and state["remove_resilience"] is True
+
+
+def test_the_manifests_canary_subset_carries_the_profile_so_a_resumed_run_keeps_it():
+    manifests = [rule("reviews", "reviews", "v1", "v2"), rule("ratings", "ratings", "v1", "v2")]
+    state = advance(advance(started(resilience=PROFILE), "read", FRESH), "rules", manifests)
+    by_name = {item["metadata"]["name"]: item["spec"]["subsets"] for item in state["rule_definitions"]}
+    # Istio's field names for the task's outlier detection; the base subset and the other rule are untouched.
+    assert by_name["reviews"][1]["trafficPolicy"] == {"outlierDetection": {
+        "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "3m", "maxEjectionPercent": 100}}
+    assert "trafficPolicy" not in by_name["reviews"][0] and by_name["ratings"] == manifests[1]["spec"]["subsets"]
+    assert "trafficPolicy" not in manifests[0]["spec"]["subsets"][1]

@@ -88,13 +88,21 @@ def _required_by(playbook: str) -> list[str]:
     """The names a stage playbook checks before it starts (canary_playbook_required; "a|b" is either)."""
     play = yaml.safe_load((PLAYBOOKS / playbook).read_text())[0]
     if play.get("ansible.builtin.import_playbook") == "_stage.yml":
-        # A stage playbook: the shared play checks the names the import gives it, first.
+        # A stage playbook: the shared play checks the names the import gives it, first. _stage.yml is the
+        # local play (_local.yml), whose only task imports the tasks file _stage.yml names.
         stage = yaml.safe_load((PLAYBOOKS / "_stage.yml").read_text())[0]
-        first, required = stage["tasks"][0], play["vars"]["canary_playbook_required"]
+        assert stage.get("ansible.builtin.import_playbook") == "_local.yml", stage
+        local = yaml.safe_load((PLAYBOOKS / "_local.yml").read_text())[0]
+        [runs] = [task.get("ansible.builtin.import_tasks", "") for task in local["tasks"]]
+        assert runs.startswith("{{ canary_play_tasks |"), runs
+        tasks_file = PLAYBOOKS / stage["vars"]["canary_play_tasks"]
+        first, required = yaml.safe_load(tasks_file.read_text())[0], play["vars"]["canary_playbook_required"]
+        checks = tasks_file.parent / first.get("ansible.builtin.import_tasks", "")
     else:
         first = play["tasks"][0]
         required = first["vars"]["canary_playbook_required"]
-    assert first.get("ansible.builtin.import_tasks") == "tasks/inputs.yml", f"{playbook} checks its inputs later"
+        checks = PLAYBOOKS / first.get("ansible.builtin.import_tasks", "")
+    assert checks == PLAYBOOKS / "tasks" / "inputs.yml", f"{playbook} checks its inputs later"
     if isinstance(required, str):  # waves.yml: a template over canary_waves_mode; a release needs the most
         import ast
 

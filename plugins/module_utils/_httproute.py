@@ -38,6 +38,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes imp
     rule_label,
     rule_shares,
 )
+from ansible_collections.canary.istio.plugins.module_utils._logic.info import labels_match
 from ansible_collections.canary.istio.plugins.module_utils._logic.patches import build_annotation_ops
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import strip_server_fields
 from ansible_collections.canary.istio.plugins.module_utils._logic.state import (
@@ -504,6 +505,19 @@ def describe(ctx: Context, name: str, namespace: str, route_name: str | None = N
         result["backends"].append({"name": service, "exists": found is not None, "ready_endpoints": ready,
                                    "routed": shares.get(service, 0) > 0,
                                    "selector": ((found or {}).get("spec") or {}).get("selector")})
-    result["subsets"] = [{"name": entry["name"], "labels": entry["selector"], "routed": entry["routed"]}
-                         for entry in result["backends"] if entry["exists"]]
+    existing = [entry for entry in result["backends"] if entry["exists"]]
+    # The Deployments behind each Service (pod template labels matching its selector), as a VirtualService's
+    # subsets report them: what a promotion or a rollback removes of the version that lost. One list request.
+    deployments = (ctx.client.get(f"/apis/apps/v1/namespaces/{namespace}/deployments").get("items") or []
+                   if existing else [])
+    result["subsets"] = [{"name": entry["name"], "labels": entry["selector"], "routed": entry["routed"],
+                          "deployments": _backing(entry["selector"], deployments)} for entry in existing]
     return result
+
+
+def _backing(selector: dict[str, Any] | None, deployments: list[dict[str, Any]]) -> list[str]:
+    if not selector:
+        return []
+    return [item["metadata"]["name"] for item in deployments
+            if labels_match(selector, ((((item.get("spec") or {}).get("template") or {}).get("metadata") or {})
+                                       .get("labels") or {}))]

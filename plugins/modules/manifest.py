@@ -62,6 +62,20 @@ options:
       - Seconds to wait for Deployments before failing.
     type: int
     default: 120
+  version_of:
+    description:
+      - Also create the per-version Service of one version of a service when it is missing, as Istio's
+        C(bookinfo-versions.yaml) has them - C(<service>-<version>) with the service's ports and its selector plus
+        C(<label>: <version>) - read from the service's own Service in O(namespace). The backend of a Gateway API
+        HTTPRoute is such a Service.
+      - A per-version Service that exists already is left as it is. A service without a selector is refused.
+      - Not with O(state=absent).
+    type: dict
+    version_added: 0.3.0
+    suboptions:
+      service: {description: The service's own Service., type: str, required: true}
+      version: {description: The version (a label value)., type: str, required: true}
+      label: {description: The pods' version label., type: str, default: version}
 seealso:
   - module: canary.istio.destination_rule
   - module: canary.istio.virtual_service
@@ -81,6 +95,11 @@ EXAMPLES = r"""
     namespace: bookinfo
     wait: true
     wait_timeout: 300
+
+- name: The Service reviews-v2 that an HTTPRoute weighs, from the Service reviews (Istio's bookinfo-versions.yaml)
+  canary.istio.manifest:
+    namespace: bookinfo
+    version_of: {service: reviews, version: v2}
 
 - name: Remove the old version's Deployment
   canary.istio.manifest:
@@ -128,6 +147,8 @@ import json
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._context import KUBERNETES, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes import per_version_service
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import comparable, validate_name
 from ansible_collections.canary.istio.plugins.module_utils._manifest import (
     FIELD_MANAGER,
@@ -148,15 +169,48 @@ ARGUMENT_SPEC = {
     "force_conflicts": {"type": "bool", "default": True},
     "wait": {"type": "bool", "default": False},
     "wait_timeout": {"type": "int", "default": 120},
+    "version_of": {"type": "dict", "options": {"service": {"type": "str", "required": True},
+                                               "version": {"type": "str", "required": True},
+                                               "label": {"type": "str", "default": "version"}}},
 }
 USES = (KUBERNETES,)
+
+
+def _get(client, path):
+    try:
+        return client.get(path)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return None
+
+
+def missing_version_service(ctx, version_of, namespace):
+    """The per-version Service of ``version_of`` as a document to apply, or none when it exists."""
+    service = validate_name(version_of["service"], "version_of.service")
+    base = f"/api/v1/namespaces/{namespace}/services"
+    own = _get(ctx.client, f"{base}/{service}")
+    if own is None:
+        raise CanaryInputError(f"version_of: Service {namespace}/{service} not found; the per-version Service is "
+                               "made from the service's own Service")
+    wanted = per_version_service(own, version_of["version"], version_of["label"])
+    if _get(ctx.client, f"{base}/{wanted['metadata']['name']}") is not None:
+        return []
+    wanted["metadata"]["namespace"] = namespace
+    return [("version_of", wanted)]
 
 
 def execute(ctx):
     params = ctx.params
     client = ctx.client
-    docs = load_documents(params["src"], params["definition"])
+    given = params["src"] or params["definition"] is not None or not params.get("version_of")
+    docs = load_documents(params["src"], params["definition"]) if given else []
     override = validate_name(params["namespace"], "namespace") if params["namespace"] else None
+    if params.get("version_of"):
+        if params["state"] == "absent":
+            raise CanaryInputError("version_of creates a missing per-version Service; it cannot be used with "
+                                   "state absent (name the Service in definition to delete it)")
+        docs = [*docs, *missing_version_service(ctx, params["version_of"], override or ctx.default_namespace)]
     discovery = Discovery(client)
     absent = params["state"] == "absent"
     results = []

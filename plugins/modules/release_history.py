@@ -26,9 +26,15 @@ extends_documentation_fragment:
   - canary.istio.attributes.WRITE
 options:
   name:
-    description: Name of the VirtualService.
+    description: Name of the VirtualService (or of the HTTPRoute, with O(kind=HTTPRoute)).
     type: str
     required: true
+  kind:
+    description: The object holding the history, as in M(canary.istio.traffic_split).
+    type: str
+    choices: [VirtualService, HTTPRoute]
+    default: VirtualService
+    version_added: 0.3.0
   namespace:
     description: Namespace. Defaults to the kubeconfig context's namespace, else V(default).
     type: str
@@ -74,6 +80,7 @@ from datetime import datetime, timezone
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._context import ISTIO, KUBERNETES, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._httproute import gateway_api
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.patches import build_annotation_ops
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
@@ -86,6 +93,7 @@ ARGUMENT_SPEC = {
     "entry": {"type": "dict", "required": True},
     "actor": {"type": "str"},
     "history_limit": {"type": "int", "default": 20},
+    "kind": {"type": "str", "choices": ["VirtualService", "HTTPRoute"], "default": "VirtualService"},
 }
 USES = (KUBERNETES, ISTIO)
 ATTEMPTS = 5
@@ -98,10 +106,22 @@ def execute(ctx):
     if not 1 <= params["history_limit"] <= 1000:
         raise CanaryInputError(f"history_limit {params['history_limit']} must be between 1 and 1000")
     actor = params.get("actor") or _local_user()
+    kind = params.get("kind") or "VirtualService"
+    routes = gateway_api(ctx) if kind == "HTTPRoute" else None
+
+    def read():
+        if routes is not None:
+            return routes.get(ctx.client, namespace, name)
+        return ctx.istio.get(kind, namespace, name)
+
+    def patch(ops):
+        if routes is not None:
+            return routes.json_patch(ctx.client, namespace, name, ops, ctx.check_mode)
+        return ctx.istio.json_patch(kind, namespace, name, ops, dry_run=ctx.check_mode)
     for _attempt in range(ATTEMPTS):
-        vs = ctx.istio.get("VirtualService", namespace, name)
+        vs = read()
         if vs is None:
-            raise ModuleFailure(f"VirtualService {namespace}/{name} not found; nothing to record the entry on")
+            raise ModuleFailure(f"{kind} {namespace}/{name} not found; nothing to record the entry on")
         text = append_history_entry(vs, params["entry"], actor, datetime.now(timezone.utc),
                                     limit=params["history_limit"])
         # Guarded by the resourceVersion read: a `test` of the annotation's text itself is refused by the
@@ -109,13 +129,13 @@ def execute(ctx):
         guard = [{"op": "test", "path": "/metadata/resourceVersion", "value": vs["metadata"]["resourceVersion"]}]
         ops = guard + build_annotation_ops(vs, {HISTORY_ANNOTATION: text})
         try:
-            ctx.istio.json_patch("VirtualService", namespace, name, ops, dry_run=ctx.check_mode)
+            patch(ops)
         except ApiError as exc:
             if exc.status in (409, 422):  # the test op failed: someone wrote in between; read again
                 continue
             raise
         return {"changed": True, "entries": len(json.loads(text))}
-    raise ModuleFailure(f"VirtualService {namespace}/{name} kept changing; the entry was not recorded after "
+    raise ModuleFailure(f"{kind} {namespace}/{name} kept changing; the entry was not recorded after "
                         f"{ATTEMPTS} attempts")
 
 

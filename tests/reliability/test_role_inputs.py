@@ -76,6 +76,9 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
      "abc"),
     ("canary.yml", {"canary_release_resilience_after_promote": "drop"}, "drop"),
     ("promote.yml", {"canary_release_resilience": "on"}, "canary_release_resilience"),
+    # The traffic API (issue 24).
+    ("canary.yml", {"canary_release_traffic_api": "gateway"}, "gateway"),
+    ("canary.yml", {"canary_release_traffic_api": "httproute"}, "does not exist: create the service's HTTPRoute first"),
 ]
 
 

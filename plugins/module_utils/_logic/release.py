@@ -99,6 +99,7 @@ class Observed:
     history: Sequence[Mapping[str, Any]] = ()
     where: str = ""
     destination_rule: str = ""
+    kind: str = "VirtualService"
 
     def canary_weight(self, canary: str) -> int:
         return int(self.weights.get(canary) or 0)
@@ -227,6 +228,10 @@ def phase_problem(phase: str, observed: Observed, base: str, canary: str,
                   names: InputNames = InputNames()) -> str | None:
     """Why a run that changes the release cannot start from this phase (``None`` when it can)."""
     if phase == "missing":
+        if observed.kind == "HTTPRoute":
+            return (f"HTTPRoute {observed.where} does not exist: create the service's HTTPRoute first, sending "
+                    "to the base version's Service (as Istio's samples/bookinfo/gateway-api/route-reviews-v1.yaml "
+                    "does)")
         return (f"VirtualService {observed.where} does not exist: deploy the base release first "
                 "(role canary.istio.base_release)")
     if phase == "conflict":

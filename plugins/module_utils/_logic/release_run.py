@@ -105,6 +105,8 @@ def _named(inputs: Mapping[str, Any]) -> dict[str, Any]:
 # What a canary stage may set on the canary's subset: the options of canary.istio.resilience that a subset holds.
 RESILIENCE_OPTIONS = ("circuit_breaker",)
 AFTER_PROMOTE = ("remove", "keep")
+# canary_release_traffic_api: the object that holds the service's route, or auto (the one that exists).
+TRAFFIC_APIS = {"auto": "", "virtual_service": "VirtualService", "httproute": "HTTPRoute"}
 
 
 def resilience_profile(value: Any) -> dict[str, Any]:
@@ -160,6 +162,9 @@ def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
     profile_after = _text(inputs.get("resilience_after_promote")) or "keep"
     if profile_after not in AFTER_PROMOTE:
         raise CanaryInputError(f"canary_release_resilience_after_promote must be keep or remove, got {profile_after!r}")
+    api = _text(inputs.get("traffic_api")) or "auto"
+    if api not in TRAFFIC_APIS:
+        raise CanaryInputError(f"canary_release_traffic_api must be auto, virtual_service or httproute, got {api!r}")
     return {
         "goal": goal, "service": _text(inputs.get("service")), "namespace": _text(inputs.get("namespace")),
         "virtual_service": _text(inputs.get("virtual_service")) or _text(inputs.get("service")),
@@ -180,6 +185,14 @@ def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
         # when the swap says so (swapped: remove_resilience).
         "resilience": profile, "resilience_after_promote": profile_after,
         "set_resilience": bool(profile) and goal == "release", "remove_resilience": False,
+        # The traffic API: kind is the object the run reads and moves (chosen at the first read with auto);
+        # base_ref / canary_ref / winner_ref are what traffic_split names (subsets, or per-version Services).
+        "traffic_api": api, "kind": TRAFFIC_APIS[api],
+        "read_kinds": [TRAFFIC_APIS[api]] if TRAFFIC_APIS[api] else ["VirtualService", "HTTPRoute"],
+        "require_ready_endpoints": _truth(inputs.get("require_ready_endpoints", True)),
+        "version_label": _text(inputs.get("version_label")) or "version",
+        "base_ref": checked.base, "canary_ref": checked.canary, "winner_ref": None, "create_version_service": False,
+        "remove_loser_subset": False,
         "rule_manifests": bool(inputs.get("destination_rule_manifests")),
         "artifacts": inputs.get("artifacts"), "started_at": inputs.get("now"),
         "gates": {gate: {**about, "question": about["question"].format(canary=checked.canary, base=checked.base)}
@@ -219,7 +232,13 @@ def _refusal(state: Mapping[str, Any], info: Mapping[str, Any], host: str) -> st
         mismatch = approved_mismatch(seen, state["service"], state["namespace"], state["canary"])
         if mismatch:
             return f"{mismatch} Nothing was changed."
-    if plan["action"] == "release" and not info.get("destination_rule") and not state["rule_manifests"]:
+    if state.get("kind") == "HTTPRoute" and state.get("resilience"):
+        return ("canary_release_resilience sets a DestinationRule subset's trafficPolicy, and the release of "
+                f"{state['namespace']}/{state['service']} is on an HTTPRoute (Gateway API has no circuit breaking): "
+                "leave canary_release_resilience out, or use canary.istio.resilience on the per-version Service's "
+                "own DestinationRule. Nothing was changed.")
+    if plan["action"] == "release" and state.get("kind") != "HTTPRoute" and not info.get("destination_rule") \
+            and not state["rule_manifests"]:
         return (f"No DestinationRule for {state['service']} in namespace {state['namespace']}: deploy the base "
                 "release first (role canary.istio.base_release) or pass canary_release_destination_rule_manifests")
     missing = [state["gates"][gate] for gate in plan["ask"]]
@@ -237,9 +256,80 @@ def _subset_deployments(info: Mapping[str, Any], subset: str) -> list[str]:
             for name in item.get("deployments") or []]
 
 
+def _backend(state: Mapping[str, Any], version: str) -> str:
+    """A version's per-version Service, as Istio's bookinfo-versions.yaml names it: ``<service>-<version>``."""
+    return f"{state['service']}-{str(version).lower()}"
+
+
+def _as_versions(state: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
+    """canary_info's read of an HTTPRoute with the base and canary Services named by their versions: the
+    weights' keys, the subsets' and the recorded state's names, the history's weights."""
+    names = {_backend(state, state["base"]): state["base"], _backend(state, state["canary"]): state["canary"]}
+
+    def name(value: Any) -> Any:
+        return names.get(value, value) if isinstance(value, str) else value
+
+    def keys(value: Any) -> Any:
+        return {name(key): item for key, item in value.items()} if isinstance(value, Mapping) else value
+
+    def entry(item: Any, mapped: tuple[str, ...], renamed: tuple[str, ...]) -> Any:
+        if not isinstance(item, Mapping):
+            return item
+        return {key: keys(value) if key in mapped else name(value) if key in renamed else value
+                for key, value in item.items()}
+
+    return {**info, "weights": keys(info.get("weights") or {}),
+            "subsets": [entry(item, (), ("name",)) for item in info.get("subsets") or []],
+            "routes": [entry(item, ("weights",), ()) for item in info.get("routes") or []],
+            "state": entry(info.get("state") or {}, (), ("base", "canary")),
+            "history": [entry(item, ("from", "to"), ("base", "canary")) for item in info.get("history") or []]}
+
+
+def _choose_api(state: Mapping[str, Any], reads: Mapping[str, Any]) -> tuple[str, Mapping[str, Any], str]:
+    """The kind the run uses, its read, and why the run cannot start ('' when it can), from canary_info's
+    reads of each kind (a read not made is skipped; a failed HTTPRoute read is a cluster without one)."""
+    where = f"{state['namespace']}/{state['virtual_service']}"
+    answers = {kind: read for kind, read in reads.items() if isinstance(read, Mapping) and not read.get("skipped")}
+    failed = {kind: str(read.get("msg") or "") for kind, read in answers.items() if read.get("failed")}
+    exists = [kind for kind, read in answers.items() if read.get("exists") and kind not in failed]
+    if state["kind"]:
+        kind = state["kind"]
+        problem = f"Cannot read the {kind} {where}: {failed[kind]}" if kind in failed else ""
+        return kind, answers.get(kind) or {}, problem
+    if len(exists) > 1:
+        return "VirtualService", answers["VirtualService"], (
+            f"Both a VirtualService and an HTTPRoute named {where} exist: canary_release_traffic_api auto cannot "
+            "choose. Set canary_release_traffic_api to virtual_service or httproute (see docs/gateway-api.md on "
+            "moving a release from one to the other). Nothing was changed.")
+    if exists:
+        return exists[0], answers[exists[0]], ""
+    if "VirtualService" in failed:
+        return "VirtualService", {}, f"Cannot read the VirtualService {where}: {failed['VirtualService']}"
+    # Neither exists: the VirtualService's phase (missing) refuses as before.
+    return "VirtualService", answers.get("VirtualService") or {}, ""
+
+
+def _refs(state: dict[str, Any]) -> None:
+    on_route = state["kind"] == "HTTPRoute"
+    state["base_ref"] = _backend(state, state["base"]) if on_route else state["base"]
+    state["canary_ref"] = _backend(state, state["canary"]) if on_route else state["canary"]
+
+
 def read(state: Mapping[str, Any], info: Mapping[str, Any], host: str = "") -> dict[str, Any]:
-    """What canary_info read; the first read also plans the run."""
+    """What canary_info read; the first read also plans the run.
+
+    The first read may be ``{"VirtualService": <canary_info>, "HTTPRoute": <canary_info>}``: the reads of
+    each kind (``read_kinds``), from which ``canary_release_traffic_api`` chooses the kind. On an HTTPRoute
+    the backend Services' names are read as versions (``reviews-v2`` is ``v2``).
+    """
     new = dict(state)
+    api_problem = ""
+    if "exists" not in info and any(kind in info for kind in TRAFFIC_APIS.values() if kind):
+        new["kind"], info, api_problem = _choose_api(state, info)
+        _refs(new)
+        state = new
+    if new.get("kind") == "HTTPRoute":
+        info = _as_versions(state, info)
     subsets = list(info.get("subsets") or [])
     new.update(info={key: info.get(key) for key in ("exists", "weights", "routes", "subsets", "state", "history",
                                                    "destination_rule")},
@@ -253,7 +343,8 @@ def read(state: Mapping[str, Any], info: Mapping[str, Any], host: str = "") -> d
     observed = release.Observed(
         exists=bool(info.get("exists")), weights=dict(info.get("weights") or {}), subsets=new["subsets"],
         recorded=info.get("state") or {}, history=list(info.get("history") or []),
-        where=f"{state['namespace']}/{state['virtual_service']}", destination_rule=info.get("destination_rule") or "")
+        where=f"{state['namespace']}/{state['virtual_service']}", destination_rule=info.get("destination_rule") or "",
+        kind=new.get("kind") or "VirtualService")
     inputs = release.Inputs(state["base"], state["canary"], state["ratio"], tuple(state["steps"]),
                             state["decision_input"], ROLE_NAMES, state["analysis"])
     answer = release.answer(state["goal"], observed, inputs)
@@ -261,7 +352,9 @@ def read(state: Mapping[str, Any], info: Mapping[str, Any], host: str = "") -> d
     new.update(phase=answer["phase"], plan=answer["next_run"], pending_steps=answer["pending_steps"],
                weights=weights, weights_text=_weights_text(weights),
                traffic_moved=int(weights.get(state["canary"]) or 0) > 0, approver_saw="")
-    new["refusal"] = _refusal(new, info, host)
+    new["refusal"] = api_problem or _refusal(new, info, host)
+    # On an HTTPRoute a version is a Service: the canary's is created when missing, before any traffic moves.
+    new["create_version_service"] = new["kind"] == "HTTPRoute" and state["goal"] == "release"
     if new["plan"]["action"] in ("promote", "rollback", "finish"):
         _swap(new, new["plan"]["action"])
     if state["goal"] in ("promote", "rollback") and isinstance(state.get("artifacts"), Mapping):
@@ -292,8 +385,13 @@ def _swap(state: dict[str, Any], action: str) -> dict[str, Any]:
     deployments = {state["base"]: state.get("base_deployments") or [],
                    state["canary"]: state.get("canary_deployments") or []}
     state["winner_deployments"], state["loser_deployments"] = deployments[pair[0]], deployments[pair[1]]
+    state["winner_ref"] = state["canary_ref"] if promote else state["base_ref"]
     # After a promotion the base goes only with canary_release_after_promote: remove; a rollback removes the canary.
     state["remove_loser"] = not promote or state["after_promote"] == "remove"
+    # A DestinationRule subset goes with the loser; on an HTTPRoute its per-version Service stays (as in Istio's
+    # bookinfo-versions.yaml), routed by nothing.
+    state["remove_loser_subset"] = (state["remove_loser"] and state.get("kind") != "HTTPRoute"
+                                    and state["loser"] in (state.get("subsets") or []))
     return state
 
 
@@ -313,6 +411,8 @@ def rules(state: Mapping[str, Any], definitions: Any) -> dict[str, Any]:
         new["rule_definitions"] = [_with_profile(item, new["destination_rule"], state["canary"], state["resilience"])
                                    for item in found]
     new["add_canary_subset"] = state["canary"] not in (state.get("subsets") or []) and state["canary"] not in listed
+    if state.get("kind") == "HTTPRoute":
+        new["rule_definitions"], new["add_canary_subset"] = [], False
     return new
 
 
@@ -367,7 +467,10 @@ def plan(state: Mapping[str, Any], ratio_answer: Any, now: float) -> dict[str, A
 
 
 def _split(state: dict[str, Any], result: Mapping[str, Any]) -> None:
-    state["weights"] = dict(result.get("after") or state.get("weights") or {})
+    after = result.get("after")
+    if after and state.get("kind") == "HTTPRoute":
+        after = _as_versions(state, {"weights": after})["weights"]
+    state["weights"] = dict(after or state.get("weights") or {})
     state["weights_text"] = _weights_text(state["weights"])
 
 

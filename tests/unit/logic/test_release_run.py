@@ -474,3 +474,92 @@ def test_the_manifests_canary_subset_carries_the_profile_so_a_resumed_run_keeps_
         "consecutive5xxErrors": 1, "interval": "1s", "baseEjectionTime": "3m", "maxEjectionPercent": 100}}
     assert "trafficPolicy" not in by_name["reviews"][0] and by_name["ratings"] == manifests[1]["spec"]["subsets"]
     assert "trafficPolicy" not in manifests[0]["spec"]["subsets"][1]
+
+
+# --------------------------------------------------------------------------------------
+# canary_release_traffic_api (issue 24 section 3): VirtualService or HTTPRoute
+
+# canary_info's read of Istio's route-reviews-90-10.yaml (backends reviews-v1 / reviews-v2, Services of
+# bookinfo-versions.yaml); its history as traffic_split records it on an HTTPRoute (Service names).
+ROUTE_READ = {"exists": True, "kind": "HTTPRoute", "weights": {"reviews-v1": 90, "reviews-v2": 10},
+              "routes": [{"index": 0, "name": None, "weights": {"reviews-v1": 90, "reviews-v2": 10}}],
+              "state": {"base": "reviews-v1", "canary": "reviews-v2", "weight": 10, "route": None},
+              "history": [{"from": {"reviews-v1": 100}, "to": {"reviews-v1": 90, "reviews-v2": 10}}],
+              "destination_rule": "",
+              "subsets": [{"name": "reviews-v1", "deployments": ["reviews-v1"]},
+                          {"name": "reviews-v2", "deployments": ["reviews-v2"]}]}
+MISSING = {"exists": False, "weights": {}, "routes": [], "subsets": [], "state": {}, "history": [],
+           "destination_rule": ""}
+
+
+def test_the_traffic_api_is_checked_at_start_and_names_what_to_read():
+    with pytest.raises(CanaryInputError, match="canary_release_traffic_api must be auto, virtual_service or "
+                                               "httproute, got 'gateway'"):
+        started(traffic_api="gateway")
+    assert started()["read_kinds"] == ["VirtualService", "HTTPRoute"]
+    assert started(traffic_api="httproute")["read_kinds"] == ["HTTPRoute"]
+    assert started(traffic_api="virtual_service")["kind"] == "VirtualService"
+
+
+@pytest.mark.parametrize(("reads", "kind", "refusal"), [
+    ({"VirtualService": WITH_CANARY, "HTTPRoute": MISSING}, "VirtualService", ""),
+    ({"VirtualService": MISSING, "HTTPRoute": ROUTE_READ}, "HTTPRoute", ""),
+    ({"VirtualService": WITH_CANARY, "HTTPRoute": ROUTE_READ}, "VirtualService",
+     "Both a VirtualService and an HTTPRoute named shop/reviews exist"),
+    # A cluster without Gateway API's CRDs: the HTTPRoute read fails, the VirtualService is used as before.
+    ({"VirtualService": WITH_CANARY, "HTTPRoute": {"failed": True, "msg": "the cluster does not serve httproutes"}},
+     "VirtualService", ""),
+    ({"VirtualService": {"failed": True, "msg": "API server unreachable"}, "HTTPRoute": MISSING}, "VirtualService",
+     "Cannot read the VirtualService shop/reviews: API server unreachable"),
+])
+def test_auto_takes_the_object_that_exists_and_refuses_both(reads, kind, refusal):
+    state = advance(started(), "read", reads, 0, "cluster-a")
+    assert state["kind"] == kind
+    assert state["refusal"].startswith(refusal) if refusal else state["refusal"] == ""
+
+
+def test_a_chosen_api_reads_only_its_kind_and_a_failed_read_refuses():
+    skipped = {"skipped": True}
+    state = advance(started(traffic_api="httproute"), "read", {"VirtualService": skipped, "HTTPRoute": ROUTE_READ})
+    assert (state["kind"], state["refusal"]) == ("HTTPRoute", "")
+    state = advance(started(traffic_api="httproute"), "read",
+                    {"HTTPRoute": {"failed": True, "msg": "forbidden: httproutes"}})
+    assert state["refusal"] == "Cannot read the HTTPRoute shop/reviews: forbidden: httproutes"
+
+
+def test_on_an_httproute_versions_are_per_version_services():
+    state = advance(started(), "read", {"VirtualService": MISSING, "HTTPRoute": ROUTE_READ}, 0, "cluster-a")
+    # The 90/10 route resumes at 10% of v2: the Services read as versions, the recorded step included.
+    assert state["phase"] == "in_progress" and state["weights"] == {"v1": 90, "v2": 10}
+    assert (state["base_ref"], state["canary_ref"]) == ("reviews-v1", "reviews-v2")
+    assert state["subsets"] == ["v1", "v2"] and state["canary_deployments"] == ["reviews-v2"]
+    assert state["create_version_service"] is True
+    # No DestinationRule on an HTTPRoute: none is needed, and the manifests' rules are not merged.
+    assert state["refusal"] == ""
+    state = advance(state, "rules", [rule("reviews", "reviews", "v1", "v2")])
+    assert state["rule_definitions"] == [] and state["add_canary_subset"] is False
+    state = advance(advance(state, "plan", None, T0), "moved", {"after": {"reviews-v1": 50, "reviews-v2": 50}}, T0)
+    assert state["weights_text"] == "v1 50%, v2 50%"
+
+
+@pytest.mark.parametrize(("goal", "winner_ref", "deployments"), [
+    ("promote", "reviews-v2", ["reviews-v1"]), ("rollback", "reviews-v1", ["reviews-v2"])])
+def test_a_swap_on_an_httproute_names_services_and_keeps_the_per_version_service(goal, winner_ref, deployments):
+    state = advance(started(goal=goal, traffic_api="httproute"), "read", {"HTTPRoute": ROUTE_READ})
+    assert state["winner_ref"] == winner_ref and state["loser_deployments"] == deployments
+    assert state["remove_loser"] is True and state["remove_loser_subset"] is False
+    assert state["create_version_service"] is False
+    vs = advance(started(goal=goal), "read", {"VirtualService": WITH_CANARY, "HTTPRoute": MISSING})
+    assert vs["winner_ref"] == vs["winner"] and vs["remove_loser_subset"] is True
+
+
+def test_a_resilience_profile_is_refused_on_an_httproute():
+    state = advance(started(resilience=PROFILE), "read", {"VirtualService": MISSING, "HTTPRoute": ROUTE_READ})
+    assert state["refusal"].startswith("canary_release_resilience sets a DestinationRule subset's trafficPolicy")
+
+
+def test_a_missing_httproute_is_named_as_one():
+    state = advance(started(traffic_api="httproute"), "read", {"HTTPRoute": MISSING})
+    assert state["refusal"].startswith("HTTPRoute shop/reviews does not exist: create the service's HTTPRoute first")
+    state = advance(started(), "read", {"VirtualService": MISSING, "HTTPRoute": MISSING})
+    assert state["refusal"].startswith("VirtualService shop/reviews does not exist: deploy the base release first")

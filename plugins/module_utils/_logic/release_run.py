@@ -290,7 +290,9 @@ def _choose_api(state: Mapping[str, Any], reads: Mapping[str, Any]) -> tuple[str
     reads of each kind (a read not made is skipped; a failed HTTPRoute read is a cluster without one)."""
     where = f"{state['namespace']}/{state['virtual_service']}"
     answers = {kind: read for kind, read in reads.items() if isinstance(read, Mapping) and not read.get("skipped")}
-    failed = {kind: str(read.get("msg") or "") for kind, read in answers.items() if read.get("failed")}
+    # The role reads with failed_when false: a read that failed has its msg and no answer.
+    failed = {kind: str(read.get("msg") or "no answer") for kind, read in answers.items()
+              if read.get("failed") or "exists" not in read}
     exists = [kind for kind, read in answers.items() if read.get("exists") and kind not in failed]
     if state["kind"]:
         kind = state["kind"]

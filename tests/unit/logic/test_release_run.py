@@ -511,6 +511,10 @@ def test_the_traffic_api_is_checked_at_start_and_names_what_to_read():
      "VirtualService", ""),
     ({"VirtualService": {"failed": True, "msg": "API server unreachable"}, "HTTPRoute": MISSING}, "VirtualService",
      "Cannot read the VirtualService shop/reviews: API server unreachable"),
+    # As registered with failed_when false: failed is false, the msg is there and the answer is not.
+    ({"VirtualService": {"failed": False, "msg": "Grant verb 'get'"}, "HTTPRoute": {"failed": False, "msg": "?"}},
+     "VirtualService", "Cannot read the VirtualService shop/reviews: Grant verb 'get'"),
+    ({"VirtualService": WITH_CANARY, "HTTPRoute": {"failed": False, "msg": "forbidden"}}, "VirtualService", ""),
 ])
 def test_auto_takes_the_object_that_exists_and_refuses_both(reads, kind, refusal):
     state = advance(started(), "read", reads, 0, "cluster-a")

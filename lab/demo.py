@@ -15,6 +15,10 @@ analysis, which counts what callers saw, rolls it back.
 `DEMO_RESILIENCE=1` adds, after the release, Istio's Fault Injection task (reviews aborts for user jason
 only, set and removed with canary.istio.resilience) and its Circuit Breaking task (one connection and
 one pending request to reviews under concurrent page loads: overflows answered 503 with flag UO).
+`DEMO_API=gateway` runs the release on Istio's upstream Gateway API Bookinfo files (bookinfo/gateway-api/):
+after the base release the ingress is a Gateway API Gateway with the productpage HTTPRoute, every service is
+routed by a Service-parented HTTPRoute to its per-version Service, and the role releases reviews v2 on the
+reviews HTTPRoute (canary_release_traffic_api: httproute), creating the Service reviews-v2 itself.
 `DEMO_INTERACTIVE=1` runs the old, person-driven flow (prompts for the ratio and the decision).
 The lab stays up for browsing until `make lab-down`.
 
@@ -56,6 +60,8 @@ OUT = REPO_ROOT / "build" / "demo"
 CANARIES = {"healthy": "bookinfo-reviews-v2.yaml", "faulty": "bookinfo-reviews-v2-faulty.yaml",
             "slow": "bookinfo-reviews-v2-slow.yaml", "crashing": "bookinfo-reviews-v2-crashing.yaml"}
 STEPS = [10, 25, 50]
+GATEWAY_API = REPO_ROOT / "bookinfo" / "gateway-api"
+APIS = ("istio", "gateway")
 # A pass needs evidence: the canary's error rate and its share of requests slower than 500 ms shown
 # below 1% at the look's confidence. With no failure at all that takes about 650-700 canary requests
 # per step (the release's alpha spread over its planned looks), so each step is looked at every 15 s
@@ -236,8 +242,48 @@ def watch_for_half(kube: KubeClient, kubeconfig: str, prometheus_url: str, done:
         done.wait(0.5)
 
 
+def to_gateway_api(kube: KubeClient, namespace: str = "default") -> None:
+    """DEMO_API=gateway: Istio's Gateway API Bookinfo instead of the VirtualServices deploy_base wrote - the
+    per-version Services of v1, the Service-parented HTTPRoutes (route-all-v1.yaml), then the ingress
+    (bookinfo-gateway.yaml) in place of the Istio Gateway and its VirtualService. Before any load."""
+    import yaml
+
+    def documents(name: str) -> list[dict[str, Any]]:
+        return [doc for doc in yaml.safe_load_all((GATEWAY_API / name).read_text(encoding="utf-8")) if doc]
+
+    istio = f"/apis/networking.istio.io/v1/namespaces/{namespace}"
+    routes = f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}"
+    for service in documents("bookinfo-versions.yaml"):
+        if service["metadata"]["name"].endswith("-v1"):
+            kube.create(f"/api/v1/namespaces/{namespace}/services", service)
+    for route in documents("route-all-v1.yaml"):
+        kube.create(f"{routes}/httproutes", route)
+    for item in kube.get(f"{istio}/virtualservices")["items"]:
+        kube.delete(f"{istio}/virtualservices/{item['metadata']['name']}")
+    for item in kube.get(f"{istio}/gateways")["items"]:
+        kube.delete(f"{istio}/gateways/{item['metadata']['name']}")
+    for doc in documents("bookinfo-gateway.yaml"):
+        kube.create(f"{routes}/{doc['kind'].lower()}s", doc)
+
+
+def reviews_route(kube: KubeClient, api: str, namespace: str = "default") -> tuple[dict[str, int], list]:
+    """The reviews route's weights by version, and its history: the VirtualService's, or the HTTPRoute's."""
+    if api == "gateway":
+        route = kube.get(f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes/reviews")
+        refs = route["spec"]["rules"][0]["backendRefs"]
+        total = sum(ref.get("weight", 1) for ref in refs) or 1
+        weights = {ref["name"].rsplit("-", 1)[-1]: round(100 * ref.get("weight", 1) / total) for ref in refs}
+    else:
+        route = kube.get(f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices/reviews")
+        destinations = ((route.get("spec") or {}).get("http") or [{}])[-1].get("route") or []
+        weights = {(d.get("destination") or {}).get("subset"): d.get("weight", 100 if len(destinations) == 1 else 0)
+                   for d in destinations}
+    history = json.loads(route["metadata"].get("annotations", {}).get("canary.istio/history", "[]"))
+    return weights, history
+
+
 def canary_analysed(gateway: str, kubeconfig: str, state: dict[str, Any], prometheus_url: str,
-                    kind: str, rate: float) -> dict[str, Any]:
+                    kind: str, rate: float, api: str = "istio") -> dict[str, Any]:
     """Stage 2 with analysis: returns the load's counts, the report's path and the pictures."""
     namespace = {"canary_namespace": "default"}
     pictures: list[Path] = []
@@ -264,7 +310,8 @@ def canary_analysed(gateway: str, kubeconfig: str, state: dict[str, Any], promet
                 **namespace, "canary_release_steps": STEPS, "canary_release_decision": "auto",
                 "canary_release_analysis": analysis_settings(rate), "canary_release_prometheus_url": prometheus_url,
                 "canary_release_topology_window": WINDOW, "canary_release_report_path": str(report),
-                "canary_release_manifests": [str(REPO_ROOT / "bookinfo/platform/kube" / CANARIES[kind])]})
+                "canary_release_manifests": [str(REPO_ROOT / "bookinfo/platform/kube" / CANARIES[kind])],
+                **({"canary_release_traffic_api": "httproute"} if api == "gateway" else {})})
         finally:
             done.set()
             watcher.join(timeout=60)
@@ -415,6 +462,13 @@ def main() -> int:
     if not 1 <= rate <= 1000:
         print(f"demo: DEMO_RATE must be a number of pages per second from 1 to 1000, got {raw_rate!r}", file=sys.stderr)
         return 2
+    api = os.environ.get("DEMO_API", "istio") or "istio"
+    if api not in APIS:
+        print(f"demo: DEMO_API must be one of {', '.join(APIS)}, got {api!r}", file=sys.stderr)
+        return 2
+    if api == "gateway" and interactive:
+        print("demo: DEMO_API=gateway runs the analysed release; leave DEMO_INTERACTIVE out", file=sys.stderr)
+        return 2
     lab_dir = Path(os.environ.get("LAB_DIR", str(DEFAULT_DIR))).resolve()
     lab = Lab(lab_dir)
     say(f"Starting a fresh lab in {lab_dir} (kube-apiserver + etcd + data plane + Prometheus)")
@@ -429,6 +483,10 @@ def main() -> int:
 
     say("Stage 1: the base release - Bookinfo with every service at v1")
     playbook(PLAYBOOKS / "deploy_base.yml", kubeconfig, namespace)
+    if api == "gateway":
+        say("Gateway API: Istio's bookinfo/gateway-api files - the ingress Gateway and productpage HTTPRoute, "
+            "Service-parented HTTPRoutes to the per-version Services - in place of the VirtualServices")
+        to_gateway_api(KubeClient.from_state(state), namespace["canary_namespace"])
     print(f"\n    Open the product page: {gateway}/productpage")
     say("Probe: every answer should come from reviews v1 (no stars)")
     base = probe(gateway, kubeconfig, 200, {"v1": 100})
@@ -440,15 +498,10 @@ def main() -> int:
         final = probe(gateway, kubeconfig, 500, {})
         outcome = None
     else:
-        outcome = canary_analysed(gateway, kubeconfig, state, prometheus_url, kind, rate)
-        reviews = KubeClient.from_state(state).get(
-            "/apis/networking.istio.io/v1/namespaces/default/virtualservices/reviews")
-        history = reviews["metadata"].get("annotations", {}).get("canary.istio/history", "[]")
-        outcome["analyses"] = [entry["analysis"] for entry in json.loads(history) if "analysis" in entry]
+        outcome = canary_analysed(gateway, kubeconfig, state, prometheus_url, kind, rate, api)
         # What the release ended with is what the route says now: one version at 100%, or a held split.
-        route = ((reviews.get("spec") or {}).get("http") or [{}])[-1].get("route") or []
-        weights = {(d.get("destination") or {}).get("subset"): d.get("weight", 100 if len(route) == 1 else 0)
-                   for d in route}
+        weights, history = reviews_route(KubeClient.from_state(state), api)
+        outcome["analyses"] = [entry["analysis"] for entry in history if "analysis" in entry]
         sole = next((version for version, weight in weights.items() if weight == 100), None)
         expected_end = {"healthy": "v2 - promoted"}.get(kind, "v1 - rolled back")
         outcome["end"] = {"v2": "v2 - promoted", "v1": "v1 - rolled back"}.get(sole) or (

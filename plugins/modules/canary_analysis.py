@@ -133,6 +133,14 @@ options:
     type: str
     choices: [destination, source]
     default: destination
+  per_version_services:
+    description:
+      - Each version is a Service of its own, C(<service>-<version>) (Istio's C(bookinfo-versions.yaml)), as the
+        backends of a Gateway API HTTPRoute are; Istio's metrics then name that Service as the destination service,
+        so the base's requests are read for C(<service>-<base>) and the canary's for C(<service>-<canary>).
+    type: bool
+    default: false
+    version_added: 0.3.0
   checks:
     description:
       - The checks to run. Default - V(request-success-rate) and V(request-duration) with their defaults.
@@ -390,6 +398,7 @@ ARGUMENT_SPEC = {
     "reporter": {"type": "str", "choices": list(REPORTERS), "default": "destination"},
     "caller_failures": {"type": "bool", "default": True},
     "checks": {"type": "list", "elements": "dict", "options": CHECK_OPTIONS},
+    "per_version_services": {"type": "bool", "default": False},
 }
 USES = (PROMETHEUS,)
 
@@ -408,7 +417,8 @@ def execute(ctx):
                     base=validate_name(params["base"], "base"),
                     canary=validate_name(params["canary"], "canary"),
                     window=evidence_range(window, since, now), reporter=params["reporter"],
-                    caller_failures=params["caller_failures"])
+                    caller_failures=params["caller_failures"],
+                    per_version_services=params["per_version_services"])
     if target.base == target.canary:
         raise AnalysisInputError(f"base and canary are both {target.base!r}; name two different versions")
     checks = validate_checks(params.get("checks"))

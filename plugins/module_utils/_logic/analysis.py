@@ -287,9 +287,15 @@ class AnalysisTarget:
     window: str
     reporter: str = "destination"
     caller_failures: bool = True
+    # On a Gateway API HTTPRoute each version is a Service of its own (``<service>-<version>``, Istio's
+    # bookinfo-versions.yaml), and Istio's metrics name that Service as the destination service.
+    per_version_services: bool = False
+
+    def service_of(self, version: str) -> str:
+        return f"{self.service}-{version.lower()}" if self.per_version_services else self.service
 
     def selector(self, version: str, extra: str = "", reporter: str | None = None) -> str:
-        labels = (f'reporter="{reporter or self.reporter}",destination_service_name="{self.service}",'
+        labels = (f'reporter="{reporter or self.reporter}",destination_service_name="{self.service_of(version)}",'
                   f'destination_service_namespace="{self.namespace}",destination_version="{version}"')
         return "{" + labels + (f",{extra}" if extra else "") + "}"
 
@@ -307,7 +313,7 @@ def _source_failures(target: AnalysisTarget, version: str) -> str:
     # (istio/proxy istio_stats, populatePeerInfo): workload and canonical revision, but no app or
     # version (destination_version="unknown"). The canonical revision is the version label unless a
     # service.istio.io/canonical-revision or app.kubernetes.io/version label says otherwise.
-    selector = ("{" + f'reporter="source",destination_service_name="{target.service}",'
+    selector = ("{" + f'reporter="source",destination_service_name="{target.service_of(version)}",'
                 f'destination_service_namespace="{target.namespace}",destination_canonical_revision="{version}",'
                 f'response_flags=~"{SOURCE_ONLY_FLAGS_REGEX}"' + "}")
     return f"({_increase(selector, target.window)} or vector(0))"

@@ -349,7 +349,8 @@ def plan(ctx: Context, target: RouteTarget, remove_unnamed: bool = False, record
 
 def put_back(ctx: Context, target: RouteTarget) -> None:
     """Puts the rule's backendRefs and the recorded state back as they were read."""
-    assert target.route is not None and target.written is not None
+    if target.route is None or target.written is None:
+        raise AssertionError("put_back needs the route as read and the weights written")
     original = target.route["spec"]["rules"][target.rule_index]
     now = target.written
     ops = build_rule_patch(now, target.rule_index, original.get("backendRefs") or [])

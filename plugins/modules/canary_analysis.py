@@ -412,13 +412,14 @@ def execute(ctx):
     validate_scrape_interval(params.get("scrape_interval"), window)
     since = validate_since(params.get("since"), now)
     look, looks = validate_looks(params["look"], params["looks"])
-    target = AnalysisTarget(service=validate_name(params["service"], "service"),
-                    namespace=validate_name(service_namespace(params, ctx.deprecate), "namespace"),
-                    base=validate_name(params["base"], "base"),
-                    canary=validate_name(params["canary"], "canary"),
-                    window=evidence_range(window, since, now), reporter=params["reporter"],
-                    caller_failures=params["caller_failures"],
-                    per_version_services=params["per_version_services"])
+    target = AnalysisTarget(
+        service=validate_name(params["service"], "service"),
+        namespace=validate_name(service_namespace(params, ctx.deprecate), "namespace"),
+        base=validate_name(params["base"], "base"),
+        canary=validate_name(params["canary"], "canary"),
+        window=evidence_range(window, since, now), reporter=params["reporter"],
+        caller_failures=params["caller_failures"],
+        per_version_services=params["per_version_services"])
     if target.base == target.canary:
         raise AnalysisInputError(f"base and canary are both {target.base!r}; name two different versions")
     checks = validate_checks(params.get("checks"))

@@ -64,10 +64,10 @@ options:
     default: 120
   version_of:
     description:
-      - Also create the per-version Service of one version of a service when it is missing, as Istio's
+      - "Also create the per-version Service of one version of a service when it is missing, as Istio's
         C(bookinfo-versions.yaml) has them - C(<service>-<version>) with the service's ports and its selector plus
-        C(<label>: <version>) - read from the service's own Service in O(namespace). The backend of a Gateway API
-        HTTPRoute is such a Service.
+        the label O(version_of.label) set to O(version_of.version) - read from the service's own Service in
+        O(namespace). The backend of a Gateway API HTTPRoute is such a Service."
       - A per-version Service that exists already is left as it is. A service without a selector is refused.
       - Not with O(state=absent).
     type: dict

@@ -40,8 +40,8 @@ def test_a_docker_envelope_gives_one_push_per_tagged_manifest():
         {"id": "e1", "action": "push", "actor": {"name": "ci"},
          "target": {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "repository": "team/app",
                     "digest": "sha256:" + "d" * 64}},
-        {"id": "e2", "action": "pull", "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                                   "repository": "team/app", "tag": "1.0"}},
+        {"id": "e2", "action": "pull",
+         "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": "team/app", "tag": "1.0"}},
         {"id": "e3", "action": "push", "actor": {"name": "ci"},
          "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": "team/app",
                     "tag": "1.0", "digest": digest}},
@@ -120,7 +120,6 @@ def test_events_without_a_webhook_payload_pass_unchanged():
     event = {"i": 1, "meta": {}}
     assert load("registry_push")["main"](event) == [event]
     assert load("alertmanager_alerts")["main"](event) == [event]
-
 
 
 @pytest.mark.parametrize("rulebook", sorted(path.name for path in RULEBOOKS.glob("*.yml")))

@@ -111,9 +111,9 @@ def test_lab_eda_releases_reviews_v2_on_a_push_and_rolls_a_faulty_canary_back_on
         conn = http.client.HTTPConnection(mesh.hostname, mesh.port, timeout=10)
         while not stop.wait(0.1):
             try:
-                conn.request("GET", "/reviews/0", headers={"Host": f"reviews.{faulty}.svc.cluster.local",
-                                                          "x-source-workload": "productpage-v1",
-                                                          "x-source-namespace": faulty})
+                headers = {"Host": f"reviews.{faulty}.svc.cluster.local", "x-source-workload": "productpage-v1",
+                           "x-source-namespace": faulty}
+                conn.request("GET", "/reviews/0", headers=headers)
                 conn.getresponse().read()
             except (OSError, http.client.HTTPException):
                 conn.close()

@@ -302,8 +302,8 @@ def policy(kube: KubeClient, namespace: str) -> dict[str, Any]:
 OBSERVED: dict[str, Any] = {}
 
 
-def test_overload_starts_the_protection_once_per_change_and_a_flap_is_debounced(alerts: AlertLab,
-                                                                                 kube: KubeClient):
+def test_overload_starts_the_protection_once_per_change_and_a_flap_is_debounced(
+        alerts: AlertLab, kube: KubeClient):
     """Firing starts canary.istio.protect once however often Alertmanager repeats it; resolving once more.
 
     A flap: the alert resolves and fires again within the debounce time; the resolved run finds it

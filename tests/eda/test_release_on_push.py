@@ -192,7 +192,6 @@ def test_the_example_variables_name_every_input_the_rulebook_uses():
     assert used and used <= set(example), used - set(example)
 
 
-
 def test_the_documented_hmac_variant_refuses_unsigned_bodies(eda_lab: dict[str, Any], tmp_path: Path):
     """docs/events.md: for a signing sender, the rulebook's source takes the webhook's HMAC options instead of token."""
     shipped = (REPO_ROOT / "extensions" / "eda" / "rulebooks" / "release_on_push.yml").read_text()

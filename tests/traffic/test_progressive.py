@@ -76,6 +76,8 @@ def judged_at_first_step(outcome: dict[str, Any]) -> dict[str, Any]:
     assert {a["step"] for a in analyses} == {10}, analyses
     assert analyses[-1]["verdict"] == "fail" and {a["verdict"] for a in analyses[:-1]} <= {"inconclusive"}, analyses
     return analyses[-1]
+
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/{}/virtualservices/reviews"
 

@@ -171,8 +171,8 @@ def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
         "base": checked.base, "canary": checked.canary, "ratio": checked.ratio, "steps": list(checked.steps),
         # Settings left unset are absent, so that the role passes none of them to canary_analysis.
         "decision_input": checked.decision,
-        "analysis": None if checked.analysis is None else {key: value for key, value in checked.analysis.items()
-                                                            if value is not None},
+        "analysis": (None if checked.analysis is None
+                     else {key: value for key, value in checked.analysis.items() if value is not None}),
         "reason": _text(inputs.get("reason")), "actor": actor, "lock_holder": holder,
         "interactive": setting == "always" or (setting == "auto" and bool(inputs.get("terminal"))),
         "no_prompt_reason": ("canary_release_interactive is never" if setting == "never" else
@@ -333,8 +333,8 @@ def read(state: Mapping[str, Any], info: Mapping[str, Any], host: str = "") -> d
     if new.get("kind") == "HTTPRoute":
         info = _as_versions(state, info)
     subsets = list(info.get("subsets") or [])
-    new.update(info={key: info.get(key) for key in ("exists", "weights", "routes", "subsets", "state", "history",
-                                                   "destination_rule")},
+    kept = ("exists", "weights", "routes", "subsets", "state", "history", "destination_rule")
+    new.update(info={key: info.get(key) for key in kept},
                subsets=[item.get("name") for item in subsets],
                base_deployments=_subset_deployments(info, state["base"]),
                canary_deployments=_subset_deployments(info, state["canary"]))

@@ -40,7 +40,8 @@ def started(**inputs):
     return advance({**INPUTS, **inputs}, "start", now=T0)
 
 
-def planned(info=FRESH, answer=None, **inputs):
+def planned(info=None, answer=None, **inputs):
+    info = FRESH if info is None else info
     state = advance(started(**inputs), "read", info, 0, "cluster-a")
     if state["plan"]["action"] in ("release", "step"):
         state = advance(state, "read", WITH_CANARY)

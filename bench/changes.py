@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.env import say
-from bench.objects import Objects, virtual_service
+from bench.objects import Objects, http_route, virtual_service
 from bench.runner import PlaybookRunner, RunResult
 
 TaskFactory = Callable[[int], list[dict[str, Any]]]
@@ -115,15 +115,24 @@ def ratios(result: dict[str, Any], numerator: str, denominator: str, key: str) -
 
 
 ONE_CHANGE_OBJECTS = ("one-ts", "one-tm", "one-jp", "one-k8s", "one-ts-p", "one-jp-p")
+# The same step on Gateway API HTTPRoutes (issue 24): ours and kubernetes.core.k8s applying the route.
+ONE_CHANGE_ROUTES = ("one-hr", "one-hr-k8s")
 
 
 def one_change(runner: PlaybookRunner, objects: Objects, namespace: str, runs: int) -> dict[str, Any]:
     for name in ONE_CHANGE_OBJECTS:
         objects.service_pair(name, namespace)
+    for name in ONE_CHANGE_ROUTES:
+        objects.route_services(name, namespace)
 
     def ours(vs: str) -> TaskFactory:
         return lambda step: [{"name": "traffic_split", "canary.istio.traffic_split": {
             "name": vs, "namespace": namespace, "base": "v1", "canary": "v2", "canary_weight": canary_weight(step)}}]
+
+    def ours_route(route: str) -> TaskFactory:
+        return lambda step: [{"name": "traffic_split HTTPRoute", "canary.istio.traffic_split": {
+            "kind": "HTTPRoute", "name": route, "namespace": namespace, "base": f"{route}-v1",
+            "canary": f"{route}-v2", "canary_weight": canary_weight(step)}}]
 
     def json_patch(vs: str) -> TaskFactory:
         return lambda step: [{"name": "k8s_json_patch", "kubernetes.core.k8s_json_patch": {
@@ -142,6 +151,9 @@ def one_change(runner: PlaybookRunner, objects: Objects, namespace: str, runs: i
         # module process here, since pipelining means nothing to the in-process path.
         "traffic_split pipelining": ours("one-ts-p"),
         "k8s_json_patch pipelining": json_patch("one-jp-p"),
+        "traffic_split HTTPRoute": ours_route("one-hr"),  # in the controller's worker, as "traffic_split"
+        "k8s HTTPRoute": lambda step: [{"name": "k8s apply HTTPRoute", "kubernetes.core.k8s": {
+            "state": "present", "definition": http_route("one-hr-k8s", namespace, canary_weight(step))}}],
     }
     pipelining = {"ANSIBLE_PIPELINING": "1"}
     result = measure(runner, variants, runs, "one change", {},
@@ -159,12 +171,15 @@ def one_change(runner: PlaybookRunner, objects: Objects, namespace: str, runs: i
         "task_in_process_over_module_process": ratios(result, "traffic_split", module, "task_s"),
         "rss_traffic_split_over_k8s_json_patch": ratios(result, module, "k8s_json_patch", "peak_rss_mb"),
         "task_pipelining": ratios(result, "traffic_split pipelining", "k8s_json_patch pipelining", "task_s"),
+        "task_httproute_over_k8s_httproute": ratios(result, "traffic_split HTTPRoute", "k8s HTTPRoute", "task_s"),
+        "task_httproute_over_traffic_split": ratios(result, "traffic_split HTTPRoute", "traffic_split", "task_s"),
     }
-    result["path_problems"] = check_paths(result, ["debug", "traffic_split"],
+    result["path_problems"] = check_paths(result, ["debug", "traffic_split", "traffic_split HTTPRoute"],
                                           [module, "traffic_split pipelining", "k8s_json_patch", "k8s",
-                                           "k8s_json_patch pipelining"])
+                                           "k8s_json_patch pipelining", "k8s HTTPRoute"])
     # The weights really moved: what the API server holds now is what the last round asked for.
     result["final_weights"] = {name: objects.weights(name, namespace) for name in ONE_CHANGE_OBJECTS}
+    result["final_weights"].update({name: objects.route_weights(name, namespace) for name in ONE_CHANGE_ROUTES})
     return result
 
 

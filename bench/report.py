@@ -97,7 +97,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 # --- tables: rows of figures, keyed so the templates can name them -----------------------------
 
 ONE_CHANGE_ROWS = ("debug", "traffic_split", MODULE, "k8s_json_patch", "k8s", "traffic_split pipelining",
-                   "k8s_json_patch pipelining")
+                   "k8s_json_patch pipelining", "traffic_split HTTPRoute", "k8s HTTPRoute")
+# Rows whose task runs in the controller's worker (no module process).
+IN_WORKER_ROWS = ("traffic_split", "traffic_split HTTPRoute")
 
 
 def _process_cells(med: dict[str, Any], in_worker: bool) -> tuple[str | None, str | None]:
@@ -121,8 +123,8 @@ def one_change_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         around = median([r["task_s"] - r["module_s"] for r in item["runs"]]) if med.get("module_s") else None
         base = one["k8s_json_patch pipelining"]["runs"] if "pipelining" in name else base_runs
         ratio = median([a["task_s"] / b["task_s"] for a, b in zip(item["runs"], base, strict=True)])
-        process_s, process_rss = _process_cells(med, name == "traffic_split")
-        rows.append({"id": name, "in_worker": name == "traffic_split", "task_s": s(med["task_s"], 3),
+        process_s, process_rss = _process_cells(med, name in IN_WORKER_ROWS)
+        rows.append({"id": name, "in_worker": name in IN_WORKER_ROWS, "task_s": s(med["task_s"], 3),
                      "wall_s": s(med["wall_s"]), "process_s": process_s, "around_s": s(around),
                      "process_rss": process_rss, "worker_rss": s(med.get("worker_rss_mb"), 1),
                      "requests": f"{med['requests']:.0f} ({cold})", "ratio": f"{ratio:.2f}×"})

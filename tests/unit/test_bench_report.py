@@ -127,3 +127,21 @@ def test_the_waves_section_shows_its_figures_in_both_pages():
     assert "Three clusters: waves against one after another" in text and f"{waves['wall_s']:.1f}" in text
     skipped = _variants()["waves not measured"]
     assert "--only waves" in report.render(skipped, report.EN) and "--only waves" in report.render(skipped, report.ZH)
+
+
+def test_httproute_rows_show_in_the_one_change_table_of_both_pages():
+    # bench/changes.py one_change: the same step on an HTTPRoute (issue 24), in the same runs.
+    results = _results()
+    one = results["one_change"]
+    one["traffic_split HTTPRoute"] = copy.deepcopy(one["traffic_split"])
+    one["traffic_split HTTPRoute"]["median"]["task_s"] = 0.0456
+    one["k8s HTTPRoute"] = copy.deepcopy(one["k8s"])
+    one["k8s HTTPRoute"]["median"]["task_s"] = 0.7891
+    rows = {row["id"]: row for row in report.one_change_rows(results)}
+    assert rows["traffic_split HTTPRoute"]["in_worker"] and not rows["k8s HTTPRoute"]["in_worker"]
+    for lang, labels in ((report.EN, ("on an HTTPRoute", "(whole HTTPRoute)")),
+                         (report.ZH, ("作用于 HTTPRoute", "整个 HTTPRoute"))):
+        page = report.render(copy.deepcopy(results), lang)
+        lines = [line for line in page.splitlines() if "HTTPRoute" in line and line.startswith("|")]
+        assert any(labels[0] in line and "| 0.046 |" in line for line in lines), (lang, lines)
+        assert any(labels[1] in line and "| 0.789 |" in line for line in lines), (lang, lines)

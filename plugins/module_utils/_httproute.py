@@ -50,6 +50,7 @@ from ansible_collections.canary.istio.plugins.module_utils._traffic import (
     _forget_managed_fields,
     json_patch_once,
     put_back_failed,
+    read_optional,
     record_step_ops,
     write,
 )
@@ -178,13 +179,7 @@ def gateway_api(ctx: Context) -> GatewayApi:
 
 def read_core(ctx: Context, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
     """A core/v1 object (a Service, its Endpoints), or None when there is none."""
-    try:
-        found = ctx.client.get(f"/api/v1/namespaces/{namespace}/{resource}/{name}")
-    except ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return _forget_managed_fields(found)
+    return read_optional(ctx, f"/api/v1/namespaces/{namespace}/{resource}/{name}")
 
 
 def ready_addresses(endpoints: dict[str, Any] | None) -> int:

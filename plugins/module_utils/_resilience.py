@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._context import Context, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._httproute import gateway_api
-from ansible_collections.canary.istio.plugins.module_utils._traffic import write
+from ansible_collections.canary.istio.plugins.module_utils._traffic import _forget_managed_fields, read_optional, write
 
 ENVOY_FILTERS = "/apis/networking.istio.io/v1alpha3/namespaces/{namespace}/envoyfilters"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "canary.istio"}
@@ -61,8 +60,7 @@ class Change:
         current = self._read(ctx)
         if current is None:
             raise ModuleFailure(f"{self.kind} {self.label} not found; create it first (nothing was changed)")
-        (current.get("metadata") or {}).pop("managedFields", None)
-        self.before = current
+        self.before = _forget_managed_fields(current)
         self.patch = self._plan(current)
 
     def commit(self, ctx: Context, max_retries: int) -> None:
@@ -100,14 +98,7 @@ def _write_query(ctx: Context) -> dict[str, Any]:
 
 
 def read_envoy_filter(ctx: Context, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        found = ctx.client.get(f"{ENVOY_FILTERS.format(namespace=namespace)}/{name}")
-    except ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    (found.get("metadata") or {}).pop("managedFields", None)
-    return found
+    return read_optional(ctx, f"{ENVOY_FILTERS.format(namespace=namespace)}/{name}")
 
 
 def envoy_filter(ctx: Context, namespace: str, name: str, plan: Callable[[dict[str, Any]], list]) -> Change:

@@ -435,6 +435,17 @@ def _forget_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def read_optional(ctx: Context, path: str) -> dict[str, Any] | None:
+    """The object at ``path`` without its managedFields, or None when the API server has none (404)."""
+    try:
+        found = ctx.client.get(path)
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return _forget_managed_fields(found)
+
+
 _ABSENT = object()
 
 

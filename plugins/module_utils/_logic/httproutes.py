@@ -233,9 +233,10 @@ def plan_rule_backends(route: Any, rule_index: int, weights: Any, remove_unnamed
     if any(isinstance(f, Mapping) and f.get("type") == "RequestRedirect" for f in rule.get("filters") or []):
         raise CanaryInputError(f"{where} redirects (filter RequestRedirect) and sends to no backend; choose a rule "
                                "with backendRefs")
-    refs = _merge_duplicates(backend_refs(rule, where), namespace, where)
+    stored = backend_refs(rule, where)
+    refs = _merge_duplicates(stored, namespace, where)
     notes: list[str] = []
-    if len(refs) != len(backend_refs(rule, where)):
+    if len(refs) != len(stored):
         notes.append(f"{where}: entries naming one backend twice were merged into the first")
     mine = [ref for ref in refs if _local_service(ref, namespace)]
     others = [ref for ref in refs if not _local_service(ref, namespace)]

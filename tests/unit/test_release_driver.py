@@ -21,6 +21,7 @@ import random
 import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._logic import driver
+from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import duration_seconds
 from ansible_collections.canary.istio.plugins.module_utils._logic.release import parse_analysis
 
 pytestmark = pytest.mark.unit
@@ -292,4 +293,4 @@ def test_without_analysis_and_decision_a_person_is_asked():
 
 
 def test_durations():
-    assert driver.duration_seconds("1m30s") == 90 and driver.duration_seconds("500ms") == 0.5
+    assert duration_seconds("1m30s") == 90 and duration_seconds("500ms") == 0.5

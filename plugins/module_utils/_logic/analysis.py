@@ -213,8 +213,8 @@ def validate_looks(look: Any, looks: Any) -> tuple[int, int]:
 
 
 def duration_seconds(window: str) -> float:
-    """Seconds in a Prometheus duration that ``validate_window`` accepted."""
-    return sum(int(number) * UNIT_SECONDS[unit] for number, unit in DURATION_PART.findall(window))
+    """Seconds in a Prometheus duration that ``validate_window`` accepted: ``1m30s`` -> 90.0."""
+    return float(sum(int(number) * UNIT_SECONDS[unit] for number, unit in DURATION_PART.findall(window)))
 
 
 def validate_scrape_interval(scrape_interval: Any, window: str) -> float | None:

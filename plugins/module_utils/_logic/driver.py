@@ -49,7 +49,6 @@ ends with the decision input, or asks.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -61,13 +60,6 @@ ACTIONS = (MOVE, ANALYSE, *FINAL_ACTIONS)
 BY_ANALYSIS, BY_DECISION, BY_PERSON = "analysis", "decision", "person"
 DECIDED_BY = {BY_ANALYSIS: "decided by the analysis", BY_DECISION: "decided by the decision input",
               BY_PERSON: "decided by a person at the prompt"}
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def duration_seconds(text: str) -> float:
-    """Seconds in a Prometheus duration (already validated): ``1m30s`` -> 90."""
-    return float(sum(int(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text)))
 
 
 def _time_of(value: Any) -> float | None:

@@ -47,12 +47,12 @@ from typing import Any
 from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
     REPORTERS,
     AnalysisInputError,
+    duration_seconds,
     validate_checks,
     validate_confidence,
     validate_power,
     validate_window,
 )
-from ansible_collections.canary.istio.plugins.module_utils._logic.driver import duration_seconds
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import validate_ratio
 

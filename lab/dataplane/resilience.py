@@ -71,12 +71,15 @@ def join_flags(flags: Iterable[str]) -> str:
 
 
 def duration_seconds(value: Any) -> float | None:
-    """Durations as Istio's CRDs take them ("2s", "0.5s", "100ms", "1m30s"); None when absent or unreadable."""
+    """Durations as Istio's CRDs take them ("2s", "0.5s", "100ms", "1m30s"; a bare number is seconds);
+    None when absent or unreadable. The router reads route timeouts and fault delays with it too."""
     if value is None:
         return None
     if isinstance(value, int | float):
         return float(value)
     text = str(value).strip()
+    if re.fullmatch(r"[0-9]*\.?[0-9]+", text):
+        return float(text)
     parts = re.findall(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)", text)
     if not parts or "".join(n + u for n, u in parts) != text:
         return None

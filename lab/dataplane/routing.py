@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.dataplane.resilience import duration_seconds as parse_duration
 from lab.dataplane.resilience import merged_traffic_policy
 
 DOMAIN_SUFFIX = "cluster.local"  # constants.DefaultClusterLocalDomain
@@ -224,20 +225,6 @@ def string_matches(rule: Mapping[str, Any] | None, value: str | None, ignore_cas
 
 def labels_match(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
-
-
-def parse_duration(value: Any) -> float | None:
-    """Protobuf Duration text ("5s", "0.5s", "100ms", "1m", "1h") to seconds."""
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|us|µs|ns)?\s*", str(value))
-    if not match:
-        return None
-    number = float(match.group(1))
-    unit = match.group(2) or "s"
-    return number * {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}[unit]
 
 
 def percentage_of(spec: Mapping[str, Any], absent: float) -> float:

@@ -43,6 +43,8 @@ def test_host_resolution() -> None:
 def test_durations_and_images() -> None:
     assert parse_duration("5s") == 5 and parse_duration("100ms") == pytest.approx(0.1)
     assert parse_duration("1m") == 60
+    # Go's time.ParseDuration, which istiod's validation uses, reads compound durations.
+    assert parse_duration("1m30s") == 90 and parse_duration("1h0.5s") == pytest.approx(3600.5)
     assert parse_image("docker.io/istio/examples-bookinfo-reviews-v2:1.16.2") == ("reviews", "v2")
     assert parse_image("registry.example.com/mirror/examples-bookinfo-ratings-v1") == ("ratings", "v1")
     assert parse_image("nginx:1.25") is None

@@ -17,6 +17,7 @@ import copy
 import json
 import math
 import random
+import time
 from fractions import Fraction
 from typing import Any
 
@@ -27,7 +28,7 @@ from ansible_collections.canary.istio.plugins.module_utils._httproute import Rou
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._traffic import write
 from lab.dataplane.routing import Endpoint, Request, ServiceEntry, Snapshot
-from lab.kube import KubeClient
+from lab.kube import KubeClient, KubeError
 from tests.conformance import corpus
 from tests.helpers.ansible import lab_auth
 
@@ -309,3 +310,45 @@ def test_a_concurrent_edit_is_kept_and_the_split_replanned(lab_state, kube, revi
     now = stored(kube, reviews)
     assert now["spec"]["rules"][0]["matches"][0]["headers"][0]["value"] == "alice"
     assert shares(now["spec"]["rules"][1]) == {"reviews-v1": Fraction(9, 10), "reviews-v2": Fraction(1, 10)}
+
+
+CRD = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/httproutes.gateway.networking.k8s.io"
+
+
+def serve_v1(kube: KubeClient, served: bool) -> None:
+    """Gateway API before 1.0 served HTTPRoute at v1beta1 only: the lab's CRD is made to do the same (v1
+    stays the storage version, so stored objects are unchanged), and the test waits until the API server
+    answers as such a cluster does."""
+    crd = kube.get(CRD)
+    for version in crd["spec"]["versions"]:
+        if version["name"] == "v1":
+            version["served"] = served
+    kube.replace(CRD, crd)
+    for _attempt in range(300):
+        try:
+            kube.get("/apis/gateway.networking.k8s.io/v1/httproutes", limit=1)
+            answered = True
+        except KubeError as exc:
+            assert exc.status == 404, exc
+            answered = False
+        if answered == served:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the API server still {'does not serve' if served else 'serves'} HTTPRoute v1")
+
+
+def test_a_cluster_serving_only_v1beta1_is_split_there(lab_state, kube, reviews, audit):
+    serve_v1(kube, False)
+    try:
+        window = audit()
+        split(lab_state, reviews, {"reviews-v1": 90, "reviews-v2": 10})
+        events = window.requests(user="lab:admin")
+        now = kube.get(f"/apis/gateway.networking.k8s.io/v1beta1/namespaces/{reviews}/httproutes/reviews")
+    finally:
+        serve_v1(kube, True)
+    assert now["apiVersion"] == "gateway.networking.k8s.io/v1beta1"
+    assert shares(now["spec"]["rules"][1]) == {"reviews-v1": Fraction(9, 10), "reviews-v2": Fraction(1, 10)}
+    # One refused v1 read (the API server does not know that version), then the step at v1beta1 only.
+    routes = [(e["verb"], e["requestURI"].split("/")[3], e["responseStatus"]["code"]) for e in events
+              if e["objectRef"].get("resource") == "httproutes" or "/httproutes/" in e["requestURI"]]
+    assert routes == [("get", "v1", 404), ("get", "v1beta1", 200), ("patch", "v1beta1", 200)], routes

@@ -10,7 +10,7 @@ takes milliseconds, and 10^4 releases of up to 15 looks in each of 40 scenarios 
 ``fast_bounds()`` swaps, for the pure simulation only, the two bound functions for the same
 Clopper-Pearson bounds from the beta distribution's quantiles (scipy; the bound of x bad in n at
 level a is the a-quantile of Beta(x, n-x+1), resp. the (1-a)-quantile of Beta(x+1, n-x)) and skips
-the extra-requests search, which no verdict depends on. tests/unit/test_bench_decisions.py checks
+the extra-requests search, which no verdict depends on. tests/unit/bench/test_bench_decisions.py checks
 that both give the same bounds and the same verdicts; the end-to-end run uses the module unchanged.
 """
 

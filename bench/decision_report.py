@@ -2,7 +2,7 @@
 
 As bench/report.py does for the performance pages: the figures are computed here once, the words
 live in two templates (``templates/decisions.md.j2``, ``templates/decisions.zh-CN.md.j2``), so a
-figure cannot differ between the languages (tests/unit/test_bench_decisions.py checks it).
+figure cannot differ between the languages (tests/unit/bench/test_bench_decisions.py checks it).
 """
 
 from __future__ import annotations

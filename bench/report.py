@@ -3,7 +3,7 @@
 The numbers are computed here, once, into a context of language-neutral figures (formatted
 numbers, row keys, flags); the words live in two Jinja2 templates, ``templates/performance.md.j2``
 (English) and ``templates/performance.zh-CN.md.j2`` (Chinese). A figure therefore cannot differ
-between the languages, and ``tests/unit/test_bench_report.py`` checks that every figure one
+between the languages, and ``tests/unit/bench/test_bench_report.py`` checks that every figure one
 document shows, the other shows too.
 """
 # The figures carry the multiplication sign and the en dash (no value).

@@ -50,7 +50,8 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
      "canary_release_analysis.failure_limit must be a whole number from 1 to 100, got 0"),
     ("canary.yml", {"canary_release_analysis": {"inconclusive": "promote"}},
      "canary_release_analysis.inconclusive must be hold, ask or rollback"),
-    # The release driver's settings (issue 22); every setting's refusals are in tests/unit/test_release_analysis.py,
+    # The release driver's settings (issue 22); every setting's refusals are in
+    # tests/unit/plugins/module_utils/_logic/test_release_analysis.py;
     # these show the role refuses them before any write.
     ("canary.yml", {"canary_release_analysis": {"window": "1m", "interval": 30}},
      "canary_release_analysis.interval (30 s) is shorter than window (1m)"),

@@ -496,7 +496,7 @@ def _latency_comparison(check: Check, base_buckets: list[tuple[float, int]], can
     both = pooled(base_buckets, canary_buckets)
     # The base's p99: the canary's own requests would move it (a slow canary at half the traffic
     # would push the boundary into its own tail). Seeded simulations of equal latency show no
-    # false fail from choosing it on the base's counts (tests/unit/test_evidence.py).
+    # false fail from choosing it on the base's counts (tests/unit/plugins/module_utils/_logic/test_evidence.py).
     p99 = histogram_quantile(QUANTILE, base_buckets)
     if p99 is None:
         return Part("base", INCONCLUSIVE, {}, "the two histograms share no buckets: cannot compare")

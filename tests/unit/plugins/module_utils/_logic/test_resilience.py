@@ -40,11 +40,12 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.resilience imp
     token_bucket,
     traffic_policy_fields,
 )
-from tests.unit.logic.support import PatchTestFailed, apply_patch
+from tests.helpers.collection import REPO_ROOT
+from tests.unit.plugins.module_utils._logic.support import PatchTestFailed, apply_patch
 
 pytestmark = pytest.mark.unit
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO_ROOT
 API = ROOT / "tests" / "conformance" / "upstream" / "api" / "networking" / "v1alpha3"
 SAMPLES = ROOT / "tests" / "conformance" / "upstream" / "istio" / "samples" / "bookinfo" / "networking"
 TASKS = ROOT / "tests" / "traffic" / "istio_tasks"

@@ -25,8 +25,8 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.weights import
     validate_ratio,
     validate_weights,
 )
-from tests.unit.logic.strategies import new_weights, virtual_services
-from tests.unit.logic.support import bookinfo_vs, dest
+from tests.unit.plugins.module_utils._logic.strategies import new_weights, virtual_services
+from tests.unit.plugins.module_utils._logic.support import bookinfo_vs, dest
 
 pytestmark = pytest.mark.unit
 

@@ -1,5 +1,6 @@
 """Lockstep moves of many VirtualServices (``_lockstep.move``) against an in-memory API that applies
-JSON Patches with the independent applier of tests/unit/logic/support.py, and fails where told to."""
+JSON Patches with the independent applier of tests/unit/plugins/module_utils/_logic/support.py, and
+fails where told to."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ansible_collections.canary.istio.plugins.module_utils._context import Modul
 from ansible_collections.canary.istio.plugins.module_utils._lockstep import move, validate_concurrency
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._traffic import Target, plan, write
-from tests.unit.logic.support import PatchTestFailed, apply_patch, bookinfo_vs
+from tests.unit.plugins.module_utils._logic.support import PatchTestFailed, apply_patch, bookinfo_vs
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ same default. A few names keep the same meaning with a default of their own per 
 every module's documentation must say the same unit. A module documents exactly the options it
 takes (its ``USES`` decides which connection options those are). And the shared code defines each of
 the names that once had two meanings (``run``, ``Target``, ``validate_name``, ``validate_confidence``)
-once. The module-option/connection-option clash check itself is in tests/unit/test_client.py.
+once. The module-option/connection-option clash check itself is in tests/unit/plugins/module_utils/test_client.py.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.weights import
     validate_ratio,
     validate_weights,
 )
-from tests.unit.logic.support import JASON, dest
+from tests.unit.plugins.module_utils._logic.support import JASON, dest
 
 pytestmark = pytest.mark.unit
 

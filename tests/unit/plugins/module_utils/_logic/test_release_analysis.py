@@ -5,7 +5,7 @@
 
 """Progressive delivery's settings and records (release.parse_analysis / analysis_record).
 
-What the release does with the analyses is the driver's: tests/unit/test_release_driver.py.
+What the release does with the analyses is the driver's: tests/unit/plugins/module_utils/_logic/test_release_driver.py.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.header_routes 
 from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
 from ansible_collections.canary.istio.plugins.module_utils._logic.routes import find_http_route, referenced_subsets
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import route_weights
-from tests.unit.logic.strategies import subset_names, virtual_services
-from tests.unit.logic.support import JASON, bookinfo_vs, dest
+from tests.unit.plugins.module_utils._logic.strategies import subset_names, virtual_services
+from tests.unit.plugins.module_utils._logic.support import JASON, bookinfo_vs, dest
 
 pytestmark = pytest.mark.unit
 

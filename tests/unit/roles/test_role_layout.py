@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers.collection import REPO_ROOT
+
 pytestmark = pytest.mark.unit
 
-ROLES = Path(__file__).resolve().parents[2] / "roles"
+ROLES = REPO_ROOT / "roles"
 INCLUDES = ("ansible.builtin.include_tasks", "ansible.builtin.import_tasks", "include_tasks", "import_tasks")
 MAX_DEPTH = 3
 

@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
 from ansible_collections.canary.istio.plugins.module_utils._logic.invariant import check_invariant
-from tests.unit.logic.support import bookinfo_vs, dest
+from tests.unit.plugins.module_utils._logic.support import bookinfo_vs, dest
 
 pytestmark = pytest.mark.unit
 

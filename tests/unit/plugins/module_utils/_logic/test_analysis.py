@@ -1,6 +1,6 @@
 """canary_analysis's glue: options, PromQL, and the verdicts it returns from made-up answers.
 
-The statistics themselves are checked exactly in tests/unit/test_evidence.py; here every built-in
+The statistics themselves are checked exactly in test_evidence.py beside this file; here every built-in
 check's part is driven to pass, to fail and to inconclusive through ``analyse``, so that replacing
 any check's verdict with a constant breaks a test.
 """

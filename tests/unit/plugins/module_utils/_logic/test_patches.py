@@ -28,8 +28,8 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.weights import
     route_weights,
     split_weights,
 )
-from tests.unit.logic.strategies import new_weights, virtual_services
-from tests.unit.logic.support import PatchTestFailed, apply_patch, bookinfo_vs, dest
+from tests.unit.plugins.module_utils._logic.strategies import new_weights, virtual_services
+from tests.unit.plugins.module_utils._logic.support import PatchTestFailed, apply_patch, bookinfo_vs, dest
 
 pytestmark = pytest.mark.unit
 

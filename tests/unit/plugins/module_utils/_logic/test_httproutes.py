@@ -30,7 +30,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes imp
     rule_shares,
 )
 from tests.conformance import corpus
-from tests.unit.logic.support import apply_patch
+from tests.unit.plugins.module_utils._logic.support import apply_patch
 
 pytestmark = pytest.mark.unit
 

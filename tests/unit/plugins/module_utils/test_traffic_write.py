@@ -1,5 +1,5 @@
 """Recognising our own write after its answer was lost (``_traffic.holds_patch``), judged with the
-independent JSON Patch applier of tests/unit/logic/support.py."""
+independent JSON Patch applier of tests/unit/plugins/module_utils/_logic/support.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.patches import
 from ansible_collections.canary.istio.plugins.module_utils._logic.state import HISTORY_ANNOTATION, append_history
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import plan_route_weights
 from ansible_collections.canary.istio.plugins.module_utils._traffic import holds_patch
-from tests.unit.logic.support import apply_patch, bookinfo_vs
+from tests.unit.plugins.module_utils._logic.support import apply_patch, bookinfo_vs
 
 pytestmark = pytest.mark.unit
 

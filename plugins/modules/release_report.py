@@ -83,6 +83,14 @@ options:
     type: str
     choices: [destination, source]
     default: destination
+  per_version_services:
+    description:
+      - Each version is a Service of its own, C(<service>-<version>) (Istio's C(bookinfo-versions.yaml)), as the
+        backends of a Gateway API HTTPRoute are; Istio's metrics then name that Service as the destination service,
+        so the base's requests are read for C(<service>-<base>) and the canary's for C(<service>-<canary>).
+    type: bool
+    default: false
+    version_added: 0.3.0
   topology_before:
     description: The neighbourhood before the release, an SVG (mesh_topology's RV(canary.istio.mesh_topology#module:picture)).
     type: str
@@ -137,6 +145,7 @@ from ansible_collections.canary.istio.plugins.module_utils._context import PROME
 from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
     REPORTERS,
     AnalysisInputError,
+    AnalysisTarget,
     validate_window,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.report import (
@@ -164,6 +173,7 @@ ARGUMENT_SPEC = {
     "ended_at": {"type": "float"},
     "window": {"type": "str", "default": "30s"},
     "reporter": {"type": "str", "choices": list(REPORTERS), "default": "destination"},
+    "per_version_services": {"type": "bool", "default": False},
     "topology_before": {"type": "str"},
     "topology_after": {"type": "str"},
 }
@@ -188,7 +198,8 @@ def execute(ctx):
     if start >= end:
         raise AnalysisInputError(f"started_at ({start}) must be before ended_at ({end})")
     step = max(1.0, round((end - start) / MAX_POINTS, 3))
-    sent = range_queries(service, namespace, window, params["reporter"])
+    sent = range_queries(AnalysisTarget(service, namespace, base, canary, window, params["reporter"],
+                                        per_version_services=params["per_version_services"]))
     series = {"success_rate": {"base": [], "canary": []}, "p99": {"base": [], "canary": []}}
     try:
         answers = {name: ctx.prometheus.query_range(promql, start, end, step) for name, promql in sent.items()}

@@ -4,7 +4,9 @@ The ingress is Istio's bookinfo-gateway.yaml (a Gateway API Gateway and the prod
 service is routed by route-all-v1.yaml's Service-parented HTTPRoutes, and the role promotes a healthy
 reviews v2 on the reviews HTTPRoute through the analysed steps under load. Lean: one run, the counts
 of the demo's load generator (every page sorted by the reviews version that served or failed it) and
-what the API server holds at the end.
+what the API server holds at the end, and the release report: its charts draw both versions from Istio's
+metrics (which name the per-version Services reviews-v1 and reviews-v2 as the destination service), and its
+copy in the ConfigMap beside the route is the file.
 """
 
 from __future__ import annotations
@@ -40,5 +42,15 @@ def test_gateway_api_demo_promotes_with_no_failed_request(tmp_path: Path):
         service = kube.get("/api/v1/namespaces/default/services/reviews-v2")
         assert service["spec"]["selector"] == {"app": "reviews", "version": "v2"}
         assert kube.get("/apis/networking.istio.io/v1/namespaces/default/virtualservices")["items"] == []
+        report = Path(re.search(r"Release report: (\S+\.html)", out).group(1))
+        page = report.read_text(encoding="utf-8")
+        for chart in ("success_rate", "p99"):
+            drawn = re.search(rf'data-chart="{chart}".*?</svg>', page, re.S).group(0)
+            lines = dict(re.findall(r'<polyline data-line="(\w+)"[^>]* points="([^"]*)"', drawn))
+            assert {"base", "canary"} <= {line for line, points in lines.items() if points.count(",") >= 2}, \
+                (chart, lines)
+        kept = kube.get("/api/v1/namespaces/default/configmaps/canary-report-reviews")
+        assert kept["data"]["report.html"] == page
+        assert kept["metadata"]["annotations"]["canary.istio/canary"] == "v2"
     finally:
         Lab(lab_dir).down(quiet=True)

@@ -19,6 +19,12 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
+    DURATION_METRIC,
+    ERROR_CODES,
+    REQUESTS_METRIC,
+    AnalysisTarget,
+)
 from ansible_collections.canary.istio.plugins.module_utils._logic.release import bounds_text
 
 COLOURS = {"base": "#0066cc", "canary": "#ec7a08"}
@@ -26,19 +32,19 @@ VERDICT_COLOURS = {"pass": "#3e8635", "fail": "#c9190b", "inconclusive": "#8a8d9
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 860, 190, 60, 20, 16, 28
 
 
-def selector(service: str, namespace: str, reporter: str) -> str:
-    return (f'reporter="{reporter}",destination_service_name="{service}",'
-            f'destination_service_namespace="{namespace}"')
+def range_queries(target: AnalysisTarget) -> dict[str, str]:
+    """PromQL for the charts, by version: requests/s, 5xx/s and p99 (Istio's standard metrics).
 
+    Each version is read with canary_analysis' own selector, so the charts draw the series the
+    analyses read - on an HTTPRoute (``per_version_services``) each version's own Service's."""
+    def by_version(metric: str, extra: str = "", by: str = "destination_version") -> str:
+        return " or ".join(f"sum by ({by}) (rate({metric}{target.selector(version, extra)}[{target.window}]))"
+                           for version in (target.base, target.canary))
 
-def range_queries(service: str, namespace: str, window: str, reporter: str = "destination") -> dict[str, str]:
-    """PromQL for the charts, by version: requests/s, 5xx/s and p99 (Istio's standard metrics)."""
-    sel = selector(service, namespace, reporter)
     return {
-        "requests": f"sum by (destination_version) (rate(istio_requests_total{{{sel}}}[{window}]))",
-        "errors": f'sum by (destination_version) (rate(istio_requests_total{{{sel},response_code=~"5.."}}[{window}]))',
-        "p99": (f"histogram_quantile(0.99, sum by (le, destination_version) "
-                f"(rate(istio_request_duration_milliseconds_bucket{{{sel}}}[{window}])))"),
+        "requests": by_version(REQUESTS_METRIC),
+        "errors": by_version(REQUESTS_METRIC, f'response_code=~"{ERROR_CODES}"'),
+        "p99": f"histogram_quantile(0.99, {by_version(DURATION_METRIC, by='le, destination_version')})",
     }
 
 

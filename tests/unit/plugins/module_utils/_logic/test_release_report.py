@@ -3,15 +3,18 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The release report's pure parts: weights from the history, series from Prometheus' matrix answers."""
+"""The release report's pure parts: weights from the history, the range queries, series from Prometheus' matrix
+answers."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 
 import pytest
 
 from ansible_collections.canary.istio.plugins.module_utils._logic import report as _report
+from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import AnalysisTarget
 
 pytestmark = pytest.mark.unit
 
@@ -82,3 +85,21 @@ def test_each_look_shows_its_number_and_the_bounds_it_was_judged_on():
             "request-duration: limit 0%..3.1% slower than 500 ms; base ratio 0.5..1.8 slower than 250 ms</td>") in page
     # An analysis that could not run has no look and no bounds.
     assert '<td class="look"></td><td class="bounds"></td><td>cannot reach Prometheus</td>' in page
+
+
+def service_of_each_version(promql: str) -> set[tuple[str, str]]:
+    return set(re.findall(r'destination_service_name="([^"]+)",[^}]*destination_version="([^"]+)"', promql))
+
+
+@pytest.mark.parametrize("per_version_services,expected", [
+    # On an HTTPRoute whose backendRefs are reviews-v1 and reviews-v2 (Istio's route-reviews-90-10.yaml), Istio's
+    # metrics name the backend Service as destination_service_name.
+    (True, {("reviews-v1", "v1"), ("reviews-v2", "v2")}),
+    (False, {("reviews", "v1"), ("reviews", "v2")}),
+])
+def test_the_charts_read_each_version_where_istio_counts_it(per_version_services, expected):
+    target = AnalysisTarget("reviews", "bookinfo", "v1", "v2", "30s", per_version_services=per_version_services)
+    queries = _report.range_queries(target)
+    assert set(queries) == {"requests", "errors", "p99"}
+    for promql in queries.values():
+        assert service_of_each_version(promql) == expected, promql

@@ -29,6 +29,13 @@ The rules of an analysed release (``policy`` is ``release.parse_analysis``'s ans
   share was reached (for a resumed share, the time the history records) plus ``initial_delay``.
   Look *k* of a step comes ``interval`` seconds after the one before (the first ``interval`` after
   ``since``); ``interval`` is at least ``window``, so each look sees a whole window at this share.
+- **Looks planned in requests** (``look_requests``, unset by default): look *k* of a step comes when
+  the canary is expected to have answered *k* x ``look_requests`` requests since ``since``, at the
+  canary's request rate that the last look measured (at another share: the service's rate times
+  the new share), and never sooner than ``window`` nor later than ``interval`` after the look
+  before (or after ``since``). The first look of a run, with no rate measured yet, comes at the
+  earliest. The rate counts requests only, never their errors or latency, so when a look comes
+  does not depend on what it will judge: each look's test keeps its level.
 - **Analyses that could not run are retried**, ``interval`` apart, at the same look; after
   ``consecutive_error_limit`` in a row the run follows ``on_error`` (``stop`` or ``rollback``).
 - **A failed look** rolls back once ``failure_limit`` looks of the run failed; below the limit the
@@ -52,6 +59,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+
+from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
+    AnalysisInputError,
+    duration_seconds,
+    validate_window,
+)
+from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 
 MOVE, ANALYSE = "move", "analyse"
 FINAL_ACTIONS = ("promote", "rollback", "hold", "ask", "stop")
@@ -109,6 +123,92 @@ def recorded_looks(history: Sequence[Any], canary: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------
+# looks planned in requests
+
+
+def validate_look_requests(value: Any, window: float, interval: float, name: str = "analysis") -> int | None:
+    """``look_requests`` as the driver takes it: ``None`` (a look every ``interval``) or a whole number.
+
+    ``window`` and ``interval`` are the policy's, in seconds: the looks are placed between them, so
+    a plan in requests needs ``interval`` longer than ``window``."""
+    if value is None:
+        return None
+    digits = isinstance(value, str) and value.strip().isdigit()
+    if isinstance(value, bool) or not (isinstance(value, int) or digits) or not 1 <= int(value) <= 10**9:
+        raise CanaryInputError(f"{name}.look_requests must be a whole number of canary requests from 1 to 10^9, "
+                               f"got {value!r}")
+    if interval <= window:
+        raise CanaryInputError(f"{name}.look_requests needs interval ({interval:g} s) longer than window "
+                               f"({window:g} s): a look comes between window and interval seconds after the one "
+                               f"before, so with no room between them every look comes interval apart; raise "
+                               f"interval or leave look_requests unset")
+    return int(value)
+
+
+def _seconds_of(window: Any) -> float | None:
+    """Seconds of the PromQL range an analysis read (``95s``, ``1m``); ``None`` when unreadable."""
+    if not isinstance(window, str):
+        return None
+    try:
+        seconds = duration_seconds(validate_window(window))
+    except AnalysisInputError:
+        return None
+    return seconds if seconds > 0 else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def canary_rate(analyses: Sequence[Mapping[str, Any]], share: int) -> float | None:
+    """The canary's requests per second at ``share``, from the last analysis that ran.
+
+    At the same share: its canary requests over the range it read. At another share: the service's
+    requests (canary and base) over that range, times ``share``. ``None`` when no analysis of the
+    run measured it. Requests only: errors and latency never move a look."""
+    for analysis in reversed(analyses):
+        if analysis.get("verdict") == "error":
+            continue
+        requests = analysis.get("requests")
+        seconds = _seconds_of(analysis.get("window"))
+        if not isinstance(requests, Mapping) or seconds is None:
+            return None
+        canary, base = _number(requests.get("canary")), _number(requests.get("base"))
+        if analysis.get("step") == share:
+            return None if canary is None else canary / seconds
+        if canary is None and base is None:
+            return None
+        return ((canary or 0.0) + (base or 0.0)) / seconds * share / 100.0
+    return None
+
+
+def look_time(policy: Mapping[str, Any], start: float, since: float | None, looks_here: int,
+              rate: float | None) -> tuple[float, str]:
+    """When the next look of a step comes (Unix seconds), and why.
+
+    ``start`` is the time of the look before (or the step's ``since``), ``looks_here`` the looks the
+    step had, ``rate`` the canary's measured requests per second (:func:`canary_rate`)."""
+    latest = start + float(policy["interval"])
+    per_look = policy.get("look_requests")
+    if not per_look:
+        return latest, ""
+    earliest = start + duration_seconds(policy["window"])
+    if rate is None:
+        return earliest, "no request rate measured yet: the look comes after one window"
+    wanted = (looks_here + 1) * int(per_look)
+    if rate <= 0:
+        return latest, f"no canary requests measured: the look comes after interval, {wanted:,} requests planned"
+    origin = since if since is not None else start
+    expected = origin + wanted / rate
+    planned = min(max(expected, earliest), latest)
+    bound = " (window: the earliest)" if planned == earliest and expected < earliest else (
+        " (interval: the latest)" if planned == latest and expected > latest else "")
+    return planned, f"planned for {wanted:,} canary requests at {rate:.3g}/s{bound}"
+
+
+# --------------------------------------------------------------------------------------
 # the plan of a run
 
 
@@ -157,6 +257,11 @@ def _answer(action: str, reason: str, **extra: Any) -> dict[str, Any]:
     answer.update(extra)
     answer["decided_by"] = DECIDED_BY.get(answer["by"], "")
     return answer
+
+
+def answer_of(action: str, reason: str, **extra: Any) -> dict[str, Any]:
+    """An answer in the driver's shape for an action the plan of a run names (a promotion, a gate)."""
+    return _answer(action, reason, **extra)
 
 
 def _numbers(analysis: Mapping[str, Any]) -> str:
@@ -297,7 +402,10 @@ def _analysed(plan: Mapping[str, Any], policy: Mapping[str, Any], moves: list[in
         since = None if reached_at is None else reached_at + float(policy["initial_delay"])
         previous = [float(a["at"]) for a in here if a.get("at") is not None]
         start = previous[-1] if previous else (since if since is not None else now + float(policy["initial_delay"]))
-        wait = _ceil(start + float(policy["interval"]) - now)
+        # A retry after an analysis that could not run waits a whole interval, planned looks or not.
+        at, planned = ((start + float(policy["interval"]), "") if trailing_error
+                       else look_time(policy, start, since, len(looked_here), canary_rate(looked, share)))
+        wait = _ceil(at - now)
         look = int(plan.get("looks_before") or 0) + len(looked) + 1
         if trailing_error:
             reason = f"analyse again at {share}% ({errors} could not run in a row, consecutive_error_limit {limit})"
@@ -305,6 +413,8 @@ def _analysed(plan: Mapping[str, Any], policy: Mapping[str, Any], moves: list[in
             reason = f"look again at {share}%: {_said(analyses, looked_here[-1])}"
         else:
             reason = f"analyse {share}%"
+        if planned:
+            reason += f" ({planned})"
         return _answer(ANALYSE, reason, share=share, wait=wait, look=look, looks=plan.get("looks"),
                        since=None if since is None else round(since, 3), would=would, **counts)
     shares = ", ".join(f"{share}%" for share in plan["shares"])

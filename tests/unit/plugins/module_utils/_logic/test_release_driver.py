@@ -294,3 +294,78 @@ def test_without_analysis_and_decision_a_person_is_asked():
 
 def test_durations():
     assert duration_seconds("1m30s") == 90 and duration_seconds("500ms") == 0.5
+
+
+# --------------------------------------------------------------------------------------
+# looks planned in requests (look_requests)
+
+
+def planned(look_requests=300, **overrides):
+    policy = settings(**{"window": "10s", "interval": 60, "looks_per_step": 5, **overrides})
+    policy["look_requests"] = look_requests
+    return policy
+
+
+def look_record(share, at, canary, base, window="10s", verdict="inconclusive"):
+    return {"step": share, "verdict": verdict, "at": at, "window": window,
+            "requests": {"canary": canary, "base": base}, "summary": f"canary v2 {verdict}"}
+
+
+def test_looks_planned_in_requests_come_when_the_canary_has_answered_them():
+    policy = planned(300)
+    plan = driver.plan_release([10, 25], 0, policy, "auto", [], "v2")
+    moved = [{"share": 10, "at": T0}]
+    # No rate measured yet: the first look comes after one window.
+    first = driver.next_action(plan, moved, [], T0)
+    assert (first["action"], first["wait"]) == ("analyse", 10)
+    # 100 canary requests in 10 s: 10/s, so 2 x 300 requests are expected 60 s after the move.
+    looked = [look_record(10, T0 + 10, 100, 900)]
+    second = driver.next_action(plan, moved, looked, T0 + 11)
+    assert (second["action"], second["wait"], second["look"]) == ("analyse", 49, 2)
+    assert "planned for 600 canary requests at 10/s" in second["reason"]
+    # The step passes; at 25 % the service's 100 requests/s give the canary 25/s: 300 in 12 s.
+    passed = [*looked, look_record(10, T0 + 60, 600, 5400, window="60s", verdict="pass")]
+    moved.append({"share": 25, "at": T0 + 61})
+    third = driver.next_action(plan, moved, passed, T0 + 61)
+    assert (third["action"], third["share"], third["wait"]) == ("analyse", 25, 12)
+
+
+def test_looks_planned_in_requests_stay_between_window_and_interval():
+    policy = planned(300)
+    plan = driver.plan_release([10], 0, policy, "auto", [], "v2")
+    moved = [{"share": 10, "at": T0}]
+    # 10,000 canary requests in 10 s: 600 would have come long ago, yet a look waits a window.
+    busy = driver.next_action(plan, moved, [look_record(10, T0 + 10, 10000, 90000)], T0 + 10)
+    assert busy["wait"] == 10 and "(window: the earliest)" in busy["reason"]
+    # 1 canary request in 10 s: 600 would take 600 s; the look comes one interval after the last.
+    quiet = driver.next_action(plan, moved, [look_record(10, T0 + 10, 1, 9)], T0 + 10)
+    assert quiet["wait"] == 60 and "(interval: the latest)" in quiet["reason"]
+    # No canary request at all: one interval.
+    none = driver.next_action(plan, moved, [look_record(10, T0 + 10, 0, 90)], T0 + 10)
+    assert none["wait"] == 60 and "no canary requests measured" in none["reason"]
+    # An answer without request counts (or with an unreadable range) measures no rate: a window.
+    unread = driver.next_action(plan, moved, [look_record(10, T0 + 10, 100, 900, window="soon")], T0 + 10)
+    assert unread["wait"] == 10
+
+
+def test_a_retry_after_an_analysis_that_could_not_run_waits_an_interval_even_with_planned_looks():
+    policy = planned(300)
+    plan = driver.plan_release([10], 0, policy, "auto", [], "v2")
+    moved = [{"share": 10, "at": T0}]
+    failed = [{"step": 10, "verdict": "error", "at": T0 + 10, "msg": "cannot reach Prometheus"}]
+    retry = driver.next_action(plan, moved, failed, T0 + 10)
+    assert (retry["action"], retry["wait"]) == ("analyse", 60)
+
+
+@pytest.mark.parametrize("value", [0, -5, True, 2.5, "many", "", 10**9 + 1, [300]])
+def test_look_requests_refuses_what_is_not_a_whole_number_of_requests(value):
+    with pytest.raises(driver.CanaryInputError, match=r"analysis\.look_requests must be a whole number of canary "
+                                                      r"requests from 1 to 10\^9, got"):
+        driver.validate_look_requests(value, 10.0, 60.0)
+
+
+def test_look_requests_needs_room_between_window_and_interval():
+    with pytest.raises(driver.CanaryInputError, match=r"needs interval \(60 s\) longer than window \(60 s\)"):
+        driver.validate_look_requests(300, 60.0, 60.0)
+    assert driver.validate_look_requests("300", 10.0, 60.0) == 300
+    assert driver.validate_look_requests(None, 60.0, 60.0) is None

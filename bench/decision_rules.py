@@ -55,6 +55,9 @@ class Plan:
     kayenta_pass: float = 95.0
     kayenta_confidence: float = 0.98
     kayenta_fraction: float = 0.25
+    # Ours with looks planned in requests (the driver's ``look_requests``): None - a look every interval.
+    look_requests: int | None = None
+    window: int = 20  # seconds: two scrapes, the shortest range a look reads
 
     @property
     def scrapes(self) -> int:
@@ -73,6 +76,10 @@ class Outcome:
     decision: np.ndarray
     used: np.ndarray
     least_pass: float = math.inf  # fewest canary requests a step passed on (ours only)
+    # Per replication, when looks do not fall on whole intervals (ours with look_requests): the
+    # seconds and canary requests until the last look of the release. None: counted from ``used``.
+    seconds: np.ndarray | None = None
+    requests: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- Flagger
@@ -266,6 +273,24 @@ def kayenta(data: Telemetry, limits: Limits, plan: Plan) -> Outcome:
 Judge = Callable[[int, int, int, int, "np.ndarray | None", "np.ndarray | None", Limits, int, int], str]
 
 
+@dataclass
+class Running:
+    """Counts since the step began, indexed [replication, step, look position] (+ [bucket])."""
+
+    base_requests: np.ndarray
+    base_errors: np.ndarray
+    canary_requests: np.ndarray
+    canary_errors: np.ndarray
+    base_buckets: np.ndarray | None
+    canary_buckets: np.ndarray | None
+
+    def verdict(self, judge: Judge, at: tuple[int, int, int], limits: Limits, look: int, looks: int) -> str:
+        """The judge's verdict on the counts at ``at`` = (replication, step, position)."""
+        return judge(int(self.base_requests[at]), int(self.base_errors[at]), int(self.canary_requests[at]),
+                     int(self.canary_errors[at]), None if self.base_buckets is None else self.base_buckets[at],
+                     None if self.canary_buckets is None else self.canary_buckets[at], limits, look, looks)
+
+
 def ours(data: Telemetry, limits: Limits, plan: Plan, judge: Judge) -> Outcome:
     """canary.istio's ``decision: auto`` release: at every look the analysis judges the evidence
     accumulated since the step began (``since``); ``fail`` rolls back, ``pass`` moves to the next step
@@ -273,18 +298,19 @@ def ours(data: Telemetry, limits: Limits, plan: Plan, judge: Judge) -> Outcome:
     last planned look holds (``inconclusive: hold``, the default). Looks are numbered over the whole
     release (``look`` of ``looks`` = steps x looks per step), over which the error budget is spent.
     """
+    if plan.look_requests:
+        return ours_planned(data, limits, plan, judge)
     looks = plan.looks_per_step
     replications, steps = data.canary_requests.shape[:2]
     planned = steps * looks
     decision = np.full(replications, HOLD)
     used = np.zeros((replications, steps), dtype=int)
-    base_requests = data.base_requests[:, :, :looks].sum(axis=3).cumsum(axis=2)
-    base_errors = data.base_errors[:, :, :looks].sum(axis=3).cumsum(axis=2)
-    canary_requests = data.canary_requests[:, :, :looks].sum(axis=3).cumsum(axis=2)
-    canary_errors = data.canary_errors[:, :, :looks].sum(axis=3).cumsum(axis=2)
-    if limits.latency:
-        base_buckets = data.base_buckets[:, :, :looks].sum(axis=3).cumsum(axis=2)
-        canary_buckets = data.canary_buckets[:, :, :looks].sum(axis=3).cumsum(axis=2)
+    def per_look(values: np.ndarray) -> np.ndarray:
+        return values[:, :, :looks].sum(axis=3).cumsum(axis=2)
+
+    counts = Running(per_look(data.base_requests), per_look(data.base_errors), per_look(data.canary_requests),
+                     per_look(data.canary_errors), per_look(data.base_buckets) if limits.latency else None,
+                     per_look(data.canary_buckets) if limits.latency else None)
     least_pass = math.inf
     for replication in range(replications):
         look_number = 0
@@ -294,18 +320,82 @@ def ours(data: Telemetry, limits: Limits, plan: Plan, judge: Judge) -> Outcome:
             for slot in range(looks):
                 look_number += 1
                 used[replication, step] += 1
-                verdict = judge(int(base_requests[replication, step, slot]), int(base_errors[replication, step, slot]),
-                                int(canary_requests[replication, step, slot]),
-                                int(canary_errors[replication, step, slot]),
-                                base_buckets[replication, step, slot] if limits.latency else None,
-                                canary_buckets[replication, step, slot] if limits.latency else None,
-                                limits, look_number, planned)
+                verdict = counts.verdict(judge, (replication, step, slot), limits, look_number, planned)
                 if verdict != "inconclusive":
                     break
             if verdict == "pass":
-                least_pass = min(least_pass, int(canary_requests[replication, step, slot]))
+                least_pass = min(least_pass, int(counts.canary_requests[replication, step, slot]))
             else:
                 outcome = ROLLBACK if verdict == "fail" else HOLD
                 break
         decision[replication] = outcome
     return Outcome(decision, used, least_pass)
+
+
+def next_look(plan: Plan, start: int, origin: int, looks_here: int, rate: float | None) -> int:
+    """The driver's ``look_time`` (plugins/module_utils/_logic/driver.py) in seconds since the step
+    began, rounded up to a whole scrape (a look reads the counts Prometheus has): ``look_requests``
+    per look at the measured canary rate, no sooner than ``window`` and no later than ``interval``
+    after the look before (``start``); at the earliest while no rate is measured."""
+    earliest, latest = start + plan.window, start + plan.interval
+    if rate is None:
+        wanted = earliest
+    elif rate <= 0:
+        wanted = latest
+    else:
+        wanted = min(max(origin + (looks_here + 1) * plan.look_requests / rate, earliest), latest)
+    return min(math.ceil(wanted / plan.scrape - 1e-9) * plan.scrape, latest)
+
+
+def ours_planned(data: Telemetry, limits: Limits, plan: Plan, judge: Judge) -> Outcome:
+    """``ours`` with looks planned in requests (``look_requests``): as :func:`ours`, but each look comes
+    when :func:`next_look` says, at scrape resolution, and reads the counts since the step began up to
+    then. The rate the driver plans from is the last look's: the canary's requests over the seconds
+    read at the same share, the service's requests times the new share at the next."""
+    looks = plan.looks_per_step
+    replications, steps = data.canary_requests.shape[:2]
+    planned = steps * looks
+    horizon = data.canary_requests.shape[2] * data.canary_requests.shape[3]
+
+    def running(values: np.ndarray) -> np.ndarray:  # [replication, step, scrape since the step began]
+        return values.reshape(replications, steps, horizon, *values.shape[4:]).cumsum(axis=2)
+
+    counts = Running(running(data.base_requests), running(data.base_errors), running(data.canary_requests),
+                     running(data.canary_errors), running(data.base_buckets) if limits.latency else None,
+                     running(data.canary_buckets) if limits.latency else None)
+    decision = np.full(replications, HOLD)
+    used = np.zeros((replications, steps), dtype=int)
+    seconds = np.zeros(replications)
+    requests = np.zeros(replications)
+    least_pass = math.inf
+    # The canary's share at each step (the plan's, as the driver knows it), read back from the traffic drawn.
+    total = data.canary_requests.sum(axis=(0, 2, 3)) + data.base_requests.sum(axis=(0, 2, 3))
+    shares = data.canary_requests.sum(axis=(0, 2, 3)) / np.maximum(total, 1)
+    for replication in range(replications):
+        look_number, outcome, rate, service_rate = 0, PROMOTE, None, None
+        for step in range(steps):
+            verdict, at, looks_here = "inconclusive", 0, 0
+            if service_rate is not None:
+                rate = service_rate * shares[step]
+            for _look in range(looks):
+                at = next_look(plan, at, 0, looks_here, rate)
+                index = at // plan.scrape - 1
+                look_number += 1
+                looks_here += 1
+                used[replication, step] += 1
+                seen = int(counts.canary_requests[replication, step, index])
+                rate = seen / at
+                service_rate = (seen + int(counts.base_requests[replication, step, index])) / at
+                verdict = counts.verdict(judge, (replication, step, index), limits, look_number, planned)
+                if verdict != "inconclusive":
+                    break
+            seen = int(counts.canary_requests[replication, step, at // plan.scrape - 1])
+            seconds[replication] += at
+            requests[replication] += seen
+            if verdict == "pass":
+                least_pass = min(least_pass, seen)
+            else:
+                outcome = ROLLBACK if verdict == "fail" else HOLD
+                break
+        decision[replication] = outcome
+    return Outcome(decision, used, least_pass, seconds, requests)

@@ -115,6 +115,10 @@ class Tally:
         self.decisions[2] += int(np.sum(outcome.decision == rules.HOLD))
         self.least_pass = min(self.least_pass, outcome.least_pass)
         decided = outcome.decision != rules.HOLD
+        if outcome.seconds is not None and outcome.requests is not None:  # looks off whole intervals
+            self.seconds.append(outcome.seconds[decided])
+            self.requests.append(outcome.requests[decided])
+            return
         per_slot = canary_requests.sum(axis=3).cumsum(axis=2)  # [replication, step, slot]
         index = np.clip(outcome.used - 1, 0, per_slot.shape[2] - 1)
         seen = np.take_along_axis(per_slot, index[:, :, None], 2)[:, :, 0] * (outcome.used > 0)

@@ -221,6 +221,38 @@ def test_ours_walks_steps_and_numbers_looks_over_the_release():
     assert (outcome.decision == decision_rules.ROLLBACK).all() and (outcome.used == [1, 0]).all()
 
 
+def test_ours_with_looks_planned_in_requests_looks_when_the_driver_would():
+    from bench.decision_sim import BUCKETS, Telemetry
+    plan = decision_rules.Plan(interval=60, looks_per_step=3, scrape=10, flagger_threshold=3, look_requests=30,
+                               window=20)
+    limits = decision_rules.Limits(latency=False)
+    shape = (1, 2, plan.slots, plan.scrapes)
+    # Every scrape: 5 canary and 45 base requests at the first step (10 %), 25 and 25 at the second (50 %).
+    canary = np.broadcast_to(np.array([5, 25]).reshape(1, 2, 1, 1), shape).copy()
+    base = np.broadcast_to(np.array([45, 25]).reshape(1, 2, 1, 1), shape).copy()
+    buckets = np.zeros((*shape, BUCKETS), dtype=np.int32)
+    data = Telemetry(base, np.zeros(shape, dtype=int), buckets, canary, np.zeros(shape, dtype=int), buckets)
+    seen = []
+
+    def judge(base_n, base_x, canary_n, canary_x, base_b, canary_b, limits_, look, looks):
+        seen.append((canary_n, look))
+        return "inconclusive"
+
+    # By hand: look 1 with no rate after one window (20 s: 10 requests, 0.5/s); look 2 wants 60 requests
+    # (120 s), the interval caps it at 20 + 60 = 80 s (40); look 3 wants 90 (180 s), capped at 140 s (70).
+    outcome = decision_rules.ours(data, limits, plan, judge)
+    assert seen == [(10, 1), (40, 2), (70, 3)] and outcome.decision.tolist() == [decision_rules.HOLD]
+
+    def passes_at_35(base_n, base_x, canary_n, *rest):
+        return "pass" if canary_n >= 35 else "inconclusive"
+
+    # Step 1 passes at 80 s (40 requests); the service's 400 requests in 80 s at 50 % give the canary
+    # 2.5/s: 30 requests in 12 s, one window at the earliest: 20 s, 50 requests, pass, promote.
+    outcome = decision_rules.ours(data, limits, plan, passes_at_35)
+    assert outcome.decision.tolist() == [decision_rules.PROMOTE] and outcome.used.tolist() == [[2, 1]]
+    assert (outcome.seconds.tolist(), outcome.requests.tolist(), outcome.least_pass) == ([100.0], [90.0], 40)
+
+
 # --------------------------------------------------------------------------- ours: the fast bounds
 
 

@@ -52,10 +52,10 @@ BOOKINFO_VARS = PLAYBOOKS / "vars" / "bookinfo.yml"  # the release the demo show
 COLLECTIONS = REPO_ROOT / "build" / "collections"
 VENV_BIN = Path(sys.executable).parent
 LABELS = {"v3": 'data-star-color="red"', "v2": 'data-star-color="black"', "v1": 'class="review"'}
-# The probes before and after the canary expect one version only (100%); at 0.9999 their interval
+# The probes before and after the canary expect one version only (100%); at 99.99% their interval
 # check cannot fail a correct router in practice (docs/testing.md). The canary itself is judged by
 # the analysis, and the pages users got are counted by the load generator.
-CONFIDENCE = 0.9999
+CONFIDENCE = 99.99  # percent, as traffic_probe takes it and states it in its result
 OUT = REPO_ROOT / "build" / "demo"
 CANARIES = {"healthy": "bookinfo-reviews-v2.yaml", "faulty": "bookinfo-reviews-v2-faulty.yaml",
             "slow": "bookinfo-reviews-v2-slow.yaml", "crashing": "bookinfo-reviews-v2-crashing.yaml"}
@@ -126,7 +126,7 @@ def probe(gateway: str, kubeconfig: str, requests: int, expect: dict[str, int]) 
                  "ansible.builtin.copy": {"content": "{{ probe | to_json }}", "dest": str(result_file),
                                           "mode": "0600"}},
                 {"name": "Show the shares", "ansible.builtin.debug": {
-                    "msg": "{{ probe.shares }} ({{ '%g' | format(probe.confidence * 100) }}% intervals "
+                    "msg": "{{ probe.shares }} ({{ '%g' | format(probe.confidence) }}% intervals "
                            "{{ probe.intervals }}), "
                            "errors {{ probe.errors }}"}},
             ]}]))

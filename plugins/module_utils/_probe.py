@@ -8,8 +8,12 @@
 interval per label at a chosen confidence (95% unless told), with errors counted apart so they
 never dilute or inflate a share.
 
-A correct router fails an expectation with probability about ``1 - confidence``: at 0.95 one
-correct split in twenty is reported as wrong, which is why the collection's own tests use 0.9999.
+A correct router fails an expectation with probability about ``1 - confidence/100``: at 95 one
+correct split in twenty is reported as wrong, which is why the collection's own tests use 99.99.
+
+The ``confidence`` a user writes and reads back (the option, the result, the progress snapshots) is a
+percent, as everywhere in the collection; the interval arithmetic below works with the fraction
+(``level``), which never leaves this file and the module.
 """
 
 from __future__ import annotations
@@ -67,14 +71,19 @@ def confidence_option(value: Any) -> tuple[float, bool]:
     return round(number / 100, 12), False
 
 
+def as_percent(level: float) -> float:
+    """0.9999 -> 99.99: a level as the percent users write, without float noise."""
+    return round(level * 100, 10)
+
+
 def z_value(confidence: float) -> float:
     """The standard normal quantile that leaves (1 - confidence) / 2 in each tail."""
     return statistics.NormalDist().inv_cdf((1 + confidence) / 2)
 
 
-def percent(confidence: float) -> str:
-    """0.9999 -> '99.99%' (as many digits as the level has, no float noise)."""
-    return f"{round(confidence * 100, 6):g}%"
+def percent(confidence_percent: float) -> str:
+    """99.99 -> '99.99%' (as many digits as the level has)."""
+    return f"{confidence_percent:.10g}%"
 
 
 def wilson_interval(successes: int, total: int, confidence: float = DEFAULT_CONFIDENCE) -> tuple[float, float]:
@@ -224,7 +233,7 @@ def run_probe(url: str, count: int, concurrency: int, labels: Any, headers: dict
         watched = list(expected) or list(counts)
         return {"done": done[0], "total": count, "ok": ok, "errors": sum(errors.values()),
                 "shares": {k: round(100 * v / ok, 1) if ok else 0.0 for k, v in counts.items()},
-                "confidence": level, "expect": expected,
+                "confidence": as_percent(level), "expect": expected,
                 "intervals": {k: list(wilson_interval(counts[k], ok, level)) for k in watched}}
 
     def work(_index: int) -> None:
@@ -256,7 +265,7 @@ def run_probe(url: str, count: int, concurrency: int, labels: Any, headers: dict
         "requests": count, "ok": ok, "counts": counts, "shares": shares, "intervals": intervals,
         "errors": sum(errors.values()), "error_kinds": errors, "duration": round(elapsed, 3),
         "requests_per_second": round(count / elapsed, 1) if elapsed > 0 else None,
-        "confidence": level, "expect": expected, "unexpected": outside,
+        "confidence": as_percent(level), "expect": expected, "unexpected": outside,
     }
 
 

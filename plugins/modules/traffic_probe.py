@@ -158,11 +158,13 @@ intervals:
   sample: {v2: [27.15, 32.99]}
 confidence:
   description:
-    - The confidence level of RV(intervals) and of the O(expect) check, as a fraction (V(0.95) for
-      O(confidence=95)); the result keeps the form it always had.
+    - The confidence level of RV(intervals) and of the O(expect) check, in percent, as O(confidence) takes
+      it (V(95) for O(confidence=95), also when O(confidence) was given in the deprecated fraction form).
+    - It was a fraction (V(0.95)) on the development branch after canary.istio 0.1.0, which did not return
+      it; no key keeps that form, divide by 100 where a fraction is needed.
   returned: always
   type: float
-  sample: 0.95
+  sample: 95.0
 ok:
   description: Requests that got an answer with status below 400.
   returned: always
@@ -195,6 +197,7 @@ from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._probe import (
     CONFIDENCE_FRACTION_UNTIL,
     PROBE_ARG_SPEC,
+    as_percent,
     confidence_option,
     percent,
     probe_from_params,
@@ -209,8 +212,9 @@ USES = ()
 def execute(ctx):
     level, fraction_form = confidence_option(ctx.params["confidence"])
     if fraction_form:
-        ctx.deprecate(f"confidence {ctx.params['confidence']!r} is read as a fraction ({percent(level)}), as before; "
-                      "write it in percent (for example 99.99), as canary_analysis and mesh_topology take it. "
+        ctx.deprecate(f"confidence {ctx.params['confidence']!r} is read as a fraction ({percent(as_percent(level))}), "
+                      "as before; write it in percent (for example 99.99), as canary_analysis and mesh_topology "
+                      "take it and as the result's confidence states it. "
                       f"canary.istio {CONFIDENCE_FRACTION_UNTIL} reads every value as a percent",
                       CONFIDENCE_FRACTION_UNTIL)
     show = ctx.progress

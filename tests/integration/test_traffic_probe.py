@@ -65,7 +65,7 @@ def test_probe_measures_the_split_and_counts_errors_apart(split_server):
     assert result["counts"]["v2"] + result["counts"]["v1"] == 490 and result["counts"]["v3"] == 0
     low, high = result["intervals"]["v2"]
     assert low <= 30 <= high and high - low < 10
-    assert result["confidence"] == 0.95
+    assert result["confidence"] == 95.0  # a percent, as the option takes it
 
 
 def test_expectation_outside_the_interval_fails_the_task(split_server):
@@ -85,16 +85,17 @@ def test_confidence_sets_the_interval_and_is_stated(split_server):
     strict = run_playbook(_probe(split_server, expect={"v2": 36}, confidence=99.99), args=["-v"])
     result = task_results(strict)[0]
     assert strict.returncode == 0, result.get("msg")
-    assert result["confidence"] == 0.9999
+    assert result["confidence"] == 99.99
     low, high = result["intervals"]["v2"]
     assert low <= 36 <= high and high - low > 14
     # Progress lines and the verdict name the level and the expected share.
     assert "99.99% intervals: v2 " in strict.stdout and "(expected 36%)" in strict.stdout
     assert "every expected share inside" in strict.stdout
     assert "DEPRECATION" not in strict.stdout + strict.stderr
-    # The old fraction form still works, the same way, with a deprecation warning.
+    # The old fraction form still works, the same way, with a deprecation warning; the result states
+    # the level in percent whichever form the option was written in.
     old = run_playbook(_probe(split_server, expect={"v2": 36}, confidence=0.9999))
-    assert old.returncode == 0 and task_results(old)[0]["confidence"] == 0.9999
+    assert old.returncode == 0 and task_results(old)[0]["confidence"] == 99.99
     assert "confidence 0.9999 is read as a fraction (99.99%)" in old.stdout + old.stderr
     wrong = run_playbook(_probe(split_server, expect={"v2": 36}, confidence=100))
     assert wrong.returncode != 0 and "percentage from 50 up to, not including, 100" in task_results(wrong)[0]["msg"]

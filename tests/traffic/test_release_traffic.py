@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._probe import wilson_interval
+from ansible_collections.canary.istio.plugins.module_utils._probe import confidence_option, wilson_interval
 from tests.helpers.ansible import run_module
 from tests.helpers.split_checks import MAX_FALSE_FAILURE, false_failure_rate, no_answer_rate
 from tests.traffic.conftest import BOOKINFO, LABELS, Load, TrafficLab
@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # Checks of a random split are set so that a correct router fails them at most once in 10,000 runs
 # (tests/helpers/split_checks.py; the last tests of this file compute it).
-CONFIDENCE = 0.9999  # as a fraction; the option takes it in percent (99.99)
+CONFIDENCE = 99.99  # percent, as the option takes it and the result states it
+LEVEL = confidence_option(CONFIDENCE)[0]  # the fraction the probe's intervals are computed at
 SPLIT_REQUESTS, SPLIT_WEIGHT = 1000, 30
 # Under load, each canary step lasts STEP_SECONDS, and its first answer from the canary must come
 # within it. The least canary share is 10%; the router follows a write within PROPAGATION_BOUND
@@ -42,7 +43,7 @@ def add_version(lab: TrafficLab, namespace: str, version: str) -> None:
 
 def probe(lab: TrafficLab, requests: int = SPLIT_REQUESTS, **extra):
     return run_module("traffic_probe", {"url": f"{lab.gateway}/productpage", "requests": requests,
-                                        "concurrency": 16, "labels": LABELS, "confidence": CONFIDENCE * 100, **extra})
+                                        "concurrency": 16, "labels": LABELS, "confidence": CONFIDENCE, **extra})
 
 
 def istio_requests(metrics: str, reporter: str = "destination", service: str = "reviews") -> dict[str, float]:
@@ -177,7 +178,7 @@ def test_rollback_under_load_has_zero_failed_requests(traffic_lab, bookinfo_ns, 
 def test_split_probe_fails_a_correct_router_at_most_once_in_10000_runs():
     share = SPLIT_WEIGHT / 100
     rate = false_failure_rate(SPLIT_REQUESTS, {"v2": share, "v1": 1 - share},
-                              lambda k, n: wilson_interval(k, n, CONFIDENCE), {"v2": SPLIT_WEIGHT})
+                              lambda k, n: wilson_interval(k, n, LEVEL), {"v2": SPLIT_WEIGHT})
     assert rate <= MAX_FALSE_FAILURE, rate
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,6 +22,7 @@ from ansible_collections.canary.istio.plugins.module_utils._probe import (
     wilson_interval,
     z_value,
 )
+from ansible_collections.canary.istio.plugins.modules import traffic_probe
 from tests.helpers.split_checks import MAX_FALSE_FAILURE, false_failure_rate, no_answer_rate
 
 # Two-sided standard normal quantiles from a published table (e.g. NIST/SEMATECH e-Handbook of
@@ -179,9 +184,56 @@ def test_confidence_inside_expect_points_to_the_option():
 
 def test_progress_and_verdict_lines_state_the_confidence():
     line = progress_line({"done": 500, "total": 1000, "errors": 0, "shares": {"v2": 46.5, "unmatched": 0.0},
-                          "confidence": 0.9999, "expect": {"v2": 50.0}, "intervals": {"v2": [40.46, 52.65]}})
+                          "confidence": 99.99, "expect": {"v2": 50.0}, "intervals": {"v2": [40.46, 52.65]}})
     assert line.endswith("; 99.99% intervals: v2 40.46-52.65% (expected 50%)"), line
-    result = {"ok": 1000, "errors": 0, "shares": {"v2": 46.5}, "confidence": 0.9999, "expect": {"v2": 50.0},
+    result = {"ok": 1000, "errors": 0, "shares": {"v2": 46.5}, "confidence": 99.99, "expect": {"v2": 50.0},
               "intervals": {"v2": [40.46, 52.65]}, "unexpected": {}}
     assert summary_line(result).endswith("99.99% intervals: v2 40.46-52.65% (expected 50%) - every expected "
                                          "share inside")
+
+
+@pytest.fixture
+def thirty_percent_v2():
+    """Answers three requests in ten with a v2 page, the others with a v1 page, by a counter."""
+    counter = itertools.count()
+
+    class Pages(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = b"v2" if next(counter) % 10 < 3 else b"v1"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def _execute(url, confidence):
+    """traffic_probe's execute as a task runs it, with a context that records deprecations."""
+    warnings = []
+    params = {**{name: option.get("default") for name, option in traffic_probe.ARGUMENT_SPEC.items()},
+              "url": url, "labels": {"v2": "v2", "v1": "v1"}, "expect": {"v2": 30}, "confidence": confidence}
+    ctx = SimpleNamespace(params=params, progress=None, deprecate=lambda message, version: warnings.append(message))
+    return traffic_probe.execute(ctx), warnings
+
+
+@pytest.mark.parametrize("written,stated,deprecated", [
+    (95, 95.0, False), (99.99, 99.99, False), (99.999, 99.999, False),
+    (0.9999, 99.99, True),  # the old fraction form: read as before, stated in percent like the others
+])
+def test_the_result_states_the_confidence_in_percent_as_the_option_takes_it(thirty_percent_v2, written, stated,
+                                                                            deprecated):
+    result, warnings = _execute(thirty_percent_v2, written)
+    assert result["confidence"] == stated
+    assert result["counts"] == {"v2": 30, "v1": 70, "unmatched": 0} and result["unexpected"] == {}
+    assert bool(warnings) is deprecated
+    assert f"{stated:g}% intervals: v2 " in summary_line(result)

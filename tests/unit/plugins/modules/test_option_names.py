@@ -5,7 +5,9 @@ same default. A few names keep the same meaning with a default of their own per 
 every module's documentation must say the same unit. A module documents exactly the options it
 takes (its ``USES`` decides which connection options those are). And the shared code defines each of
 the names that once had two meanings (``run``, ``Target``, ``validate_name``, ``validate_confidence``)
-once. The module-option/connection-option clash check itself is in tests/unit/plugins/module_utils/test_client.py.
+once. A result key named as an option means what the option means: the same unit, and for the
+confidence level a value the option takes (traffic_probe once returned it as a fraction).
+The module-option/connection-option clash check itself is in tests/unit/plugins/module_utils/test_client.py.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ OWN_TYPES = {"definition": "manifest"}
 # ``timeout`` is the route's timeout as Istio spells it (a duration such as "0.5s"), not the seconds a
 # client waits for an answer (traffic_probe). Listed per module, so a third meaning still fails.
 ISTIO_FIELD_NAMES = {("resilience", "timeout")}
+# Result keys (at any depth of RETURN and of its samples) that carry an option's value: the unit their
+# description says, as the option's does, and the range of values the option takes.
+RESULT_UNITS = {"confidence": "percent"}
+RESULT_RANGES = {"confidence": (50, 100)}  # a percent from 50 up to, not including, 100
 # Names of shared code that once had two meanings; each is defined once now.
 ONCE = ("run", "Target", "validate_name", "validate_confidence")
 
@@ -66,6 +72,29 @@ def documented_options(module: Any) -> dict[str, dict[str, Any]]:
 def _description(option: dict[str, Any]) -> str:
     text = option.get("description") or ""
     return " ".join(text) if isinstance(text, list) else str(text)
+
+
+def result_keys(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every key a RETURN text documents, with its dotted path, through ``contains`` at any depth."""
+    found = []
+
+    def walk(keys: dict[str, Any], prefix: str) -> None:
+        for name, entry in (keys or {}).items():
+            if isinstance(entry, dict):
+                found.append((prefix + name, entry))
+                walk(entry.get("contains"), f"{prefix}{name}.")
+    walk(yaml.safe_load(text or "") or {}, "")
+    return found
+
+
+def sample_values(sample: Any, name: str) -> list[Any]:
+    """The values under key ``name`` anywhere inside a RETURN sample."""
+    if isinstance(sample, dict):
+        return [value for key, value in sample.items() if key == name] + [
+            found for value in sample.values() for found in sample_values(value, name)]
+    if isinstance(sample, list):
+        return [found for value in sample for found in sample_values(value, name)]
+    return []
 
 
 def meanings(specs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[tuple, list[str]]]:
@@ -122,6 +151,62 @@ def test_confidence_is_a_percent_everywhere():
         option = module_argument_spec(_module(module)).get("confidence")
         if option is not None:
             assert 50 <= option["default"] < 100, (module, option)
+
+
+def unit_not_said(returns: dict[str, str], name: str, phrase: str) -> dict[str, str]:
+    """Result keys called ``name`` whose description does not say ``phrase``, per module's RETURN text."""
+    described = {f"{module}: {path}": _description(entry)
+                 for module, text in returns.items() for path, entry in result_keys(text)
+                 if path.rsplit(".", 1)[-1] == name}
+    return {key: text for key, text in described.items() if phrase.lower() not in text.lower()}
+
+
+def values_out_of_range(returns: dict[str, str], name: str, low: float, high: float) -> dict[str, Any]:
+    """Values of result keys called ``name``, in RETURN samples at any depth, outside [low, high) (null, the
+    option left out, is no value)."""
+    values: dict[str, Any] = {}
+    for module, text in returns.items():
+        for path, entry in result_keys(text):
+            if path.rsplit(".", 1)[-1] == name and "sample" in entry:
+                values[f"{module}: {path}"] = entry["sample"]
+            for index, found in enumerate(sample_values(entry.get("sample"), name)):
+                values[f"{module}: {path} sample {index}"] = found
+    return {key: value for key, value in values.items() if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < high)}
+
+
+@pytest.fixture(scope="module")
+def returns() -> dict[str, str]:
+    return {module: _module(module).RETURN for module in MODULES}
+
+
+@pytest.mark.parametrize("name,phrase", sorted(RESULT_UNITS.items()))
+def test_a_result_key_named_as_an_option_says_the_options_unit(returns, name, phrase):
+    assert any(path.rsplit(".", 1)[-1] == name for text in returns.values() for path, _entry in result_keys(text))
+    assert unit_not_said(returns, name, phrase) == {}
+
+
+@pytest.mark.parametrize("name,bounds", sorted(RESULT_RANGES.items()))
+def test_a_result_value_named_as_an_option_is_one_the_option_takes(returns, name, bounds):
+    assert values_out_of_range(returns, name, *bounds) == {}
+
+
+def test_a_fraction_confidence_in_a_result_fails():
+    # traffic_probe's result once stated confidence as a fraction, where its option and every other
+    # module's take a percent; mesh_topology states it inside each edge's share.
+    fraction = """
+confidence:
+  description: The confidence level, as a fraction.
+  type: float
+  sample: 0.95
+edges:
+  description: Edges.
+  type: list
+  sample: [{share: {percent: 49.5, confidence: 0.95}}]
+"""
+    assert set(values_out_of_range({"m": fraction}, "confidence", 50, 100)) == {
+        "m: confidence", "m: edges sample 0"}
+    assert set(unit_not_said({"m": fraction}, "confidence", "percent")) == {"m: confidence"}
 
 
 @pytest.mark.parametrize("name", ONCE)

@@ -12,8 +12,11 @@ version_added: 0.1.0
 author:
   - canary.istio developers
 description:
+  - Deprecated - canary.istio 2.0.0 removes this filter; until then it works as before, with a deprecation
+    warning. Why - the canary_release role no longer calls it; it drives a run with canary.istio.release_run,
+    whose state holds the driver's answer (C(next)).
   - The release driver (C(next_action) in C(plugins/module_utils/_logic/driver.py), unit-tested over every
-    transition). The C(canary_release) role asks it after every move and every analysis, and does what it says.
+    transition). A caller asks it after every move and every analysis, and does what it says.
   - V(analyse) comes with the C(look), C(looks) and C(since) to pass to M(canary.istio.canary_analysis) and
     the seconds to C(wait) before it; a final action comes with C(by) - who decided it (V(analysis), the
     V(decision) input, or a V(person)) - and C(reason).
@@ -57,11 +60,19 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
 
 from ansible_collections.canary.istio.plugins.module_utils._logic import driver
 
+display = Display()
+# Deprecated: no role of the collection uses this filter any more (issue 23).
+REMOVED_IN = "2.0.0"
+DEPRECATED = ("canary.istio.analysis_next is deprecated: the canary_release role no longer calls it. It drives a run "
+              "with canary.istio.release_run, whose state holds the driver's answer (its 'next' key)")
+
 
 def analysis_next(plan, moved, analyses, now, answer=None):
+    display.deprecated(DEPRECATED, version=REMOVED_IN, collection_name="canary.istio")
     try:
         return driver.next_action(plan, list(moved or []), list(analyses or []), float(now), answer or None)
     except (KeyError, TypeError, ValueError) as error:

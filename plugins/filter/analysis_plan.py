@@ -12,9 +12,12 @@ version_added: 0.1.0
 author:
   - canary.istio developers
 description:
+  - Deprecated - canary.istio 2.0.0 removes this filter; until then it works as before, with a deprecation
+    warning. Why - the canary_release role no longer calls it; it drives a run with canary.istio.release_run,
+    whose state holds the plan (C(plan)).
   - The first half of the release driver (C(plan_release) in C(plugins/module_utils/_logic/driver.py),
-    unit-tested); C(canary.istio.analysis_next) is the second. The C(canary_release) role plans a run
-    with it once, then asks C(analysis_next) after everything it does.
+    unit-tested); C(canary.istio.analysis_next) is the second. A caller plans a run with it once, then asks
+    C(analysis_next) after everything it does.
   - With an analysis, the looks are planned - each step gets at most C(looks_per_step) looks, and the
     release's total C(looks) continues from the looks a resumed run finds in the VirtualService's
     C(canary.istio/history) annotation.
@@ -70,12 +73,20 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
 
 from ansible_collections.canary.istio.plugins.module_utils._logic import driver
+
+display = Display()
+# Deprecated: no role of the collection uses this filter any more (issue 23).
+REMOVED_IN = "2.0.0"
+DEPRECATED = ("canary.istio.analysis_plan is deprecated: the canary_release role no longer calls it. It drives a run "
+              "with canary.istio.release_run, whose state holds the plan (its 'plan' key)")
 
 
 def analysis_plan(moves, start_share, policy=None, decision=None, history=None, canary="", interactive=False,
                   step_interval=0):
+    display.deprecated(DEPRECATED, version=REMOVED_IN, collection_name="canary.istio")
     try:
         return driver.plan_release([int(share) for share in moves or []], int(start_share or 0), policy or None,
                                    decision or None, list(history or []), str(canary or ""), bool(interactive),

@@ -12,10 +12,13 @@ version_added: 0.1.0
 author:
   - canary.istio developers
 description:
+  - Deprecated - canary.istio 2.0.0 removes this filter; until then it works as before, with a deprecation
+    warning. Why - the canary_release role no longer calls it; canary.istio.release_run keeps each analysis
+    itself (its V(analysed) step).
   - The share it judged, the verdict (V(pass), V(fail), V(inconclusive), or V(error) when the analysis
     could not run, with its message), the summary, each check's canary and base values and the request
-    counts - what the C(canary_release) role records in the C(canary.istio/history) annotation and
-    draws in the release report. The PromQL sent is left out.
+    counts - what a release records in the C(canary.istio/history) annotation and draws in the release
+    report. The PromQL sent is left out.
 positional: _input, step, look, looks, since, at
 options:
   _input:
@@ -54,6 +57,8 @@ _value:
   type: dict
 """
 
+from ansible.utils.display import Display
+
 from ansible_collections.canary.istio.plugins.module_utils._logic import release
 
 
@@ -61,7 +66,15 @@ def _number(value, kind):
     return None if value is None or value == "" else kind(value)
 
 
+display = Display()
+# Deprecated: no role of the collection uses this filter any more (issue 23).
+REMOVED_IN = "2.0.0"
+DEPRECATED = ("canary.istio.analysis_record is deprecated: the canary_release role no longer calls it. "
+              "canary.istio.release_run keeps each analysis itself (its 'analysed' step)")
+
+
 def analysis_record(result, step, look=None, looks=None, since=None, at=None):
+    display.deprecated(DEPRECATED, version=REMOVED_IN, collection_name="canary.istio")
     return release.analysis_record(int(step), result or {}, _number(look, int), _number(looks, int),
                                    _number(since, float), _number(at, float))
 

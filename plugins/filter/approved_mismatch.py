@@ -12,6 +12,9 @@ version_added: 0.1.0
 author:
   - canary.istio developers
 description:
+  - Deprecated - canary.istio 2.0.0 removes this filter; until then it works as before, with a deprecation
+    warning. Why - the canary_release role no longer calls it; canary.istio.release_run checks, on V(read), that
+    the canary job's artifacts describe this job's release.
   - The promote and rollback jobs of an AWX workflow get the canary job's C(canary_release_artifacts) (what the
     approver saw). Returns why they name another service, namespace or canary than this job does, or an empty
     string (also when there are none).
@@ -42,10 +45,20 @@ _value:
   type: str
 """
 
+from ansible.utils.display import Display
+
 from ansible_collections.canary.istio.plugins.module_utils._logic import artifacts
+
+display = Display()
+# Deprecated: no role of the collection uses this filter any more (issue 23).
+REMOVED_IN = "2.0.0"
+DEPRECATED = ("canary.istio.approved_mismatch is deprecated: the canary_release role no longer calls it. "
+              "canary.istio.release_run checks on 'read' that the canary job's artifacts describe "
+              "this job's release")
 
 
 def approved_mismatch(given, service, namespace, canary):
+    display.deprecated(DEPRECATED, version=REMOVED_IN, collection_name="canary.istio")
     return artifacts.approved_mismatch(given if isinstance(given, dict) else None, service, namespace, canary)
 
 

@@ -12,7 +12,10 @@ version_added: 0.1.0
 author:
   - canary.istio developers
 description:
-  - Builds what the C(canary_release) role publishes with C(ansible.builtin.set_stats) as
+  - Deprecated - canary.istio 2.0.0 removes this filter; until then it works as before, with a deprecation
+    warning. Why - the canary_release role no longer calls it; canary.istio.release_run builds a stage's
+    artifacts (the state's C(stage_artifacts)).
+  - Builds what a release stage publishes with C(ansible.builtin.set_stats) as
     C(canary_release_artifacts[inventory_hostname]) - AWX shows it as the job's artifacts and passes it to the
     workflow's later nodes.
   - The rules are in C(plugins/module_utils/_logic/artifacts.py), unit-tested.
@@ -49,13 +52,21 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
 
 from ansible_collections.canary.istio.plugins.module_utils._logic import artifacts
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 
+display = Display()
+# Deprecated: no role of the collection uses this filter any more (issue 23).
+REMOVED_IN = "2.0.0"
+DEPRECATED = ("canary.istio.release_artifacts is deprecated: the canary_release role no longer calls it. "
+              "canary.istio.release_run builds a stage's artifacts (its state's 'stage_artifacts')")
+
 
 def release_artifacts(stage, service, namespace, base, canary, weights=None, decision=None, reason=None,
                       analyses=None, report=None):
+    display.deprecated(DEPRECATED, version=REMOVED_IN, collection_name="canary.istio")
     try:
         return artifacts.release_artifacts(stage, service, namespace, base, canary, weights, decision, reason,
                                            analyses, report)

@@ -20,13 +20,31 @@ description:
     module keeps canary_analysis read-only and its result small.
   - When Prometheus cannot answer, the page is still written, without the metric charts, and the
     module warns.
-  - Writes a file, not the mesh - it runs in check mode too and is never C(changed).
+  - With O(configmap), the page is also kept in a ConfigMap beside the service, which outlives the machine the
+    file was written on (an AWX job's container). The file is the report - a ConfigMap that cannot be written is a
+    warning, as a Prometheus that cannot answer is.
+  - Writes a file, not the mesh - the file is written in check mode too, and the task is C(changed) only when it
+    writes the ConfigMap.
 author:
   - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.prometheus
+  - canary.istio.auth
   - canary.istio.attributes
-  - canary.istio.attributes.INFO
+attributes:
+  check_mode:
+    description:
+      - The page is written in check mode too (a file where the task runs); the ConfigMap (O(configmap)) is
+        validated by a server-side dry run and not stored.
+    support: full
+  diff_mode:
+    description: Returns no diff; the ConfigMap's content is the page.
+    support: none
+  idempotent:
+    description:
+      - Without O(configmap) nothing in the cluster changes. The ConfigMap is written again on every run, its
+        C(canary.istio/written-at) annotation saying when, so the task is C(changed) each time.
+    support: partial
 options:
   service:
     description: The service (C(destination_service_name)).
@@ -97,13 +115,25 @@ options:
   topology_after:
     description: The neighbourhood after the release, an SVG.
     type: str
+  configmap:
+    description:
+      - Also keep the page in the ConfigMap of this name in O(namespace), under the key C(report.html). Empty - no
+        ConfigMap, and no connection to Kubernetes.
+      - The ConfigMap is labelled C(app.kubernetes.io/managed-by=canary.istio) and C(canary.istio/service=<service>)
+        and annotated with C(canary.istio/canary) (O(canary)) and C(canary.istio/written-at) (when, in UTC). It is
+        written by server-side apply (field manager C(canary.istio)).
+      - A ConfigMap holds at most 1 MiB; a larger page is left out - the ConfigMap is written with an empty
+        C(report.html) and the module warns (RV(configmap.kept) is V(false)).
+    type: str
+    default: ""
+    version_added: 0.3.0
 seealso:
   - module: canary.istio.canary_analysis
   - module: canary.istio.mesh_topology
 """
 
 EXAMPLES = r"""
-- name: Picture the release
+- name: Picture the release, and keep the picture in a ConfigMap beside the route
   canary.istio.release_report:
     service: reviews
     namespace: bookinfo
@@ -113,6 +143,9 @@ EXAMPLES = r"""
     analyses: "{{ canary_release_result.analyses }}"
     decision: "{{ canary_release_result.decision }}"
     dest: /tmp/reviews-release.html
+    configmap: canary-report-reviews
+    # Only on a Gateway API HTTPRoute, whose backends are per-version Services (reviews-v1, reviews-v2).
+    per_version_services: true
 """
 
 RETURN = r"""
@@ -132,16 +165,37 @@ queries:
   description: The PromQL of the range queries.
   returned: success
   type: dict
+configmap:
+  description:
+    - The ConfigMap written (in check mode - that would be written) - its C(name), C(namespace), C(written_at),
+      C(bytes) (the page's size in UTF-8) and C(kept) - V(true) when its C(report.html) holds the page, V(false) when
+      the page is over a ConfigMap's 1 MiB and was left out.
+  returned: when O(configmap) is set and the ConfigMap was written (else a warning says why not)
+  type: dict
+  sample: {name: canary-report-reviews, namespace: bookinfo, kept: true, bytes: 48213,
+           written_at: "2026-03-01T10:00:00.123456+00:00"}
 prometheus_requests:
   description: Number of HTTP requests made to Prometheus.
   returned: always
   type: int
+api_requests:
+  description: Number of requests made to the Kubernetes API server (to write the ConfigMap).
+  returned: always
+  type: int
 """
 
+import json
 import os
 import time
+from datetime import datetime, timezone
 
-from ansible_collections.canary.istio.plugins.module_utils._context import PROMETHEUS, ModuleFailure
+from ansible_collections.canary.istio.plugins.module_utils._client import (
+    ApiError,
+    ConnectionFailed,
+    KubeConfigError,
+    describe_api_error,
+)
+from ansible_collections.canary.istio.plugins.module_utils._context import KUBERNETES, PROMETHEUS, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import (
     REPORTERS,
     AnalysisInputError,
@@ -149,12 +203,15 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.analysis impor
     validate_window,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.report import (
+    CONFIGMAP_LIMIT,
     build_series,
     range_queries,
     render,
+    report_configmap,
     weights_over_time,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
+from ansible_collections.canary.istio.plugins.module_utils._manifest import FIELD_MANAGER
 from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError
 from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import service_namespace
@@ -176,8 +233,10 @@ ARGUMENT_SPEC = {
     "per_version_services": {"type": "bool", "default": False},
     "topology_before": {"type": "str"},
     "topology_after": {"type": "str"},
+    "configmap": {"type": "str", "default": ""},
 }
-USES = (PROMETHEUS,)
+# Kubernetes only for the ConfigMap: its client connects on first use, so without one no kubeconfig is read.
+USES = (PROMETHEUS, KUBERNETES)
 # A chart needs no more points than it has pixels.
 MAX_POINTS = 400
 
@@ -189,6 +248,7 @@ def execute(ctx):
     base, canary = validate_name(params["base"], "base"), validate_name(params["canary"], "canary")
     window = validate_window(params["window"])
     dest = params["dest"]
+    configmap = validate_name(params["configmap"], "configmap") if params["configmap"] else ""
     directory = os.path.dirname(os.path.abspath(dest))
     if os.path.isdir(dest) or not os.path.isdir(directory):
         raise AnalysisInputError(f"dest {dest!r} must be a file in an existing directory")
@@ -215,8 +275,33 @@ def execute(ctx):
             handle.write(page)
     except OSError as exc:
         raise ModuleFailure(f"cannot write the report to {dest!r}: {exc}") from None
-    return {"dest": dest, "weights": weights, "series": series, "queries": sent,
-            "started_at": start, "ended_at": end}
+    result = {"dest": dest, "weights": weights, "series": series, "queries": sent,
+              "started_at": start, "ended_at": end}
+    if configmap:
+        written_at = datetime.now(timezone.utc).isoformat()
+        result.update(keep(ctx, report_configmap(configmap, namespace, service, canary, page, written_at), page))
+    return result
+
+
+def keep(ctx, configmap, page):
+    """Writes the report's ConfigMap by server-side apply; returns what it kept, or warns why nothing was kept."""
+    metadata = configmap["metadata"]
+    where = f"ConfigMap {metadata['namespace']}/{metadata['name']}"
+    try:
+        ctx.client.request("PATCH", f"/api/v1/namespaces/{metadata['namespace']}/configmaps/{metadata['name']}",
+                           body=json.dumps(configmap), content_type="application/apply-patch+yaml",
+                           query={"fieldManager": FIELD_MANAGER, "dryRun": "All" if ctx.check_mode else None})
+    except (ApiError, ConnectionFailed, KubeConfigError) as exc:
+        reason = describe_api_error(exc) if isinstance(exc, ApiError) else str(exc)
+        ctx.warn(f"the report is not kept in {where}: {reason}; it is only in the file")
+        return {}
+    size, kept = len(page.encode("utf-8")), configmap["data"]["report.html"] == page
+    if not kept:
+        ctx.warn(f"the report ({size} bytes) is over a ConfigMap's {CONFIGMAP_LIMIT} bytes, so {where} holds an "
+                 "empty report.html; it is only in the file")
+    return {"changed": True, "configmap": {"name": metadata["name"], "namespace": metadata["namespace"],
+                                           "written_at": metadata["annotations"]["canary.istio/written-at"],
+                                           "bytes": size, "kept": kept}}
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import importlib
 import json
 import socket
 import ssl
+import tempfile
 import threading
 import urllib.parse
 import uuid
@@ -69,6 +70,10 @@ def module_cases(namespace: str, tag: str) -> dict[str, tuple[dict[str, Any], An
         "release_history": ({"name": "reviews", "entry": {"note": f"recorded through {tag}"}}, created),
         "resilience": ({"name": "reviews", "subset": "v2", "circuit_breaker": {"connection_pool": {
             "tcp": {"max_connections": 1}}}}, created),
+        # Kubernetes only for the report's ConfigMap (no Prometheus here: a page without charts).
+        "release_report": ({"service": "reviews", "base": "v1", "canary": "v2", "prometheus_url": "",
+                            "dest": str(Path(tempfile.gettempdir()) / f"report-{namespace}-{tag}.html"),
+                            "configmap": f"report-{tag}"}, lambda r: (r.get("configmap") or {}).get("kept") is True),
     }
 
 

@@ -30,6 +30,8 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.release import
 COLOURS = {"base": "#0066cc", "canary": "#ec7a08"}
 VERDICT_COLOURS = {"pass": "#3e8635", "fail": "#c9190b", "inconclusive": "#8a8d90", "error": "#151515"}
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 860, 190, 60, 20, 16, 28
+# The most a ConfigMap's data may hold: Kubernetes' MaxSecretSize, checked on the bytes of its values.
+CONFIGMAP_LIMIT = 1024 * 1024
 
 
 def range_queries(target: AnalysisTarget) -> dict[str, str]:
@@ -245,3 +247,16 @@ def render(service: str, namespace: str, base: str, canary: str, start: float, e
         f"{_inline_svg(topology_before)}</figure>\n"
         f"<h2>Neighbourhood of {html.escape(service)} at the end of the run</h2>\n<figure id=\"topology-after\">"
         f"{_inline_svg(topology_after)}</figure>\n</body>\n</html>\n")
+
+
+def report_configmap(name: str, namespace: str, service: str, canary: str, page: str, written_at: str
+                     ) -> dict[str, Any]:
+    """The ConfigMap that keeps the page beside the route: ``report.html`` is the page, or empty when the
+    page is over a ConfigMap's limit (the ConfigMap still says which canary and when, so an older
+    report is not taken for this one)."""
+    fits = len(page.encode("utf-8")) <= CONFIGMAP_LIMIT
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": {"app.kubernetes.io/managed-by": "canary.istio", "canary.istio/service": service},
+                         "annotations": {"canary.istio/canary": canary, "canary.istio/written-at": written_at}},
+            "data": {"report.html": page if fits else ""}}

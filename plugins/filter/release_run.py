@@ -17,9 +17,12 @@ description:
     the role does next. The role decides nothing in Jinja.
   - The rules are C(advance) in C(plugins/module_utils/_logic/release_run.py) (unit-tested), over the
     planner in C(_logic/release.py) and the release driver in C(_logic/driver.py).
-  - Events - V(start) (the role's inputs, checked before any request), V(read) (M(canary.istio.canary_info)'s
-    result), V(plan) (the ratio gate's answer), V(moved), V(analysed), V(settle), V(answered) (the decision
-    gate's answer), V(swapped) (all traffic to one version) and V(failed).
+  - Events - V(start) (the role's inputs, checked before any request; with C(playbook_dir) and C(project_dir) the
+    canary's manifests are found and its DestinationRule manifests read from the project), V(read)
+    (M(canary.istio.canary_info)'s result, or the results of the role's loop over C(reads)), V(checked) (the
+    analysis run once before any change), V(acted) (the role's slot did C(next) - C(reply), C(split), C(analysis)),
+    V(reported) and V(failed); V(rules), V(plan), V(moved), V(analysed), V(settle), V(answered) and V(swapped) are
+    the steps that V(read) and V(acted) take.
 positional: _input, event, payload, now, extra
 options:
   _input:
@@ -30,7 +33,7 @@ options:
     description: What happened.
     type: str
     required: true
-    choices: [start, read, plan, moved, analysed, settle, answered, swapped, failed]
+    choices: [start, read, rules, plan, moved, analysed, settle, answered, swapped, reported, failed, acted, checked]
   payload:
     description: The module result or answer of the event.
     type: raw
@@ -54,18 +57,37 @@ _value:
   description:
     - The new state. C(next) is the driver's answer (C(action) move, analyse, promote, rollback, hold, ask or
       stop); C(plan) what this run does (C(action), C(ask)); C(refusal) why it stops before the lock;
-      C(weights) and C(weights_text) the split; C(said) what to print after the event.
+      C(weights) and C(weights_text) the split; C(say) the lines to print after the event; C(args) each module's
+      arguments now (the role's module_defaults); C(acting) whether the role's loop has a C(next) to do.
   type: dict
 """
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.canary.istio.plugins.filter.project_manifests import project_manifests
+from ansible_collections.canary.istio.plugins.filter.project_paths import project_paths
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.release_run import advance
 
 
+def _project_files(inputs):
+    """At start: the canary's manifest paths and the DestinationRules of its rule manifests, read from the user's
+    project (C(playbook_dir), C(project_dir): canary.istio.project_paths) - a release only."""
+    if not isinstance(inputs, dict) or "playbook_dir" not in inputs or inputs.get("goal") not in (None, "release"):
+        return inputs
+
+    def given(name):
+        return inputs.get(f"canary_release_{name}", inputs.get(name)) or []
+
+    where = (inputs["playbook_dir"], inputs.get("project_dir") or "")
+    return {**inputs, "manifest_paths": project_paths(given("manifests"), *where),
+            "rule_documents": project_manifests(given("destination_rule_manifests"), *where)["DestinationRule"]}
+
+
 def release_run(state, event, payload=None, now=0, extra=None):
     try:
+        if event == "start":
+            state = _project_files(state)
         return advance(state, event, payload, float(now or 0), extra)
     except (CanaryInputError, KeyError, TypeError, ValueError) as error:
         raise AnsibleFilterError(f"{error}") from None

@@ -221,7 +221,8 @@ def plan_release(moves: Sequence[int], start_share: int, policy: Mapping[str, An
     ``start_share`` the canary's share before them; ``decision`` the validated decision input
     (``auto``, ``promote``, ``rollback``, ``hold`` or ``None``); ``history`` the VirtualService's
     ``canary.istio/history`` entries, for the looks a resumed run continues from.
-    ``slots`` is the most move/analyse answers the run can get: the role asks that many times.
+    ``slots`` is the most slots of a move followed by its looks that the run can need (the role's own loop,
+    one action a slot, counts its slots in ``release_run``).
     """
     moves = [int(share) for share in moves]
     shares = moves or [int(start_share)]

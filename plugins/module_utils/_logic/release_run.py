@@ -9,16 +9,23 @@ Pure functions; no Kubernetes, no Ansible. The role keeps a single fact, the run
 everything it does it hands the state and what happened to :func:`advance`, which answers with the
 new state: the validated inputs, what ``canary_info`` read, the plan of the run (``release.plan_run``),
 the driver's plan and its next action (``driver``), the moves and analyses of the run, the decision
-and the texts the role prints. The role decides nothing itself: it acts on ``state["next"]``,
-``state["plan"]`` and ``state["refusal"]``.
+and the texts the role prints. The role decides nothing itself: it acts on ``state["next"]`` (one action
+a slot while ``state["acting"]``), ``state["refusal"]`` and the flags of its tasks, passes each module
+``state["args"]`` (:func:`module_arguments`, its module_defaults) and prints ``state["say"]``.
 
 =============  ==================================================================================
 event          payload, and what the state gains
 =============  ==================================================================================
 start          the role's inputs (a mapping); the state starts with the validated inputs - before
                any request, so bad input changes nothing
-read           ``canary_info``'s result; the first read plans the run (``phase``, ``plan``,
-               ``pending_steps``, ``refusal``), every read refreshes the subsets and Deployments
+read           ``canary_info``'s result (or the results of the role's loop over ``reads``); the first read
+               plans the run (``phase``, ``plan``, ``pending_steps``, ``refusal``, the DestinationRules of
+               the manifests read at start, the first ``next`` of a run that does not deploy); every read
+               refreshes the subsets and Deployments; the read after the deployment starts the loop
+checked        ``canary_analysis``'s result of the check before any change; a ``refusal`` when it did not run
+acted          ``{"reply", "split", "analysis"}``: the results of one slot of the loop, which did ``next``
+               (ask, move, analyse, promote or rollback); the event of that action below, the decision
+               applied when the driver's answer is final, the next gate's prompt, ``fail`` (stop)
 rules          the DestinationRules of ``canary_release_destination_rule_manifests``; which rule holds
                the subsets, and whether the canary's subset must be added
 plan           the ratio gate's answer (or none); the driver's plan and its first ``next``
@@ -48,7 +55,7 @@ ROLE_NAMES = release.InputNames(ratio="canary_release_ratio", steps="canary_rele
                                 decision="canary_release_decision", base="canary_release_base_version",
                                 canary="canary_release_canary_version", analysis="canary_release_analysis")
 EVENTS = ("start", "read", "rules", "plan", "moved", "analysed", "settle", "answered", "swapped", "reported",
-          "failed")
+          "failed", "acted", "checked")
 # The two gates: the variable each answers, the rule of an answer and what to pass instead.
 GATES = {
     "ratio": {"variable": "canary_release_ratio", "rule": "a whole number from 0 to 100", "hint": "<0..100>",
@@ -107,6 +114,8 @@ RESILIENCE_OPTIONS = ("circuit_breaker",)
 AFTER_PROMOTE = ("remove", "keep")
 # canary_release_traffic_api: the object that holds the service's route, or auto (the one that exists).
 TRAFFIC_APIS = {"auto": "", "virtual_service": "VirtualService", "httproute": "HTTPRoute"}
+# Inputs kept as they are for the modules' arguments (module_arguments); prometheus is the URL the role found.
+SETTINGS = ("destination_rule", "route_name", "lock_ttl", "force_lock", "prometheus", "topology_window", "awx_job")
 
 
 def resilience_profile(value: Any) -> dict[str, Any]:
@@ -165,8 +174,9 @@ def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
     api = _text(inputs.get("traffic_api")) or "auto"
     if api not in TRAFFIC_APIS:
         raise CanaryInputError(f"canary_release_traffic_api must be auto, virtual_service or httproute, got {api!r}")
+    service = _text(inputs.get("service"))
     return {
-        "goal": goal, "service": _text(inputs.get("service")), "namespace": _text(inputs.get("namespace")),
+        "goal": goal, "service": service, "namespace": _text(inputs.get("namespace")),
         "virtual_service": _text(inputs.get("virtual_service")) or _text(inputs.get("service")),
         "base": checked.base, "canary": checked.canary, "ratio": checked.ratio, "steps": list(checked.steps),
         # Settings left unset are absent, so that the role passes none of them to canary_analysis.
@@ -188,12 +198,20 @@ def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
         # The traffic API: kind is the object the run reads and moves (chosen at the first read with auto);
         # base_ref / canary_ref / winner_ref are what traffic_split names (subsets, or per-version Services).
         "traffic_api": api, "kind": TRAFFIC_APIS[api],
-        "read_kinds": [TRAFFIC_APIS[api]] if TRAFFIC_APIS[api] else ["VirtualService", "HTTPRoute"],
+        "read_kinds": [TRAFFIC_APIS[api]] if TRAFFIC_APIS[api] else ["VirtualService", "HTTPRoute"], "deploy": False,
+        "reads": _reads_of(service, TRAFFIC_APIS[api], checked.base, checked.canary,
+                           _text(inputs.get("destination_rule"))),
         "require_ready_endpoints": _truth(inputs.get("require_ready_endpoints", True)),
         "version_label": _text(inputs.get("version_label")) or "version",
         "base_ref": checked.base, "canary_ref": checked.canary, "winner_ref": None, "create_version_service": False,
         "remove_loser_subset": False,
         "rule_manifests": bool(inputs.get("destination_rule_manifests")),
+        # Read from the project by the filter at start (plugins/filter/release_run.py): the canary's manifest
+        # paths, and the DestinationRules of canary_release_destination_rule_manifests (event rules, at the read).
+        "manifest_paths": list(inputs.get("manifest_paths") or manifests),
+        "rule_documents": inputs.get("rule_documents"),
+        "host": _text(inputs.get("host")), "lock": _truth(inputs.get("lock", True)),
+        "settings": {key: inputs.get(key) for key in SETTINGS},
         "artifacts": inputs.get("artifacts"), "started_at": inputs.get("now"),
         "gates": {gate: {**about, "question": about["question"].format(canary=checked.canary, base=checked.base)}
                   for gate, about in GATES.items()},
@@ -202,7 +220,19 @@ def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
         "weights_text": "", "destination_rule": "", "add_canary_subset": False, "winner": None, "loser": None,
         "remove_loser": False, "said": "", "history_entry": None, "looks_text": "", "resume": "", "refusal": "",
         "approver_saw": "", "analysis_said": "", "failure": "", "put_back": False,
+        "say": [], "fail": "", "acting": False, "finished": False, "slots": 0, "preflight": False,
+        "topology_before": False, "clean_up": False, "list_manifests": False,
     }
+
+
+def _reads_of(service: str, kind: str, base: str, canary: str, rule: str) -> list[dict[str, str]]:
+    """The arguments of the first reads: of the kind chosen, else (auto) of both. canary_info on an HTTPRoute
+    reports the per-version Services whether a rule routes to them or not; a VirtualService's DestinationRule
+    is the one named, else the one Istio applies."""
+    where = {"service": service}
+    return [{"kind": kind, **({"base": _backend(where, base), "canary": _backend(where, canary)}
+                              if kind == "HTTPRoute" else _given(destination_rule=rule))}
+            for kind in ([kind] if kind else ["VirtualService", "HTTPRoute"])]
 
 
 def _weights_text(weights: Mapping[str, Any]) -> str:
@@ -317,7 +347,7 @@ def _refs(state: dict[str, Any]) -> None:
     state["canary_ref"] = _backend(state, state["canary"]) if on_route else state["canary"]
 
 
-def read(state: Mapping[str, Any], info: Mapping[str, Any], host: str = "") -> dict[str, Any]:
+def read(state: Mapping[str, Any], info: Mapping[str, Any], host: str = "", now: float = 0.0) -> dict[str, Any]:
     """What canary_info read; the first read also plans the run.
 
     The first read may be ``{"VirtualService": <canary_info>, "HTTPRoute": <canary_info>}``: the reads of
@@ -340,8 +370,10 @@ def read(state: Mapping[str, Any], info: Mapping[str, Any], host: str = "") -> d
                canary_deployments=_subset_deployments(info, state["canary"]))
     # Before the first deployment no rule is stored: the one the manifests bring is named by the role.
     new["destination_rule"] = info.get("destination_rule") or state.get("destination_rule") or ""
+    host = host or state.get("host") or ""
     if state.get("plan") is not None:
-        return new
+        # The read after the canary's deployment: the run starts from what the cluster holds now.
+        return _begin(new, now) if new.get("deploy") and new.get("drive") is None else new
     observed = release.Observed(
         exists=bool(info.get("exists")), weights=dict(info.get("weights") or {}), subsets=new["subsets"],
         recorded=info.get("state") or {}, history=list(info.get("history") or []),
@@ -376,7 +408,214 @@ def read(state: Mapping[str, Any], info: Mapping[str, Any], host: str = "") -> d
     if new["plan"]["action"] == "release" and answer["phase"] == "in_progress":
         new["resume"] = (f"Resuming the canary of {state['canary']}: {_where(state)} sends {new['weights_text']}; "
                          f"steps left: {', '.join(str(s) for s in answer['pending_steps']) or 'none'}")
+    return _first_read(new, now)
+
+
+# --------------------------------------------------------------------------------------
+# the role's loop: one action of state["next"] per slot (tasks/_step.yml), then the event acted
+
+# What a slot does; any other next action ends the loop (hold, stop, nothing to do).
+LOOP_ACTIONS = ("ask", "move", "analyse", "promote", "rollback")
+
+
+def _reads(payload: Any) -> Any:
+    """The role's loop over ``reads`` registers a list of results: the read of each kind, by kind."""
+    if isinstance(payload, Mapping) and isinstance(payload.get("results"), list):
+        payload = payload["results"]
+    if not isinstance(payload, list):
+        return payload
+    return {str((item.get(item.get("ansible_loop_var") or "item") or {}).get("kind")): item
+            for item in payload if isinstance(item, Mapping)}
+
+
+def _first_read(state: dict[str, Any], now: float) -> dict[str, Any]:
+    """What the run does after the first read: deploy the canary first, ask, move, swap, or only say."""
+    action, goal = state["plan"]["action"], state["goal"]
+    state["deploy"] = goal == "release" and action == "release"
+    # Prometheus unreachable, a wrong CA, a query it refuses: found before the first write (event checked).
+    state["preflight"] = state["deploy"] and bool(state.get("analysis")) and not state["refusal"]
+    state["topology_before"] = state["preflight"] and bool(state["settings"].get("prometheus"))
+    if state["deploy"] and state.get("rule_documents") is not None:
+        state.update(rules(state, state["rule_documents"]))
+    state["say"] = [line for line in (state["approver_saw"], state["resume"]) if line]
+    if goal == "status":
+        state["say"] = list(state["status_lines"])
+    elif action == "nothing":
+        state["say"] = [f"The canary {state['canary']} of {state['namespace']}/{state['service']} was rolled back "
+                        f"already ({state['weights_text']}); nothing to do"]
+    elif action == "step":
+        _begin(state, now)
+    elif action in ("promote", "rollback", "finish"):
+        # One slot: the swap (finish: the clean-up of a promotion an earlier run began).
+        state["next"] = driver.answer_of("rollback" if action == "rollback" else "promote", state["plan"]["summary"])
+        state["slots"] = 1
+    return state
+
+
+def _begin(state: dict[str, Any], now: float) -> dict[str, Any]:
+    """The first action of the loop: the ratio gate when it asks, else the driver's plan.
+
+    ``slots`` is the most slots the loop can need: the gates' attempts, a move and the looks of each share (each
+    look tried up to consecutive_error_limit times), and the swap."""
+    asks = "ratio" in state["plan"]["ask"]
+    policy = state["analysis"] if state["goal"] == "release" else None
+    per_share = 1 + (int(policy["looks_per_step"]) * int(policy["consecutive_error_limit"]) if policy else 0)
+    shares = 1 if asks else max(1, len(state["pending_steps"]))
+    decides = state["goal"] == "release" and state["interactive"] and (
+        state["decision_input"] is None or (policy or {}).get("inconclusive") == "ask")
+    state["slots"] = state["prompt_attempts"] * (int(asks) + int(decides)) + shares * per_share + 1
+    if asks:
+        return _ask(state, "ratio", 1)
+    state.update(plan(state, None, now))
+    state["say"] = [*state.get("say", []), *[text for text in (state["looks_text"],) if text], *_announce(state)]
+    return state
+
+
+def _ask(state: dict[str, Any], gate: str, attempt: int) -> dict[str, Any]:
+    about = state["gates"][gate]
+    asked = state["next"] if state["next"].get("action") == "ask" else driver.answer_of("ask", "")
+    state["next"] = {**asked, "gate": gate, "attempt": attempt, "prompt": (
+        f"{_where(state)} now sends: {state['weights_text'] or 'no weighted route'}\n{about['question']} "
+        f"[{about['rule']}]\n(attempt {attempt} of {state['prompt_attempts']})")}
+    return state
+
+
+def _announce(state: Mapping[str, Any]) -> list[str]:
+    """The look that comes next, and when."""
+    upcoming = state["next"]
+    if upcoming.get("action") != "analyse":
+        return []
+    return [f"Look {upcoming['look']} of {upcoming['looks']} at {upcoming['share']}% in {upcoming['wait']}s "
+            f"({upcoming['reason']})"]
+
+
+def _answer_gate(state: Mapping[str, Any], typed: Any, now: float) -> dict[str, Any]:
+    """A typed answer: the gate's answer when valid, else the gate asks again, or the run fails after its attempts."""
+    gate, attempt = state["next"]["gate"], int(state["next"]["attempt"])
+    about, attempts = state["gates"][gate], int(state["prompt_attempts"])
+    value = release.parse_answer(gate, typed)
+    if value is None:
+        new = dict(state)
+        new["say"] = [f"'{_text(typed)}' is not {about['rule']} ({attempts - attempt} attempt(s) left)"]
+        if attempt >= attempts:
+            new["fail"] = (f"No valid answer for {about['variable']} after {attempts} attempt(s); it must be "
+                           f"{about['rule']}. Nothing was decided.")
+            return new
+        return _ask(new, gate, attempt + 1)
+    if gate == "ratio":
+        new = plan(state, value, now)
+        new["say"] = [text for text in (new["looks_text"],) if text] + _announce(new)
+        return new
+    new = answered(state, value, now)
+    new["say"] = [new["said"]] if new["decision"] == "hold" else []
     return new
+
+
+def _settled(state: dict[str, Any], said: list[str]) -> dict[str, Any]:
+    """After a move or a look (or the decision gate): the next look is announced; a final answer is applied."""
+    upcoming = state["next"]["action"]
+    if upcoming in ("move", "analyse"):
+        state["say"] = said + _announce(state)
+        return state
+    if state["goal"] != "release":
+        # set_ratio moves its one share and decides nothing.
+        state["say"] = said
+        return state
+    if state.get("decision") is None:
+        state = _final(state)
+    state["say"] = said + [text for text in (state["analysis_said"],) if text]
+    if upcoming == "ask":
+        return _ask(state, "decision", 1)
+    if upcoming == "hold":
+        state["say"].append(state["said"])
+    if upcoming == "stop":
+        state["fail"] = state["said"]
+    return state
+
+
+def acted(state: Mapping[str, Any], results: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """The slot did ``state["next"]``: ``results`` holds the slot's ``reply`` (a gate's pause), ``split``
+    (traffic_split) and ``analysis`` (canary_analysis)."""
+    action = state["next"].get("action")
+    if action not in LOOP_ACTIONS:
+        raise CanaryInputError(f"nothing to act on: the next action is {action!r}")
+    if action == "ask":
+        return _answer_gate(state, (results.get("reply") or {}).get("user_input"), now)
+    if action in ("promote", "rollback"):
+        new = swapped(state, results.get("split") or {}, state["winner"])
+        new.update(finished=True, say=[new["said"]], list_manifests=bool(
+            new["remove_loser"] and new["loser"] == state["canary"] and state["manifest_paths"]))
+        new["clean_up"] = new["remove_loser"]
+        return new
+    if action == "move":
+        new = moved(state, results.get("split") or {}, now)
+        return _settled(new, [f"{_where(state)} sends {new['weights_text']}"])
+    new = analysed(state, results.get("analysis") or {}, now)
+    new["history_entry"] = {"analysis": new["analyses"][-1]}
+    return _settled(new, [new["said"]])
+
+
+def checked(state: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    """The analysis run once as a check before any change: a refusal when it could not run."""
+    new = dict(state)
+    if state.get("preflight") and "verdict" not in result:
+        problem = str(result.get("msg") or "no answer").rstrip(".")
+        new["refusal"] = f"Cannot analyse the canary of {state['namespace']}/{state['service']}: {problem}. " \
+            "Nothing was changed."
+    return new
+
+
+def _given(**arguments: Any) -> dict[str, Any]:
+    """Arguments with a value: an empty one is the module's default."""
+    return {key: value for key, value in arguments.items() if value not in (None, "", [], {})}
+
+
+def module_arguments(state: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The arguments of each module the role runs now (its module_defaults): what every task of a module shares,
+    and what the next action gives it - the share of a move, the winner of a swap, the look of an analysis."""
+    settings, kind = state.get("settings") or {}, state.get("kind") or "VirtualService"
+    where = {"name": state["virtual_service"], "namespace": state["namespace"]}
+    route = {**where, "kind": kind, **_given(route_name=settings.get("route_name"), destination_rule=(
+        settings.get("destination_rule") if kind == "VirtualService" else None))}
+    on_route = kind == "HTTPRoute"
+    # Before the first read chooses the traffic API (auto), each read names its kind itself (reads).
+    info = ({**route, **({"base": state["base_ref"], "canary": state["canary_ref"]} if on_route else {})}
+            if state.get("kind") else {**where, **_given(route_name=settings.get("route_name"))})
+    split = {**route, **_given(actor=state["actor"])}
+    if on_route:
+        split["require_ready_endpoints"] = state["require_ready_endpoints"]
+    upcoming = state.get("next") or {}
+    if state.get("put_back") or upcoming.get("action") == "move":
+        split.update(base=state["base_ref"], canary=state["canary_ref"],
+                     canary_weight=0 if state.get("put_back") else upcoming["share"])
+    elif upcoming.get("action") in ("promote", "rollback") and state.get("winner_ref"):
+        split.update(weights={state["winner_ref"]: 100}, remove_unnamed=True)
+    versions = {"service": state["service"], "namespace": state["namespace"], "base": state["base"],
+                "canary": state["canary"], **_given(prometheus_url=settings.get("prometheus"))}
+    policy = state.get("analysis") or {}
+    analysis = {**versions, "window": policy.get("window"), "reporter": policy.get("reporter"),
+                # On an HTTPRoute Istio's metrics name the per-version Service (reviews-v2) as the destination service.
+                "per_version_services": on_route,
+                **_given(**{key: policy.get(key) for key in ("min_requests", "confidence", "power", "scrape_interval",
+                                                             "checks")}),
+                **({"caller_failures": policy["caller_failures"]} if policy.get("caller_failures") is not None else {})}
+    if upcoming.get("action") == "analyse":
+        analysis.update(_given(look=upcoming.get("look"), looks=upcoming.get("looks"), since=upcoming.get("since")))
+    resilience = {**where, "subset": state["canary"], **_given(destination_rule=state.get("destination_rule")),
+                  **(state.get("resilience") or {})}
+    lock = {"name": f"canary-{state['service']}", "namespace": state["namespace"], "holder": state["lock_holder"],
+            "ttl": int(settings.get("lock_ttl") or 3600), "force": _truth(settings.get("force_lock", False)),
+            **_given(job=_text(settings.get("awx_job")))}
+    return {
+        "canary_info": info, "traffic_split": split, "release_history": {**where, "kind": kind, **_given(
+            actor=state["actor"])},
+        "resilience": resilience, "release_lock": lock, "canary_analysis": analysis if policy else versions,
+        "mesh_topology": {"service": state["service"], "namespace": state["namespace"],
+                          **_given(prometheus_url=settings.get("prometheus"),
+                                   window=settings.get("topology_window"))},
+        "release_report": {**versions, "per_version_services": on_route, **_given(window=policy.get("window"))},
+        "manifest": {"namespace": state["namespace"]}, "destination_rule": {"namespace": state["namespace"]},
+    }
 
 
 def _swap(state: dict[str, Any], action: str) -> dict[str, Any]:
@@ -592,8 +831,8 @@ def failed(state: Mapping[str, Any], failure: Mapping[str, Any]) -> dict[str, An
         after = "Traffic was not moved back."
     new["failure"] = (f"The canary release of {state['namespace']}/{state['service']} ({state['base']} to "
                       f"{state['canary']}) failed at task \"{failure.get('task') or '?'}\": {msg}. {after}")
-    if state.get("goal") == "set_ratio":
-        # One step, nothing to put back: the step's own error, as the module said it.
+    if state.get("goal") != "release":
+        # One step or one swap, nothing to put back: the step's own error, as the module said it.
         new["failure"] = str(failure.get("msg") or "")
     return new
 
@@ -604,6 +843,17 @@ def _published(state: dict[str, Any]) -> dict[str, Any]:
     verdict, report = state.get("verdict") or {}, state.get("report") or {}
     state["result"] = {"decision": state.get("decision") or "stop", "reason": verdict.get("reason") or "",
                        "analyses": list(state.get("analyses") or []), "report": report.get("path") or ""}
+    state["acting"] = state["next"].get("action") in LOOP_ACTIONS and not state.get("finished") \
+        and not state.get("fail") and state.get("plan") is not None and not state.get("refusal")
+    if state["acting"]:
+        # What the slot does (tasks/_step.yml): a pause (a gate's prompt, or the wait before a move or a look),
+        # then the split (a move, or all traffic to the winner) or the analysis.
+        upcoming = {key: value for key, value in state["next"].items() if key not in ("pause", "split", "seconds")}
+        action, wait = upcoming["action"], int(upcoming.get("wait") or 0)
+        upcoming.update(pause=action == "ask" or wait > 0, split=action in ("move", "promote", "rollback"),
+                        **({"seconds": wait} if action != "ask" and wait > 0 else {}))
+        state["next"] = upcoming
+    state["args"] = module_arguments(state)
     state["stage_artifacts"] = release_artifacts(
         state["goal"], state["service"], state["namespace"], state["base"], state["canary"], state.get("weights"),
         state.get("decision") or state["goal"], verdict.get("reason") or "", list(state.get("analyses") or []),
@@ -624,8 +874,14 @@ def _advance(state: Any, event: str, payload: Any, now: float, extra: Any) -> di
     if not isinstance(state, Mapping) or "goal" not in state:
         raise CanaryInputError(f"event {event!r} needs the state that the event start began")
     payload = payload if payload is not None else {}
+    # What to print and what to record are this event's: the next event starts without them.
+    state = {**state, "say": [] if event != "checked" else state.get("say") or [], "fail": "", "history_entry": None}
+    if event == "acted":
+        return acted(state, payload, now)
+    if event == "checked":
+        return checked(state, payload)
     if event == "read":
-        return read(state, payload, str(extra or ""))
+        return read(state, _reads(payload), str(extra or ""), now)
     if event == "rules":
         return rules(state, payload or [])
     if event == "plan":

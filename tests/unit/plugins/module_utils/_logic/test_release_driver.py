@@ -35,7 +35,7 @@ def settings(**overrides):
 
 
 class Run:
-    """The role's loop on a simulated clock: slots of move-then-analyse, as _drive.yml does them."""
+    """A loop on a simulated clock: slots of move-then-analyse, as many as the plan's slots."""
 
     def __init__(self, verdicts, moves=STEPS, start=0, decision="auto", history=(), interactive=False,
                  step_interval=0, analysis=True, **overrides):

@@ -568,3 +568,191 @@ def test_a_missing_httproute_is_named_as_one():
     assert state["refusal"].startswith("HTTPRoute shop/reviews does not exist: create the service's HTTPRoute first")
     state = advance(started(), "read", {"VirtualService": MISSING, "HTTPRoute": MISSING})
     assert state["refusal"].startswith("VirtualService shop/reviews does not exist: deploy the base release first")
+
+
+# --------------------------------------------------------------------------------------
+# the role's loop (tasks/_step.yml): one action a slot, the arguments from the state, what it prints
+#
+# loop() does what the role does: while the state is acting, the slot's tasks run as next says, with the
+# arguments of args (the role's module_defaults), and the event acted takes their results.
+
+
+def loop_results(reads):
+    """What the role's loop over the first reads registers (ansible-core's loop result shape)."""
+    return {"results": [{**result, "ansible_loop_var": "canary_release__reading",
+                         "canary_release__reading": {"kind": kind}} for kind, result in reads.items()]}
+
+
+def role_started(**inputs):
+    """start, the first read (the role's loop) and, when the plan deploys, the read after the deployment."""
+    state = advance(started(**inputs), "read", loop_results({"VirtualService": FRESH}), T0)
+    return advance(state, "read", WITH_CANARY, T0) if state["deploy"] else state
+
+
+def loop(state, answers=(), verdicts=(), now=T0):
+    """Runs the slots; returns the state, the traffic_split arguments and the lines printed, slot by slot."""
+    answers, verdicts, calls, printed = list(answers), list(verdicts), [], []
+    for _slot in range(state["slots"]):
+        if not state["acting"]:
+            continue
+        upcoming, results = state["next"], {"reply": {"skipped": True}, "split": {"skipped": True},
+                                            "analysis": {"skipped": True}}
+        now += upcoming.get("seconds", 0)
+        if upcoming["action"] == "ask":
+            results["reply"] = {"user_input": answers.pop(0)}
+        if upcoming["split"]:
+            arguments = state["args"]["traffic_split"]
+            calls.append(arguments)
+            after = (dict(arguments["weights"]) if "weights" in arguments else
+                     {"v1": 100 - arguments["canary_weight"], "v2": arguments["canary_weight"]})
+            results["split"] = {"after": after, "changed": True}
+        if upcoming["action"] == "analyse":
+            results["analysis"] = verdicts.pop(0)
+        state = advance(state, "acted", results, now)
+        printed += state["say"]
+        if state["fail"]:
+            break
+    return state, calls, printed
+
+
+PASS = {"verdict": "pass", "summary": "healthy", "checks": []}
+
+
+def test_the_loop_moves_each_step_then_promotes_and_cleans_up():
+    state = role_started()
+    assert state["slots"] == 3 and state["args"]["traffic_split"] == {
+        "name": "reviews", "namespace": "shop", "kind": "VirtualService", "base": "v1", "canary": "v2",
+        "canary_weight": 10}
+    state, calls, printed = loop(state)
+    assert [call.get("canary_weight", call.get("weights")) for call in calls] == [10, 50, {"v2": 100}]
+    assert calls[-1]["remove_unnamed"] is True
+    assert printed == ["shop/reviews sends v1 90%, v2 10%", "shop/reviews sends v1 50%, v2 50%",
+                       "v2 is promoted: shop/reviews sends v2 100%"]
+    assert state["clean_up"] is True and state["loser_deployments"] == ["reviews-v1"]
+    assert state["acting"] is False
+
+
+def test_an_analysed_step_is_announced_looked_at_with_its_look_and_recorded():
+    state = role_started(analysis=ANALYSIS, decision="auto", steps=[10])
+    assert state["say"] == ["Analysis: up to 1 look(s) at each of 10%; 1 look(s) planned for the release"]
+    state = advance(state, "acted", {"split": {"after": {"v1": 90, "v2": 10}}}, T0)
+    # The look comes interval (12 s) after the share was reached.
+    assert state["say"] == ["shop/reviews sends v1 90%, v2 10%", "Look 1 of 1 at 10% in 12s (analyse 10%)"]
+    assert state["next"]["seconds"] == 12 and state["next"]["split"] is False
+    assert {key: state["args"]["canary_analysis"][key] for key in ("look", "looks", "since", "window")} == {
+        "look": 1, "looks": 1, "since": T0, "window": "10s"}
+    state = advance(state, "acted", {"analysis": PASS}, T0 + 12)
+    assert state["history_entry"]["analysis"]["verdict"] == "pass"
+    assert state["say"][0].startswith("Look 1 of 1 at 10%: PASS - healthy")
+    assert state["say"][1].startswith("Analysis of v2: promote - every step passed its analysis")
+    assert state["next"]["action"] == "promote" and state["args"]["traffic_split"]["weights"] == {"v2": 100}
+
+
+def test_an_invalid_answer_is_refused_and_asked_again_then_the_gates_decide():
+    state = role_started(steps=[], decision=None, interactive="always")
+    # three attempts at each gate, one move, the swap
+    assert state["slots"] == 3 + 1 + 3 + 1
+    assert state["next"]["prompt"] == ("shop/reviews now sends: v1 100%\nShare of traffic for the canary v2, in "
+                                       "percent [a whole number from 0 to 100]\n(attempt 1 of 3)")
+    state, calls, printed = loop(state, answers=["abc", " 30 ", "hold"])
+    assert printed[0] == "'abc' is not a whole number from 0 to 100 (2 attempt(s) left)"
+    assert [call["canary_weight"] for call in calls] == [30]
+    assert printed[-1].startswith("Holding: shop/reviews sends v1 70%, v2 30%")
+    assert state["decision"] == "hold" and state["acting"] is False
+
+
+def test_no_valid_answer_after_the_attempts_fails_and_the_rescue_puts_traffic_back():
+    state = role_started(steps=[], decision=None, interactive="always", prompt_attempts=2)
+    state, _calls, printed = loop(state, answers=["30", "", "maybe"])
+    assert printed[-1] == "'maybe' is not promote, rollback or hold (0 attempt(s) left)"
+    assert state["fail"] == ("No valid answer for canary_release_decision after 2 attempt(s); it must be promote, "
+                             "rollback or hold. Nothing was decided.")
+    assert state["acting"] is False
+    state = advance(state, "failed", {"task": "Stop", "msg": state["fail"]})
+    assert state["put_back"] is True
+    assert {key: state["args"]["traffic_split"][key] for key in ("base", "canary", "canary_weight")} == {
+        "base": "v1", "canary": "v2", "canary_weight": 0}
+
+
+def test_on_error_stop_fails_the_slot_and_keeps_the_split():
+    state = role_started(analysis={**ANALYSIS, "consecutive_error_limit": 1, "on_error": "stop"}, steps=[10])
+    state, _calls, printed = loop(state, verdicts=[{"failed": True, "msg": "no answer"}])
+    assert printed[-1].startswith("Analysis of v2: stop - analysis 1 at 10% could not run: no answer")
+    assert state["fail"].startswith("Stopped: analysis 1 at 10% could not run")
+    assert advance(state, "failed", {"task": "Stop", "msg": state["fail"]})["put_back"] is False
+
+
+def test_set_ratio_moves_once_and_says_nothing_of_a_decision():
+    state = advance(started(goal="set_ratio", ratio=30, steps=[], decision=None), "read", WITH_CANARY, T0)
+    state, calls, printed = loop(state)
+    assert [call["canary_weight"] for call in calls] == [30] and printed == ["shop/reviews sends v1 70%, v2 30%"]
+
+
+@pytest.mark.parametrize(("goal", "weights", "said"), [
+    ("promote", {"v2": 100}, "v2 is promoted: shop/reviews sends v2 100%"),
+    ("rollback", {"v1": 100}, "Rolled back: shop/reviews sends v1 100%; the canary v2 is removed")])
+def test_promote_and_rollback_are_one_slot(goal, weights, said):
+    state = advance(started(goal=goal), "read", loop_results({"VirtualService": WITH_CANARY}), T0)
+    state, calls, printed = loop(state)
+    assert [call["weights"] for call in calls] == [weights] and printed == [said]
+    assert state["clean_up"] is True
+
+
+def test_nothing_to_do_and_status_only_say():
+    # What a rollback records: all traffic on v1 (state base v1 = canary v1), the last step took v2's share back.
+    rolled_back = {**FRESH, "history": [{"from": {"v1": 70, "v2": 30}, "to": {"v1": 100}}],
+                   "state": {"base": "v1", "canary": "v1", "weight": 100}}
+    state = advance(started(decision="rollback"), "read", rolled_back, T0)
+    assert state["plan"]["action"] == "nothing" and state["slots"] == 0 and state["acting"] is False
+    assert state["say"] == ["The canary v2 of shop/reviews was rolled back already (v1 100%); nothing to do"]
+    status = advance(started(goal="status"), "read", FRESH, T0)
+    assert status["say"] == status["status_lines"] and status["acting"] is False
+
+
+def test_the_analysis_is_checked_before_any_change():
+    state = advance(started(analysis=ANALYSIS, decision="auto"), "read", FRESH, T0)
+    assert state["preflight"] is True and state["topology_before"] is False
+    refused = advance(state, "checked", {"failed": True, "msg": "cannot reach Prometheus."})
+    assert refused["refusal"] == ("Cannot analyse the canary of shop/reviews: cannot reach Prometheus. "
+                                  "Nothing was changed.")
+    assert advance(state, "checked", {"verdict": "pass"})["refusal"] == ""
+    with_url = advance(started(analysis=ANALYSIS, decision="auto", prometheus="http://127.0.0.1:9090"), "read", FRESH)
+    assert with_url["topology_before"] is True
+    assert with_url["args"]["mesh_topology"]["prometheus_url"] == "http://127.0.0.1:9090"
+
+
+def test_the_first_reads_name_their_kind_and_what_they_need():
+    state = started(destination_rule="reviews-rule")
+    assert state["reads"] == [{"kind": "VirtualService", "destination_rule": "reviews-rule"},
+                              {"kind": "HTTPRoute", "base": "reviews-v1", "canary": "reviews-v2"}]
+    # Before the kind is known the shared arguments name no kind and no DestinationRule.
+    assert state["args"]["canary_info"] == {"name": "reviews", "namespace": "shop"}
+
+
+def test_on_an_httproute_the_modules_name_services():
+    state = advance(started(traffic_api="httproute", analysis=ANALYSIS, decision="auto"), "read",
+                    loop_results({"HTTPRoute": ROUTE_READ}), T0)
+    args = state["args"]
+    assert (args["canary_info"]["base"], args["canary_info"]["canary"]) == ("reviews-v1", "reviews-v2")
+    assert args["traffic_split"]["require_ready_endpoints"] is True and "destination_rule" not in args["traffic_split"]
+    assert args["canary_analysis"]["per_version_services"] is True
+    assert args["release_report"]["per_version_services"] is True
+
+
+def test_the_lock_arguments_name_the_holder_and_the_awx_job():
+    state = started(awx_user="alice", awx_job=42, lock_ttl=600, force_lock="yes")
+    assert state["args"]["release_lock"] == {"name": "canary-reviews", "namespace": "shop",
+                                             "holder": "awx:alice@cluster-a", "ttl": 600, "force": True, "job": "42"}
+
+
+def test_the_filter_reads_the_canary_manifests_from_the_project_at_start(tmp_path):
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "rules.yaml").write_text(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\n"
+        "spec: {host: reviews, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n")
+    inputs = {**INPUTS, "destination_rule_manifests": ["rules.yaml"], "playbook_dir": str(tmp_path / "playbooks")}
+    state = release_run(inputs, "start", None, T0)
+    assert state["manifest_paths"] == [str(tmp_path / "deploy/reviews-v2.yaml")]
+    state = release_run(state, "read", FRESH, T0)
+    assert [rule["metadata"]["name"] for rule in state["rule_definitions"]] == ["reviews"]
+    assert state["add_canary_subset"] is False  # the manifest lists v2

@@ -71,17 +71,20 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.release_run im
 
 
 def _project_files(inputs):
-    """At start: the canary's manifest paths and the DestinationRules of its rule manifests, read from the user's
-    project (C(playbook_dir), C(project_dir): canary.istio.project_paths) - a release only."""
-    if not isinstance(inputs, dict) or "playbook_dir" not in inputs or inputs.get("goal") not in (None, "release"):
+    """At start: the canary's manifest paths (a rollback lists their objects too) and, for a release, the
+    DestinationRules of its rule manifests, read from the user's project (C(playbook_dir), C(project_dir):
+    canary.istio.project_paths)."""
+    if not isinstance(inputs, dict) or "playbook_dir" not in inputs:
         return inputs
 
     def given(name):
         return inputs.get(f"canary_release_{name}", inputs.get(name)) or []
 
     where = (inputs["playbook_dir"], inputs.get("project_dir") or "")
-    return {**inputs, "manifest_paths": project_paths(given("manifests"), *where),
-            "rule_documents": project_manifests(given("destination_rule_manifests"), *where)["DestinationRule"]}
+    found = {**inputs, "manifest_paths": project_paths(given("manifests"), *where)}
+    if inputs.get("goal") in (None, "release"):
+        found["rule_documents"] = project_manifests(given("destination_rule_manifests"), *where)["DestinationRule"]
+    return found
 
 
 def release_run(state, event, payload=None, now=0, extra=None):

@@ -756,3 +756,13 @@ def test_the_filter_reads_the_canary_manifests_from_the_project_at_start(tmp_pat
     state = release_run(state, "read", FRESH, T0)
     assert [rule["metadata"]["name"] for rule in state["rule_definitions"]] == ["reviews"]
     assert state["add_canary_subset"] is False  # the manifest lists v2
+
+
+def test_a_rollback_finds_the_canary_manifests_in_the_project_too(tmp_path):
+    (tmp_path / "playbooks").mkdir()
+    state = release_run({**INPUTS, "goal": "rollback", "destination_rule_manifests": ["not-read.yaml"],
+                         "playbook_dir": str(tmp_path / "playbooks")}, "start", None, T0)
+    assert state["manifest_paths"] == [str(tmp_path / "deploy/reviews-v2.yaml")] and state["rule_documents"] is None
+    state = advance(state, "read", WITH_CANARY, T0)
+    state, _calls, _printed = loop(state)
+    assert state["list_manifests"] is True and state["loser"] == "v2"

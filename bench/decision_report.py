@@ -75,6 +75,36 @@ def _fixed_in_looks(row: dict[str, Any]) -> float:
     return math.ceil(row["fixed_sample_requests"] / per_look) * per_look
 
 
+def _fixed_or_window(row: dict[str, Any]) -> float:
+    """The fixed-sample minimum, or the canary's requests in one window if more: no look comes sooner."""
+    return max(row["fixed_sample_requests"], row.get("window_requests") or 0)
+
+
+def _planned_row(row: dict[str, Any]) -> dict[str, Any]:
+    ours, before = row["rules"]["ours"], row.get("every_interval") or {}
+    fixed, median = row.get("fixed_sample_requests"), ours["requests_median"]
+    return {"scenario": scenario(row), "kind": row["kind"], "promote": pct(ours["promote"]),
+            "rollback": pct(ours["rollback"]), "hold": pct(ours["hold"]), "seconds": num(ours["seconds_median"]),
+            "requests": num(median), "fixed": num(fixed), "window": num(row.get("window_requests")),
+            "ratio": num(median / fixed, 2) if fixed and median else "–",  # noqa: RUF001
+            "ratio_window": num(median / _fixed_or_window(row), 2) if fixed and median else "–",  # noqa: RUF001
+            "bound": num(_fixed_or_window(row) / fixed, 2) if fixed else "–",  # noqa: RUF001
+            "before_requests": num(before.get("requests_median")), "before_hold": pct(before.get("hold")),
+            "before_rollback": pct(before.get("rollback")), "before_promote": pct(before.get("promote")),
+            "before_ratio": num(before["requests_median"] / fixed, 2) if fixed and before.get("requests_median")
+            else "–"}  # noqa: RUF001
+
+
+def _time_goals(rows: list[dict[str, Any]], references) -> list[dict[str, Any]]:
+    """The time goal per reference: ours' worst median canary requests to decide over the reference."""
+    out = []
+    for goal, reference in references if rows else ():
+        worst = max(rows, key=lambda row, ref=reference: row["rules"]["ours"]["requests_median"] / ref(row))
+        ratio = worst["rules"]["ours"]["requests_median"] / reference(worst)
+        out.append({"id": goal, "value": f"{ratio:.2f}{TIMES}", "where": [scenario(worst)], "met": ratio <= TIME_GOAL})
+    return out
+
+
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each goal of the issue: its figure and whether the measurement meets it (None: not measured)."""
     rows = results["scenarios"]
@@ -98,12 +128,10 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"id": "bad", "value": pct(value, 2), "where": [scenario(worst)],
                     "met": value <= BAD_PROMOTION_GOAL})
     timed = [row for row in bad if row.get("fixed_sample_requests") and row["rules"]["ours"]["requests_median"]]
-    if timed:
-        for goal, reference in (("time", _fixed), ("time-looks", _fixed_in_looks)):
-            worst = max(timed, key=lambda row, ref=reference: row["rules"]["ours"]["requests_median"] / ref(row))
-            ratio = worst["rules"]["ours"]["requests_median"] / reference(worst)
-            out.append({"id": goal, "value": f"{ratio:.2f}{TIMES}", "where": [scenario(worst)],
-                        "met": ratio <= TIME_GOAL})
+    out.extend(_time_goals(timed, (("time", _fixed), ("time-looks", _fixed_in_looks))))
+    planned = [row for row in (results.get("planned") or {}).get("scenarios", [])
+               if row["kind"] == "bad" and row.get("fixed_sample_requests") and row["rules"]["ours"]["requests_median"]]
+    out.extend(_time_goals(planned, (("time-planned", _fixed), ("time-window", _fixed_or_window))))
     for peer in PEERS:
         lost = []
         for row in rows:
@@ -140,7 +168,9 @@ def context(results: dict[str, Any]) -> dict[str, Any]:
             "healthy": [row for row in rows if row["kind"] == "healthy"],
             "bad": [row for row in rows if row["kind"] == "bad"],
             "between": [row for row in rows if row["kind"] == "between"],
-            "goals": goals(results), "e2e": e2e, "e2e_rows": e2e_rows}
+            "goals": goals(results), "e2e": e2e, "e2e_rows": e2e_rows,
+            "planned": [_planned_row(row) for row in (results.get("planned") or {}).get("scenarios", [])],
+            "planned_plan": (results.get("planned") or {}).get("plan")}
 
 
 def render(results: dict[str, Any], lang: str) -> str:

@@ -29,6 +29,10 @@ SEED = 20261206
 REPLICATIONS = 10_000
 CHUNK = 1_000
 RULES = ("ours", "flagger", "argo", "kayenta")
+# Ours again with looks planned in requests (the driver's look_requests): a look when the canary is
+# expected to have answered 200 more requests, no sooner than the window of two 10-s scrapes, no later
+# than the interval; 15 looks per step so that a step still reaches the requests a healthy pass needs.
+PLANNED_LOOKS = {"look_requests": 200, "looks_per_step": 15, "window": 20}
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,7 @@ def run(replications: int = REPLICATIONS, plan: rules.Plan | None = None, only: 
             figures = "  ".join(f"{name} P{row['rules'][name]['promote']:.3f}/R{row['rules'][name]['rollback']:.3f}"
                                 f"/H{row['rules'][name]['hold']:.3f}" for name in RULES)
             say(f"[decisions] {scenario.name}: {figures} ({row['seconds_per_rule']['ours']:.0f} s)")
+    results["planned"] = planned_looks(replications, plan, results["scenarios"], only, say)
     results["simulation_seconds"] = round(time.monotonic() - started)
     if e2e:
         from bench import decision_e2e
@@ -212,3 +217,32 @@ def run(replications: int = REPLICATIONS, plan: rules.Plan | None = None, only: 
             results["e2e"] = {"skipped": str(exc)[:500]}
     return results
 
+
+
+def planned_looks(replications: int, plan: rules.Plan, measured: list[dict[str, Any]], only: str | None = None,
+                  say=print) -> dict[str, Any]:
+    """Ours with looks planned in requests (``PLANNED_LOOKS``) on the bad canaries with an error
+    reference and the healthy ones at 1,000 req/s, beside ours at a look every interval (``measured``).
+
+    ``window_requests`` is what the canary answers in one window at the first step: no look reading
+    Prometheus can come sooner, so no rule can decide on fewer canary requests than that."""
+    planned = rules.Plan(**{**asdict(plan), **PLANNED_LOOKS})
+    before = {row["scenario"]: row for row in measured}
+    rows = []
+    for scenario in scenarios():
+        wanted = (scenario.kind == "bad" and scenario.error_factor > 1.0) or (
+            scenario.kind == "healthy" and scenario.rate >= 1000 and scenario.steps == (10, 25, 50))
+        if not wanted or (only and only not in scenario.name):
+            continue
+        from bench import decision_ours
+        with decision_ours.fast_bounds():
+            row = run_scenario(scenario, planned, replications, decision_ours.judge, which=("ours",))
+            decision_ours.clear_cache()
+        earlier = before.get(scenario.name, {}).get("rules", {}).get("ours", {})
+        row["window_requests"] = scenario.rate * scenario.steps[0] / 100.0 * planned.window
+        row["every_interval"] = earlier or None
+        rows.append(row)
+        ours = row["rules"]["ours"]
+        say(f"[decisions] planned looks: {scenario.name}: P{ours['promote']:.3f}/R{ours['rollback']:.3f}"
+            f"/H{ours['hold']:.3f}, median {ours['requests_median']} canary requests")
+    return {"plan": asdict(planned), "scenarios": rows}

@@ -307,8 +307,12 @@ def _results() -> dict:
                "replications": 4, "e2e": {"promote": 3, "rollback": 1, "hold": 0}, "same_decision_as_pure": 4,
                "pure_rates": {"promote": 0.9, "rollback": 0.05, "hold": 0.05}, "agrees": True}
     evidence = {"alpha": "0.01", "beta": "0.05", "checks": {"request-success-rate": {"tolerance_percent": "100"}}}
+    planned = dict(copy.deepcopy(rows[1]), window_requests=2000.0, every_interval=rows[1]["rules"]["ours"])
+    planned["rules"]["ours"].update(requests_median=2017.0, seconds_median=20.0)
     return {"date": "2026-12-06 18:00 UTC", "replications": 200, "seed": 4242, "plan": vars(plan) | {},
             "evidence": evidence, "simulation_seconds": 77, "scenarios": rows,
+            "planned": {"plan": vars(decision_rules.Plan(look_requests=200, looks_per_step=15, window=20)),
+                        "scenarios": [planned]},
             "e2e": {"plan": {"interval": 6, "looks_per_step": 3, "scrape": 1, "rate": 2000.0}, "replications": 4,
                     "seconds": 93, "scenarios": [e2e_row], "looks": 31, "looks_checked": 29,
                     "looks_same_verdict": 28, "errors": []}}
@@ -322,7 +326,7 @@ def test_both_languages_show_the_same_figures():
                                 "only in Chinese": sorted(chinese - english)}
     # Figures of the results are on the page (two empty pages would pass the comparison above).
     page = decision_report.render(results, decision_report.EN)
-    for figure in ("12.3%", "seed 4242", "93 s", "in 28"):
+    for figure in ("12.3%", "seed 4242", "93 s", "in 28", "| 20 / 2,017 |"):
         assert figure in page, figure
 
 
@@ -333,3 +337,8 @@ def test_goals_say_met_and_missed_from_the_figures():
     assert goals["bad"]["met"] is False and goals["bad"]["value"] == "100.00%"
     assert goals["healthy"]["met"] is True
     assert goals["peer-kayenta"]["met"] is False
+    # Looks planned in requests: 2017 canary requests against the fixed-sample minimum, and against one
+    # window's 2000 requests when that is more (x5 at 1 %, 10 % share: about 200).
+    fixed = results["scenarios"][1]["fixed_sample_requests"]
+    assert goals["time-planned"]["value"] == f"{2017 / fixed:.2f}\u00d7" and goals["time-planned"]["met"] is False
+    assert goals["time-window"]["value"] == f"{2017 / 2000:.2f}\u00d7" and goals["time-window"]["met"] is True

@@ -98,6 +98,9 @@ options:
       - How many looks are planned for the whole release; the error budget (O(confidence), O(power))
         is spent over them in equal shares, so the release's false-rollback and false-promotion rates
         hold for the release as a whole.
+      - When the looks come is free as long as it does not depend on what they judge - every
+        interval, or when a planned number of canary requests is expected at the request rate seen so
+        far; a look timed by the errors or latencies it will read would spend more than its share.
     type: int
     default: 1
   min_requests:

@@ -72,13 +72,13 @@ def artifacts_page(artifacts: dict[str, Any], job: str) -> str:
 
 
 def sample_artifacts() -> dict[str, Any]:
-    """What a canary job at 25 % with one passing look publishes (the role's own filter builds it)."""
+    """What a canary job at 25 % with one passing look publishes (built by the code the role uses)."""
     from tests.helpers.collection import ensure_collection_path
 
     root = str(ensure_collection_path())
     if root not in sys.path:
         sys.path.insert(0, root)
-    from ansible_collections.canary.istio.plugins.filter.release_artifacts import release_artifacts
+    from ansible_collections.canary.istio.plugins.module_utils._logic.artifacts import release_artifacts
 
     record = {"step": 25, "look": 1, "verdict": "pass", "summary": "every check passed",
               "checks": [{"name": "request-success-rate", "verdict": "pass", "canary": {"value": 99.9},

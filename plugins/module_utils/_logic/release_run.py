@@ -115,7 +115,8 @@ AFTER_PROMOTE = ("remove", "keep")
 # canary_release_traffic_api: the object that holds the service's route, or auto (the one that exists).
 TRAFFIC_APIS = {"auto": "", "virtual_service": "VirtualService", "httproute": "HTTPRoute"}
 # Inputs kept as they are for the modules' arguments (module_arguments); prometheus is the URL the role found.
-SETTINGS = ("destination_rule", "route_name", "lock_ttl", "force_lock", "prometheus", "topology_window", "awx_job")
+SETTINGS = ("destination_rule", "route_name", "lock_ttl", "force_lock", "prometheus", "topology_window", "awx_job",
+            "report_path", "report_configmap", "playbook_dir")
 
 
 def resilience_profile(value: Any) -> dict[str, Any]:
@@ -570,6 +571,15 @@ def _given(**arguments: Any) -> dict[str, Any]:
     return {key: value for key, value in arguments.items() if value not in (None, "", [], {})}
 
 
+def _report_place(state: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, str]:
+    """Where the release report goes: canary_release_report_path, else beside the playbook; and the ConfigMap
+    that keeps a copy (none with canary_release_report_configmap false)."""
+    beside = f"{settings.get('playbook_dir') or '.'}/canary-report-{state['namespace']}-{state['service']}.html"
+    keep = settings.get("report_configmap")
+    return {"dest": _text(settings.get("report_path")) or beside,
+            "configmap": f"canary-report-{state['service']}" if keep is None or _truth(keep) else ""}
+
+
 def module_arguments(state: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The arguments of each module the role runs now (its module_defaults): what every task of a module shares,
     and what the next action gives it - the share of a move, the winner of a swap, the look of an analysis."""
@@ -613,7 +623,8 @@ def module_arguments(state: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         "mesh_topology": {"service": state["service"], "namespace": state["namespace"],
                           **_given(prometheus_url=settings.get("prometheus"),
                                    window=settings.get("topology_window"))},
-        "release_report": {**versions, "per_version_services": on_route, **_given(window=policy.get("window"))},
+        "release_report": {**versions, "per_version_services": on_route, **_given(window=policy.get("window")),
+                           **_report_place(state, settings)},
         "manifest": {"namespace": state["namespace"]}, "destination_rule": {"namespace": state["namespace"]},
     }
 

@@ -766,3 +766,13 @@ def test_a_rollback_finds_the_canary_manifests_in_the_project_too(tmp_path):
     state = advance(state, "read", WITH_CANARY, T0)
     state, _calls, _printed = loop(state)
     assert state["list_manifests"] is True and state["loser"] == "v2"
+
+
+@pytest.mark.parametrize(("inputs", "dest", "configmap"), [
+    ({"playbook_dir": "/srv/project/playbooks"}, "/srv/project/playbooks/canary-report-shop-reviews.html",
+     "canary-report-reviews"),
+    ({"report_path": "/tmp/r.html", "report_configmap": False}, "/tmp/r.html", ""),
+])
+def test_where_the_report_is_written_and_kept(inputs, dest, configmap):
+    arguments = started(**inputs)["args"]["release_report"]
+    assert (arguments["dest"], arguments["configmap"]) == (dest, configmap)

@@ -166,12 +166,27 @@ queries:
   returned: success
   type: dict
 configmap:
-  description:
-    - The ConfigMap written (in check mode - that would be written) - its C(name), C(namespace), C(written_at),
-      C(bytes) (the page's size in UTF-8) and C(kept) - V(true) when its C(report.html) holds the page, V(false) when
-      the page is over a ConfigMap's 1 MiB and was left out.
+  description: The ConfigMap written with O(configmap) (in check mode - that would be written).
   returned: when O(configmap) is set and the ConfigMap was written (else a warning says why not)
   type: dict
+  contains:
+    name:
+      description: Its name.
+      type: str
+    namespace:
+      description: Its namespace.
+      type: str
+    written_at:
+      description: Its C(canary.istio/written-at) annotation, when it was written (ISO 8601, UTC).
+      type: str
+    bytes:
+      description: The page's size in UTF-8.
+      type: int
+    kept:
+      description:
+        - V(true) when its C(report.html) holds the page; V(false) when the page is over a ConfigMap's 1 MiB and was
+          left out (C(report.html) is empty).
+      type: bool
   sample: {name: canary-report-reviews, namespace: bookinfo, kept: true, bytes: 48213,
            written_at: "2026-03-01T10:00:00.123456+00:00"}
 prometheus_requests:

@@ -48,6 +48,7 @@ from typing import Any
 from ansible_collections.canary.istio.plugins.module_utils._logic import driver, release, resilience
 from ansible_collections.canary.istio.plugins.module_utils._logic.artifacts import approved_mismatch, release_artifacts
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
+from ansible_collections.canary.istio.plugins.module_utils._logic.given import first_given
 
 PREFIX = "canary_release_"
 # How refusals name the inputs: by the role's variables.
@@ -115,8 +116,12 @@ AFTER_PROMOTE = ("remove", "keep")
 # canary_release_traffic_api: the object that holds the service's route, or auto (the one that exists).
 TRAFFIC_APIS = {"auto": "", "virtual_service": "VirtualService", "httproute": "HTTPRoute"}
 # Inputs kept as they are for the modules' arguments (module_arguments); prometheus is the URL the role found.
-SETTINGS = ("destination_rule", "route_name", "lock_ttl", "force_lock", "prometheus", "topology_window", "awx_job",
+SETTINGS = ("destination_rule", "route_name", "lock_ttl", "force_lock", "topology_window", "awx_job",
             "report_path", "report_configmap", "playbook_dir")
+# Where Prometheus is: the role's variable, else the cluster's own (canary_prometheus_url, as a waves inventory
+# sets it per host), else the environment variable the modules read too. An empty value is not given: an AWX
+# survey sends its empty default as an extra var, which would hide the others.
+PROMETHEUS_PLACES = ("prometheus_url", "cluster_prometheus_url", "env_prometheus_url")
 
 
 def resilience_profile(value: Any) -> dict[str, Any]:
@@ -212,7 +217,8 @@ def start(inputs: Mapping[str, Any]) -> dict[str, Any]:
         "manifest_paths": list(inputs.get("manifest_paths") or manifests),
         "rule_documents": inputs.get("rule_documents"),
         "host": _text(inputs.get("host")), "lock": _truth(inputs.get("lock", True)),
-        "settings": {key: inputs.get(key) for key in SETTINGS},
+        "settings": {**{key: inputs.get(key) for key in SETTINGS},
+                     "prometheus": first_given([inputs.get(place) for place in PROMETHEUS_PLACES])},
         "artifacts": inputs.get("artifacts"), "started_at": inputs.get("now"),
         "gates": {gate: {**about, "question": about["question"].format(canary=checked.canary, base=checked.base)}
                   for gate, about in GATES.items()},

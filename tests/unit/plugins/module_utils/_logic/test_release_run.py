@@ -716,9 +716,23 @@ def test_the_analysis_is_checked_before_any_change():
     assert refused["refusal"] == ("Cannot analyse the canary of shop/reviews: cannot reach Prometheus. "
                                   "Nothing was changed.")
     assert advance(state, "checked", {"verdict": "pass"})["refusal"] == ""
-    with_url = advance(started(analysis=ANALYSIS, decision="auto", prometheus="http://127.0.0.1:9090"), "read", FRESH)
+    with_url = advance(started(analysis=ANALYSIS, decision="auto", env_prometheus_url="http://127.0.0.1:9090"),
+                       "read", FRESH)
     assert with_url["topology_before"] is True
     assert with_url["args"]["mesh_topology"]["prometheus_url"] == "http://127.0.0.1:9090"
+
+
+@pytest.mark.parametrize(("places", "url"), [
+    ({"prometheus_url": "http://a:9090", "cluster_prometheus_url": "http://b:9090"}, "http://a:9090"),
+    # an AWX survey's empty default is not given: the cluster's own URL, then the environment's
+    ({"prometheus_url": "", "cluster_prometheus_url": " http://b:9090 ", "env_prometheus_url": "http://c:9090"},
+     "http://b:9090"),
+    ({"prometheus_url": "", "env_prometheus_url": "http://c:9090"}, "http://c:9090"),
+    ({}, None),
+])
+def test_prometheus_is_the_first_place_that_gives_it(places, url):
+    arguments = started(analysis=ANALYSIS, decision="auto", **places)["args"]["canary_analysis"]
+    assert arguments.get("prometheus_url") == url
 
 
 def test_the_first_reads_name_their_kind_and_what_they_need():

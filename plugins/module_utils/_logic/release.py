@@ -53,6 +53,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.analysis impor
     validate_power,
     validate_window,
 )
+from ansible_collections.canary.istio.plugins.module_utils._logic.driver import validate_look_requests
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.weights import validate_ratio
 
@@ -354,7 +355,7 @@ def answer(goal: str, observed: Observed, inputs: Inputs) -> dict[str, Any]:
 ANALYSIS_DEFAULTS: dict[str, Any] = {
     "checks": None, "window": "1m", "interval": 60, "analyses": 1, "failure_limit": 1,
     "looks_per_step": None, "consecutive_error_limit": 4, "initial_delay": 0, "dry_run": False,
-    "scrape_interval": None, "inconclusive": "hold", "on_error": "rollback",
+    "scrape_interval": None, "inconclusive": "hold", "on_error": "rollback", "look_requests": None,
     # Passed to canary_analysis when set; unset, the module's own defaults apply (min_requests from power).
     "min_requests": None, "confidence": None, "power": None, "caller_failures": None, "reporter": "destination",
 }
@@ -457,6 +458,8 @@ def parse_analysis(value: Any, names: InputNames = InputNames()) -> dict[str, An
         # canary_analysis takes it as a Prometheus duration
         policy["scrape_interval"] = (policy["scrape_interval"].strip() if isinstance(policy["scrape_interval"], str)
                                      and not policy["scrape_interval"].strip().isdigit() else f"{scrape:g}s")
+    policy["look_requests"] = validate_look_requests(policy["look_requests"], window, policy["interval"],
+                                                     names.analysis)
     return policy
 
 

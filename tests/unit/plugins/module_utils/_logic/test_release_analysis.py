@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.canary.istio.plugins.module_utils._logic import release
+from ansible_collections.canary.istio.plugins.module_utils._logic import driver, release
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError
 from ansible_collections.canary.istio.plugins.module_utils._logic.release import (
     InputNames,
@@ -67,6 +67,10 @@ BAD = [
     ({"confidence": 100}, "confidence is a percentage"),
     ({"power": 40}, "power is a percentage"),
     ({"caller_failures": "sometimes"}, "caller_failures must be true or false"),
+    ({"look_requests": 0}, "look_requests must be a whole number of canary requests from 1 to 10^9, got 0"),
+    ({"look_requests": "many"}, "look_requests must be a whole number of canary requests from 1 to 10^9"),
+    ({"window": "1m", "interval": 60, "look_requests": 200},
+     "look_requests needs interval (60 s) longer than window (60 s)"),
 ]
 
 
@@ -106,6 +110,22 @@ def test_settings_in_other_spellings_are_read_as_meant():
     # Unset, the module's own defaults apply (min_requests follows from the power it needs).
     assert {key: policy[key] for key in ("min_requests", "confidence", "power", "caller_failures")} == dict.fromkeys(
         ("min_requests", "confidence", "power", "caller_failures"))
+
+
+def test_looks_planned_in_requests_reach_the_driver_from_the_role_setting():
+    # canary_release_analysis.look_requests: 300 with a 10-s window; the canary answered 100 requests in its
+    # first 10 s (10/s), so look 2 is due when 2 x 300 are expected: 60 s after the move, 49 s after now.
+    policy = parse_analysis({"window": "10s", "interval": 120, "looks_per_step": 5, "look_requests": "300"})
+    assert policy["look_requests"] == 300
+    plan = driver.plan_release([10], 0, policy, "auto", [], "v2")
+    looked = [{"step": 10, "verdict": "inconclusive", "at": 1010.0, "window": "10s",
+               "requests": {"canary": 100, "base": 900}, "summary": "canary v2 inconclusive"}]
+    upcoming = driver.next_action(plan, [{"share": 10, "at": 1000.0}], looked, 1011.0)
+    assert (upcoming["action"], upcoming["wait"]) == ("analyse", 49)
+    # Unset, a look comes every interval.
+    every = driver.plan_release([10], 0, parse_analysis({"window": "10s", "interval": 120, "looks_per_step": 5}),
+                                "auto", [], "v2")
+    assert driver.next_action(every, [{"share": 10, "at": 1000.0}], looked, 1011.0)["wait"] == 119
 
 
 def test_an_analysis_entry_in_the_history_does_not_hide_a_rollback():

@@ -15,7 +15,8 @@ attributes:
       - The group's connection options (the Kubernetes ones such as C(kubeconfig), C(context) and C(host), and
         C(api_version)) may be set for every module of the group. A module that does not use one of them -
         M(canary.istio.canary_analysis) and M(canary.istio.mesh_topology), which read only Prometheus, use
-        none - gets it dropped by its action plugin before it runs, and does not list it among its options. Run without the action plugin, such a module refuses the option.
+        none - gets it dropped by its action plugin before it runs, and does not list it among its options.
+        Run without the action plugin, such a module refuses the option.
     support: full
     membership:
       - canary.istio.istio

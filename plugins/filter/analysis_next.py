@@ -66,13 +66,12 @@ from ansible_collections.canary.istio.plugins.module_utils._logic import driver
 
 display = Display()
 # Deprecated: no role of the collection uses this filter any more (issue 23).
-REMOVED_IN = "2.0.0"
 DEPRECATED = ("canary.istio.analysis_next is deprecated: the canary_release role no longer calls it. It drives a run "
               "with canary.istio.release_run, whose state holds the driver's answer (its 'next' key)")
 
 
 def analysis_next(plan, moved, analyses, now, answer=None):
-    display.deprecated(DEPRECATED, version=REMOVED_IN, collection_name="canary.istio")
+    display.deprecated(DEPRECATED, version="2.0.0", collection_name="canary.istio")
     try:
         return driver.next_action(plan, list(moved or []), list(analyses or []), float(now), answer or None)
     except (KeyError, TypeError, ValueError) as error:

@@ -79,14 +79,13 @@ from ansible_collections.canary.istio.plugins.module_utils._logic import driver
 
 display = Display()
 # Deprecated: no role of the collection uses this filter any more (issue 23).
-REMOVED_IN = "2.0.0"
 DEPRECATED = ("canary.istio.analysis_plan is deprecated: the canary_release role no longer calls it. It drives a run "
               "with canary.istio.release_run, whose state holds the plan (its 'plan' key)")
 
 
 def analysis_plan(moves, start_share, policy=None, decision=None, history=None, canary="", interactive=False,
                   step_interval=0):
-    display.deprecated(DEPRECATED, version=REMOVED_IN, collection_name="canary.istio")
+    display.deprecated(DEPRECATED, version="2.0.0", collection_name="canary.istio")
     try:
         return driver.plan_release([int(share) for share in moves or []], int(start_share or 0), policy or None,
                                    decision or None, list(history or []), str(canary or ""), bool(interactive),

@@ -68,13 +68,12 @@ def _number(value, kind):
 
 display = Display()
 # Deprecated: no role of the collection uses this filter any more (issue 23).
-REMOVED_IN = "2.0.0"
 DEPRECATED = ("canary.istio.analysis_record is deprecated: the canary_release role no longer calls it. "
               "canary.istio.release_run keeps each analysis itself (its 'analysed' step)")
 
 
 def analysis_record(result, step, look=None, looks=None, since=None, at=None):
-    display.deprecated(DEPRECATED, version=REMOVED_IN, collection_name="canary.istio")
+    display.deprecated(DEPRECATED, version="2.0.0", collection_name="canary.istio")
     return release.analysis_record(int(step), result or {}, _number(look, int), _number(looks, int),
                                    _number(since, float), _number(at, float))
 

@@ -51,14 +51,13 @@ from ansible_collections.canary.istio.plugins.module_utils._logic import artifac
 
 display = Display()
 # Deprecated: no role of the collection uses this filter any more (issue 23).
-REMOVED_IN = "2.0.0"
 DEPRECATED = ("canary.istio.approved_mismatch is deprecated: the canary_release role no longer calls it. "
               "canary.istio.release_run checks on 'read' that the canary job's artifacts describe "
               "this job's release")
 
 
 def approved_mismatch(given, service, namespace, canary):
-    display.deprecated(DEPRECATED, version=REMOVED_IN, collection_name="canary.istio")
+    display.deprecated(DEPRECATED, version="2.0.0", collection_name="canary.istio")
     return artifacts.approved_mismatch(given if isinstance(given, dict) else None, service, namespace, canary)
 
 

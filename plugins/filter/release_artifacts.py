@@ -59,14 +59,13 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
 
 display = Display()
 # Deprecated: no role of the collection uses this filter any more (issue 23).
-REMOVED_IN = "2.0.0"
 DEPRECATED = ("canary.istio.release_artifacts is deprecated: the canary_release role no longer calls it. "
               "canary.istio.release_run builds a stage's artifacts (its state's 'stage_artifacts')")
 
 
 def release_artifacts(stage, service, namespace, base, canary, weights=None, decision=None, reason=None,
                       analyses=None, report=None):
-    display.deprecated(DEPRECATED, version=REMOVED_IN, collection_name="canary.istio")
+    display.deprecated(DEPRECATED, version="2.0.0", collection_name="canary.istio")
     try:
         return artifacts.release_artifacts(stage, service, namespace, base, canary, weights, decision, reason,
                                            analyses, report)

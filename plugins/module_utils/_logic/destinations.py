@@ -42,6 +42,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
     CanaryConflictError,
     CanaryInputError,
     integer_in_range,
+    is_int,
     show,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.hosts import Hosts
@@ -138,9 +139,13 @@ class RouteDestinations:
         weights = []
         for item, destination in zip(self.items, self.destinations):
             weight = item.get("weight")
-            weights.append(0 if weight is None else integer_in_range(
-                weight, f"weight of destination {self.key(destination)!r}", 0, MAX_ISTIO_WEIGHT,
-                f"Istio accepts only integers of zero or more; fix {where} in the VirtualService"))
+            if weight is None:
+                weight = 0
+            elif not (is_int(weight) and 0 <= weight <= MAX_ISTIO_WEIGHT):  # the usual case needs no message
+                weight = integer_in_range(
+                    weight, f"weight of destination {self.key(destination)!r}", 0, MAX_ISTIO_WEIGHT,
+                    f"Istio accepts only integers of zero or more; fix {where} in the VirtualService")
+            weights.append(weight)
         return weights
 
     def shares(self, where: str = "the route") -> dict[Destination, Fraction]:
@@ -154,10 +159,11 @@ class RouteDestinations:
             raise CanaryInputError(
                 f"the weights of {where} {show(weights)} sum to 0; Istio rejects several destinations whose "
                 "weights total 0 (validateHTTPRouteDestinations); fix the VirtualService")
-        result: dict[Destination, Fraction] = {}
+        # Weights of one destination add up first: one exact fraction each (the same value as adding theirs).
+        summed: dict[Destination, int] = {}
         for destination, weight in zip(self.destinations, weights):
-            result[destination] = result.get(destination, Fraction(0)) + Fraction(weight, total)
-        return result
+            summed[destination] = summed.get(destination, 0) + weight
+        return {destination: Fraction(weight, total) for destination, weight in summed.items()}
 
     def percent(self, where: str = "the route") -> dict[str, int | float]:
         """:meth:`shares` in percent, keyed as :meth:`key` names them."""

@@ -35,6 +35,14 @@ options:
         the object is a delegate VirtualService, which has no C(gateways), C(tcp) or C(tls) routes.
       - Required with O(state=present) unless O(definition) holds it.
     type: dict
+  create_only:
+    description:
+      - With O(state=present), create the VirtualService when it is missing and leave one that exists as it
+        is, whatever its spec (one read, no write; RV(method=unchanged)) - for a base deployment run again
+        while a canary release holds the route.
+    type: bool
+    default: false
+    version_added: 0.3.0
 seealso:
   - module: canary.istio.virtual_service_info
   - module: canary.istio.traffic_split
@@ -60,6 +68,12 @@ EXAMPLES = r"""
   canary.istio.virtual_service:
     definition: "{{ lookup('ansible.builtin.file', 'virtual-service-reviews.yaml') | from_yaml }}"
     namespace: bookinfo
+
+- name: Create the route unless it exists (a release in progress keeps its weights)
+  canary.istio.virtual_service:
+    definition: "{{ lookup('ansible.builtin.file', 'virtual-service-reviews.yaml') | from_yaml }}"
+    namespace: bookinfo
+    create_only: true
 
 - name: Remove it
   canary.istio.virtual_service:
@@ -119,6 +133,7 @@ KIND = "VirtualService"
 ARGUMENT_SPEC = {
     **OBJECT_ARG_SPEC,
     "spec": {"type": "dict"},
+    "create_only": {"type": "bool", "default": False},
 }
 USES = (KUBERNETES, ISTIO)
 
@@ -134,8 +149,13 @@ def execute(ctx):
         if spec is None:
             raise ModuleFailure("state=present needs spec (or a definition with a spec)")
         validate_virtual_service_spec(spec)
-    return ensure(ctx, KIND, "virtualservices", namespace, name, params["state"],
-                  lambda existing: merged_object(existing, name, namespace, spec, labels, annotations))
+
+    def desired(existing):
+        if existing is not None and params["create_only"]:
+            return existing
+        return merged_object(existing, name, namespace, spec, labels, annotations)
+
+    return ensure(ctx, KIND, "virtualservices", namespace, name, params["state"], desired)
 
 
 def main() -> None:

@@ -281,3 +281,35 @@ def test_cluster_without_the_virtualservice_crd_names_it(scratch_lab):
     assert "VirtualService (virtualservices)" in result["msg"] and "CRD is missing" in result["msg"], result["msg"]
     rules = run_module("destination_rule_info", {**auth, "namespace": "default"})
     assert rules.get("failed") is not True, rules
+
+
+def test_create_only_creates_a_missing_route_and_leaves_an_existing_one(lab_state, kube, namespace, audit):
+    """base_release run again during a canary: Istio's all-v1 reviews route must not undo the 90/10 split
+    (Istio's virtual-service-reviews-90-10.yaml) that the release holds; a missing route is still created."""
+    from tests.conformance import corpus
+
+    auth = lab_auth(lab_state)
+    samples = corpus.istio_objects("samples/bookinfo/networking/virtual-service-all-v1.yaml")
+    all_v1 = next(o for o in samples if o["metadata"]["name"] == "reviews")
+    split = corpus.istio_objects("samples/bookinfo/networking/virtual-service-reviews-90-10.yaml")[0]
+    args = {**auth, "definition": all_v1, "namespace": namespace, "create_only": True}
+
+    created = run_module("virtual_service", args)
+    assert created["changed"] is True and created["method"] == "created", created
+    assert kube.get(_path("VirtualService", namespace, "reviews"))["spec"] == all_v1["spec"]
+
+    kube.replace(_path("VirtualService", namespace, "reviews"),
+                 {**kube.get(_path("VirtualService", namespace, "reviews")), "spec": split["spec"]})
+    held = kube.get(_path("VirtualService", namespace, "reviews"))
+    window = audit()
+    kept = run_module("virtual_service", args, diff=True)
+    events = window.requests(user="lab:admin")
+    assert kept["changed"] is False and kept["method"] == "unchanged", kept
+    assert [e["verb"] for e in events] == ["get"]
+    now = kube.get(_path("VirtualService", namespace, "reviews"))
+    assert now["spec"] == split["spec"] and now["metadata"]["resourceVersion"] == held["metadata"]["resourceVersion"]
+
+    # Without create_only the stored route is made the definition's again.
+    reset = run_module("virtual_service", {**args, "create_only": False})
+    assert reset["method"] == "updated"
+    assert kube.get(_path("VirtualService", namespace, "reviews"))["spec"] == all_v1["spec"]

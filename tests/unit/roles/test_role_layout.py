@@ -24,7 +24,9 @@ pytestmark = pytest.mark.unit
 
 ROLES = REPO_ROOT / "roles"
 INCLUDES = ("ansible.builtin.include_tasks", "ansible.builtin.import_tasks", "include_tasks", "import_tasks")
-MAX_DEPTH = 3
+# entry point -> _run -> _release -> _slots -> _step: the slots come in groups of five so that a finished run
+# skips each group left in one task (a skipped slot costs every one of its tasks; the demo plans ~100 slots).
+MAX_DEPTH = 4
 
 
 def tasks_of(path: Path) -> list[dict]:
@@ -70,7 +72,7 @@ def test_entry_points_are_the_files_without_underscore(role):
 
 @pytest.mark.parametrize("entry_point", sorted(p for p in (ROLES / "canary_release" / "tasks").glob("[!_]*.yml")),
                          ids=lambda p: p.stem)
-def test_includes_are_at_most_three_deep(entry_point):
+def test_includes_are_at_most_four_deep(entry_point):
     assert depth(entry_point) <= MAX_DEPTH
 
 

@@ -49,3 +49,16 @@ options:
     type: float
     default: 10
 """
+
+    # The modules that read a base and a canary (canary_analysis, release_report): how their metrics name them.
+    PER_VERSION_SERVICES = r"""
+options:
+  per_version_services:
+    description:
+      - Each version is a Service of its own, C(<service>-<version>) (Istio's C(bookinfo-versions.yaml)), as the
+        backends of a Gateway API HTTPRoute are; Istio's metrics then name that Service as the destination service,
+        so the base's requests are read for C(<service>-<base>) and the canary's for C(<service>-<canary>).
+    type: bool
+    default: false
+    version_added: 0.3.0
+"""

@@ -26,6 +26,14 @@ YAML_SUFFIXES = (".yaml", ".yml", ".json")
 KIND_ORDER = {"Namespace": 0, "CustomResourceDefinition": 1, "ServiceAccount": 2, "ConfigMap": 3, "Secret": 3}
 
 
+def server_side_apply(client: Any, path: str, doc: dict[str, Any], dry_run: bool, force: bool = False) -> Any:
+    """Applies ``doc`` at ``path`` as canary.istio's field manager; the object as stored (or as the dry run
+    would store it)."""
+    return client.request("PATCH", path, body=json.dumps(doc), content_type="application/apply-patch+yaml",
+                          query={"fieldManager": FIELD_MANAGER, "force": "true" if force else None,
+                                 "dryRun": "All" if dry_run else None})
+
+
 def _parse_documents(text: str, source: str) -> list[dict[str, Any]]:
     import yaml
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

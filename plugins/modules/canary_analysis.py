@@ -50,6 +50,7 @@ author:
   - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.prometheus
+  - canary.istio.prometheus.PER_VERSION_SERVICES
   - canary.istio.attributes
   - canary.istio.attributes.INFO
 options:
@@ -136,14 +137,6 @@ options:
     type: str
     choices: [destination, source]
     default: destination
-  per_version_services:
-    description:
-      - Each version is a Service of its own, C(<service>-<version>) (Istio's C(bookinfo-versions.yaml)), as the
-        backends of a Gateway API HTTPRoute are; Istio's metrics then name that Service as the destination service,
-        so the base's requests are read for C(<service>-<base>) and the canary's for C(<service>-<canary>).
-    type: bool
-    default: false
-    version_added: 0.3.0
   checks:
     description:
       - The checks to run. Default - V(request-success-rate) and V(request-duration) with their defaults.

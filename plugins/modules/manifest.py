@@ -143,7 +143,6 @@ api_requests:
   sample: 9
 """
 
-import json
 
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._context import KUBERNETES, ModuleFailure
@@ -151,11 +150,11 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.errors import 
 from ansible_collections.canary.istio.plugins.module_utils._logic.httproutes import per_version_service
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import comparable, validate_name
 from ansible_collections.canary.istio.plugins.module_utils._manifest import (
-    FIELD_MANAGER,
     Discovery,
     load_documents,
     object_path,
     ordered,
+    server_side_apply,
     wait_for_deployments,
     with_protocol_defaults,
 )
@@ -244,11 +243,8 @@ def execute(ctx):
                 body_doc["metadata"]["namespace"] = namespace
             else:
                 body_doc["metadata"].pop("namespace", None)
-            query = {"fieldManager": FIELD_MANAGER, "force": "true" if params["force_conflicts"] else None,
-                     "dryRun": "All" if ctx.check_mode else None}
             try:
-                after = client.request("PATCH", path, body=json.dumps(body_doc), query=query,
-                                       content_type="application/apply-patch+yaml")
+                after = server_side_apply(client, path, body_doc, ctx.check_mode, force=params["force_conflicts"])
             except ApiError as exc:
                 if exc.status == 409:
                     fields = ", ".join(c.get("field", "") for c in exc.causes) or exc.message

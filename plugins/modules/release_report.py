@@ -29,6 +29,7 @@ author:
   - canary.istio contributors (@canary-istio)
 extends_documentation_fragment:
   - canary.istio.prometheus
+  - canary.istio.prometheus.PER_VERSION_SERVICES
   - canary.istio.auth
   - canary.istio.attributes
 attributes:
@@ -101,14 +102,6 @@ options:
     type: str
     choices: [destination, source]
     default: destination
-  per_version_services:
-    description:
-      - Each version is a Service of its own, C(<service>-<version>) (Istio's C(bookinfo-versions.yaml)), as the
-        backends of a Gateway API HTTPRoute are; Istio's metrics then name that Service as the destination service,
-        so the base's requests are read for C(<service>-<base>) and the canary's for C(<service>-<canary>).
-    type: bool
-    default: false
-    version_added: 0.3.0
   topology_before:
     description: The neighbourhood before the release, an SVG (mesh_topology's RV(canary.istio.mesh_topology#module:picture)).
     type: str
@@ -199,7 +192,6 @@ api_requests:
   type: int
 """
 
-import json
 import os
 import time
 from datetime import datetime, timezone
@@ -226,7 +218,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.report import 
     weights_over_time,
 )
 from ansible_collections.canary.istio.plugins.module_utils._logic.resources import validate_name
-from ansible_collections.canary.istio.plugins.module_utils._manifest import FIELD_MANAGER
+from ansible_collections.canary.istio.plugins.module_utils._manifest import server_side_apply
 from ansible_collections.canary.istio.plugins.module_utils._module import run
 from ansible_collections.canary.istio.plugins.module_utils._prometheus import PrometheusError
 from ansible_collections.canary.istio.plugins.module_utils._prometheus_options import service_namespace
@@ -303,9 +295,8 @@ def keep(ctx, configmap, page):
     metadata = configmap["metadata"]
     where = f"ConfigMap {metadata['namespace']}/{metadata['name']}"
     try:
-        ctx.client.request("PATCH", f"/api/v1/namespaces/{metadata['namespace']}/configmaps/{metadata['name']}",
-                           body=json.dumps(configmap), content_type="application/apply-patch+yaml",
-                           query={"fieldManager": FIELD_MANAGER, "dryRun": "All" if ctx.check_mode else None})
+        server_side_apply(ctx.client, f"/api/v1/namespaces/{metadata['namespace']}/configmaps/{metadata['name']}",
+                          configmap, ctx.check_mode)
     except (ApiError, ConnectionFailed, KubeConfigError) as exc:
         reason = describe_api_error(exc) if isinstance(exc, ApiError) else str(exc)
         ctx.warn(f"the report is not kept in {where}: {reason}; it is only in the file")

@@ -371,9 +371,10 @@ def plan(ctx: Context, target: Target, remove_unnamed: bool, record: bool, actor
     new_route, moved, note = plan_route_move(route, default, target.weights, remove_unnamed=remove_unnamed,
                                              hosts=target.hosts, host_given=bool(target.given_host))
     target.notes = [note] if note else []
-    target.after = route_weights(new_route, target.hosts)
-    host = target.host = RouteDestinations(new_route, target.hosts).spelling.get(moved, default)
-    routed = routed_subsets(new_route, moved, target.hosts)
+    view = RouteDestinations(new_route, target.hosts)  # one reading of the planned route serves all three
+    target.after = view.percent()
+    host = target.host = view.spelling.get(moved, default)
+    routed = routed_subsets(view, moved)
     read_destination_rule(ctx, target, host, tuple(routed))
     if routed:
         defined = merged_subsets(target.rules)

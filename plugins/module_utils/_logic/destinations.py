@@ -287,10 +287,9 @@ def refuse_duplicates(view: RouteDestinations, moved: str) -> list[int]:
     return merged
 
 
-def routed_subsets(route: Any, host: str, hosts: Hosts | None = None) -> list[str]:
-    """Subsets of resolved ``host`` that ``route`` gives traffic to (a lone destination, or weight above 0):
-    each must exist in the DestinationRule Istio applies to that host."""
-    view = RouteDestinations(route, hosts)
+def routed_subsets(view: RouteDestinations, host: str) -> list[str]:
+    """Subsets of resolved ``host`` that the route read as ``view`` gives traffic to (a lone destination, or
+    weight above 0): each must exist in the DestinationRule Istio applies to that host."""
     weights = [1] if len(view.items) == 1 else view.raw_weights()
     found: list[str] = []
     for destination, weight in zip(view.destinations, weights):

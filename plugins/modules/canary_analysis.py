@@ -273,7 +273,7 @@ checks:
       max: null
       bounds:
         limit: {lower: 0.1667, upper: 0.2383, limit: 0.01, lower_confidence: 0.9975, upper_confidence: 0.95}
-        base: {ratio_lower: 40.3, ratio_upper: null, ratio_limit: 2.0, canary_upper: 0.2383, negligible: 0.001,
+        base: {ratio_lower: 40.3, ratio_upper: null, ratio_limit: 2.0, fail_ratio: 1.0, canary_upper: 0.2383, negligible: 0.001,
                lower_confidence: 0.9975, upper_confidence: 0.975}
       more_requests: 0
       min_requests: 299

@@ -29,7 +29,8 @@ The rules (docs/analysis.md explains them with numbers):
   boundary. Against ``max``: the share above the boundaries at/below and at/above ``max`` against
   1 % (p99). Against the base: the boundary is the last one at or below the base's p99 +
   tolerance, and the shares of canary and base above it go through the same conditional count
-  test (tolerated ratio 2).
+  test: it passes when the ratio is shown below 2 and fails only when it is shown above 2 (a canary a
+  little slower than the base, within what the comparison tolerates, is not failed).
   When p99 + tolerance is not a boundary, the result says which boundary was used instead.
 - **One error budget for the whole release.** ``alpha`` (false rollback) and ``beta`` (false
   promotion) are spent over the ``looks`` planned for the release: look ``k`` tests every failing
@@ -344,11 +345,11 @@ def share_part(name: str, bad_for_fail: int, bad_for_pass: int, total: int, limi
 
 
 def ratio_part(name: str, canary_bad: int, canary_requests: int, base_bad: int, base_requests: int, ratio: float,
-               negligible: float, alpha_level: float, beta_level: float, what: str) -> Part:
+               negligible: float, alpha_level: float, beta_level: float, what: str, fail_ratio: float = 1.0) -> Part:
     """The canary's rate of bad requests against the base's (exact conditional test).
 
-    fail: rho shown above 1; pass: rho shown below ``ratio``, or the canary's own rate shown below
-    ``negligible`` (each of the two ways to pass spends half of ``beta_level``)."""
+    fail: rho shown above ``fail_ratio``; pass: rho shown below ``ratio``, or the canary's own rate shown
+    below ``negligible`` (each of the two ways to pass spends half of ``beta_level``)."""
     pass_level = beta_level / 2.0 if negligible > 0 else beta_level
     low, high = ratio_bounds(canary_bad, canary_requests, base_bad, base_requests, alpha_level, pass_level)
     canary_high = upper_bound(canary_bad, canary_requests, pass_level) if negligible > 0 else 1.0
@@ -356,15 +357,17 @@ def ratio_part(name: str, canary_bad: int, canary_requests: int, base_bad: int, 
     small = negligible > 0 and canary_high < negligible
     if within or small:
         verdict = PASS
-    elif low > 1.0:
+    elif low > fail_ratio:
         verdict = FAIL
     else:
         verdict = INCONCLUSIVE
     reason = (f"{what}: canary {canary_bad} of {canary_requests}, base {base_bad} of {base_requests}; "
-              f"canary/base rate ratio bounds {low:.3g}..{high:.3g} (fails above 1, passes below {ratio:g})")
+              f"canary/base rate ratio bounds {low:.3g}..{high:.3g} "
+              f"(fails above {fail_ratio:g}, passes below {ratio:g})")
     if negligible > 0:
         reason += f"; canary rate upper bound {100 * canary_high:.3g}% (passes below {100 * negligible:.3g}%)"
     return Part(name, verdict, {"ratio_lower": _sig(low), "ratio_upper": _sig(high), "ratio_limit": ratio,
+                                "fail_ratio": fail_ratio,
                                 "canary_upper": _sig(canary_high), "negligible": negligible,
                                 "lower_confidence": _sig(1 - alpha_level), "upper_confidence": _sig(1 - pass_level)},
                 reason)
@@ -513,7 +516,7 @@ def _latency_comparison(check: Check, base_buckets: list[tuple[float, int]], can
     slow_canary = n_canary - count_at(canary_buckets, boundary)
     slow_base = n_base - count_at(base_buckets, boundary)
     part = ratio_part("base", slow_canary, n_canary, slow_base, n_base, LATENCY_RATIO, check.negligible_percent / 100.0,
-                      alpha_level, beta_level, f"requests slower than {boundary:g} ms")
+                      alpha_level, beta_level, f"requests slower than {boundary:g} ms", fail_ratio=LATENCY_RATIO)
     part.bounds.update(boundary_ms=boundary, p99_ms=_sig(p99), tolerance_ms=_sig(allowed), wanted_ms=_sig(wanted))
     if boundary != wanted:
         notes.append(f"the tolerance ({allowed:.1f} ms over the p99 of {p99:.1f} ms, {wanted:.1f} ms) is finer than "

@@ -447,3 +447,39 @@ def test_evaluate_combines_checks_and_reports_the_budget():
     assert decision.verdict == FAIL and [c.verdict for c in decision.checks] == [FAIL, FAIL]
     assert decision.alpha == pytest.approx(0.01 / 6) and decision.look == 2 and decision.looks == 6
     assert decision.as_dict()["checks"][0]["bounds"]["limit"]["lower"] > 0.01
+
+
+# A canary somewhat slower than the base, within what the comparison tolerates: 1.7 times the base's
+# share of requests slower than 100 ms (1.785 % against 1.05 %; at most LATENCY_RATIO = 2 passes).
+SLOWER_WITHIN = shares({50: 0.3, 100: 0.0105 * 1.7, 250: 0.0034, 500: 0.0003, 1000: 0.0})
+
+
+def test_the_latency_comparison_fails_only_beyond_what_it_tolerates():
+    """Counts seen in the decision benchmark: a healthy canary at 1,000 req/s with 28 of 6,069 requests
+    slower than 250 ms against the base's 106 of 54,266 (the base's p99 near 225 ms: 250 ms is the
+    boundary). The ratio is shown above 1 but not above 2, the share of slow requests the comparison
+    tolerates: no fail (it was rolled back before)."""
+    check = Check("request-duration", tolerance_percent=20.0, tolerance_ms=25.0, negligible_percent=0.5)
+    top = [(le, 0) for le in BOUNDARIES if le > 250]
+
+    def counts(total: int, slow: int) -> Counts:
+        buckets = [(le, total * 0.9) for le in BOUNDARIES if le < 100] + [(100, total * 0.95), (250, total - slow)]
+        return Counts(buckets=tuple(buckets + [(le, total) for le, _zero in top]))
+
+    result = judge(check, counts(54266, 106), counts(6069, 28), Budget(0.01, 0.05, 1, 15), 4)
+    comparison = result.bounds["base"]
+    assert comparison["boundary_ms"] == 250 and comparison["fail_ratio"] == 2.0
+    assert 1.0 < comparison["ratio_lower"] < 2.0 < comparison["ratio_upper"]
+    assert result.verdict == INCONCLUSIVE
+    # Shown above twice the base's share: fails.
+    assert judge(check, counts(54266, 106), counts(6069, 60), Budget(0.01, 0.05, 1, 15), 4).verdict == FAIL
+
+
+def test_a_canary_slower_within_the_tolerance_is_not_rolled_back():
+    """Seeded: 200 releases of a canary with 1.7 times the base's share of slow requests, 20,000
+    requests per look. It is not bad (a pass tolerates twice the base's share); under the old rule
+    (fail once shown above the base's share) most of these releases were rolled back. A fail needs
+    the ratio shown above 2 at the look's alpha: the chance of more than 2 of 200 is below 1e-4."""
+    rng = random.Random(11)
+    outcomes = [latency_release_fails(rng, NEAR_BOUNDARY, SLOWER_WITHIN, LATENCY, 20000) for _run in range(200)]
+    assert outcomes.count(FAIL) <= 2

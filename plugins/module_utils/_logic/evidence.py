@@ -30,7 +30,8 @@ The rules (docs/analysis.md explains them with numbers):
   1 % (p99). Against the base: the boundary is the last one at or below the base's p99 +
   tolerance, and the shares of canary and base above it go through the same conditional count
   test: it passes when the ratio is shown below 2 and fails only when it is shown above 2 (a canary a
-  little slower than the base, within what the comparison tolerates, is not failed).
+  little slower than the base, within what the comparison tolerates, is not failed) and the canary's
+  own p99 is shown above the boundary (more than 1 % of its requests slower).
   When p99 + tolerance is not a boundary, the result says which boundary was used instead.
 - **One error budget for the whole release.** ``alpha`` (false rollback) and ``beta`` (false
   promotion) are spent over the ``looks`` planned for the release: look ``k`` tests every failing
@@ -518,6 +519,15 @@ def _latency_comparison(check: Check, base_buckets: list[tuple[float, int]], can
     part = ratio_part("base", slow_canary, n_canary, slow_base, n_base, LATENCY_RATIO, check.negligible_percent / 100.0,
                       alpha_level, beta_level, f"requests slower than {boundary:g} ms", fail_ratio=LATENCY_RATIO)
     part.bounds.update(boundary_ms=boundary, p99_ms=_sig(p99), tolerance_ms=_sig(allowed), wanted_ms=_sig(wanted))
+    # A fail also needs the canary's own p99 shown above the boundary (more than 1 % of its requests
+    # slower): a canary whose p99 is at or below the boundary is within p99 + tolerance whatever the
+    # base shows. Both at the look's alpha: a fail needs both, so no alpha is spent twice.
+    canary_low = lower_bound(slow_canary, n_canary, alpha_level)
+    part.bounds["canary_lower"] = _sig(canary_low)
+    if part.verdict == FAIL and canary_low <= SLOW_SHARE_LIMIT:
+        part.verdict = INCONCLUSIVE
+        part.reason += (f"; the canary's p99 is not shown above {boundary:g} ms (lower bound {100 * canary_low:.3g}% "
+                        "of its requests slower, a fail needs more than 1%)")
     if boundary != wanted:
         notes.append(f"the tolerance ({allowed:.1f} ms over the p99 of {p99:.1f} ms, {wanted:.1f} ms) is finer than "
                      f"the histogram: the comparison counts the requests slower than the bucket boundary "

@@ -143,7 +143,6 @@ api_requests:
   sample: 9
 """
 
-
 from ansible_collections.canary.istio.plugins.module_utils._client import ApiError
 from ansible_collections.canary.istio.plugins.module_utils._context import KUBERNETES, ModuleFailure
 from ansible_collections.canary.istio.plugins.module_utils._logic.errors import CanaryInputError

@@ -32,15 +32,21 @@ class FaultLab:
 
     def start_playbook(self, playbook: str, extra: dict[str, Any], verbosity: str = "") -> subprocess.Popen[str]:
         """ansible-playbook in the background, no terminal, output to a pipe; results file in ``.results_path``."""
+        extra_vars = json.dumps({"canary_kubeconfig": self.state["kubeconfig"], **extra})
+        command = ["-i", "localhost,", "-c", "local", str(PLAYBOOKS / playbook), "-e", f"@{BOOKINFO_VARS}",
+                   "-e", extra_vars]
+        return self._start([*command, verbosity] if verbosity else command)
+
+    def run_on(self, playbook: Path, inventory: Path) -> tuple[int, str, list[dict[str, Any]]]:
+        """``playbook`` on the hosts of ``inventory``, every variable from the inventory."""
+        return self.finish(self._start(["-i", str(inventory), str(playbook)]))
+
+    def _start(self, arguments: list[str]) -> subprocess.Popen[str]:
         ensure_collection_path()
         results = tempfile.NamedTemporaryFile(suffix=".jsonl", delete=False)
         results.close()
         env = ansible_env(self.state, results_callback_env(results.name))
-        extra_vars = json.dumps({"canary_kubeconfig": self.state["kubeconfig"], **extra})
-        command = [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                   str(PLAYBOOKS / playbook), "-e", f"@{BOOKINFO_VARS}", "-e", extra_vars]
-        if verbosity:
-            command.append(verbosity)
+        command = [str(VENV_BIN / "ansible-playbook"), *arguments]
         proc = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         proc.results_path = results.name  # type: ignore[attr-defined]

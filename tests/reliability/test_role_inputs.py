@@ -5,14 +5,16 @@ And the whole canary flow run with a token bound only to the shipped least-privi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from lab.audit import AuditWindow
+from tests.helpers.ansible import BOOKINFO_VARS
 from tests.helpers.collection import REPO_ROOT
-from tests.reliability.conftest import FaultLab
+from tests.reliability.conftest import PLAYBOOKS, FaultLab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -90,18 +92,74 @@ def refusing_namespace(fault_lab: FaultLab) -> str:
     return fault_lab.deploy_base()
 
 
-@pytest.mark.parametrize("playbook,args,fragment", ROWS, ids=[f"{i}-{r[0]}" for i, r in enumerate(ROWS)])
-def test_bad_role_input_is_refused_without_a_write(fault_lab: FaultLab, refusing_namespace: str, playbook, args,
-                                                   fragment):
+def one_play_on_many_hosts(playbook: str, directory: Path) -> Path:
+    """The shipped play behind ``playbook`` (playbook -> _stage.yml -> _local.yml, each import's vars on
+    the play, as import_playbook puts them), run on every host of the inventory instead of localhost.
+
+    A row is a host with the row's variables: one ansible-playbook run refuses every row of a
+    playbook, each host failing on its own, where a run per row spent ~2 s starting Ansible."""
+    play_vars: dict[str, Any] = {}
+    path = PLAYBOOKS / playbook
+    while True:
+        first = yaml.safe_load(path.read_text())[0]
+        imported = first.get("ansible.builtin.import_playbook")
+        if imported is None:
+            break
+        play_vars = {**first.get("vars", {}), **play_vars}
+        path = path.parent / imported
+    tasks = play_vars.get("canary_play_tasks")
+    assert tasks, f"{playbook} no longer names its tasks through canary_play_tasks"
+    play_vars["canary_play_tasks"] = str(PLAYBOOKS / tasks)
+    assert first["hosts"] == "localhost", first["hosts"]
+    play = {**first, "hosts": "all", "vars": {**first.get("vars", {}), **play_vars}}
+    target = directory / f"many-hosts-{playbook}"
+    target.write_text(yaml.safe_dump([play], sort_keys=False))
+    return target
+
+
+def host_vars(shared: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    """A row's variables as host variables. As extra vars they outranked the playbook's set_fact of
+    canary_namespace into canary_release_namespace; as host variables they do not, so a row that names
+    canary_release_namespace itself goes without canary_namespace."""
+    given = {**shared, **row}
+    if "canary_release_namespace" in row:
+        given.pop("canary_namespace")
+    return given
+
+
+@pytest.fixture(scope="module")
+def refusals(fault_lab: FaultLab, refusing_namespace: str, tmp_path_factory) -> dict[int, dict[str, Any]]:
+    """Every row refused: per row, the output, its host's results and the writes of the whole batch."""
+    directory = tmp_path_factory.mktemp("refusals")
+    # canary_bookinfo_dir is playbook_dir/../bookinfo in the vars file: the same directory, from here.
+    shared = {**yaml.safe_load(BOOKINFO_VARS.read_text()), "canary_bookinfo_dir": str(REPO_ROOT / "bookinfo"),
+              "canary_kubeconfig": fault_lab.state["kubeconfig"], "canary_namespace": refusing_namespace, **GOOD}
     window = AuditWindow(fault_lab.state)
-    rc, out, results = fault_lab.run(playbook, {"canary_namespace": refusing_namespace, **GOOD, **args})
-    assert rc != 0, out[-2000:]
-    failed = [r for r in results if r["status"] == "failed"]
-    message = " ".join(str(r["result"].get("msg", "")) for r in failed) or out
-    assert fragment in message, message[:2000]
-    assert "Traceback" not in out
+    outcome: dict[int, dict[str, Any]] = {}
+    for playbook in sorted({row[0] for row in ROWS}):
+        rows = [i for i, row in enumerate(ROWS) if row[0] == playbook]
+        inventory = directory / f"inventory-{playbook}.yml"
+        hosts = {f"row-{i}": host_vars(shared, ROWS[i][1]) for i in rows}
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+        rc, out, results = fault_lab.run_on(one_play_on_many_hosts(playbook, directory), inventory)
+        for i in rows:
+            outcome[i] = {"rc": rc, "out": out, "results": [r for r in results if r["host"] == f"row-{i}"]}
     writes = window.writes(user="lab:admin")
-    assert writes == [], [(e["verb"], e["requestURI"]) for e in writes]
+    for value in outcome.values():
+        value["writes"] = writes
+    return outcome
+
+
+@pytest.mark.parametrize("playbook,args,fragment", ROWS, ids=[f"{i}-{r[0]}" for i, r in enumerate(ROWS)])
+def test_bad_role_input_is_refused_without_a_write(refusals: dict[int, dict[str, Any]], playbook, args, fragment):
+    row = refusals[ROWS.index((playbook, args, fragment))]
+    assert row["rc"] != 0, row["out"][-2000:]
+    failed = [r for r in row["results"] if r["status"] == "failed"]
+    assert failed, f"{args} was not refused:\n" + row["out"][-2000:]
+    message = " ".join(str(r["result"].get("msg", "")) for r in failed)
+    assert fragment in message, message[:2000]
+    assert "Traceback" not in row["out"]
+    assert row["writes"] == [], [(e["verb"], e["requestURI"]) for e in row["writes"]]
 
 
 def test_canary_flow_with_only_the_release_role(fault_lab: FaultLab, base_namespace: str):

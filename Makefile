@@ -42,8 +42,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 binaries: venv
 	$(PY) -m lab provision
 
+# The collection's link in build/collections, and the bytecode of the repository's own Python: every module
+# process, lab process and test run reads it, also where PYTHONDONTWRITEBYTECODE stops Python writing it
+# (0.32 -> 0.26 s per module process on the lab; ansible-playbook compiles the collection's plugins itself).
 collection: venv
 	@$(PY) -m tests.helpers.collection >/dev/null
+	@$(PY) -m compileall -q -j 0 plugins lab bookinfo tests tools bench >/dev/null
 
 # awx.awx from the Ansible community package on PyPI, for checking awx/ against its modules' argument specs.
 awx-collection: venv

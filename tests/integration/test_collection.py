@@ -21,17 +21,29 @@ FILTERS = sorted(p.stem for p in (REPO_ROOT / "plugins" / "filter").glob("*.py")
 
 def test_ansible_doc_renders_every_module_and_filter():
     assert {"virtual_service", "destination_rule", "traffic_split", "manifest", "canary_info"} <= set(MODULES)
+    # One ansible-doc per plugin type, naming every plugin (it renders each one named).
+    proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "--json", *(f"canary.istio.{name}" for name in MODULES)],
+                          capture_output=True, text=True, env=ansible_env(), check=False)
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
     for name in MODULES:
-        proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "--json", f"canary.istio.{name}"],
-                              capture_output=True, text=True, env=ansible_env(), check=False)
-        assert proc.returncode == 0, proc.stderr
-        doc = json.loads(proc.stdout)[f"canary.istio.{name}"]
+        doc = docs[f"canary.istio.{name}"]
         assert doc["doc"]["short_description"] and doc["examples"] and doc["return"], name
         assert f"canary.istio.{name}" in doc["examples"]
+    proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-t", "filter", "--json",
+                           *(f"canary.istio.{name}" for name in FILTERS)],
+                          capture_output=True, text=True, env=ansible_env(), check=False)
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
     for name in FILTERS:
-        proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-t", "filter", f"canary.istio.{name}"],
+        assert docs[f"canary.istio.{name}"]["doc"]["short_description"], name
+    # And as a person reads them: the text a terminal shows.
+    for kind, names in (("module", MODULES), ("filter", FILTERS)):
+        proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-t", kind, *(f"canary.istio.{name}" for name in names)],
                               capture_output=True, text=True, env=ansible_env(), check=False)
-        assert proc.returncode == 0 and name in proc.stdout, proc.stderr
+        assert proc.returncode == 0 and "[ERROR]" not in proc.stderr and "[WARNING]" not in proc.stderr, proc.stderr
+        for name in names:
+            assert f"canary.istio.{name}" in proc.stdout, (kind, name)
 
 
 def test_every_kubernetes_module_joins_the_action_group():

@@ -230,10 +230,15 @@ def test_half_and_half_shares_contain_50_and_agree_with_prometheus(seen: Seen):
                              f"[{HALF_WINDOW}]))", result["evaluated_at"])}
     total = sum(answered.values())
     assert set(answered) == {"reviews-v1", "reviews-v2"}
+    # A scrape that began before evaluated_at but was appended after the module's query (a loaded machine: a
+    # CI run saw 61.14 requests from the module, 56.77 from the same query asked later) is in this answer and
+    # not in the module's: the two agree up to what two of the window's scrapes change in increase().
+    # A share moves at most half as much as its two counts.
+    scrapes = 2 * float(prometheus.SCRAPE_INTERVAL.rstrip("s")) / float(HALF_WINDOW.rstrip("s"))
     for workload, edge in (("reviews-v1", v1), ("reviews-v2", v2)):
-        assert edge["share"]["percent"] == pytest.approx(100 * answered[workload] / total, abs=0.01)
-        assert edge["requests"] == pytest.approx(answered[workload], abs=0.01)
-        assert edge["share"]["of"] == pytest.approx(total, abs=0.01)
+        assert edge["share"]["percent"] == pytest.approx(100 * answered[workload] / total, abs=50 * scrapes)
+        assert edge["requests"] == pytest.approx(answered[workload], rel=scrapes)
+        assert edge["share"]["of"] == pytest.approx(total, rel=scrapes)
     assert HALF_SECONDS * PAGES_PER_SECOND / 3 <= total <= MOST_CALLS, total
 
 

@@ -19,31 +19,30 @@ MODULES = sorted(p.stem for p in (REPO_ROOT / "plugins" / "modules").glob("*.py"
 FILTERS = sorted(p.stem for p in (REPO_ROOT / "plugins" / "filter").glob("*.py"))
 
 
+def ansible_doc(kind: str, names: list[str], *options: str) -> str:
+    """One ansible-doc naming every plugin of ``kind`` (it renders each one named); its stdout."""
+    proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-t", kind, *options,
+                           *(f"canary.istio.{name}" for name in names)],
+                          capture_output=True, text=True, env=ansible_env(), check=False)
+    assert proc.returncode == 0 and "[ERROR]" not in proc.stderr and "[WARNING]" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
 def test_ansible_doc_renders_every_module_and_filter():
     assert {"virtual_service", "destination_rule", "traffic_split", "manifest", "canary_info"} <= set(MODULES)
-    # One ansible-doc per plugin type, naming every plugin (it renders each one named).
-    proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "--json", *(f"canary.istio.{name}" for name in MODULES)],
-                          capture_output=True, text=True, env=ansible_env(), check=False)
-    assert proc.returncode == 0, proc.stderr
-    docs = json.loads(proc.stdout)
+    docs = json.loads(ansible_doc("module", MODULES, "--json"))
     for name in MODULES:
         doc = docs[f"canary.istio.{name}"]
         assert doc["doc"]["short_description"] and doc["examples"] and doc["return"], name
         assert f"canary.istio.{name}" in doc["examples"]
-    proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-t", "filter", "--json",
-                           *(f"canary.istio.{name}" for name in FILTERS)],
-                          capture_output=True, text=True, env=ansible_env(), check=False)
-    assert proc.returncode == 0, proc.stderr
-    docs = json.loads(proc.stdout)
+    docs = json.loads(ansible_doc("filter", FILTERS, "--json"))
     for name in FILTERS:
         assert docs[f"canary.istio.{name}"]["doc"]["short_description"], name
     # And as a person reads them: the text a terminal shows.
     for kind, names in (("module", MODULES), ("filter", FILTERS)):
-        proc = subprocess.run([str(VENV_BIN / "ansible-doc"), "-t", kind, *(f"canary.istio.{name}" for name in names)],
-                              capture_output=True, text=True, env=ansible_env(), check=False)
-        assert proc.returncode == 0 and "[ERROR]" not in proc.stderr and "[WARNING]" not in proc.stderr, proc.stderr
+        text = ansible_doc(kind, names)
         for name in names:
-            assert f"canary.istio.{name}" in proc.stdout, (kind, name)
+            assert f"canary.istio.{name}" in text, (kind, name)
 
 
 def test_every_kubernetes_module_joins_the_action_group():

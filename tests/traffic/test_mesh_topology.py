@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.canary.istio.plugins.module_utils._logic.analysis import duration_seconds
 from lab import prometheus
 from lab.kube import KubeClient
 from tests.helpers.ansible import run_module, run_playbook, task_results
@@ -234,7 +235,7 @@ def test_half_and_half_shares_contain_50_and_agree_with_prometheus(seen: Seen):
     # CI run saw 61.14 requests from the module, 56.77 from the same query asked later) is in this answer and
     # not in the module's: the two agree up to what two of the window's scrapes change in increase().
     # A share moves at most half as much as its two counts.
-    scrapes = 2 * float(prometheus.SCRAPE_INTERVAL.rstrip("s")) / float(HALF_WINDOW.rstrip("s"))
+    scrapes = 2 * duration_seconds(prometheus.SCRAPE_INTERVAL) / duration_seconds(HALF_WINDOW)
     for workload, edge in (("reviews-v1", v1), ("reviews-v2", v2)):
         assert edge["share"]["percent"] == pytest.approx(100 * answered[workload] / total, abs=50 * scrapes)
         assert edge["requests"] == pytest.approx(answered[workload], rel=scrapes)

@@ -154,6 +154,9 @@ def describe() -> dict[str, Any]:
     shown = {check.name: {key: f"{value:g}" for key, value in dataclasses.asdict(check).items()
                           if isinstance(value, float) and key not in ("min", "max")}
              for check in checks(Limits())}
+    for check in checks(Limits()):  # fail_percent's default follows from the tolerance: the one in use
+        if hasattr(check, "fail_ratio"):
+            shown[check.name]["fail_percent"] = f"{(check.fail_ratio - 1.0) * 100.0:g}"
     return {"alpha": f"{budget.alpha:g}", "beta": f"{budget.beta:g}", "checks": shown}
 
 

@@ -23,8 +23,9 @@ description:
     many more canary requests would settle it if the canary kept showing what it shows.
   - The error rate is bounded with exact (Clopper-Pearson) bounds; the comparison with the base is the
     exact conditional test for two Poisson counts - it fails when the canary's error rate is shown
-    above the base's, and passes when it is shown below (1 + O(checks[].tolerance_percent)/100) times
-    the base's, or below O(checks[].negligible_percent).
+    above (1 + O(checks[].fail_percent)/100) times the base's (by default 1.2 times), and passes when it
+    is shown below (1 + O(checks[].tolerance_percent)/100) times the base's, or below
+    O(checks[].negligible_percent).
   - Latency is judged on the histogram's counts - the share of the canary's requests slower than the
     bucket boundary at or above O(checks[].max) (at most 1% for a p99 within the limit), and the
     share slower than the boundary at or above p99 + tolerance compared with the base's by the same
@@ -190,6 +191,19 @@ options:
             boundary (default V(0.5)).
           - A number, 0 (off) or more, below 100.
         type: raw
+      fail_percent:
+        description:
+          - How much worse than the base the comparison must show the canary before it fails it, in
+            percent. Between this and O(checks[].tolerance_percent) a canary is passed once shown within the
+            tolerance, and held (inconclusive) until then - never rolled back by the comparison.
+          - For V(request-success-rate), the canary's error rate against the base's (default V(20), or
+            O(checks[].tolerance_percent) when that is lower; V(0) fails a canary shown worse than the base
+            at all). A number from 0 to O(checks[].tolerance_percent).
+          - For V(request-duration), the canary's share of requests slower than the comparison's
+            boundary against the base's (default V(100), twice the base's share, which the comparison
+            tolerates). A number from 0 to 100.
+          - C(docs/analysis.md) has the measured false rollbacks and detections of both error defaults.
+        type: raw
 notes:
   - The module returns the verdict and does not fail the task when the canary fails; use
     C(failed_when) or a role that acts on RV(verdict).
@@ -273,7 +287,7 @@ checks:
       max: null
       bounds:
         limit: {lower: 0.1667, upper: 0.2383, limit: 0.01, lower_confidence: 0.9975, upper_confidence: 0.95}
-        base: {ratio_lower: 40.3, ratio_upper: null, ratio_limit: 2.0, fail_ratio: 1.0, canary_upper: 0.2383, negligible: 0.001,
+        base: {ratio_lower: 40.3, ratio_upper: null, ratio_limit: 2.0, fail_ratio: 1.2, canary_upper: 0.2383, negligible: 0.001,
                lower_confidence: 0.9975, upper_confidence: 0.975}
       more_requests: 0
       min_requests: 299
@@ -376,6 +390,7 @@ CHECK_OPTIONS = {
     "tolerance_percent": {"type": "raw"},
     "tolerance_ms": {"type": "raw"},
     "negligible_percent": {"type": "raw"},
+    "fail_percent": {"type": "raw"},
 }
 
 ARGUMENT_SPEC = {

@@ -236,8 +236,9 @@ def test_a_faulty_canary_fails_the_success_rate_check(analysed: Analysed):
     check = checks_of(result)["request-success-rate"]
     assert result["verdict"] == "fail" and "request-success-rate" in result["failed_checks"], result["summary"]
     assert check["verdict"] == "fail" and "limit: fail" in check["reason"] and "base: fail" in check["reason"]
-    # The bounds show it: above 1 % errors, and worse than the base (which had none).
-    assert check["bounds"]["limit"]["lower"] > 0.01 and check["bounds"]["base"]["ratio_lower"] > 1
+    # The bounds show it: above 1 % errors, and more than a fifth worse than the base (which had none).
+    compared = check["bounds"]["base"]
+    assert check["bounds"]["limit"]["lower"] > 0.01 and compared["ratio_lower"] > compared["fail_ratio"] == 1.2
     assert 65 < check["canary"]["value"] < 92, check  # 20% of answers are 503
     assert check["base"]["value"] == 100
     assert_numbers_are_prometheus_own(analysed.prometheus_url, analysed.namespaces["faulty"], result)

@@ -31,6 +31,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.evidence impor
     DURATION,
     FAIL,
     INCONCLUSIVE,
+    LATENCY_RATIO,
     PASS,
     SUCCESS_RATE,
     Budget,
@@ -65,7 +66,12 @@ DEFAULTS: dict[str, dict[str, float]] = {
     SUCCESS_RATE: {"min": 99.0, "tolerance_percent": 100.0, "negligible_percent": 0.1},
     DURATION: {"max": 500.0, "tolerance_percent": 20.0, "tolerance_ms": 25.0, "negligible_percent": 0.5},
 }
-CHECK_KEYS = {"name", "query", "min", "max", "compare", "tolerance_percent", "tolerance_ms", "negligible_percent"}
+CHECK_KEYS = {"name", "query", "min", "max", "compare", "tolerance_percent", "tolerance_ms", "negligible_percent",
+              "fail_percent"}
+# The comparisons' numeric options (fail_percent's default is the evidence code's: Check.fail_ratio).
+COMPARE_KEYS = ("tolerance_percent", "tolerance_ms", "negligible_percent", "fail_percent")
+# The latency comparison passes up to LATENCY_RATIO times the base's share of slow requests.
+LATENCY_TOLERANCE_PERCENT = (LATENCY_RATIO - 1.0) * 100.0
 # Prometheus durations: one or more number+unit pairs, largest unit first ("1m30s").
 WINDOW_PATTERN = re.compile(r"^(?:\d+y)?(?:\d+w)?(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?(?:\d+ms)?$")
 DURATION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
@@ -136,15 +142,14 @@ def validate_checks(raw_checks: Any) -> list[Check]:
             raise AnalysisInputError(f"{label} is a built-in check and takes no query; name a custom check differently")
         defaults = DEFAULTS.get(name, {}) if query is None else {}
         values = {key: _number(raw.get(key, defaults.get(key)), f"{label}: {key}")
-                  for key in ("min", "max", "tolerance_percent", "tolerance_ms", "negligible_percent")}
+                  for key in ("min", "max", *COMPARE_KEYS)}
         compare = raw.get("compare", True)
         if not isinstance(compare, bool):
             raise AnalysisInputError(f"{label}: compare must be true or false, got {compare!r}")
         if query is None:
             _validate_builtin(name, label, raw, values)
         else:
-            extra = sorted(key for key in ("compare", "tolerance_percent", "tolerance_ms", "negligible_percent")
-                           if key in raw)
+            extra = sorted(key for key in ("compare", *COMPARE_KEYS) if key in raw)
             if extra:
                 raise AnalysisInputError(f"{label}: {extra} apply to the built-in checks only; a custom check "
                                          "is judged by min and max")
@@ -156,14 +161,16 @@ def validate_checks(raw_checks: Any) -> list[Check]:
         checks.append(Check(name=name, query=query, min=values["min"], max=values["max"], compare=compare,
                             tolerance_percent=values["tolerance_percent"] or 0.0,
                             tolerance_ms=values["tolerance_ms"] or 0.0,
-                            negligible_percent=values["negligible_percent"] or 0.0))
+                            negligible_percent=values["negligible_percent"] or 0.0,
+                            fail_percent=values["fail_percent"]))
     return checks
 
 
 def _validate_builtin(name: str, label: str, raw: dict[str, Any], values: dict[str, float | None]) -> None:
-    for key in ("tolerance_percent", "tolerance_ms", "negligible_percent"):
+    for key in COMPARE_KEYS:
         if values[key] is not None and values[key] < 0:
             raise AnalysisInputError(f"{label}: {key} must be 0 or more, got {values[key]:g}")
+    _validate_fail_percent(name, label, values)
     if values["negligible_percent"] is not None and values["negligible_percent"] >= 100:
         raise AnalysisInputError(f"{label}: negligible_percent is a share of requests in percent below 100, "
                                  f"got {values['negligible_percent']:g}")
@@ -180,6 +187,26 @@ def _validate_builtin(name: str, label: str, raw: dict[str, Any], values: dict[s
                                      "tolerance_ms and negligible_percent; min belongs to request-success-rate")
         if values["max"] is not None and values["max"] <= 0:
             raise AnalysisInputError(f"{label}: max is a p99 latency in milliseconds above 0, got {values['max']:g}")
+
+
+def _validate_fail_percent(name: str, label: str, values: dict[str, float | None]) -> None:
+    """fail_percent may not lie beyond what the comparison passes: a canary shown outside the
+    tolerance must be able to fail."""
+    fail = values["fail_percent"]
+    if fail is None:
+        return
+    if name == SUCCESS_RATE:
+        tolerance = values["tolerance_percent"] or 0.0
+        if fail > tolerance:
+            raise AnalysisInputError(
+                f"{label}: fail_percent {fail:g} is above tolerance_percent {tolerance:g}; the comparison passes "
+                "a canary shown within the tolerance, so it must be able to fail one shown beyond it: give "
+                f"fail_percent from 0 to {tolerance:g}")
+    elif fail > LATENCY_TOLERANCE_PERCENT:
+        raise AnalysisInputError(
+            f"{label}: fail_percent {fail:g} is above {LATENCY_TOLERANCE_PERCENT:g}; the latency comparison passes "
+            f"a canary shown with up to {LATENCY_RATIO:g} times the base's share of slow requests, so it must be "
+            f"able to fail one shown beyond that: give fail_percent from 0 to {LATENCY_TOLERANCE_PERCENT:g}")
 
 
 def validate_window(window: Any) -> str:

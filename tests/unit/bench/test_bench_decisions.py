@@ -306,7 +306,8 @@ def _results() -> dict:
                                                 "rate", "steps")},
                "replications": 4, "e2e": {"promote": 3, "rollback": 1, "hold": 0}, "same_decision_as_pure": 4,
                "pure_rates": {"promote": 0.9, "rollback": 0.05, "hold": 0.05}, "agrees": True}
-    evidence = {"alpha": "0.01", "beta": "0.05", "checks": {"request-success-rate": {"tolerance_percent": "100"}}}
+    evidence = {"alpha": "0.01", "beta": "0.05",
+                "checks": {"request-success-rate": {"tolerance_percent": "100", "fail_percent": "20"}}}
     planned = dict(copy.deepcopy(rows[1]), window_requests=2000.0, every_interval=rows[1]["rules"]["ours"])
     planned["rules"]["ours"].update(requests_median=2017.0, seconds_median=20.0)
     return {"date": "2026-12-06 18:00 UTC", "replications": 200, "seed": 4242, "plan": vars(plan) | {},

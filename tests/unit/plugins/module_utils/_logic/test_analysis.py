@@ -50,6 +50,13 @@ def test_default_checks_are_flaggers_two_with_their_defaults():
     assert checks[0].negligible_percent == 0.1
     assert checks[1].max == 500 and checks[1].tolerance_percent == 20 and checks[1].tolerance_ms == 25
     assert checks[1].negligible_percent == 0.5
+    assert checks[0].fail_percent is None and checks[0].fail_ratio == pytest.approx(1.2)
+    assert checks[1].fail_percent is None and checks[1].fail_ratio == pytest.approx(2.0)
+    given = validate_checks([{"name": "request-success-rate", "fail_percent": 0},
+                             {"name": "request-duration", "fail_percent": "50"}])
+    assert [check.fail_ratio for check in given] == [pytest.approx(1.0), pytest.approx(1.5)]
+    lowered = validate_checks([{"name": "request-success-rate", "tolerance_percent": 10}])
+    assert lowered[0].fail_ratio == pytest.approx(1.1)  # never above what the comparison passes
 
 
 @pytest.mark.parametrize("checks,message", [
@@ -73,6 +80,15 @@ def test_default_checks_are_flaggers_two_with_their_defaults():
     ([{"name": "request-duration", "query": "up"}], "takes no query"),
     ([{"name": "request-duration"}, {"name": "request-duration"}], "listed twice"),
     ([{"name": "request-success-rate", "compare": "yes"}], "compare must be true or false"),
+    ([{"name": "request-success-rate", "fail_percent": 150}],
+     "fail_percent 150 is above tolerance_percent 100; .* give fail_percent from 0 to 100"),
+    ([{"name": "request-success-rate", "tolerance_percent": 30, "fail_percent": 40}],
+     "fail_percent 40 is above tolerance_percent 30"),
+    ([{"name": "request-success-rate", "fail_percent": -5}], "fail_percent must be 0 or more, got -5"),
+    ([{"name": "request-success-rate", "fail_percent": "abc"}], "fail_percent must be a number, got 'abc'"),
+    ([{"name": "request-duration", "fail_percent": 101}],
+     "fail_percent 101 is above 100; .* up to 2 times the base's share of slow requests"),
+    ([{"name": "x", "query": "up", "max": 1, "fail_percent": 10}], "built-in checks only"),
 ])
 def test_bad_checks_are_refused_with_the_rule(checks, message):
     with pytest.raises(AnalysisInputError, match=message):
@@ -282,7 +298,7 @@ def test_no_data_is_inconclusive_but_a_clear_failure_still_fails():
 
 
 def test_looks_spend_the_budget_and_are_reported():
-    fake = FakePrometheus({"v1": 9000, "v2": 1000}, {"v1": 45, "v2": 13})
+    fake = FakePrometheus({"v1": 9000, "v2": 1000}, {"v1": 45, "v2": 15})
     alone = run(fake, [{"name": "request-success-rate"}])
     ninth = run(fake, [{"name": "request-success-rate"}], look=1, looks=9)
     assert alone["verdict"] == FAIL and ninth["verdict"] == INCONCLUSIVE

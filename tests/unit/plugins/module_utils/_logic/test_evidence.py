@@ -29,6 +29,7 @@ from ansible_collections.canary.istio.plugins.module_utils._logic.evidence impor
     failing_parts,
     histogram_quantile,
     judge,
+    judge_errors,
     lower_bound,
     normalise_buckets,
     ratio_part,
@@ -119,6 +120,66 @@ def test_comparison_fails_equal_versions_at_most_alpha_exactly(canary_n, base_n,
         if first_fail is not None:
             chance += weight * hypergeometric_upper_tail(first_fail, canary_n, base_n, together)
     assert chance <= level
+
+
+def poisson_likely(mean: float) -> range:
+    spread = 7 * math.sqrt(mean) + 10
+    return range(max(0, math.floor(mean - spread)), math.ceil(mean + spread) + 1)
+
+
+def poisson_pmf(k: int, mean: float) -> float:
+    return math.exp(-mean + k * math.log(mean) - math.lgamma(k + 1))
+
+
+def comparison_fail_chance(check: Check, canary_n: int, base_n: int, canary_rate: float, base_rate: float,
+                           level: float) -> float:
+    """Exact chance that the error comparison fails at ``level`` for Poisson error counts: over the
+    total of errors (Poisson) and the canary's share of it (binomial given the total)."""
+    canary_mean, base_mean = canary_n * canary_rate, base_n * base_rate
+    share = canary_mean / (canary_mean + base_mean)
+    chance = 0.0
+    for together in poisson_likely(canary_mean + base_mean):
+        # More of the errors on the canary only moves the bounds up: the fails are k >= the first (bisection).
+        low, high = -1, together + 1
+        while high - low > 1:
+            middle = (low + high) // 2
+            verdict = judge_errors(check, Counts(base_n, together - middle), Counts(canary_n, middle), level, 0.05,
+                                   1).verdict
+            low, high = (low, middle) if verdict == FAIL else (middle, high)
+        chance += poisson_pmf(together, canary_mean + base_mean) * sum(
+            pmf(k, together, share) for k in likely(together, share) if k >= high)
+    return chance
+
+
+@pytest.mark.parametrize("canary_n,base_n,base_rate", [(3000, 27000, 0.01), (2000, 2000, 0.02)])
+def test_the_error_comparison_fails_a_canary_a_fifth_worse_than_its_base_at_most_alpha_exactly(
+        canary_n, base_n, base_rate):
+    """By default the error comparison fails only a canary shown more than 20 % worse than its base
+    (fail_percent): one exactly 20 % worse is failed at most alpha of the time, however many requests
+    are seen. Failing every canary shown worse at all (fail_percent 0, the rule before) fails it more
+    than five times as often here, and ever more often the more requests there are."""
+    compare_only = Check("request-success-rate", tolerance_percent=100.0, negligible_percent=0.1)
+    assert compare_only.fail_ratio == pytest.approx(1.2)
+    level = 0.001
+    chance = comparison_fail_chance(compare_only, canary_n, base_n, 1.2 * base_rate, base_rate, level)
+    assert chance <= level
+    at_the_base = Check("request-success-rate", tolerance_percent=100.0, negligible_percent=0.1, fail_percent=0.0)
+    before = comparison_fail_chance(at_the_base, canary_n, base_n, 1.2 * base_rate, base_rate, level)
+    assert before > 5 * level
+
+
+def test_fail_percent_defaults_and_its_ratio_in_the_bounds():
+    assert Check("request-success-rate", tolerance_percent=100.0).fail_ratio == pytest.approx(1.2)
+    assert Check("request-success-rate", tolerance_percent=10.0).fail_ratio == pytest.approx(1.1)  # the tolerance
+    assert Check("request-success-rate", tolerance_percent=100.0, fail_percent=50).fail_ratio == pytest.approx(1.5)
+    assert Check("request-duration", tolerance_percent=20.0).fail_ratio == pytest.approx(2.0)
+    # Exact bounds: 16 errors in 1,000 against 45 in 9,000 show the ratio above 1.27 at the only look.
+    shown = judge(ERRORS, Counts(9000, 45), Counts(1000, 16), Budget(0.01, 0.05, 1, 1), 4, project=False)
+    assert shown.verdict == FAIL and shown.bounds["base"]["fail_ratio"] == pytest.approx(1.2)
+    stricter = Check("request-success-rate", min=99.0, tolerance_percent=100.0, negligible_percent=0.1,
+                     fail_percent=30)
+    held = judge(stricter, Counts(9000, 45), Counts(1000, 16), Budget(0.01, 0.05, 1, 1), 4, project=False)
+    assert held.verdict == INCONCLUSIVE and held.bounds["base"]["ratio_lower"] < 1.3
 
 
 @pytest.mark.parametrize("canary_n,base_n,base_rate", [(300, 2700, 0.01), (500, 500, 0.02)])
@@ -232,8 +293,8 @@ def test_spending_splits_alpha_over_looks_and_failing_parts():
 
 def test_a_look_spends_less_than_one_look_alone():
     # The same evidence that fails at the only look is not enough at the first of nine looks.
-    one = judge(ERRORS, Counts(9000, 45), Counts(1000, 14), Budget(0.01, 0.05, 1, 1), 4, project=False)
-    nine = judge(ERRORS, Counts(9000, 45), Counts(1000, 14), Budget(0.01, 0.05, 1, 9), 4, project=False)
+    one = judge(ERRORS, Counts(9000, 45), Counts(1000, 16), Budget(0.01, 0.05, 1, 1), 4, project=False)
+    nine = judge(ERRORS, Counts(9000, 45), Counts(1000, 16), Budget(0.01, 0.05, 1, 9), 4, project=False)
     assert one.verdict == FAIL and nine.verdict == INCONCLUSIVE
     assert one.bounds["base"]["lower_confidence"] < nine.bounds["base"]["lower_confidence"]
 

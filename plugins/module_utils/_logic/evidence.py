@@ -25,15 +25,15 @@ The rules (docs/analysis.md explains them with numbers):
   ratio when that is lower), and *passes* when ``rho`` is shown below the tolerated ratio
   (``1 + tolerance_percent/100``, default 2 for errors), or the canary's own rate is shown below a
   negligible level (so that a base with no errors does not block every pass). A canary shown both
-  worse than the fail ratio and within the tolerance passes.
+  above the fail ratio and within the tolerance passes.
 - **Latency** is judged on the histogram's counts: the share of requests slower than a bucket
   boundary. Against ``max``: the share above the boundaries at/below and at/above ``max`` against
   1 % (p99). Against the base: the boundary is the last one at or below the base's p99 +
   tolerance, and the shares of canary and base above it go through the same conditional count
   test: it passes when the ratio is shown below 2 and fails only when it is shown above its fail ratio
-  (by default 2 as well: a canary a
-  little slower than the base, within what the comparison tolerates, is not failed) and the canary's
-  own p99 is shown above the boundary (more than 1 % of its requests slower).
+  (by default 2 as well: a canary a little slower than the base, within what the comparison
+  tolerates, is not failed) and the canary's own p99 is shown above the boundary (more than 1 % of
+  its requests slower).
   When p99 + tolerance is not a boundary, the result says which boundary was used instead.
 - **One error budget for the whole release.** ``alpha`` (false rollback) and ``beta`` (false
   promotion) are spent over the ``looks`` planned for the release: look ``k`` tests every failing
@@ -64,8 +64,8 @@ SLOW_SHARE_LIMIT = 1.0 - QUANTILE
 LATENCY_RATIO = 2.0
 # The error comparison fails a canary only when its error rate is shown more than this many percent
 # above the base's (or above the tolerance, when that is lower): a canary within a fifth of its base's
-# rate - two builds of the same code on other pods differ that much - is passed or held, never rolled
-# back by the comparison. docs/analysis.md has the measured trade-off against failing at the base's rate.
+# rate is passed or held, never rolled back by the comparison. Failing at the base's own rate spent the
+# release's alpha on healthy canaries; docs/analysis.md has the measured trade-off.
 ERROR_FAIL_PERCENT = 20.0
 # Release defaults: at most 1 % false rollbacks, at most 5 % false promotions.
 DEFAULT_ALPHA = 0.01

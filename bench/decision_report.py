@@ -132,16 +132,18 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     planned = [row for row in (results.get("planned") or {}).get("scenarios", [])
                if row["kind"] == "bad" and row.get("fixed_sample_requests") and row["rules"]["ours"]["requests_median"]]
     out.extend(_time_goals(planned, (("time-planned", _fixed), ("time-window", _fixed_or_window))))
+    replications = results["replications"]
     for peer in PEERS:
         lost = []
         for row in rows:
             ours, theirs = row["rules"]["ours"], row["rules"].get(peer)
             if theirs is None:
                 continue
-            if row["kind"] == "healthy" and ours["rollback"] > theirs["rollback"]:
-                lost.append(scenario(row))
-            if row["kind"] == "bad" and ours["promote"] > theirs["promote"]:
-                lost.append(scenario(row))
+            wrong = {"healthy": "rollback", "bad": "promote"}.get(row["kind"])
+            if wrong and ours[wrong] > theirs[wrong]:
+                # Scored strictly; the releases each rule decided wrongly say by how much.
+                lost.append({**scenario(row), "ours_wrong": num(ours[wrong] * replications),
+                             "theirs_wrong": num(theirs[wrong] * replications)})
         compared = [row for row in rows if row["kind"] in ("healthy", "bad")]
         out.append({"id": f"peer-{peer}", "value": f"{len(compared) - len(lost)}/{len(compared)}",
                     "where": lost, "met": not lost})

@@ -338,6 +338,12 @@ def test_goals_say_met_and_missed_from_the_figures():
     assert goals["bad"]["met"] is False and goals["bad"]["value"] == "100.00%"
     assert goals["healthy"]["met"] is True
     assert goals["peer-kayenta"]["met"] is False
+    # A scenario lost says how many releases each rule decided wrongly: the stand-in judge promoted all
+    # 200 x5 canaries, Kayenta's stand-in 12.3 % of them.
+    lost = goals["peer-kayenta"]["where"]
+    assert [(row["errors"], row["ours_wrong"], row["theirs_wrong"]) for row in lost] == [("5", "200", "25")]
+    assert "(ours 200, theirs 25)" in decision_report.render(results, decision_report.EN)
+    assert "（我们的规则 200，对方 25）" in decision_report.render(results, decision_report.ZH)  # noqa: RUF001
     # Looks planned in requests: 2017 canary requests against the fixed-sample minimum, and against one
     # window's 2000 requests when that is more (x5 at 1 %, 10 % share: about 200).
     fixed = results["scenarios"][1]["fixed_sample_requests"]

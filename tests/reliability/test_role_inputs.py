@@ -47,6 +47,8 @@ ROWS: list[tuple[str, dict[str, Any], str]] = [
     ("canary.yml", {"canary_release_analysis": {"checks": [{"name": "error-budget"}]}},
      "'error-budget' is not a built-in check"),
     ("canary.yml", {"canary_release_analysis": {"checks": [{"name": "request-success-rate", "min": 150}]}}, "got 150"),
+    ("canary.yml", {"canary_release_analysis": {"checks": [{"name": "request-success-rate", "fail_percent": 150}]}},
+     "fail_percent 150 is above tolerance_percent 100"),
     ("canary.yml", {"canary_release_analysis": {"window": "30"}}, "window must be a Prometheus duration"),
     ("canary.yml", {"canary_release_analysis": {"failure_limit": 0}},
      "canary_release_analysis.failure_limit must be a whole number from 1 to 100, got 0"),

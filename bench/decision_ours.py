@@ -151,11 +151,11 @@ def describe() -> dict[str, Any]:
     """The decision code's settings the benchmark ran with (figures only; the pages put them into words)."""
     ev = evidence()
     budget = ev.Budget()
-    shown = {check.name: {key: f"{value:g}" for key, value in dataclasses.asdict(check).items()
-                          if isinstance(value, float) and key not in ("min", "max")}
-             for check in checks(Limits())}
-    for check in checks(Limits()):  # fail_percent's default follows from the tolerance: the one in use
-        if hasattr(check, "fail_ratio"):
+    shown = {}
+    for check in checks(Limits()):
+        shown[check.name] = {key: f"{value:g}" for key, value in dataclasses.asdict(check).items()
+                             if isinstance(value, float) and key not in ("min", "max")}
+        if hasattr(check, "fail_ratio"):  # fail_percent's default follows from the tolerance: the one in use
             shown[check.name]["fail_percent"] = f"{(check.fail_ratio - 1.0) * 100.0:g}"
     return {"alpha": f"{budget.alpha:g}", "beta": f"{budget.beta:g}", "checks": shown}
 

@@ -32,14 +32,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def lab_state() -> Any:
-    """One lab for the whole session: reuses ``LAB_DIR`` when a lab is up there, else starts one."""
+    """One lab for the whole session: reuses ``LAB_DIR`` when a lab is up there, else starts one in
+    ``CANARY_TEST_LAB`` (``build/test-lab`` unless set; ``make test`` gives each of its runs its own)."""
     reuse = os.environ.get("LAB_DIR")
     if reuse:
         state = load_state(reuse)
         if all(process_alive(state["processes"][k]) for k in ("etcd", "apiserver")):
             yield state
             return
-    lab = Lab(REPO_ROOT / "build" / "test-lab")
+    lab = Lab(Path(os.environ.get("CANARY_TEST_LAB") or REPO_ROOT / "build" / "test-lab"))
     state = lab.up()
     try:
         yield state

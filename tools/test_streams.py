@@ -1,16 +1,19 @@
-"""``make test``: the whole suite as two pytest runs side by side, each on labs of its own.
+"""``make test``: the whole suite as three pytest runs side by side, each on labs of its own.
 
 The traffic tests (``tests/traffic``) spend most of their time waiting for real time to pass:
-load at a set rate, Prometheus windows, analyses every few seconds. Everything else spends it
-running ansible-playbook and the lab's API server. One after the other, a 2-core machine used
-about one core; side by side the suite takes about as long as the longer half.
+load at a set rate, Prometheus windows, analyses every few seconds. The rest spends it running
+ansible-playbook and the lab's API server, one process at a time, so one run of it keeps about one
+core busy. On a 2-core machine the rest is split in two by directory: the playbook-heavy flows
+(``tests/e2e``, ``tests/eda``, ``tests/reliability``) and everything else. Each run has a shared
+lab of its own (``CANARY_TEST_LAB``), so no run sees another's objects or audit log.
 
-The other half prints as it runs; the traffic half writes ``build/test-traffic.log`` and is printed
-when it ends. The exit status is non-zero when either half failed. Arguments are passed to both.
+The first run prints as it runs; the others write ``build/test-<name>.log``, printed when they end.
+The exit status is non-zero when any run failed. Arguments are passed to every run.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -19,32 +22,53 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAFFIC = "tests/traffic"
-LOG = REPO_ROOT / "build" / "test-traffic.log"
+FLOWS = ("tests/e2e", "tests/eda", "tests/reliability")
+
+
+def streams() -> list[tuple[str, list[str]]]:
+    """(name, pytest arguments) of each run; the first one prints as it runs."""
+    ignored = [f"--ignore={path}" for path in (TRAFFIC, *FLOWS)]
+    return [("others", ignored), ("flows", list(FLOWS)), ("traffic", [TRAFFIC])]
+
+
+def log_path(name: str) -> Path:
+    return REPO_ROOT / "build" / f"test-{name}.log"
 
 
 def main(argv: list[str]) -> int:
-    LOG.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with LOG.open("w") as log:
-        traffic = subprocess.Popen([sys.executable, "-m", "pytest", TRAFFIC, *argv], cwd=REPO_ROOT,
-                                   stdout=log, stderr=subprocess.STDOUT)
-        try:
-            rest = subprocess.run([sys.executable, "-m", "pytest", f"--ignore={TRAFFIC}", *argv],
-                                  cwd=REPO_ROOT, check=False).returncode
-            print(f"\n[make test] the other tests ended after {time.monotonic() - started:.0f} s "
-                  f"(exit {rest}); the traffic tests, {LOG.relative_to(REPO_ROOT)}:", flush=True)
-            traffic_rc = traffic.wait()
-        except BaseException as stopped:
-            # Ctrl-C at a terminal reaches both pytest runs already; a second one would cut short
-            # the teardown that takes their labs down.
+    (first, first_args), *rest = streams()
+    background: list[tuple[str, subprocess.Popen, Path]] = []
+    codes: dict[str, int] = {}
+    try:
+        for name, args in rest:
+            log = log_path(name)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "CANARY_TEST_LAB": str(REPO_ROOT / "build" / f"test-lab-{name}")}
+            with log.open("w") as out:
+                background.append((name, subprocess.Popen([sys.executable, "-m", "pytest", *args, *argv],
+                                                          cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                                          env=env), log))
+        codes[first] = subprocess.run([sys.executable, "-m", "pytest", *first_args, *argv], cwd=REPO_ROOT,
+                                      check=False).returncode
+        print(f"\n[make test] the {first} tests ended after {time.monotonic() - started:.0f} s "
+              f"(exit {codes[first]})", flush=True)
+        for name, process, log in background:
+            codes[name] = process.wait()
+            print(f"\n[make test] the {name} tests ended after {time.monotonic() - started:.0f} s "
+                  f"(exit {codes[name]}), {log.relative_to(REPO_ROOT)}:", flush=True)
+            print(log.read_text(errors="replace"), flush=True)
+    except BaseException as stopped:
+        # Ctrl-C at a terminal reaches every pytest run already; a second one would cut short
+        # the teardown that takes their labs down.
+        for _, process, _ in background:
             if not isinstance(stopped, KeyboardInterrupt):
-                traffic.send_signal(signal.SIGINT)
-            traffic.wait(timeout=120)
-            raise
-    print(LOG.read_text(errors="replace"), flush=True)
-    print(f"[make test] {time.monotonic() - started:.0f} s in all; other tests exit {rest}, "
-          f"traffic tests exit {traffic_rc}", flush=True)
-    return 1 if rest or traffic_rc else 0
+                process.send_signal(signal.SIGINT)
+            process.wait(timeout=120)
+        raise
+    summary = ", ".join(f"{name} exit {code}" for name, code in codes.items())
+    print(f"[make test] {time.monotonic() - started:.0f} s in all; {summary}", flush=True)
+    return 1 if any(codes.values()) else 0
 
 
 if __name__ == "__main__":

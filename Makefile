@@ -53,7 +53,7 @@ collection: venv
 awx-collection: venv
 	@$(PY) -m tests.helpers.awx_collection >/dev/null
 
-# The traffic tests, the playbook flows and the rest side by side, each on labs of their own (tools/test_streams.py).
+# The traffic tests (then the event tests) and the others side by side, each on labs of their own (tools/test_streams.py).
 test: setup
 	$(PY) tools/test_streams.py
 

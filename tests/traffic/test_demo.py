@@ -4,7 +4,8 @@ The default run promotes a healthy v2 through 10 -> 25 -> 50 %, each step passin
 have seen enough requests;
 ``DEMO_CANARY=faulty`` deploys a v2 that answers 20 % of its requests with 503, and the role rolls
 back on its own at the first step; ``DEMO_CANARY=crashing`` deploys a v2 that refuses every
-connection (503s that only the callers' proxies report), rolled back the same way. The two rollback
+connection (503s that only the callers' proxies report), rolled back the same way;
+``DEMO_CANARY=slow`` deploys a v2 500 ms slower, rolled back by the latency check. The three rollback
 runs go side by side, each on its own lab: most of a run is waiting for windows of traffic. In all,
 users routed to the base see no failure (the demo's load generator sorts every page by the reviews
 version that served or failed it).
@@ -88,8 +89,8 @@ def test_demo_promotes_a_healthy_canary_through_analysed_steps_and_leaves_the_la
         Lab(lab_dir).down(quiet=True)
 
 
-def test_demo_faulty_and_crashing_canaries_are_rolled_back_by_the_analysis_at_the_first_step(tmp_path: Path):
-    labs = {kind: tmp_path / f"demo-lab-{kind}" for kind in ("faulty", "crashing")}
+def test_demo_faulty_crashing_and_slow_canaries_are_rolled_back_by_the_analysis_at_the_first_step(tmp_path: Path):
+    labs = {kind: tmp_path / f"demo-lab-{kind}" for kind in ("faulty", "crashing", "slow")}
     try:
         running = {kind: start_demo(lab_dir, DEMO_CANARY=kind) for kind, lab_dir in labs.items()}
         outputs = {kind: finish_demo(proc) for kind, proc in running.items()}
@@ -103,6 +104,11 @@ def test_demo_faulty_and_crashing_canaries_are_rolled_back_by_the_analysis_at_th
                 kind, out[-3000:])
             assert re.search(r"after\s+200 answers, 0 errors: .*v1 100\.0%", out), (kind, out[-3000:])
             assert re.search(rf"Release report: \S+release-report-{kind}\.html", out), kind
+        # The slow canary answers every request, 500 ms late: the latency check fails it, not the errors.
+        assert re.search(r"analysis \d+ at 10%: fail - canary v2 failed: request-duration$", outputs["slow"], re.M), (
+            outputs["slow"][-3000:])
+        slow = users(outputs["slow"])
+        assert slow["v1"][1] == 0 and slow["v2"] == (slow["v2"][0], 0) and slow["v2"][0] > 0, slow
         faulty, crashing = users(outputs["faulty"]), users(outputs["crashing"])
         # The faulty v2 answers (pages come from it); users on v1 see no failure. Istio's productpage calls reviews
         # again after a failure, so few of v2's errors reach a page: the analysis' fail above judged them.

@@ -155,8 +155,8 @@ def describe() -> dict[str, Any]:
     for check in checks(Limits()):
         shown[check.name] = {key: f"{value:g}" for key, value in dataclasses.asdict(check).items()
                              if isinstance(value, float) and key not in ("min", "max")}
-        if hasattr(check, "fail_ratio"):  # fail_percent's default follows from the tolerance: the one in use
-            shown[check.name]["fail_percent"] = f"{(check.fail_ratio - 1.0) * 100.0:g}"
+        # fail_percent's default follows from the tolerance: the one in use, from the check's fail ratio.
+        shown[check.name]["fail_percent"] = f"{(check.fail_ratio - 1.0) * 100.0:g}"
     return {"alpha": f"{budget.alpha:g}", "beta": f"{budget.beta:g}", "checks": shown}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import secrets
@@ -51,6 +52,22 @@ TOKEN_USERS = {
     "nobody": ("lab:nobody", ""),
 }
 
+
+# The lab's own RBAC: "viewer" may read the kinds a release touches.
+LAB_RBAC = (
+    ("/apis/rbac.authorization.k8s.io/v1/clusterroles",
+     {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "lab-viewer"},
+      "rules": [{"apiGroups": ["", "apps", "networking.istio.io"], "resources": ["*"],
+                 "verbs": ["get", "list", "watch"]}]}),
+    ("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+     {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "lab-viewer"},
+      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "lab-viewer"},
+      "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "lab:viewer"}]}),
+)
+SERVICE_RANGE = "10.96.0.0/24"
+# Raised when what a provisioned etcd holds changes in a way etcd_template's key does not see.
+TEMPLATE_FORMAT = 1
+TEMPLATE_UNUSED_DAYS = 7
 
 PROCESS_NAMES = {"etcd": "etcd", "apiserver": "kube-apiserver", "webhook": "the validation webhook (lab.webhook)"}
 
@@ -338,6 +355,57 @@ def stop_process(record: dict[str, Any], timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
+# --- provisioned etcd data, kept once per machine ----------------------------------------------
+#
+# Installing the 25 CRDs costs the apiserver about 20 s of CPU in this version (1.20): it merges and
+# re-serialises its whole OpenAPI document once per CRD, and the aggregator does again. An apiserver
+# that starts on an etcd already holding them builds that document once (its CRD OpenAPI controller
+# reads every CRD before it merges). So the first lab with a given apiserver, etcd and set of CRDs
+# provisions an empty etcd as before and keeps a copy of its data, stopped cleanly; every later lab
+# starts on a copy of that. The key covers what the data depends on; what differs per lab (ports,
+# certificates, tokens, the webhook's URL) is not in etcd.
+
+def etcd_template(binaries: dict[str, str], versions: dict[str, str], crds: list[dict[str, Any]]) -> Path:
+    """Where the provisioned etcd data for these binaries and CRDs is kept (it may not exist yet)."""
+    digest = hashlib.sha256()
+    for name in sorted(binaries):
+        info = os.stat(binaries[name])
+        digest.update(f"{name}={binaries[name]}:{info.st_size}:{info.st_mtime_ns}:{versions.get(name)}\n".encode())
+    digest.update(json.dumps([TEMPLATE_FORMAT, SERVICE_RANGE, LAB_RBAC, crds], sort_keys=True).encode())
+    return CACHE_DIR / "etcd-templates" / digest.hexdigest()[:20]
+
+
+def keep_template(data_dir: Path, template: Path) -> None:
+    """Copies a stopped etcd's data to ``template``, atomically: a lab starting meanwhile sees all
+    of it or none. When two labs provision at once, the first copy stays. Templates no lab used for
+    TEMPLATE_UNUSED_DAYS (other CRDs or binaries) are removed."""
+    template.parent.mkdir(parents=True, exist_ok=True)
+    partial = template.parent / f".partial-{template.name}-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(data_dir, partial)
+    try:
+        partial.rename(template)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+    cutoff = time.time() - TEMPLATE_UNUSED_DAYS * 86400
+    for other in template.parent.iterdir():
+        with contextlib.suppress(OSError):
+            if other != template and other.stat().st_mtime < cutoff:
+                shutil.rmtree(other)
+
+
+def copy_template(template: Path, data_dir: Path) -> bool:
+    """Copies the kept data into a new lab's etcd directory; False when there is none (yet)."""
+    try:
+        shutil.copytree(template, data_dir)
+    except FileNotFoundError:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        return False
+    with contextlib.suppress(OSError):
+        os.utime(template)  # in use: not pruned
+    return True
+
+
 # --- up / down --------------------------------------------------------------------------------
 
 class Lab:
@@ -429,16 +497,53 @@ class Lab:
 
     def _start(self, state: dict[str, Any], binaries: dict[str, str], ports: dict[str, int], pki: Path,
                token_file: Path, policy: Path, timeout: float) -> None:
-        logs = self.dir / "logs"
         # The webhook's interpreter starts while etcd and the apiserver do; it is registered only
         # once it listens and the apiserver is ready (it fails closed: registered too early, every
         # Istio write would fail).
         (self.dir / WEBHOOK_INFO_FILE).unlink(missing_ok=True)
         python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
         webhook = self._spawn(state, "webhook", [sys.executable, "-m", "lab.webhook", "--dir", str(self.dir)],
-                              logs / "webhook.log", extra_env={"PYTHONPATH": python_path})
+                              self.dir / "logs" / "webhook.log", extra_env={"PYTHONPATH": python_path})
+        docs = load_crds() + load_gateway_api_crds()
+        template = etcd_template(binaries, state["versions"], docs)
+        copied = copy_template(template, self.dir / "etcd")
+        state["etcd_template"] = {"path": str(template), "copied": copied}
+        if not copied:
+            # The first lab with these binaries and CRDs: an empty etcd, provisioned, then kept.
+            say(f"provisioning etcd with {len(docs)} CRDs once; later labs start from a copy ({template})")
+            client, apiserver, deadline = self._start_store(state, binaries, ports, pki, token_file, policy,
+                                                            timeout)
+            self._create_crds(state, docs, deadline, apiserver)
+            self._wait_crds_served(client, docs, deadline, apiserver)
+            for path, body in LAB_RBAC:
+                client.create(path, body)
+            self._wait(lambda: client.get("/api/v1/namespaces/default"), deadline, apiserver,
+                       "the default namespace")
+            for key in ("apiserver", "etcd"):
+                stop_process(state["processes"][key], timeout=30)
+            keep_template(self.dir / "etcd", template)
+        try:
+            client, apiserver, deadline = self._start_store(state, binaries, ports, pki, token_file, policy,
+                                                            timeout)
+            self._wait_crds_served(client, docs, deadline, apiserver)
+        except LabError as exc:
+            if copied and "address already in use" not in str(exc):
+                # A kept copy that does not start would fail every lab after this one: the next provisions anew.
+                say(f"removing the kept etcd data {template}: a lab did not start from it")
+                shutil.rmtree(template, ignore_errors=True)
+            raise
+        self._wait(lambda: client.get("/api/v1/namespaces/default"), deadline, apiserver,
+                   "the default namespace")
+        self._register_webhook(client, state, webhook, apiserver, deadline)
+
+    def _start_store(self, state: dict[str, Any], binaries: dict[str, str], ports: dict[str, int], pki: Path,
+                     token_file: Path, policy: Path, timeout: float) -> tuple[KubeClient, dict[str, Any], float]:
+        """Starts etcd on the lab's data directory and the apiserver on it; returns once /readyz is ok."""
+        logs = self.dir / "logs"
         etcd_url = f"http://127.0.0.1:{ports['etcd_client']}"
         peer_url = f"http://127.0.0.1:{ports['etcd_peer']}"
+        # On a copied data directory etcd keeps the member it holds (the --initial-* flags apply
+        # to a new one only); one member on loopback never calls its peer address.
         etcd = self._spawn(state, "etcd", [
             binaries["etcd"], "--name", "lab", "--data-dir", str(self.dir / "etcd"),
             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
@@ -458,7 +563,7 @@ class Lab:
             "--service-account-issuer=https://kubernetes.default.svc",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--service-cluster-ip-range=10.96.0.0/24", "--endpoint-reconciler-type=none",
+            f"--service-cluster-ip-range={SERVICE_RANGE}", "--endpoint-reconciler-type=none",
             f"--audit-log-path={state['audit_log']}", f"--audit-policy-file={policy}",
             "--audit-log-mode=blocking", "--audit-log-maxsize=0",
             "--enable-priority-and-fairness=false",
@@ -470,11 +575,7 @@ class Lab:
         deadline = time.monotonic() + timeout
         self._wait(lambda: client.request("GET", "/readyz") is not None, deadline, apiserver, "/readyz ok")
         state["versions"]["apiserver_reported"] = client.get("/version").get("gitVersion")
-        self._install_crds(client, state, deadline, apiserver)
-        self._install_rbac(client)
-        self._wait(lambda: client.get("/api/v1/namespaces/default"), deadline, apiserver,
-                   "the default namespace")
-        self._register_webhook(client, state, webhook, apiserver, deadline)
+        return client, apiserver, deadline
 
     def _wait(self, probe: Any, deadline: float, record: dict[str, Any], what: str) -> Any:
         last: Exception | None = None
@@ -492,12 +593,11 @@ class Lab:
         raise LabError(f"timed out waiting for {what} (last error: {last}); last lines of "
                        f"{record['log']}:\n{_tail(Path(record['log']))}")
 
-    def _install_crds(self, client: KubeClient, state: dict[str, Any], deadline: float,
-                      record: dict[str, Any]) -> None:
+    def _create_crds(self, state: dict[str, Any], docs: list[dict[str, Any]], deadline: float,
+                     record: dict[str, Any]) -> None:
         # Posted as they are: the API server drops the CEL rules 1.20 does not know and keeps the
         # rest (types, required fields, pruning), as a cluster with Istio installed does. Gateway
         # API's get the one documented adaptation (adapt_crd_for_1_20).
-        docs = load_crds() + load_gateway_api_crds()
         base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
         def create() -> bool:
@@ -508,6 +608,9 @@ class Lab:
             return True
 
         self._wait(create, deadline, record, f"creating {len(docs)} CRDs")
+
+    def _wait_crds_served(self, client: KubeClient, docs: list[dict[str, Any]], deadline: float,
+                          record: dict[str, Any]) -> None:
         expected: dict[str, set[str]] = {}
         for doc in docs:
             for version in doc["spec"]["versions"]:
@@ -590,18 +693,6 @@ class Lab:
             return False
 
         self._wait(refused, deadline, apiserver, "the validation webhook to judge VirtualServices")
-
-    def _install_rbac(self, client: KubeClient) -> None:
-        role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                "metadata": {"name": "lab-viewer"},
-                "rules": [{"apiGroups": ["", "apps", "networking.istio.io"],
-                           "resources": ["*"], "verbs": ["get", "list", "watch"]}]}
-        binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                   "metadata": {"name": "lab-viewer"},
-                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "lab-viewer"},
-                   "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "lab:viewer"}]}
-        client.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
-        client.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
 
     def _write_kubeconfig(self, state: dict[str, Any]) -> None:
         users = [{"name": f"lab-{key}", "user": {"token": state["tokens"][key]}} for key in TOKEN_USERS]

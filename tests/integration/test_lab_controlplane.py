@@ -179,3 +179,62 @@ def test_a_lab_that_cannot_start_says_why_and_leaves_no_process(tmp_path: Path):
     # No etcd left behind from the failed start.
     leftovers = subprocess.run(["pgrep", "-f", str(lab_dir)], capture_output=True, text=True, check=False)
     assert leftovers.stdout.strip() == ""
+
+
+def _audited_writes(lab_dir: Path, resource: str) -> list[str]:
+    events = [json.loads(line) for line in (lab_dir / "audit.log").read_text().splitlines() if line.strip()]
+    return [e["objectRef"].get("name", "") for e in events
+            if e.get("stage") == "ResponseComplete" and e["verb"] == "create"
+            and e.get("objectRef", {}).get("resource") == resource and e["responseStatus"]["code"] == 201]
+
+
+@pytest.mark.slow
+def test_the_first_lab_provisions_etcd_later_labs_start_from_its_kept_copy_and_a_bad_copy_is_dropped(
+        tmp_path: Path):
+    # A machine of its own: an empty cache, the binaries it already has.
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "KUBEBUILDER_ASSETS": str(Path(find_binaries(provision=False)["kube-apiserver"]).parent)}
+
+    def lab(lab_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lab", "--dir", str(lab_dir), *args], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    first, second, third = tmp_path / "first", tmp_path / "second", tmp_path / "third"
+    try:
+        up = lab(first, "up", "--no-provision")
+        assert up.returncode == 0, up.stderr
+        assert "provisioning etcd with 25 CRDs once" in up.stderr
+        assert len(_audited_writes(first, "customresourcedefinitions")) == 25
+        assert lab(first, "down").returncode == 0
+        up = lab(second, "up", "--no-provision")
+        assert up.returncode == 0, up.stderr
+        assert "provisioning" not in up.stderr
+        state = json.loads((second / "lab.json").read_text())
+        assert state["etcd_template"]["copied"] is True
+        template = Path(state["etcd_template"]["path"])
+        assert template.parent == tmp_path / "cache" / "canary-istio-lab" / "etcd-templates"
+        # Nothing was created at start-up but the webhook's registration, yet the lab holds what the first
+        # one provisioned: Istio's CRDs served, the viewer's RBAC, a fresh webhook on this lab's own port.
+        assert _audited_writes(second, "customresourcedefinitions") == []
+        assert _audited_writes(second, "clusterroles") == []
+        viewer = KubeClient.from_state(state, user="viewer")
+        assert viewer.get("/apis/networking.istio.io/v1/namespaces/default/virtualservices")["items"] == []
+        with pytest.raises(KubeError) as denied:
+            KubeClient.from_state(state, user="nobody").get(
+                "/apis/networking.istio.io/v1/namespaces/default/virtualservices")
+        assert denied.value.status == 403
+        admin = KubeClient.from_state(state)
+        with pytest.raises(KubeError) as refused:
+            admin.create("/apis/networking.istio.io/v1/namespaces/default/virtualservices", _reviews_vs("bad", -1))
+        assert refused.value.status == 400 and "validation.istio.io" in str(refused.value)
+        assert lab(second, "down").returncode == 0
+        # Kept data that etcd cannot read: that lab fails and says so, and the copy is gone for the next one.
+        (template / "member" / "snap" / "db").write_bytes(b"not a bbolt file")
+        up = lab(third, "up", "--no-provision")
+        assert up.returncode == 1
+        assert f"removing the kept etcd data {template}" in up.stderr
+        assert not template.exists()
+        assert not (third / "lab.json").exists()
+    finally:
+        for lab_dir in (first, second, third):
+            lab(lab_dir, "down")

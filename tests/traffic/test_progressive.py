@@ -55,11 +55,15 @@ STEPS = [10, 25, 50]
 # With no bad request among n, the upper bound on the share of slow (> 500 ms) requests falls below p99's 1 %
 # once n >= ln(beta_look) / ln(0.99): at 80 % power over 24 planned looks, about 480 canary requests - about
 # 60 s at 10 % of 80 pages/s, so the healthy release plans 8 looks per step, evidence accumulating within a
-# step. A bad canary fails on its bounds at the first look. The p99 comparison allows 250 ms over the base's
-# (two shared cores make Python's p99 noisy); a canary 500 ms slower is far outside it and above the limit.
+# step. A bad canary fails on its bounds at the first look. The p99 comparison allows 500 ms over the base's: on
+# two loaded cores Python's tail is long, and reviews v2 calls ratings (one hop more through the Python router than
+# v1). With 250 ms, a fresh-clone run held the healthy canary at 10 % for all 8 looks: canary p99 61 ms against
+# 25, but its share of requests slower than 250 ms (of 746) against the base's (of 6,696) had the interval
+# 0.053..6,440 at the last look: a few slow canary requests, almost none from the base. A canary 500 ms slower is
+# still above the limit (max 500) and slower than the comparison's boundary (500 ms).
 ANALYSIS = {"window": "10s", "interval": 10, "power": 80,
             "checks": [{"name": "request-success-rate", "min": 99, "negligible_percent": 1},
-                       {"name": "request-duration", "max": 500, "tolerance_ms": 250, "negligible_percent": 1}]}
+                       {"name": "request-duration", "max": 500, "tolerance_ms": 500, "negligible_percent": 1}]}
 # dry: the analysis reports and never acts - no traffic, so every look is inconclusive (which would hold),
 # yet the release goes through every step and ends as canary_release_decision says.
 # A bad canary fails on its bounds once a few dozen of its requests are in; on a loaded machine the first look

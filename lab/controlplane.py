@@ -526,10 +526,11 @@ class Lab:
             client, apiserver, deadline = self._start_store(state, binaries, ports, pki, token_file, policy,
                                                             timeout)
             self._wait_crds_served(client, docs, deadline, apiserver)
-        except LabError as exc:
-            if copied and "address already in use" not in str(exc):
-                # A kept copy that does not start would fail every lab after this one: the next provisions anew.
-                say(f"removing the kept etcd data {template}: a lab did not start from it")
+        except LabError:
+            if copied and not process_alive(state["processes"]["etcd"]):
+                # Kept data etcd cannot start on would fail every lab after this one: the next provisions anew.
+                # (A slow start on a loaded machine, or a port taken meanwhile, leaves etcd running: kept.)
+                say(f"removing the kept etcd data {template}: etcd did not start on a copy of it")
                 shutil.rmtree(template, ignore_errors=True)
             raise
         self._wait(lambda: client.get("/api/v1/namespaces/default"), deadline, apiserver,

@@ -232,7 +232,7 @@ def test_the_first_lab_provisions_etcd_later_labs_start_from_its_kept_copy_and_a
         (template / "member" / "snap" / "db").write_bytes(b"not a bbolt file")
         up = lab(third, "up", "--no-provision")
         assert up.returncode == 1
-        assert f"removing the kept etcd data {template}" in up.stderr
+        assert f"removing the kept etcd data {template}: etcd did not start on a copy of it" in up.stderr
         assert not template.exists()
         assert not (third / "lab.json").exists()
     finally:

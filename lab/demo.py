@@ -20,8 +20,6 @@ after the base release the ingress is a Gateway API Gateway with the productpage
 routed by a Service-parented HTTPRoute to its per-version Service, and the role releases reviews v2 on the
 reviews HTTPRoute (canary_release_traffic_api: httproute), creating the Service reviews-v2 itself.
 `DEMO_INTERACTIVE=1` runs the old, person-driven flow (prompts for the ratio and the decision).
-`DEMO_OUT=DIR` saves the topology pictures and the release report in DIR instead of build/demo/ (demos
-side by side, each with a lab of its own, keep their files apart).
 The lab stays up for browsing until `make lab-down`.
 
 The demo drives the collection only through `ansible-playbook`, as a user would; it imports
@@ -58,7 +56,7 @@ LABELS = {"v3": 'data-star-color="red"', "v2": 'data-star-color="black"', "v1": 
 # check cannot fail a correct router in practice (docs/testing.md). The canary itself is judged by
 # the analysis, and the pages users got are counted by the load generator.
 CONFIDENCE = 99.99  # percent, as traffic_probe takes it and states it in its result
-OUT = Path(os.environ.get("DEMO_OUT") or REPO_ROOT / "build" / "demo")
+OUT = REPO_ROOT / "build" / "demo"
 CANARIES = {"healthy": "bookinfo-reviews-v2.yaml", "faulty": "bookinfo-reviews-v2-faulty.yaml",
             "slow": "bookinfo-reviews-v2-slow.yaml", "crashing": "bookinfo-reviews-v2-crashing.yaml"}
 STEPS = [10, 25, 50]
@@ -203,7 +201,7 @@ class Load:
 
 
 def topology(kubeconfig: str, prometheus_url: str, moment: str, title: str, quiet: bool = False) -> Path:
-    """The neighbourhood of reviews now (mesh_topology, printed unless quiet), saved as SVG and text in OUT."""
+    """The neighbourhood of reviews now (mesh_topology, printed unless quiet), saved as SVG and text in build/demo/."""
     OUT.mkdir(parents=True, exist_ok=True)
     picture = OUT / f"topology-{moment}.svg"
     with tempfile.TemporaryDirectory(prefix="canary-demo-") as tmp:
